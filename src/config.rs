@@ -1,0 +1,771 @@
+//! The YAML configuration: serde types in the seed's layout (`cluster.monitoring`,
+//! `cluster.dashboard`) plus `ipfs`, their defaults, and validation.
+//!
+//! Owns parsing and checking only: nothing here opens a socket or starts a task. Every error a
+//! user can get names the file, line, column and key path, on one line. Values are checked while
+//! they are read (so serde-saphyr knows where they stand); references between sections (an alert
+//! naming an action) are checked afterwards, with locations kept by [`Spanned`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use serde_saphyr::Spanned;
+
+use crate::dotted;
+
+/// The configuration embedded in the binary, used by `serve` when no `--config` is given.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default-config.yaml");
+
+/// A configuration error, shown to the user on one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read the configuration: {source}")]
+    Read {
+        /// The file's path.
+        file: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The YAML is malformed, or a key or value is wrong.
+    #[error("{file}:{line}:{column}: {path}: {reason}")]
+    Invalid {
+        /// The file's path.
+        file: String,
+        /// 1-based line, 0 when unknown.
+        line: u64,
+        /// 1-based column, 0 when unknown.
+        column: u64,
+        /// Dotted key path, e.g. `cluster.monitoring.alerts[0].operator`.
+        path: String,
+        /// Why the value is wrong, and what would be right.
+        reason: String,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The Kubo RPC API of this node.
+    #[serde(default)]
+    pub ipfs: IpfsConfig,
+    /// This node's place in the cluster, monitoring and dashboard.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+}
+
+/// `ipfs`: how to reach this node's Kubo RPC API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpfsConfig {
+    /// Base URL of the Kubo RPC API (default `http://127.0.0.1:5001`).
+    #[serde(default = "default_ipfs_api_url")]
+    pub api_url: HttpUrl,
+    /// Timeout of each call to the RPC API, in seconds (default 5).
+    #[serde(default = "default_ipfs_timeout")]
+    pub timeout_seconds: PositiveSeconds,
+    /// Count pins every N collections, keeping the last count between (default 1: every one).
+    /// Listing recursive and direct pins streams one line per pin: raise it on nodes with
+    /// millions of pins.
+    #[serde(default = "default_pin_count_every")]
+    pub pin_count_every_collections: NonZeroCount,
+    /// Read `NumObjects` (a full `repo/stat`, which walks the blockstore) every N collections
+    /// (default 10).
+    #[serde(default = "default_object_count_every")]
+    pub object_count_every_collections: NonZeroCount,
+}
+
+impl Default for IpfsConfig {
+    fn default() -> Self {
+        Self {
+            api_url: default_ipfs_api_url(),
+            timeout_seconds: default_ipfs_timeout(),
+            pin_count_every_collections: default_pin_count_every(),
+            object_count_every_collections: default_object_count_every(),
+        }
+    }
+}
+
+fn default_ipfs_api_url() -> HttpUrl {
+    HttpUrl::parse("http://127.0.0.1:5001").expect("the default URL is valid")
+}
+fn default_ipfs_timeout() -> PositiveSeconds {
+    PositiveSeconds(5.0)
+}
+fn default_pin_count_every() -> NonZeroCount {
+    NonZeroCount(1)
+}
+fn default_object_count_every() -> NonZeroCount {
+    NonZeroCount(10)
+}
+
+/// `cluster`: this node's identity, monitoring and dashboard.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's id in the cluster (default: the host name).
+    #[serde(default = "default_node_id")]
+    pub node_id: String,
+    /// This node's role (default `worker`).
+    #[serde(default)]
+    pub role: Role,
+    /// Collection, alerts and recovery actions.
+    #[serde(default)]
+    pub monitoring: MonitoringConfig,
+    /// The HTML dashboard.
+    #[serde(default)]
+    pub dashboard: DashboardConfig,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            node_id: default_node_id(),
+            role: Role::default(),
+            monitoring: MonitoringConfig::default(),
+            dashboard: DashboardConfig::default(),
+        }
+    }
+}
+
+fn default_node_id() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+/// A node's role, as in ipfs-kit-py.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Coordinates the cluster and sees every peer.
+    Master,
+    /// Stores and serves content.
+    #[default]
+    Worker,
+    /// Consumes content without storing it for others.
+    Leecher,
+}
+
+impl Role {
+    /// The role as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Master => "master",
+            Role::Worker => "worker",
+            Role::Leecher => "leecher",
+        }
+    }
+}
+
+/// `cluster.monitoring`: collection, alerts and recovery actions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringConfig {
+    /// Collect at all (default true). When false, only `ipfs_sentinel_build_info` is served.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Seconds between collections (default 60).
+    #[serde(default = "default_collection_interval")]
+    pub collection_interval_seconds: PositiveSeconds,
+    /// The longest one collector may take, in seconds, before it counts as failed (default 10).
+    #[serde(default = "default_collector_timeout")]
+    pub collector_timeout_seconds: PositiveSeconds,
+    /// Hours of history to keep (default 24).
+    #[serde(default = "default_history_hours")]
+    pub metrics_history_duration_hours: PositiveSeconds,
+    /// Threshold alerts in the seed's short form.
+    #[serde(default)]
+    pub alerts: Vec<AlertConfig>,
+    /// Recovery actions, by name; alerts refer to them with `action` or `actions`.
+    #[serde(default)]
+    pub recovery_actions: BTreeMap<String, RecoveryActionConfig>,
+}
+
+impl Default for MonitoringConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            collection_interval_seconds: default_collection_interval(),
+            collector_timeout_seconds: default_collector_timeout(),
+            metrics_history_duration_hours: default_history_hours(),
+            alerts: Vec::new(),
+            recovery_actions: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_collection_interval() -> PositiveSeconds {
+    PositiveSeconds(60.0)
+}
+fn default_collector_timeout() -> PositiveSeconds {
+    PositiveSeconds(10.0)
+}
+fn default_history_hours() -> PositiveSeconds {
+    PositiveSeconds(24.0)
+}
+
+/// One threshold alert in the seed's short form.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertConfig {
+    /// Alert name (default: derived from metric, operator and threshold).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A dotted metric name such as `node.disk_usage_percent`.
+    pub metric: Spanned<String>,
+    /// How the metric is compared with the threshold.
+    pub operator: Operator,
+    /// A number, or a state name for state metrics (`node.status`).
+    pub threshold: Spanned<Threshold>,
+    /// `info`, `warning` or `critical`.
+    pub severity: Severity,
+    /// How long the condition must hold before the alert fires (default 0).
+    #[serde(default)]
+    pub duration_minutes: NonNegative,
+    /// The recovery action to run when it fires.
+    #[serde(default)]
+    pub action: Option<Spanned<String>>,
+    /// Several recovery actions to run when it fires.
+    #[serde(default)]
+    pub actions: Vec<Spanned<String>>,
+    /// Extra labels on the alert.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations on the alert (summary, description, ...).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl AlertConfig {
+    /// The names of every action this alert runs, `action` first.
+    pub fn action_names(&self) -> impl Iterator<Item = &Spanned<String>> {
+        self.action.iter().chain(self.actions.iter())
+    }
+}
+
+/// A comparison operator of a short-form alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Operator {
+    /// Greater than.
+    #[serde(rename = ">")]
+    Gt,
+    /// Greater than or equal.
+    #[serde(rename = ">=")]
+    Ge,
+    /// Less than.
+    #[serde(rename = "<")]
+    Lt,
+    /// Less than or equal.
+    #[serde(rename = "<=")]
+    Le,
+    /// Equal.
+    #[serde(rename = "==")]
+    Eq,
+    /// Not equal.
+    #[serde(rename = "!=")]
+    Ne,
+}
+
+impl Operator {
+    /// The operator as PromQL writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operator::Gt => ">",
+            Operator::Ge => ">=",
+            Operator::Lt => "<",
+            Operator::Le => "<=",
+            Operator::Eq => "==",
+            Operator::Ne => "!=",
+        }
+    }
+}
+
+/// The threshold of a short-form alert.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Threshold {
+    /// A number, compared with the metric's value.
+    Number(f64),
+    /// A state name, for state metrics such as `node.status`.
+    State(String),
+}
+
+/// Alert severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// For the record.
+    Info,
+    /// Look soon.
+    Warning,
+    /// Act now.
+    Critical,
+}
+
+/// One recovery action. Exactly one of `command`, `script`, `method`, `builtin`, `webhook`,
+/// `alertmanager` says what it does; the rest is policy.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryActionConfig {
+    /// A command line (split into argv with shell-words rules, never run by a shell) or an argv list.
+    #[serde(default)]
+    pub command: Option<CommandLine>,
+    /// A script to run with `args`.
+    #[serde(default)]
+    pub script: Option<String>,
+    /// Arguments of `script`; placeholders such as `{node_id}` are expanded.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// A built-in, in the seed's spelling (`cluster_manager.reallocate_pins`).
+    #[serde(default)]
+    pub method: Option<Builtin>,
+    /// A built-in: `run_gc`, `reallocate_pins`, `connect_bootstrap_peers`.
+    #[serde(default)]
+    pub builtin: Option<Builtin>,
+    /// POST Alertmanager's webhook payload to a URL.
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
+    /// Push the alert to Alertmanager's API.
+    #[serde(default)]
+    pub alertmanager: Option<AlertmanagerConfig>,
+    /// Where it runs: `local` or `alerting_node` (default).
+    #[serde(default)]
+    pub target: Target,
+    /// The longest a command may run, in seconds (default 60).
+    #[serde(default)]
+    pub timeout_seconds: Option<PositiveSeconds>,
+    /// Seconds before the same action may run again for the same node (default 600).
+    #[serde(default)]
+    pub cooldown_seconds: Option<NonNegative>,
+    /// Runs per alert episode at most (default 3).
+    #[serde(default)]
+    pub max_runs: Option<NonZeroCount>,
+    /// Also run when the alert resolves (default false).
+    #[serde(default)]
+    pub on_resolved: bool,
+    /// Seconds the alert must still fire after the first run before `escalate_to` runs.
+    #[serde(default)]
+    pub escalate_after_seconds: Option<PositiveSeconds>,
+    /// The action to run on escalation.
+    #[serde(default)]
+    pub escalate_to: Option<Spanned<String>>,
+}
+
+impl RecoveryActionConfig {
+    /// A short description of what the action does, for summaries.
+    pub fn describe(&self) -> String {
+        if let Some(c) = &self.command {
+            return format!("command {}", c.describe());
+        }
+        if let Some(s) = &self.script {
+            return format!("script {s} {}", self.args.join(" ")).trim_end().to_owned();
+        }
+        if let Some(b) = self.method.or(self.builtin) {
+            return format!("built-in {}", b.as_str());
+        }
+        if let Some(w) = &self.webhook {
+            return format!("webhook {}", w.url.0);
+        }
+        if let Some(a) = &self.alertmanager {
+            let urls: Vec<&str> = a.urls.iter().map(|u| u.0.as_str()).collect();
+            return format!("alertmanager {}", urls.join(", "));
+        }
+        "nothing".to_owned()
+    }
+
+    fn kinds_given(&self) -> Vec<&'static str> {
+        let mut kinds = Vec::new();
+        let given = [
+            (self.command.is_some(), "command"),
+            (self.script.is_some(), "script"),
+            (self.method.is_some(), "method"),
+            (self.builtin.is_some(), "builtin"),
+            (self.webhook.is_some(), "webhook"),
+            (self.alertmanager.is_some(), "alertmanager"),
+        ];
+        for (present, name) in given {
+            if present {
+                kinds.push(name);
+            }
+        }
+        kinds
+    }
+}
+
+/// A command as one string (split with shell-words rules) or as an argv list.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum CommandLine {
+    /// One string, e.g. `ipfs repo gc`.
+    Line(String),
+    /// An argv list.
+    Argv(Vec<String>),
+}
+
+impl CommandLine {
+    fn describe(&self) -> String {
+        match self {
+            CommandLine::Line(s) => s.clone(),
+            CommandLine::Argv(v) => v.join(" "),
+        }
+    }
+}
+
+/// A built-in recovery action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Builtin {
+    /// Kubo `repo/gc`.
+    #[serde(rename = "run_gc", alias = "ipfs.repo_gc")]
+    RunGc,
+    /// Re-pin what was allocated to an Offline node through IPFS Cluster.
+    #[serde(rename = "reallocate_pins", alias = "cluster_manager.reallocate_pins")]
+    ReallocatePins,
+    /// Kubo `bootstrap/list` then `swarm/connect`.
+    #[serde(rename = "connect_bootstrap_peers")]
+    ConnectBootstrapPeers,
+}
+
+impl Builtin {
+    /// The built-in's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Builtin::RunGc => "run_gc",
+            Builtin::ReallocatePins => "reallocate_pins",
+            Builtin::ConnectBootstrapPeers => "connect_bootstrap_peers",
+        }
+    }
+}
+
+/// Where a recovery action runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// On the node the alert names (`node_id`).
+    #[default]
+    AlertingNode,
+    /// Here, on this sentinel's node.
+    Local,
+}
+
+/// `webhook:` of a recovery action.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Where to POST.
+    pub url: HttpUrl,
+    /// Extra HTTP headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A file holding a bearer token.
+    #[serde(default)]
+    pub bearer_token_file: Option<String>,
+}
+
+/// `alertmanager:` of a recovery action.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    /// Alertmanager base URLs.
+    pub urls: Vec<HttpUrl>,
+}
+
+/// `cluster.dashboard`: the HTML page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// Serve the page (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Seconds between page refreshes (default 30).
+    #[serde(default = "default_refresh")]
+    pub refresh_interval_seconds: PositiveSeconds,
+    /// Serve the page on a listener of its own on this host (with `port`).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Serve the page on a listener of its own on this port (with `host`).
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            refresh_interval_seconds: default_refresh(),
+            host: None,
+            port: None,
+        }
+    }
+}
+
+fn default_refresh() -> PositiveSeconds {
+    PositiveSeconds(30.0)
+}
+
+/// A number of seconds (or hours, by the key's name) greater than zero.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PositiveSeconds(pub f64);
+
+impl PositiveSeconds {
+    /// As a duration, reading the number as seconds.
+    pub fn duration(self) -> Duration {
+        Duration::from_secs_f64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PositiveSeconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if v.is_finite() && v > 0.0 && v < 1e9 {
+            Ok(Self(v))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "must be a number greater than 0, got {v}"
+            )))
+        }
+    }
+}
+
+/// A number zero or greater.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct NonNegative(pub f64);
+
+impl<'de> Deserialize<'de> for NonNegative {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if v.is_finite() && v >= 0.0 {
+            Ok(Self(v))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "must be a number 0 or greater, got {v}"
+            )))
+        }
+    }
+}
+
+/// A whole number greater than zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NonZeroCount(pub u64);
+
+impl<'de> Deserialize<'de> for NonZeroCount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match u64::deserialize(d)? {
+            0 => Err(serde::de::Error::custom("must be a whole number 1 or greater, got 0")),
+            v => Ok(Self(v)),
+        }
+    }
+}
+
+/// An absolute `http://` or `https://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl(pub reqwest::Url);
+
+impl HttpUrl {
+    /// Parses and checks a URL.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let url = reqwest::Url::parse(s).map_err(|e| format!("not a URL ({e}): {s:?}"))?;
+        match url.scheme() {
+            "http" | "https" if url.host().is_some() => Ok(Self(url)),
+            _ => Err(format!("must be an http:// or https:// URL with a host, got {s:?}")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        HttpUrl::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Config::parse(&text, &file)
+    }
+
+    /// Parses and validates configuration text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let mut path = String::new();
+        let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
+            serde_path_to_error::deserialize::<_, Option<Config>>(de).map_err(|e| {
+                path = e.path().to_string();
+                e.into_inner()
+            })
+        });
+        let config = match parsed {
+            Ok(Some(config)) => config,
+            // An empty file, or one holding only comments: every default.
+            Ok(None) => Config::default(),
+            Err(e) => return Err(invalid_from_yaml(file, &path, &e)),
+        };
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let monitoring = &self.cluster.monitoring;
+        for (i, alert) in monitoring.alerts.iter().enumerate() {
+            let at = format!("cluster.monitoring.alerts[{i}]");
+            validate_alert(alert, &at, file)?;
+            for (j, name) in alert.action_names().enumerate() {
+                if !monitoring.recovery_actions.contains_key(&name.value) {
+                    let key = if j == 0 && alert.action.is_some() {
+                        format!("{at}.action")
+                    } else {
+                        format!("{at}.actions")
+                    };
+                    return Err(unknown_action(file, &key, name, monitoring));
+                }
+            }
+        }
+        for (name, action) in &monitoring.recovery_actions {
+            let at = format!("cluster.monitoring.recovery_actions.{name}");
+            let kinds = action.kinds_given();
+            if kinds.len() != 1 {
+                return Err(ConfigError::Invalid {
+                    file: file.to_owned(),
+                    line: 0,
+                    column: 0,
+                    path: at,
+                    reason: format!(
+                        "needs exactly one of command, script, method, builtin, webhook, alertmanager; got {}",
+                        if kinds.is_empty() { "none".to_owned() } else { kinds.join(" and ") }
+                    ),
+                });
+            }
+            if !action.args.is_empty() && action.script.is_none() {
+                return Err(ConfigError::Invalid {
+                    file: file.to_owned(),
+                    line: 0,
+                    column: 0,
+                    path: format!("{at}.args"),
+                    reason: "args go with script; a command takes its arguments in its own line or list".into(),
+                });
+            }
+            if let Some(to) = &action.escalate_to {
+                if !monitoring.recovery_actions.contains_key(&to.value) {
+                    return Err(unknown_action(file, &format!("{at}.escalate_to"), to, monitoring));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_alert(alert: &AlertConfig, at: &str, file: &str) -> Result<(), ConfigError> {
+    let located = |at_value: serde_saphyr::Location, key: &str, reason: String| ConfigError::Invalid {
+        file: file.to_owned(),
+        line: at_value.line(),
+        column: at_value.column(),
+        path: format!("{at}.{key}"),
+        reason,
+    };
+    let Some(metric) = dotted::lookup(&alert.metric.value) else {
+        return Err(located(
+            alert.metric.referenced,
+            "metric",
+            format!(
+                "unknown metric {:?}; known: {}",
+                alert.metric.value,
+                dotted::names().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    };
+    match (&alert.threshold.value, metric.states) {
+        (Threshold::Number(_), None) => Ok(()),
+        (Threshold::Number(n), Some(states)) => Err(located(
+            alert.threshold.referenced,
+            "threshold",
+            format!("{} is a state; compare it with one of {}, not {n}", metric.name, states.join(", ")),
+        )),
+        (Threshold::State(s), None) => Err(located(
+            alert.threshold.referenced,
+            "threshold",
+            format!("{} is a number; the threshold must be a number, not {s:?}", metric.name),
+        )),
+        (Threshold::State(s), Some(states)) => {
+            if !states.contains(&s.as_str()) {
+                Err(located(
+                    alert.threshold.referenced,
+                    "threshold",
+                    format!("unknown state {s:?} of {}; one of {}", metric.name, states.join(", ")),
+                ))
+            } else if !matches!(alert.operator, Operator::Eq | Operator::Ne) {
+                Err(located(
+                    alert.threshold.referenced,
+                    "operator",
+                    format!("a state is compared with == or !=, not {}", alert.operator.as_str()),
+                ))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+fn unknown_action(
+    file: &str,
+    path: &str,
+    name: &Spanned<String>,
+    monitoring: &MonitoringConfig,
+) -> ConfigError {
+    let defined: Vec<&str> = monitoring.recovery_actions.keys().map(String::as_str).collect();
+    ConfigError::Invalid {
+        file: file.to_owned(),
+        line: name.referenced.line(),
+        column: name.referenced.column(),
+        path: path.to_owned(),
+        reason: format!(
+            "no recovery action named {:?} is defined under cluster.monitoring.recovery_actions (defined: {})",
+            name.value,
+            if defined.is_empty() { "none".to_owned() } else { defined.join(", ") }
+        ),
+    }
+}
+
+fn invalid_from_yaml(file: &str, path: &str, e: &serde_saphyr::Error) -> ConfigError {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    let path = if path.is_empty() || path == "." {
+        "(top level)".to_owned()
+    } else {
+        path.to_owned()
+    };
+    ConfigError::Invalid {
+        file: file.to_owned(),
+        line,
+        column,
+        path,
+        reason: one_line_reason(&e.without_snippet().to_string()),
+    }
+}
+
+/// serde-saphyr's message, reduced to one line and without its own location suffix (we print
+/// the location in front, once).
+fn one_line_reason(message: &str) -> String {
+    let first = message.lines().next().unwrap_or(message).trim();
+    match first.rfind(" at line ") {
+        Some(i) => first[..i].trim_end_matches(',').to_owned(),
+        None => first.to_owned(),
+    }
+}

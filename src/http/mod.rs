@@ -1,0 +1,5 @@
+//! The HTTP side: the listener and the routes it serves.
+//!
+//! Owns request handling only; what is served comes ready-made from the exposition cache.
+
+pub mod server;

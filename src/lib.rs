@@ -1,0 +1,24 @@
+//! ipfs-sentinel: a Prometheus-native monitor for IPFS (Kubo) nodes and clusters.
+//!
+//! It collects node and IPFS metrics in the background and serves them on `/metrics`; later
+//! stages add the cluster view, history, a rule engine, recovery actions and a dashboard.
+//!
+//! # Layout
+//! One flow of data, one module per stage:
+//! - [`config`]: the YAML configuration, defaults and validation (errors carry file:line:column
+//!   and the key path); [`dotted`]: the seed's dotted metric names and their PromQL.
+//! - [`model`]: the plain types every stage shares ([`model::Family`], [`model::Snapshot`]).
+//! - [`collect`]: the [`collect::Collector`] trait, the loop, and one file per source
+//!   ([`collect::node`], [`collect::ipfs`] with its response parsers in [`collect::kubo`]).
+//! - [`exposition`]: snapshot to OpenMetrics text and gzip, cached for scrapes.
+//! - [`http`]: the server and its routes.
+//! - [`sentinel`]: builds the parts from a [`config::Config`] and runs them together.
+#![warn(missing_docs)]
+
+pub mod collect;
+pub mod config;
+pub mod dotted;
+pub mod exposition;
+pub mod http;
+pub mod model;
+pub mod sentinel;
