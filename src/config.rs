@@ -364,7 +364,9 @@ impl RecoveryActionConfig {
             return format!("command {}", c.describe());
         }
         if let Some(s) = &self.script {
-            return format!("script {s} {}", self.args.join(" ")).trim_end().to_owned();
+            return format!("script {s} {}", self.args.join(" "))
+                .trim_end()
+                .to_owned();
         }
         if let Some(b) = self.method.or(self.builtin) {
             return format!("built-in {}", b.as_str());
@@ -556,7 +558,9 @@ pub struct NonZeroCount(pub u64);
 impl<'de> Deserialize<'de> for NonZeroCount {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match u64::deserialize(d)? {
-            0 => Err(serde::de::Error::custom("must be a whole number 1 or greater, got 0")),
+            0 => Err(serde::de::Error::custom(
+                "must be a whole number 1 or greater, got 0",
+            )),
             v => Ok(Self(v)),
         }
     }
@@ -572,7 +576,9 @@ impl HttpUrl {
         let url = reqwest::Url::parse(s).map_err(|e| format!("not a URL ({e}): {s:?}"))?;
         match url.scheme() {
             "http" | "https" if url.host().is_some() => Ok(Self(url)),
-            _ => Err(format!("must be an http:// or https:// URL with a host, got {s:?}")),
+            _ => Err(format!(
+                "must be an http:// or https:// URL with a host, got {s:?}"
+            )),
         }
     }
 }
@@ -657,12 +663,19 @@ impl Config {
                     line: 0,
                     column: 0,
                     path: format!("{at}.args"),
-                    reason: "args go with script; a command takes its arguments in its own line or list".into(),
+                    reason:
+                        "args go with script; a command takes its arguments in its own line or list"
+                            .into(),
                 });
             }
             if let Some(to) = &action.escalate_to {
                 if !monitoring.recovery_actions.contains_key(&to.value) {
-                    return Err(unknown_action(file, &format!("{at}.escalate_to"), to, monitoring));
+                    return Err(unknown_action(
+                        file,
+                        &format!("{at}.escalate_to"),
+                        to,
+                        monitoring,
+                    ));
                 }
             }
         }
@@ -671,13 +684,14 @@ impl Config {
 }
 
 fn validate_alert(alert: &AlertConfig, at: &str, file: &str) -> Result<(), ConfigError> {
-    let located = |at_value: serde_saphyr::Location, key: &str, reason: String| ConfigError::Invalid {
-        file: file.to_owned(),
-        line: at_value.line(),
-        column: at_value.column(),
-        path: format!("{at}.{key}"),
-        reason,
-    };
+    let located =
+        |at_value: serde_saphyr::Location, key: &str, reason: String| ConfigError::Invalid {
+            file: file.to_owned(),
+            line: at_value.line(),
+            column: at_value.column(),
+            path: format!("{at}.{key}"),
+            reason,
+        };
     let Some(metric) = dotted::lookup(&alert.metric.value) else {
         return Err(located(
             alert.metric.referenced,
@@ -694,25 +708,39 @@ fn validate_alert(alert: &AlertConfig, at: &str, file: &str) -> Result<(), Confi
         (Threshold::Number(n), Some(states)) => Err(located(
             alert.threshold.referenced,
             "threshold",
-            format!("{} is a state; compare it with one of {}, not {n}", metric.name, states.join(", ")),
+            format!(
+                "{} is a state; compare it with one of {}, not {n}",
+                metric.name,
+                states.join(", ")
+            ),
         )),
         (Threshold::State(s), None) => Err(located(
             alert.threshold.referenced,
             "threshold",
-            format!("{} is a number; the threshold must be a number, not {s:?}", metric.name),
+            format!(
+                "{} is a number; the threshold must be a number, not {s:?}",
+                metric.name
+            ),
         )),
         (Threshold::State(s), Some(states)) => {
             if !states.contains(&s.as_str()) {
                 Err(located(
                     alert.threshold.referenced,
                     "threshold",
-                    format!("unknown state {s:?} of {}; one of {}", metric.name, states.join(", ")),
+                    format!(
+                        "unknown state {s:?} of {}; one of {}",
+                        metric.name,
+                        states.join(", ")
+                    ),
                 ))
             } else if !matches!(alert.operator, Operator::Eq | Operator::Ne) {
                 Err(located(
                     alert.threshold.referenced,
                     "operator",
-                    format!("a state is compared with == or !=, not {}", alert.operator.as_str()),
+                    format!(
+                        "a state is compared with == or !=, not {}",
+                        alert.operator.as_str()
+                    ),
                 ))
             } else {
                 Ok(())
@@ -727,7 +755,11 @@ fn unknown_action(
     name: &Spanned<String>,
     monitoring: &MonitoringConfig,
 ) -> ConfigError {
-    let defined: Vec<&str> = monitoring.recovery_actions.keys().map(String::as_str).collect();
+    let defined: Vec<&str> = monitoring
+        .recovery_actions
+        .keys()
+        .map(String::as_str)
+        .collect();
     ConfigError::Invalid {
         file: file.to_owned(),
         line: name.referenced.line(),

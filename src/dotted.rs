@@ -65,7 +65,8 @@ const TABLE: &[DottedMetric] = &[
     },
     DottedMetric {
         name: "ipfs.repo_usage_percent",
-        expr: "100 * ipfs_sentinel_ipfs_repo_size_bytes / ipfs_sentinel_ipfs_repo_storage_max_bytes",
+        expr:
+            "100 * ipfs_sentinel_ipfs_repo_size_bytes / ipfs_sentinel_ipfs_repo_storage_max_bytes",
         states: None,
         help: "repo size, percent of StorageMax",
     },

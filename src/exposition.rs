@@ -1,5 +1,7 @@
-//! Turns a [`Snapshot`] into the bytes `/metrics` serves: the OpenMetrics text written by
-//! `prometheus-client`, plus its gzip form, built once per collection.
+//! Turns a [`Snapshot`] into the bytes `/metrics` serves, built once per collection: the
+//! OpenMetrics text written by `prometheus-client` for clients that ask for it (Prometheus
+//! does), the classic text format 0.0.4 for everyone else (curl, `promtool check metrics`,
+//! older scrapers), and the gzip form of each.
 //!
 //! Owns encoding and the cache of encoded bytes; a scrape only clones an `Arc` of them, so it
 //! does no I/O and no encoding. It reads snapshots and never changes them.
@@ -18,24 +20,36 @@ use prometheus_client::registry::Registry;
 
 use crate::model::{MetricKind, Snapshot};
 
-/// The Content-Type of the encoded body.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// A wire format of the exposition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0.0 text.
+    OpenMetrics,
+    /// Prometheus text format 0.0.4.
+    Text,
+}
 
-/// One encoded exposition: plain and gzipped bytes of the same text.
+impl Format {
+    /// The Content-Type of a body in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+/// One body in one format: plain and gzipped bytes of the same text.
 #[derive(Debug, Clone)]
-pub struct Exposition {
-    /// The OpenMetrics text.
+pub struct Body {
+    /// The text.
     pub plain: Bytes,
     /// The same text, gzip-compressed.
     pub gzip: Bytes,
-    /// Whether a collection has finished (false only for the placeholder before the first).
-    pub ready: bool,
 }
 
-impl Exposition {
-    /// Encodes a snapshot.
-    pub fn encode(snapshot: Snapshot) -> Exposition {
-        let text = encode_text(snapshot);
+impl Body {
+    fn new(text: String) -> Body {
         let mut gz = flate2::write::GzEncoder::new(
             Vec::with_capacity(text.len() / 4),
             flate2::Compression::fast(),
@@ -43,10 +57,41 @@ impl Exposition {
         // Writing into a Vec cannot fail.
         gz.write_all(text.as_bytes()).expect("gzip into memory");
         let gzip = gz.finish().expect("gzip into memory");
-        Exposition {
+        Body {
             plain: Bytes::from(text),
             gzip: Bytes::from(gzip),
+        }
+    }
+}
+
+/// One encoded snapshot, in every format.
+#[derive(Debug, Clone)]
+pub struct Exposition {
+    /// OpenMetrics text.
+    pub openmetrics: Body,
+    /// Text format 0.0.4.
+    pub text: Body,
+    /// Whether every collector has reported at least once.
+    pub ready: bool,
+}
+
+impl Exposition {
+    /// Encodes a snapshot.
+    pub fn encode(snapshot: Snapshot) -> Exposition {
+        let openmetrics = encode_openmetrics(snapshot);
+        let text = openmetrics_to_text(&openmetrics);
+        Exposition {
+            openmetrics: Body::new(openmetrics),
+            text: Body::new(text),
             ready: true,
+        }
+    }
+
+    /// The body in `format`.
+    pub fn body(&self, format: Format) -> &Body {
+        match format {
+            Format::OpenMetrics => &self.openmetrics,
+            Format::Text => &self.text,
         }
     }
 }
@@ -63,9 +108,11 @@ impl ExpositionCache {
         Self(Arc::new(ArcSwap::from_pointee(first)))
     }
 
-    /// Encodes and publishes a new snapshot.
-    pub fn publish(&self, snapshot: Snapshot) {
-        self.0.store(Arc::new(Exposition::encode(snapshot)));
+    /// Encodes and publishes a new snapshot; `ready` says every source has reported once.
+    pub fn publish(&self, snapshot: Snapshot, ready: bool) {
+        let mut exposition = Exposition::encode(snapshot);
+        exposition.ready = ready;
+        self.0.store(Arc::new(exposition));
     }
 
     /// The exposition to serve now.
@@ -98,7 +145,9 @@ impl ClientCollector for SnapshotMetrics {
                     .collect();
                 let sample_encoder = metric.encode_family(&labels)?;
                 match family.kind {
-                    MetricKind::Counter => ConstCounter::new(sample.value).encode(sample_encoder)?,
+                    MetricKind::Counter => {
+                        ConstCounter::new(sample.value).encode(sample_encoder)?
+                    }
                     MetricKind::Gauge => ConstGauge::new(sample.value).encode(sample_encoder)?,
                 }
             }
@@ -107,13 +156,47 @@ impl ClientCollector for SnapshotMetrics {
     }
 }
 
-fn encode_text(snapshot: Snapshot) -> String {
+fn encode_openmetrics(snapshot: Snapshot) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(SnapshotMetrics(snapshot)));
     let mut text = String::new();
     // Writing into a String cannot fail.
     prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode into memory");
     text
+}
+
+/// Rewrites prometheus-client's OpenMetrics text as text format 0.0.4. They differ, for what
+/// we emit, in two things: a counter family is named with its `_total` suffix in `# HELP` and
+/// `# TYPE`, and there is no `# EOF`.
+fn openmetrics_to_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 32 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        let header = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| Some((p, line.strip_prefix(p)?)));
+        match header {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(name) {
+                    out.push_str("_total");
+                }
+                out.push(' ');
+                out.push_str(tail);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -133,12 +216,29 @@ mod tests {
             ],
         );
         let e = Exposition::encode(snapshot);
-        let text = std::str::from_utf8(&e.plain).unwrap();
-        assert!(text.contains("# TYPE a_ratio gauge\na_ratio 0.5\n"), "{text}");
-        assert!(text.contains("# TYPE b_bytes counter\nb_bytes_total{direction=\"in\\\"x\"} 3.0\n"), "{text}");
-        assert!(text.ends_with("# EOF\n"));
-        let mut unzipped = String::new();
-        flate2::read::GzDecoder::new(&e.gzip[..]).read_to_string(&mut unzipped).unwrap();
-        assert_eq!(unzipped, text);
+        let om = std::str::from_utf8(&e.openmetrics.plain).unwrap();
+        assert!(om.contains("# TYPE a_ratio gauge\na_ratio 0.5\n"), "{om}");
+        assert!(
+            om.contains("# TYPE b_bytes counter\nb_bytes_total{direction=\"in\\\"x\"} 3.0\n"),
+            "{om}"
+        );
+        assert!(om.ends_with("# EOF\n"));
+        let text = std::str::from_utf8(&e.text.plain).unwrap();
+        assert!(
+            text.contains("# HELP b_bytes_total B.\n# TYPE b_bytes_total counter\nb_bytes_total{"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP a_ratio A ratio.\n# TYPE a_ratio gauge\n"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"));
+        for body in [&e.openmetrics, &e.text] {
+            let mut unzipped = String::new();
+            flate2::read::GzDecoder::new(&body.gzip[..])
+                .read_to_string(&mut unzipped)
+                .unwrap();
+            assert_eq!(unzipped.as_bytes(), &body.plain[..]);
+        }
     }
 }

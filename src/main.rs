@@ -82,11 +82,14 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn serve(config: Option<&Path>, listen: SocketAddr, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+fn serve(
+    config: Option<&Path>,
+    listen: SocketAddr,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -98,8 +101,12 @@ fn serve(config: Option<&Path>, listen: SocketAddr, data_dir: Option<PathBuf>) -
         Some(dir) => dir,
         None => default_data_dir()?,
     };
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create the data dir {}; pass --data-dir", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir).with_context(|| {
+        format!(
+            "cannot create the data dir {}; pass --data-dir",
+            data_dir.display()
+        )
+    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -107,7 +114,9 @@ fn serve(config: Option<&Path>, listen: SocketAddr, data_dir: Option<PathBuf>) -
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("cannot listen on {listen}; is another process using it? pass --listen"))?;
+            .with_context(|| {
+                format!("cannot listen on {listen}; is another process using it? pass --listen")
+            })?;
         tracing::info!(
             listen = %listener.local_addr()?,
             data_dir = %data_dir.display(),

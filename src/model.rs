@@ -48,7 +48,10 @@ impl Family {
 
     /// A counter family with no samples yet; `name` must end in `_total`.
     pub fn counter(name: &str, help: &str) -> Self {
-        debug_assert!(name.ends_with("_total"), "counter {name} must end in _total");
+        debug_assert!(
+            name.ends_with("_total"),
+            "counter {name} must end in _total"
+        );
         Self::new(name, help, MetricKind::Counter)
     }
 

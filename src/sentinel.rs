@@ -42,7 +42,10 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let cache = ExpositionCache::new(Snapshot::new(SystemTime::now(), vec![collect::build_info()]));
+    let cache = ExpositionCache::new(Snapshot::new(
+        SystemTime::now(),
+        vec![collect::build_info()],
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         // Either a `true` or a dropped sender means stop.
@@ -56,12 +59,15 @@ pub async fn serve(
             collectors(&config)?,
             monitoring.collection_interval_seconds.duration(),
             monitoring.collector_timeout_seconds.duration(),
-            move |snapshot| publish_to.publish(snapshot),
+            move |snapshot, complete| publish_to.publish(snapshot, complete),
             stopped(stop_rx.clone()),
         )))
     } else {
         tracing::info!("cluster.monitoring.enabled is false: serving build info only");
-        cache.publish(Snapshot::new(SystemTime::now(), vec![collect::build_info()]));
+        cache.publish(
+            Snapshot::new(SystemTime::now(), vec![collect::build_info()]),
+            true,
+        );
         None
     };
 

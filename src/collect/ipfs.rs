@@ -7,11 +7,9 @@
 //! not one per call. If `id` fails the node counts as down (`ipfs_up 0`); any other failing call
 //! only drops its own metrics and bumps `ipfs_sentinel_ipfs_api_errors_total{endpoint}`.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use std::collections::BTreeMap;
 
 use super::kubo::{self, BlockCacheCounts};
 use super::{CollectError, Collector};
@@ -134,7 +132,8 @@ impl IpfsCollector {
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        self.send(self.client.post(url.clone()), url.to_string()).await
+        self.send(self.client.post(url.clone()), url.to_string())
+            .await
     }
 
     async fn pin_counts(&self) -> Result<(f64, f64), RpcError> {
@@ -156,16 +155,21 @@ impl IpfsCollector {
     /// `None` when the node does not serve the endpoint or not the block cache counters.
     async fn block_cache(&self) -> Result<Option<BlockCacheCounts>, RpcError> {
         let url = self.url("debug/metrics/prometheus");
-        match self.send(self.client.get(url.clone()), url.to_string()).await {
+        match self
+            .send(self.client.get(url.clone()), url.to_string())
+            .await
+        {
             Ok(body) => Ok(kubo::parse_block_cache(&String::from_utf8_lossy(&body))),
-            Err(RpcError::Status { status: 404 | 405, .. }) => Ok(None),
+            Err(RpcError::Status {
+                status: 404 | 405, ..
+            }) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
     async fn collect_round(&mut self) -> Result<Vec<Family>, CollectError> {
-        let count_pins = self.round % self.pin_count_every == 0;
-        let count_objects = self.round % self.object_count_every == 0;
+        let count_pins = self.round.is_multiple_of(self.pin_count_every);
+        let count_objects = self.round.is_multiple_of(self.object_count_every);
         self.round += 1;
 
         let this = &*self;
@@ -177,10 +181,30 @@ impl IpfsCollector {
                 Ok::<_, RpcError>(kubo::parse_repo_stat(&body)?)
             },
             async { Ok::<_, RpcError>(kubo::parse_bandwidth(&this.rpc("stats/bw", &[]).await?)?) },
-            async { Ok::<_, RpcError>(kubo::parse_bitswap_stat(&this.rpc("bitswap/stat", &[]).await?)?) },
-            async { Ok::<_, RpcError>(kubo::parse_swarm_peer_count(&this.rpc("swarm/peers", &[]).await?)?) },
-            async { if count_pins { Some(this.pin_counts().await) } else { None } },
-            async { if count_objects { Some(this.object_count().await) } else { None } },
+            async {
+                Ok::<_, RpcError>(kubo::parse_bitswap_stat(
+                    &this.rpc("bitswap/stat", &[]).await?,
+                )?)
+            },
+            async {
+                Ok::<_, RpcError>(kubo::parse_swarm_peer_count(
+                    &this.rpc("swarm/peers", &[]).await?,
+                )?)
+            },
+            async {
+                if count_pins {
+                    Some(this.pin_counts().await)
+                } else {
+                    None
+                }
+            },
+            async {
+                if count_objects {
+                    Some(this.object_count().await)
+                } else {
+                    None
+                }
+            },
             this.block_cache(),
         );
 
@@ -188,15 +212,17 @@ impl IpfsCollector {
             Ok(id) => id,
             Err(e) => {
                 let message = e.to_string();
-                KuboRequestFailed { endpoint: "id", error: &e }.emit(&mut self.api_errors);
-                return Err(CollectError::Source(format!("IPFS node is down: {message}")));
+                KuboRequestFailed {
+                    endpoint: "id",
+                    error: &e,
+                }
+                .emit(&mut self.api_errors);
+                return Err(CollectError::Source(format!(
+                    "IPFS node is down: {message}"
+                )));
             }
         };
-        let mut out = vec![Family::single_gauge(
-            "ipfs_sentinel_ipfs_up",
-            "1 when the node's Kubo RPC API answered at the last collection, else 0.",
-            1.0,
-        )];
+        let mut out = vec![ipfs_up(1.0)];
         let version = self.keep("version", version).map(|v| v.version);
         let version = version.unwrap_or_else(|| id.agent_version.clone());
         out.push(
@@ -237,8 +263,20 @@ impl IpfsCollector {
             );
         }
         if let Some(b) = self.keep("bitswap/stat", bitswap) {
-            out.push(Family::counter("ipfs_sentinel_ipfs_bitswap_blocks_received_total", "Blocks received over bitswap.").with(&[], b.blocks_received));
-            out.push(Family::counter("ipfs_sentinel_ipfs_bitswap_blocks_sent_total", "Blocks sent over bitswap.").with(&[], b.blocks_sent));
+            out.push(
+                Family::counter(
+                    "ipfs_sentinel_ipfs_bitswap_blocks_received_total",
+                    "Blocks received over bitswap.",
+                )
+                .with(&[], b.blocks_received),
+            );
+            out.push(
+                Family::counter(
+                    "ipfs_sentinel_ipfs_bitswap_blocks_sent_total",
+                    "Blocks sent over bitswap.",
+                )
+                .with(&[], b.blocks_sent),
+            );
             out.push(
                 Family::counter(
                     "ipfs_sentinel_ipfs_bitswap_duplicate_blocks_received_total",
@@ -248,17 +286,23 @@ impl IpfsCollector {
             );
         }
         if let Some(n) = self.keep("swarm/peers", peers) {
-            out.push(Family::single_gauge("ipfs_sentinel_ipfs_peers", "Connected swarm peers.", n as f64));
+            out.push(Family::single_gauge(
+                "ipfs_sentinel_ipfs_peers",
+                "Connected swarm peers.",
+                n as f64,
+            ));
         }
-        match pins {
-            Some(result) => self.pins = self.keep("pin/ls", result),
-            None => {}
+        if let Some(result) = pins {
+            self.pins = self.keep("pin/ls", result);
         }
         if let Some((recursive, direct)) = self.pins {
             out.push(
-                Family::gauge("ipfs_sentinel_ipfs_pins", "Pins by type (recursive, direct).")
-                    .with(&[("type", "recursive")], recursive)
-                    .with(&[("type", "direct")], direct),
+                Family::gauge(
+                    "ipfs_sentinel_ipfs_pins",
+                    "Pins by type (recursive, direct).",
+                )
+                .with(&[("type", "recursive")], recursive)
+                .with(&[("type", "direct")], direct),
             );
         }
         if let Some(result) = objects {
@@ -289,7 +333,11 @@ impl IpfsCollector {
         match result {
             Ok(v) => Some(v),
             Err(error) => {
-                KuboRequestFailed { endpoint, error: &error }.emit(&mut self.api_errors);
+                KuboRequestFailed {
+                    endpoint,
+                    error: &error,
+                }
+                .emit(&mut self.api_errors);
                 None
             }
         }
@@ -305,6 +353,14 @@ impl IpfsCollector {
         }
         f
     }
+}
+
+fn ipfs_up(value: f64) -> Family {
+    Family::single_gauge(
+        "ipfs_sentinel_ipfs_up",
+        "1 when the node's Kubo RPC API answered at the last collection, else 0.",
+        value,
+    )
 }
 
 fn describe_reqwest_error(e: &reqwest::Error) -> String {
@@ -333,18 +389,6 @@ impl Collector for IpfsCollector {
     }
 
     fn on_failure(&mut self) -> Vec<Family> {
-        vec![
-            Family::single_gauge(
-                "ipfs_sentinel_ipfs_up",
-                "1 when the node's Kubo RPC API answered at the last collection, else 0.",
-                0.0,
-            ),
-            self.errors_family(),
-        ]
+        vec![ipfs_up(0.0), self.errors_family()]
     }
-}
-
-/// The collector's timeout must leave room for one RPC timeout.
-pub fn minimum_collector_timeout(config: &IpfsConfig) -> Duration {
-    config.timeout_seconds.duration() + Duration::from_millis(500)
 }

@@ -17,7 +17,10 @@ pub struct ParseError {
     pub reason: String,
 }
 
-fn parse_json<'a, T: Deserialize<'a>>(endpoint: &'static str, body: &'a [u8]) -> Result<T, ParseError> {
+fn parse_json<'a, T: Deserialize<'a>>(
+    endpoint: &'static str,
+    body: &'a [u8],
+) -> Result<T, ParseError> {
     serde_json::from_slice(body).map_err(|e| ParseError {
         endpoint,
         reason: e.to_string(),
@@ -201,7 +204,7 @@ pub fn parse_block_cache(text: &str) -> Option<BlockCacheCounts> {
         text.lines()
             .filter(|l| !l.starts_with('#'))
             .filter_map(|l| {
-                let (series, rest) = l.split_once(|c: char| c == ' ' || c == '{')?;
+                let (series, rest) = l.split_once([' ', '{'])?;
                 (series == name).then_some(rest)
             })
             .filter_map(|rest| {
@@ -225,7 +228,9 @@ pub fn error_message(body: &[u8]) -> String {
     }
     match serde_json::from_slice::<KuboError>(body) {
         Ok(e) => e.message,
-        Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_owned(),
+        Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)])
+            .trim()
+            .to_owned(),
     }
 }
 
@@ -243,9 +248,15 @@ mod tests {
     #[test]
     fn id_and_version() {
         let id = parse_id(&fixture("id.json")).unwrap();
-        assert_eq!(id.id, "12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5");
+        assert_eq!(
+            id.id,
+            "12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5"
+        );
         assert_eq!(id.agent_version, "kubo/0.29.0/");
-        assert_eq!(parse_version(&fixture("version.json")).unwrap().version, "0.29.0");
+        assert_eq!(
+            parse_version(&fixture("version.json")).unwrap().version,
+            "0.29.0"
+        );
     }
 
     #[test]
@@ -261,22 +272,37 @@ mod tests {
     fn numbers_as_strings_as_js_ipfs_sends_them() {
         let s = parse_repo_stat(br#"{"NumObjects":"12","RepoSize":"4096","StorageMax":"10000000000","RepoPath":"/r","Version":"12"}"#).unwrap();
         assert_eq!((s.repo_size, s.num_objects), (4096.0, Some(12.0)));
-        let bw = parse_bandwidth(br#"{"TotalIn":"10","TotalOut":"20","RateIn":"1.5","RateOut":"0"}"#).unwrap();
+        let bw =
+            parse_bandwidth(br#"{"TotalIn":"10","TotalOut":"20","RateIn":"1.5","RateOut":"0"}"#)
+                .unwrap();
         assert_eq!(bw.rate_in, 1.5);
     }
 
     #[test]
     fn bandwidth_and_bitswap() {
         let bw = parse_bandwidth(&fixture("stats_bw.json")).unwrap();
-        assert_eq!((bw.total_in, bw.total_out), (86_503_722_419.0, 31_210_476_321.0));
+        assert_eq!(
+            (bw.total_in, bw.total_out),
+            (86_503_722_419.0, 31_210_476_321.0)
+        );
         assert!((bw.rate_in - 52_741.43).abs() < 0.01);
         let b = parse_bitswap_stat(&fixture("bitswap_stat.json")).unwrap();
-        assert_eq!((b.blocks_received, b.blocks_sent, b.duplicate_blocks_received), (1_203_411.0, 856_002.0, 9_818.0));
+        assert_eq!(
+            (
+                b.blocks_received,
+                b.blocks_sent,
+                b.duplicate_blocks_received
+            ),
+            (1_203_411.0, 856_002.0, 9_818.0)
+        );
     }
 
     #[test]
     fn swarm_peers_counts_and_accepts_null() {
-        assert_eq!(parse_swarm_peer_count(&fixture("swarm_peers.json")).unwrap(), 3);
+        assert_eq!(
+            parse_swarm_peer_count(&fixture("swarm_peers.json")).unwrap(),
+            3
+        );
         assert_eq!(parse_swarm_peer_count(br#"{"Peers":null}"#).unwrap(), 0);
         assert_eq!(parse_swarm_peer_count(br#"{"Peers":[]}"#).unwrap(), 0);
         assert_eq!(parse_swarm_peer_count(b"{}").unwrap(), 0);
@@ -284,9 +310,15 @@ mod tests {
 
     #[test]
     fn pins_streamed_and_keyed() {
-        assert_eq!(count_pins(&fixture("pin_ls_recursive_stream.ndjson")).unwrap(), 4);
+        assert_eq!(
+            count_pins(&fixture("pin_ls_recursive_stream.ndjson")).unwrap(),
+            4
+        );
         assert_eq!(count_pins(b"").unwrap(), 0);
-        assert_eq!(count_pins(br#"{"Keys":{"QmA":{"Type":"direct"},"QmB":{"Type":"direct"}}}"#).unwrap(), 2);
+        assert_eq!(
+            count_pins(br#"{"Keys":{"QmA":{"Type":"direct"},"QmB":{"Type":"direct"}}}"#).unwrap(),
+            2
+        );
         assert!(count_pins(b"{\"Cid\":\"x\"}\nnot json\n").is_err());
     }
 
@@ -301,13 +333,20 @@ mod tests {
 
     #[test]
     fn kubo_error_bodies() {
-        assert_eq!(error_message(&fixture("error_bw_disabled.json")), "bandwidth reporter disabled in config");
+        assert_eq!(
+            error_message(&fixture("error_bw_disabled.json")),
+            "bandwidth reporter disabled in config"
+        );
         assert_eq!(error_message(b"404 page not found"), "404 page not found");
     }
 
     #[test]
     fn a_wrong_shape_names_the_endpoint() {
         let e = parse_repo_stat(br#"{"RepoSize": true}"#).unwrap_err();
-        assert!(e.to_string().starts_with("unexpected response from repo/stat:"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("unexpected response from repo/stat:"),
+            "{e}"
+        );
     }
 }

@@ -11,7 +11,9 @@ pub mod ipfs;
 pub mod kubo;
 pub mod node;
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
 
 use futures::future::BoxFuture;
 
@@ -47,32 +49,63 @@ struct CollectorFailed<'a> {
 
 impl CollectorFailed<'_> {
     fn emit(&self) {
-        tracing::warn!(collector = self.collector, error = self.error, "collector failed");
+        tracing::warn!(
+            collector = self.collector,
+            error = self.error,
+            "collector failed"
+        );
     }
 }
 
-/// Runs every collector once, concurrently, and builds the snapshot.
-pub async fn collect_once(collectors: &mut [Box<dyn Collector>], timeout: Duration) -> Snapshot {
-    let runs = collectors.iter_mut().map(|c| async move {
-        let started = Instant::now();
-        let result = tokio::time::timeout(timeout, c.collect()).await;
-        let elapsed = started.elapsed().as_secs_f64();
-        let outcome = match result {
-            Ok(Ok(families)) => Ok(families),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("timed out after {}s", timeout.as_secs_f64())),
-        };
-        let name = c.name();
-        match outcome {
-            Ok(families) => (name, true, elapsed, families),
-            Err(error) => {
-                CollectorFailed { collector: name, error: &error }.emit();
-                (name, false, elapsed, c.on_failure())
+/// What one run of one collector gave.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The collector's name.
+    pub collector: &'static str,
+    /// Whether it succeeded in time.
+    pub success: bool,
+    /// How long it took, in seconds.
+    pub duration_seconds: f64,
+    /// Its families (its `on_failure` families when it failed).
+    pub families: Vec<Family>,
+}
+
+/// Runs one collector once under `timeout`.
+pub async fn run_one(collector: &mut dyn Collector, timeout: Duration) -> Outcome {
+    let started = Instant::now();
+    let result = tokio::time::timeout(timeout, collector.collect()).await;
+    let duration_seconds = started.elapsed().as_secs_f64();
+    let name = collector.name();
+    let failure = match result {
+        Ok(Ok(families)) => {
+            return Outcome {
+                collector: name,
+                success: true,
+                duration_seconds,
+                families,
             }
         }
-    });
-    let results = futures::future::join_all(runs).await;
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!(
+            "no result within the collector timeout of {}s",
+            timeout.as_secs_f64()
+        ),
+    };
+    CollectorFailed {
+        collector: name,
+        error: &failure,
+    }
+    .emit();
+    Outcome {
+        collector: name,
+        success: false,
+        duration_seconds,
+        families: collector.on_failure(),
+    }
+}
 
+/// Builds a snapshot from the latest outcome of each collector, plus the health families.
+pub fn assemble<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> Snapshot {
     let mut success = Family::gauge(
         "ipfs_sentinel_collector_success",
         "1 when the collector's last run succeeded, 0 when it failed or timed out.",
@@ -82,10 +115,11 @@ pub async fn collect_once(collectors: &mut [Box<dyn Collector>], timeout: Durati
         "How long the collector's last run took.",
     );
     let mut families = Vec::new();
-    for (name, ok, elapsed, mut produced) in results {
-        success.push(&[("collector", name)], if ok { 1.0 } else { 0.0 });
-        duration.push(&[("collector", name)], elapsed);
-        families.append(&mut produced);
+    for outcome in outcomes {
+        let labels = [("collector", outcome.collector)];
+        success.push(&labels, if outcome.success { 1.0 } else { 0.0 });
+        duration.push(&labels, outcome.duration_seconds);
+        families.extend(outcome.families.iter().cloned());
     }
     families.push(success);
     families.push(duration);
@@ -114,26 +148,54 @@ fn merge_same_name(families: Vec<Family>) -> Vec<Family> {
     merged
 }
 
-/// Collects every `interval` until `shutdown` resolves, handing each snapshot to `publish`.
-/// The first round starts at once.
+/// Runs each collector on its own schedule (every `interval`, the first at once) until
+/// `shutdown` resolves. Whenever one finishes, the snapshot is rebuilt from every collector's
+/// latest outcome and handed to `publish`, with `complete` true once each has reported at
+/// least once: a slow source never holds back the others.
 pub async fn run(
-    mut collectors: Vec<Box<dyn Collector>>,
+    collectors: Vec<Box<dyn Collector>>,
     interval: Duration,
     timeout: Duration,
-    mut publish: impl FnMut(Snapshot) + Send,
+    mut publish: impl FnMut(Snapshot, bool) + Send,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, Outcome)>(collectors.len().max(1));
+    let mut latest: Vec<Option<Outcome>> = vec![None; collectors.len()];
+    let tasks: Vec<_> = collectors
+        .into_iter()
+        .enumerate()
+        .map(|(index, mut collector)| {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(interval);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticker.tick().await;
+                    let outcome = run_one(collector.as_mut(), timeout).await;
+                    if tx.send((index, outcome)).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(tx);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            _ = &mut shutdown => return,
-            _ = ticker.tick() => {
-                let snapshot = collect_once(&mut collectors, timeout).await;
-                publish(snapshot);
-            }
+            _ = &mut shutdown => break,
+            received = rx.recv() => match received {
+                Some((index, outcome)) => {
+                    latest[index] = Some(outcome);
+                    let complete = latest.iter().all(Option::is_some);
+                    publish(assemble(latest.iter().flatten()), complete);
+                }
+                None => break,
+            },
         }
+    }
+    for task in tasks {
+        task.abort();
     }
 }
 
@@ -182,18 +244,72 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_failing_or_hanging_collector_does_not_blank_the_others() {
-        let mut collectors: Vec<Box<dyn Collector>> = vec![
-            Box::new(Fixed("good", Ok(7.0))),
-            Box::new(Fixed("bad", Err(()))),
-            Box::new(Hangs),
+        let timeout = Duration::from_secs(3);
+        let outcomes = vec![
+            run_one(&mut Fixed("good", Ok(7.0)), timeout).await,
+            run_one(&mut Fixed("bad", Err(())), timeout).await,
+            run_one(&mut Hangs, timeout).await,
         ];
-        let s = collect_once(&mut collectors, Duration::from_secs(3)).await;
+        let s = assemble(&outcomes);
         assert_eq!(value(&s, "test_good", None), 7.0);
-        assert_eq!(value(&s, "test_bad", None), -1.0, "on_failure families are exposed");
-        assert_eq!(value(&s, "ipfs_sentinel_collector_success", Some("good")), 1.0);
-        assert_eq!(value(&s, "ipfs_sentinel_collector_success", Some("bad")), 0.0);
-        assert_eq!(value(&s, "ipfs_sentinel_collector_success", Some("hangs")), 0.0);
-        let hung = value(&s, "ipfs_sentinel_collector_duration_seconds", Some("hangs"));
-        assert!((3.0..3.1).contains(&hung), "the hanging collector is cut at its timeout: {hung}");
+        assert_eq!(
+            value(&s, "test_bad", None),
+            -1.0,
+            "on_failure families are exposed"
+        );
+        assert_eq!(
+            value(&s, "ipfs_sentinel_collector_success", Some("good")),
+            1.0
+        );
+        assert_eq!(
+            value(&s, "ipfs_sentinel_collector_success", Some("bad")),
+            0.0
+        );
+        assert_eq!(
+            value(&s, "ipfs_sentinel_collector_success", Some("hangs")),
+            0.0
+        );
+        let hung = value(
+            &s,
+            "ipfs_sentinel_collector_duration_seconds",
+            Some("hangs"),
+        );
+        assert!(
+            (3.0..3.1).contains(&hung),
+            "the hanging collector is cut at its timeout: {hung}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_collector_does_not_hold_back_the_first_snapshot() {
+        let collectors: Vec<Box<dyn Collector>> =
+            vec![Box::new(Hangs), Box::new(Fixed("good", Ok(1.0)))];
+        let started = tokio::time::Instant::now();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let loop_task = tokio::spawn(run(
+            collectors,
+            Duration::from_secs(60),
+            Duration::from_secs(10),
+            move |s, complete| tx.send((s, complete)).unwrap(),
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        let (first, complete) = rx.recv().await.unwrap();
+        assert!(!complete, "the hanging collector has not reported yet");
+        assert!(first.family("test_good").is_some());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "published before the timeout"
+        );
+        let (second, complete) = rx.recv().await.unwrap();
+        assert!(complete);
+        assert_eq!(
+            value(&second, "ipfs_sentinel_collector_success", Some("hangs")),
+            0.0
+        );
+        stop_tx.send(()).unwrap();
+        loop_task.await.unwrap();
     }
 }

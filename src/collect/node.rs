@@ -9,22 +9,53 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
-use sysinfo::{CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, Networks, RefreshKind, System};
+use sysinfo::{
+    CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, Networks, RefreshKind, System,
+};
 
 use super::{CollectError, Collector};
 use crate::model::Family;
 
 /// Filesystem types that hold no user data: pseudo, in-memory and layered filesystems.
 const IGNORED_FS_TYPES: &[&str] = &[
-    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
-    "devtmpfs", "efivarfs", "fusectl", "fuse.lxcfs", "hugetlbfs", "iso9660", "mqueue", "nsfs",
-    "overlay", "proc", "procfs", "pstore", "ramfs", "rpc_pipefs", "securityfs", "selinuxfs",
-    "squashfs", "sysfs", "tmpfs", "tracefs",
+    "autofs",
+    "binfmt_misc",
+    "bpf",
+    "cgroup",
+    "cgroup2",
+    "configfs",
+    "debugfs",
+    "devpts",
+    "devtmpfs",
+    "efivarfs",
+    "fusectl",
+    "fuse.lxcfs",
+    "hugetlbfs",
+    "iso9660",
+    "mqueue",
+    "nsfs",
+    "overlay",
+    "proc",
+    "procfs",
+    "pstore",
+    "ramfs",
+    "rpc_pipefs",
+    "securityfs",
+    "selinuxfs",
+    "squashfs",
+    "sysfs",
+    "tmpfs",
+    "tracefs",
 ];
 
 /// Mount points under which nothing is the host's own storage.
 const IGNORED_MOUNT_PREFIXES: &[&str] = &[
-    "/dev", "/proc", "/sys", "/run/credentials/", "/var/lib/docker/", "/var/lib/containers/",
+    "/dev",
+    "/proc",
+    "/sys",
+    "/run/credentials/",
+    "/var/lib/docker/",
+    "/var/lib/containers/",
     "/snap/",
 ];
 
@@ -42,7 +73,8 @@ struct NodeState {
 impl NodeCollector {
     /// A collector with nothing read yet; CPU usage is measured from its first run on.
     pub fn new() -> Result<Self, CollectError> {
-        let unsupported = |e: sysinfo::Error| CollectError::Source(format!("cannot read this host: {e}"));
+        let unsupported =
+            |e: sysinfo::Error| CollectError::Source(format!("cannot read this host: {e}"));
         let refresh = RefreshKind::nothing()
             .with_cpu(CpuRefreshKind::nothing().with_usage())
             .with_memory(MemoryRefreshKind::nothing().with_ram());
@@ -103,7 +135,9 @@ impl NodeState {
                 "ipfs_sentinel_node_memory_usage_ratio",
                 "Share of physical memory in use, i.e. not available to new programs (0-1).",
                 ratio(
-                    self.system.total_memory().saturating_sub(self.system.available_memory()),
+                    self.system
+                        .total_memory()
+                        .saturating_sub(self.system.available_memory()),
                     self.system.total_memory(),
                 ),
             ),
@@ -132,15 +166,13 @@ fn ratio(part: u64, whole: u64) -> f64 {
 /// Whether a mount holds real storage worth reporting.
 fn is_real_filesystem(fs_type: &str, mount_point: &str) -> bool {
     !IGNORED_FS_TYPES.contains(&fs_type)
-        && !IGNORED_MOUNT_PREFIXES
-            .iter()
-            .any(|p| {
-                let p = p.trim_end_matches('/');
-                mount_point == p
-                    || mount_point
-                        .strip_prefix(p)
-                        .is_some_and(|rest| rest.starts_with('/'))
-            })
+        && !IGNORED_MOUNT_PREFIXES.iter().any(|p| {
+            let p = p.trim_end_matches('/');
+            mount_point == p
+                || mount_point
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
 }
 
 fn disk_families() -> Result<Vec<Family>, CollectError> {
@@ -205,9 +237,15 @@ mod tests {
         assert!(is_real_filesystem("xfs", "/var/lib/ipfs"));
         assert!(!is_real_filesystem("tmpfs", "/run"));
         assert!(!is_real_filesystem("overlay", "/"));
-        assert!(!is_real_filesystem("ext4", "/var/lib/docker/overlay2/x/merged"));
+        assert!(!is_real_filesystem(
+            "ext4",
+            "/var/lib/docker/overlay2/x/merged"
+        ));
         assert!(!is_real_filesystem("vfat", "/dev"));
-        assert!(is_real_filesystem("ext4", "/device-data"), "prefix match is by path segment");
+        assert!(
+            is_real_filesystem("ext4", "/device-data"),
+            "prefix match is by path segment"
+        );
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::exposition::{ExpositionCache, CONTENT_TYPE};
+use crate::exposition::{ExpositionCache, Format};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -43,29 +43,69 @@ pub async fn run(
         .await
 }
 
-/// Whether the client accepts gzip (`Accept-Encoding: gzip`, not `gzip;q=0`).
-fn accepts_gzip(headers: &HeaderMap) -> bool {
+/// Whether a list header (`Accept`, `Accept-Encoding`) names `token` with a weight above 0.
+/// A `*` entry counts when `wildcard` is true.
+fn header_accepts(
+    headers: &HeaderMap,
+    name: header::HeaderName,
+    token: &str,
+    wildcard: bool,
+) -> bool {
     headers
-        .get_all(header::ACCEPT_ENCODING)
+        .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|item| {
             let mut parts = item.split(';').map(str::trim);
-            let coding = parts.next().unwrap_or("");
-            let refused = parts.any(|p| p.replace(' ', "") == "q=0" || p.replace(' ', "") == "q=0.0");
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+            let value = parts.next().unwrap_or("");
+            let weight = parts
+                .filter_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (value.eq_ignore_ascii_case(token) || (wildcard && value == "*")) && weight > 0.0
         })
+}
+
+/// The format the client asked for: OpenMetrics when its `Accept` lists it (Prometheus does),
+/// else text format 0.0.4, as client_golang decides.
+fn negotiate(headers: &HeaderMap) -> Format {
+    if header_accepts(
+        headers,
+        header::ACCEPT,
+        "application/openmetrics-text",
+        false,
+    ) {
+        Format::OpenMetrics
+    } else {
+        Format::Text
+    }
+}
+
+/// Whether the client accepts a gzip body.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    header_accepts(headers, header::ACCEPT_ENCODING, "gzip", true)
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let exposition = state.metrics.current();
-    let content_type = [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))];
+    let format = negotiate(&headers);
+    let body = exposition.body(format);
+    let content_type = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        ),
+        (
+            header::VARY,
+            HeaderValue::from_static("Accept, Accept-Encoding"),
+        ),
+    ];
     if accepts_gzip(&headers) {
         let encoding = [(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))];
-        (content_type, encoding, exposition.gzip.clone()).into_response()
+        (content_type, encoding, body.gzip.clone()).into_response()
     } else {
-        (content_type, exposition.plain.clone()).into_response()
+        (content_type, body.plain.clone()).into_response()
     }
 }
 
@@ -79,7 +119,7 @@ async fn ready(State(state): State<AppState>) -> Response {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "ipfs-sentinel is starting: the first collection has not finished.\n",
+            "ipfs-sentinel is starting: not every collector has reported yet.\n",
         )
             .into_response()
     }
@@ -102,8 +142,34 @@ mod tests {
 
     fn with(value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(value).unwrap());
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_str(value).unwrap(),
+        );
         h
+    }
+
+    fn accept(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn format_negotiation_follows_accept() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(negotiate(&accept(prometheus)), Format::OpenMetrics);
+        assert_eq!(negotiate(&accept("text/plain")), Format::Text);
+        assert_eq!(negotiate(&accept("*/*")), Format::Text);
+        assert_eq!(negotiate(&HeaderMap::new()), Format::Text);
+        assert_eq!(
+            negotiate(&accept("application/openmetrics-text;q=0")),
+            Format::Text
+        );
+        assert_eq!(
+            negotiate(&accept("application/openmetrics-text; q=0.0, text/plain")),
+            Format::Text
+        );
     }
 
     #[test]

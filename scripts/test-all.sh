@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what ipfs-sentinel's tests need on a fresh Debian machine, then runs every test,
+# the ones against real services included. This is the README's test command; .ci/run calls it.
+#
+# Installs: Debian's prometheus (prometheus + promtool), Node.js and npm when missing, and
+# js-ipfs 0.66.1 (a real IPFS node serving the Kubo RPC API) from tests/ipfs-node's lockfile.
+# Needs: a Rust toolchain (rustup) with clippy and rustfmt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+command -v cargo >/dev/null || {
+  echo "cargo not found: install Rust with rustup (https://rustup.rs), then run this again" >&2
+  exit 1
+}
+
+step "Debian packages (prometheus, promtool; Node.js when missing)"
+packages=(prometheus)
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
+as_root apt-get update -qq
+DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+prometheus --version 2>&1 | head -n 1
+node --version
+
+step "js-ipfs for the real-node tests (npm ci from tests/ipfs-node/package-lock.json)"
+stamp=tests/ipfs-node/node_modules/.installed-from-package-lock.json
+if [ -x tests/ipfs-node/node_modules/.bin/jsipfs ] && cmp -s tests/ipfs-node/package-lock.json "$stamp"; then
+  echo "already installed from this lockfile"
+else
+  npm ci --prefix tests/ipfs-node --no-audit --no-fund --loglevel=error
+  cp tests/ipfs-node/package-lock.json "$stamp"
+fi
+
+step "cargo fmt --check"
+cargo fmt --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --quiet --all-targets -- -D warnings
+
+step "cargo test (every test, the ones against real services included)"
+cargo test --all-targets -- --include-ignored

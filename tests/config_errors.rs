@@ -1,0 +1,188 @@
+//! Configuration as a user meets it: the seed's file loads unchanged, and each broken file gets
+//! one line naming file, line, column and key path, from `check-config` and from `serve` alike.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::temp_file;
+
+fn sentinel(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ipfs-sentinel"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn seed() -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/seed.yaml"),
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_seed_config_loads_and_means_what_it_says() {
+    let seed_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/seed.yaml");
+    let (code, out, err) = sentinel(&["check-config", seed_path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("3 alert(s)"), "{out}");
+    assert!(out.contains("node.disk_usage_percent >= 90"), "{out}");
+    assert!(
+        out.contains("100 * max without (mountpoint) (ipfs_sentinel_node_disk_usage_ratio) >= 90"),
+        "{out}"
+    );
+    assert!(
+        out.contains("node.status == Offline (Critical, for 5m) -> reallocate_pins"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ipfs_sentinel_cluster_node_status{status=\"Offline\"} == 1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("reallocate_pins: built-in reallocate_pins"),
+        "{out}"
+    );
+    assert!(
+        out.contains("notify_admin: script /path/to/notify_script.sh {node_id} {details}"),
+        "{out}"
+    );
+    assert!(out.contains("collection every 60s"), "{out}");
+}
+
+/// (what is broken, the edit, the expected `:line:column: path: reason` start). Where a `|`
+/// stands, the column is not checked: serde-saphyr places the first value of a flow mapping
+/// one column early.
+const BROKEN: &[(&str, &str, &str, &str)] = &[
+    (
+        "an unknown key",
+        "refresh_interval_seconds: 30",
+        "refresh_interval_secs: 30",
+        ":16:5: cluster.dashboard.refresh_interval_secs: unknown field `refresh_interval_secs`",
+    ),
+    (
+        "a string where a number goes",
+        "collection_interval_seconds: 60",
+        "collection_interval_seconds: often",
+        ":4:34: cluster.monitoring.collection_interval_seconds: ",
+    ),
+    (
+        "a bad operator",
+        "operator: '>=', severity: critical",
+        "operator: '=>', severity: critical",
+        ":8:70: cluster.monitoring.alerts[1].operator: unknown variant `=>`",
+    ),
+    (
+        "an alert naming an undefined action",
+        "action: notify_admin}",
+        "action: page_admin}",
+        ":8:104: cluster.monitoring.alerts[1].action: no recovery action named \"page_admin\"",
+    ),
+    (
+        "a zero interval",
+        "collection_interval_seconds: 60",
+        "collection_interval_seconds: 0",
+        ":4:34: cluster.monitoring.collection_interval_seconds: must be a number greater than 0",
+    ),
+    (
+        "a number threshold on a state",
+        "threshold: Offline",
+        "threshold: 3",
+        ":9:42: cluster.monitoring.alerts[2].threshold: node.status is a state",
+    ),
+    (
+        "an unknown metric",
+        "metric: node.memory_usage_percent",
+        "metric: node.mem_percent",
+        ":8:|: cluster.monitoring.alerts[1].metric: unknown metric \"node.mem_percent\"",
+    ),
+];
+
+#[test]
+fn each_broken_config_gets_one_line_with_file_line_column_and_key_path() {
+    for (what, from, to, expected) in BROKEN {
+        let text = seed();
+        assert!(text.contains(from), "fixture has {from}");
+        let (_dir, path) = temp_file("broken.yaml", &text.replacen(from, to, 1));
+        let file = path.to_str().unwrap();
+        let (code, out, err) = sentinel(&["check-config", file]);
+        assert_eq!(code, 1, "{what}: exit code; out: {out}");
+        assert_eq!(err.lines().count(), 1, "{what}: one line, got:\n{err}");
+        let (prefix, rest) = expected.split_once('|').unwrap_or((expected, ""));
+        let located = err.starts_with(&format!("{file}{prefix}")) && err.contains(rest);
+        assert!(located, "{what}:\n  got  {err}  want {file}{expected}...");
+
+        // `serve` refuses to start with the same line.
+        let (code, _, serve_err) = sentinel(&[
+            "serve",
+            "--config",
+            file,
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            _dir.path().to_str().unwrap(),
+        ]);
+        assert_eq!(code, 1, "{what}: serve exit code");
+        assert!(
+            serve_err.contains(err.trim()),
+            "{what}: serve says\n{serve_err}"
+        );
+    }
+}
+
+#[test]
+fn an_unreadable_file_says_so() {
+    let (code, _, err) = sentinel(&["check-config", "/nonexistent/sentinel.yaml"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("/nonexistent/sentinel.yaml: cannot read the configuration:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_embedded_default_is_valid_and_printable() {
+    let (code, printed, _) = sentinel(&["print-default-config"]);
+    assert_eq!(code, 0);
+    let (_dir, path) = temp_file("default.yaml", &printed);
+    let (code, out, err) = sentinel(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("0 recovery action(s)"),
+        "nothing runs by default: {out}"
+    );
+}
+
+#[test]
+fn the_readme_documents_every_key_of_the_default_config() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let (_, printed, _) = sentinel(&["print-default-config"]);
+    // Keys as dotted paths from the indentation of the default file.
+    let mut path: Vec<(usize, String)> = Vec::new();
+    for line in printed.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('#') || trimmed.starts_with('-') || !trimmed.contains(':') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        let key = trimmed.split(':').next().unwrap().to_owned();
+        path.retain(|(i, _)| *i < indent);
+        path.push((indent, key));
+        let dotted: Vec<&str> = path.iter().map(|(_, k)| k.as_str()).collect();
+        let dotted = dotted.join(".");
+        if dotted.matches('.').count() >= 1 {
+            assert!(
+                readme.contains(&format!("`{dotted}")),
+                "README.md does not document {dotted}"
+            );
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The exporter as Prometheus sees it: a real Prometheus scrapes it, and `promtool check
+//! metrics` finds nothing to say about its output.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use support::{eventually, free_port, Prometheus, Sentinel};
+
+fn sentinel_config() -> String {
+    // No IPFS node: the exporter must still be a clean target.
+    format!(
+        "ipfs:\n  api_url: http://127.0.0.1:{}\n  timeout_seconds: 1\ncluster:\n  monitoring:\n    collection_interval_seconds: 1\n",
+        free_port()
+    )
+}
+
+fn promtool_check_metrics(body: &[u8]) -> (bool, String) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; the README's test command installs it)");
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Debian's prometheus (promtool); the README's test command runs it"]
+async fn promtool_check_metrics_is_clean() {
+    let sentinel = Sentinel::start(&sentinel_config()).await;
+    let body = sentinel
+        .metrics_until("ipfs and node collectors", |b| {
+            b.contains("ipfs_sentinel_ipfs_up")
+                && b.contains("ipfs_sentinel_node_memory_usage_ratio")
+        })
+        .await;
+    let (ok, said) = promtool_check_metrics(body.as_bytes());
+    assert!(
+        ok && said.trim().is_empty(),
+        "promtool check metrics:\n{said}\non:\n{body}"
+    );
+
+    // promtool does find problems when there are some: the check itself is live.
+    let (ok, said) = promtool_check_metrics(b"# TYPE requests counter\nrequests 1\n");
+    assert!(
+        !ok || !said.trim().is_empty(),
+        "promtool flags a counter without _total"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Debian's prometheus; the README's test command runs it"]
+async fn prometheus_scrapes_the_sentinel() {
+    let sentinel = Sentinel::start(&sentinel_config()).await;
+    let target = sentinel.url.trim_start_matches("http://").to_owned();
+    let prometheus = Prometheus::start(std::slice::from_ref(&target)).await;
+
+    let up = eventually("Prometheus to scrape the target successfully", || async {
+        let r = prometheus.query("up{job=\"ipfs-sentinel\"}").await;
+        r.first().filter(|s| s["value"][1] == "1").cloned()
+    })
+    .await;
+    assert_eq!(up["metric"]["instance"], target.as_str());
+
+    let memory = eventually(
+        "ipfs_sentinel_node_memory_usage_ratio in Prometheus",
+        || async {
+            prometheus
+                .query("ipfs_sentinel_node_memory_usage_ratio")
+                .await
+                .first()
+                .cloned()
+        },
+    )
+    .await;
+    let ratio: f64 = memory["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(ratio > 0.0 && ratio < 1.0, "memory ratio {ratio}");
+
+    // Counters keep their type through the OpenMetrics scrape: rate() works on them.
+    let ipfs_down = prometheus.query("ipfs_sentinel_ipfs_up == 0").await;
+    assert_eq!(
+        ipfs_down.len(),
+        1,
+        "Prometheus sees IPFS down: {ipfs_down:?}"
+    );
+    let metadata: serde_json::Value = support::http()
+        .get(format!("{}/api/v1/metadata", prometheus.url))
+        .query(&[("metric", "ipfs_sentinel_node_network_received_bytes")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kinds = metadata["data"].to_string();
+    assert!(kinds.contains("counter"), "{metadata}");
+}
