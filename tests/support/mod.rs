@@ -277,7 +277,10 @@ impl IpfsNode {
     pub async fn add_and_pin(&self, content: &[u8]) -> String {
         let form = reqwest::multipart::Form::new().part(
             "file",
-            reqwest::multipart::Part::bytes(content.to_vec()).file_name("test.txt"),
+            reqwest::multipart::Part::bytes(content.to_vec())
+                .file_name("test.txt")
+                .mime_str("application/octet-stream")
+                .unwrap(),
         );
         let body: serde_json::Value = http()
             .post(format!("{}/api/v0/add?pin=true", self.api_url))
@@ -290,7 +293,7 @@ impl IpfsNode {
             .expect("add answers JSON");
         body["Hash"]
             .as_str()
-            .expect("add returns a Hash")
+            .unwrap_or_else(|| panic!("add returns a Hash, got {body}"))
             .to_owned()
     }
 }
