@@ -308,6 +308,17 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// The severity as written in the configuration (and in the `severity` label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
 /// One recovery action. Exactly one of `command`, `script`, `method`, `builtin`, `webhook`,
 /// `alertmanager` says what it does; the rest is policy.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -521,9 +532,36 @@ impl PositiveSeconds {
     }
 }
 
+/// Reads a YAML number, saying plainly when a string stands where it should be.
+fn number<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    struct NumberVisitor;
+    impl serde::de::Visitor<'_> for NumberVisitor {
+        type Value = f64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a number")
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<f64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<f64, E> {
+            Err(E::custom(format!("expected a number, got {v:?}")))
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<f64, E> {
+            Err(E::custom(format!("expected a number, got {v}")))
+        }
+    }
+    d.deserialize_any(NumberVisitor)
+}
+
 impl<'de> Deserialize<'de> for PositiveSeconds {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = f64::deserialize(d)?;
+        let v = number(d)?;
         if v.is_finite() && v > 0.0 && v < 1e9 {
             Ok(Self(v))
         } else {
@@ -540,7 +578,7 @@ pub struct NonNegative(pub f64);
 
 impl<'de> Deserialize<'de> for NonNegative {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = f64::deserialize(d)?;
+        let v = number(d)?;
         if v.is_finite() && v >= 0.0 {
             Ok(Self(v))
         } else {

@@ -186,11 +186,11 @@ fn summary(file: &Path, config: &Config) -> String {
             .unwrap_or_default();
         let actions: Vec<&str> = alert.action_names().map(|a| a.value.as_str()).collect();
         out += &format!(
-            "    {} {} {} ({:?}{}){}: {}\n",
+            "    {} {} {} ({}{}){}: {}\n",
             alert.metric.value,
             alert.operator.as_str(),
             threshold,
-            alert.severity,
+            alert.severity.as_str(),
             if alert.duration_minutes.0 > 0.0 {
                 format!(", for {}m", alert.duration_minutes.0)
             } else {

@@ -39,7 +39,7 @@ fn the_seed_config_loads_and_means_what_it_says() {
         "{out}"
     );
     assert!(
-        out.contains("node.status == Offline (Critical, for 5m) -> reallocate_pins"),
+        out.contains("node.status == Offline (critical, for 5m) -> reallocate_pins"),
         "{out}"
     );
     assert!(
@@ -71,7 +71,7 @@ const BROKEN: &[(&str, &str, &str, &str)] = &[
         "a string where a number goes",
         "collection_interval_seconds: 60",
         "collection_interval_seconds: often",
-        ":4:34: cluster.monitoring.collection_interval_seconds: ",
+        ":4:34: cluster.monitoring.collection_interval_seconds: expected a number, got \"often\"",
     ),
     (
         "a bad operator",
