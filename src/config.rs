@@ -113,6 +113,22 @@ pub struct ClusterConfig {
     /// This node's role (default `worker`).
     #[serde(default)]
     pub role: Role,
+    /// Base URLs of the other nodes' sentinels, e.g. `http://10.0.0.2:9401` (default: none).
+    #[serde(default)]
+    pub peers: Vec<HttpUrl>,
+    /// Timeout of each call to a peer sentinel, in seconds (default 3).
+    #[serde(default = "default_peer_timeout")]
+    pub peer_timeout_seconds: PositiveSeconds,
+    /// A peer unreachable for this long is `Offline`; before that it is `Degraded` (default 30).
+    #[serde(default = "default_offline_after")]
+    pub offline_after_seconds: PositiveSeconds,
+    /// Export every node's headline figures as `ipfs_sentinel_cluster_node_*{node_id}` series
+    /// (default true). Turn off where Prometheus scrapes every node anyway.
+    #[serde(default = "default_true")]
+    pub export_peer_metrics: bool,
+    /// The IPFS Cluster REST API, when this node runs an IPFS Cluster peer.
+    #[serde(default)]
+    pub ipfs_cluster: Option<IpfsClusterConfig>,
     /// Collection, alerts and recovery actions.
     #[serde(default)]
     pub monitoring: MonitoringConfig,
@@ -126,10 +142,36 @@ impl Default for ClusterConfig {
         Self {
             node_id: default_node_id(),
             role: Role::default(),
+            peers: Vec::new(),
+            peer_timeout_seconds: default_peer_timeout(),
+            offline_after_seconds: default_offline_after(),
+            export_peer_metrics: true,
+            ipfs_cluster: None,
             monitoring: MonitoringConfig::default(),
             dashboard: DashboardConfig::default(),
         }
     }
+}
+
+fn default_peer_timeout() -> PositiveSeconds {
+    PositiveSeconds(3.0)
+}
+fn default_offline_after() -> PositiveSeconds {
+    PositiveSeconds(30.0)
+}
+
+/// `cluster.ipfs_cluster`: the IPFS Cluster REST API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpfsClusterConfig {
+    /// Base URL of the REST API, e.g. `http://127.0.0.1:9094`.
+    pub api_url: HttpUrl,
+    /// A file holding `user:password` for basic authentication (never the secret itself here).
+    #[serde(default)]
+    pub basic_auth_file: Option<std::path::PathBuf>,
+    /// Timeout of each call, in seconds (default 5).
+    #[serde(default = "default_ipfs_timeout")]
+    pub timeout_seconds: PositiveSeconds,
 }
 
 fn default_node_id() -> String {

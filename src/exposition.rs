@@ -3,8 +3,10 @@
 //! does), the classic text format 0.0.4 for everyone else (curl, `promtool check metrics`,
 //! older scrapers), and the gzip form of each.
 //!
-//! Owns encoding and the cache of encoded bytes; a scrape only clones an `Arc` of them, so it
-//! does no I/O and no encoding. It reads snapshots and never changes them.
+//! Owns encoding and the cache of the latest snapshot with its encoded bytes; a scrape only
+//! clones an `Arc` of them, so it does no I/O and no encoding. Other readers of the latest
+//! snapshot (the status API, the cluster collector) take it from here too. It reads snapshots
+//! and never changes them.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -64,9 +66,11 @@ impl Body {
     }
 }
 
-/// One encoded snapshot, in every format.
+/// One snapshot with its encodings, in every format.
 #[derive(Debug, Clone)]
 pub struct Exposition {
+    /// The snapshot itself, for readers that want values rather than text.
+    pub snapshot: Arc<Snapshot>,
     /// OpenMetrics text.
     pub openmetrics: Body,
     /// Text format 0.0.4.
@@ -78,9 +82,11 @@ pub struct Exposition {
 impl Exposition {
     /// Encodes a snapshot.
     pub fn encode(snapshot: Snapshot) -> Exposition {
-        let openmetrics = encode_openmetrics(snapshot);
+        let snapshot = Arc::new(snapshot);
+        let openmetrics = encode_openmetrics(Arc::clone(&snapshot));
         let text = openmetrics_to_text(&openmetrics);
         Exposition {
+            snapshot,
             openmetrics: Body::new(openmetrics),
             text: Body::new(text),
             ready: true,
@@ -123,7 +129,7 @@ impl ExpositionCache {
 
 /// Adapts a snapshot to prometheus-client's collector interface.
 #[derive(Debug)]
-struct SnapshotMetrics(Snapshot);
+struct SnapshotMetrics(Arc<Snapshot>);
 
 impl ClientCollector for SnapshotMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -156,7 +162,7 @@ impl ClientCollector for SnapshotMetrics {
     }
 }
 
-fn encode_openmetrics(snapshot: Snapshot) -> String {
+fn encode_openmetrics(snapshot: Arc<Snapshot>) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(SnapshotMetrics(snapshot)));
     let mut text = String::new();

@@ -9,7 +9,9 @@
 //!   and the key path); [`dotted`]: the seed's dotted metric names and their PromQL.
 //! - [`model`]: the plain types every stage shares ([`model::Family`], [`model::Snapshot`]).
 //! - [`collect`]: the [`collect::Collector`] trait, the loop, and one file per source
-//!   ([`collect::node`], [`collect::ipfs`] with its response parsers in [`collect::kubo`]).
+//!   ([`collect::node`], [`collect::ipfs`] with its response parsers in [`collect::kubo`],
+//!   [`collect::cluster`] for peer sentinels, [`collect::ipfs_cluster`] for IPFS Cluster).
+//! - [`status`]: the node status report (`/api/v1/status`), derived from a snapshot.
 //! - [`exposition`]: snapshot to OpenMetrics text and gzip, cached for scrapes.
 //! - [`http`]: the server and its routes.
 //! - [`sentinel`]: builds the parts from a [`config::Config`] and runs them together.
@@ -22,3 +24,4 @@ pub mod exposition;
 pub mod http;
 pub mod model;
 pub mod sentinel;
+pub mod status;

@@ -6,6 +6,8 @@
 
 use std::time::SystemTime;
 
+use serde::{Deserialize, Serialize};
+
 /// Label pairs of one sample, in the order they are exposed.
 pub type Labels = Vec<(String, String)>;
 
@@ -106,5 +108,70 @@ impl Snapshot {
     /// The family with this name, if any.
     pub fn family(&self, name: &str) -> Option<&Family> {
         self.families.iter().find(|f| f.name == name)
+    }
+}
+
+/// A node's state in the cluster view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeStatus {
+    /// Answers, IPFS up, every collector healthy.
+    Online,
+    /// Answers but IPFS is down or a collector fails, or unreachable for less than
+    /// `offline_after_seconds`.
+    Degraded,
+    /// Unreachable for `offline_after_seconds` or longer.
+    Offline,
+}
+
+impl NodeStatus {
+    /// Every state, in the order the state-set series are exposed.
+    pub const ALL: [NodeStatus; 3] = [
+        NodeStatus::Online,
+        NodeStatus::Degraded,
+        NodeStatus::Offline,
+    ];
+
+    /// The state's name, as in the `status` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Online => "Online",
+            NodeStatus::Degraded => "Degraded",
+            NodeStatus::Offline => "Offline",
+        }
+    }
+
+    /// The state named `s`, if any.
+    pub fn parse(s: &str) -> Option<NodeStatus> {
+        NodeStatus::ALL.into_iter().find(|n| n.as_str() == s)
+    }
+}
+
+impl Family {
+    /// The value of the first sample whose labels include all of `labels`.
+    pub fn value(&self, labels: &[(&str, &str)]) -> Option<f64> {
+        self.samples
+            .iter()
+            .find(|s| {
+                labels
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
+            .map(|s| s.value)
+    }
+
+    /// The value of label `key` on a sample.
+    pub fn label<'a>(sample: &'a Sample, key: &str) -> Option<&'a str> {
+        sample
+            .labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Snapshot {
+    /// The value of `name{labels}`, if the snapshot has it.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.family(name)?.value(labels)
     }
 }

@@ -9,13 +9,16 @@ use std::time::SystemTime;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::collect::cluster::ClusterCollector;
 use crate::collect::ipfs::IpfsCollector;
+use crate::collect::ipfs_cluster::IpfsClusterCollector;
 use crate::collect::node::NodeCollector;
 use crate::collect::{self, CollectError, Collector};
 use crate::config::Config;
 use crate::exposition::ExpositionCache;
 use crate::http::server::{self, AppState};
 use crate::model::Snapshot;
+use crate::status::Identity;
 
 /// Why the sentinel could not run.
 #[derive(Debug, thiserror::Error)]
@@ -28,12 +31,21 @@ pub enum ServeError {
     Http(#[from] std::io::Error),
 }
 
-/// The collectors this configuration asks for, in the order they are listed.
-pub fn collectors(config: &Config) -> Result<Vec<Box<dyn Collector>>, CollectError> {
-    Ok(vec![
+/// The collectors this configuration asks for, in the order they are listed. The cluster
+/// collector reads this node's own state from `local`.
+pub fn collectors(
+    config: &Config,
+    local: &ExpositionCache,
+) -> Result<Vec<Box<dyn Collector>>, CollectError> {
+    let mut collectors: Vec<Box<dyn Collector>> = vec![
         Box::new(NodeCollector::new()?),
         Box::new(IpfsCollector::new(&config.ipfs)?),
-    ])
+        Box::new(ClusterCollector::new(&config.cluster, local.clone())?),
+    ];
+    if let Some(ipfs_cluster) = &config.cluster.ipfs_cluster {
+        collectors.push(Box::new(IpfsClusterCollector::new(ipfs_cluster)?));
+    }
+    Ok(collectors)
 }
 
 /// Runs the sentinel on `listener` until `shutdown` resolves.
@@ -56,7 +68,7 @@ pub async fn serve(
     let collector_loop = if monitoring.enabled {
         let publish_to = cache.clone();
         Some(tokio::spawn(collect::run(
-            collectors(&config)?,
+            collectors(&config, &cache)?,
             monitoring.collection_interval_seconds.duration(),
             monitoring.collector_timeout_seconds.duration(),
             move |snapshot, complete| publish_to.publish(snapshot, complete),
@@ -71,7 +83,14 @@ pub async fn serve(
         None
     };
 
-    let state = AppState { metrics: cache };
+    let state = AppState {
+        metrics: cache,
+        identity: Identity {
+            node_id: config.cluster.node_id.clone(),
+            role: config.cluster.role,
+        },
+        started: SystemTime::now(),
+    };
     let served = server::run(listener, state, async move {
         shutdown.await;
         let _ = stop_tx.send(true);

@@ -116,10 +116,7 @@ async fn a_node_that_accepts_and_never_answers_does_not_hold_up_scrapes() {
     let sentinel = Sentinel::start(&config(&hung, 1, 8)).await;
     // Node metrics appear while the IPFS collector is still waiting, and every scrape meanwhile
     // answers within 2 s, so none of them waited on the hung collector.
-    let impatient = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(2))
-        .build()
-        .unwrap();
+    let impatient = support::impatient_http();
     let body = sentinel
         .metrics_until("node metrics", |b| {
             sample(b, "ipfs_sentinel_node_memory_usage_ratio", &[]).is_some()

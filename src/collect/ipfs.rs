@@ -82,12 +82,7 @@ pub struct IpfsCollector {
 impl IpfsCollector {
     /// A collector for the API at `config.api_url`.
     pub fn new(config: &IpfsConfig) -> Result<Self, CollectError> {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout_seconds.duration())
-            .connect_timeout(config.timeout_seconds.duration())
-            .no_proxy()
-            .build()
-            .map_err(|e| CollectError::Source(format!("cannot build an HTTP client: {e}")))?;
+        let client = super::http_client(config.timeout_seconds.duration())?;
         Ok(Self {
             client,
             base: config.api_url.0.clone(),

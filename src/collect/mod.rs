@@ -7,7 +7,9 @@
 //! A collector that fails or times out contributes its [`Collector::on_failure`] families, a
 //! `collector_success 0` and a log line; the others are unaffected.
 
+pub mod cluster;
 pub mod ipfs;
+pub mod ipfs_cluster;
 pub mod kubo;
 pub mod node;
 
@@ -25,6 +27,17 @@ pub enum CollectError {
     /// The source could not be reached or answered with an error.
     #[error("{0}")]
     Source(String),
+}
+
+/// An HTTP client for calls to one source: `timeout` on each call and on connecting, and no
+/// proxy (sources are this node's daemons and its peers, never the open internet).
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, CollectError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .no_proxy()
+        .build()
+        .map_err(|e| CollectError::Source(format!("cannot build an HTTP client: {e}")))
 }
 
 /// One source of metrics.

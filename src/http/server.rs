@@ -1,10 +1,11 @@
-//! The HTTP server: `GET /metrics` (gzip when asked), `GET /-/healthy`, `GET /-/ready`, and a
-//! landing page at `/`.
+//! The HTTP server: `GET /metrics` (gzip when asked), `GET /api/v1/status`, `GET /-/healthy`,
+//! `GET /-/ready`, and a landing page at `/`.
 //!
 //! Takes a bound listener and a shutdown future, so tests bind port 0 and stop it cleanly. It
 //! serves cached bytes and never waits on a collector.
 
 use std::future::Future;
+use std::time::SystemTime;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -14,12 +15,17 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::exposition::{ExpositionCache, Format};
+use crate::status::{self, Identity};
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    /// The latest encoded metrics.
+    /// The latest snapshot and its encoded metrics.
     pub metrics: ExpositionCache,
+    /// Who this node is, for the status report.
+    pub identity: Identity,
+    /// When this sentinel started.
+    pub started: SystemTime,
 }
 
 /// The routes, ready to serve.
@@ -27,6 +33,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(landing))
         .route("/metrics", get(metrics))
+        .route("/api/v1/status", get(status_report))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .with_state(state)
@@ -109,6 +116,16 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     }
 }
 
+async fn status_report(State(state): State<AppState>) -> axum::Json<status::StatusReport> {
+    let current = state.metrics.current();
+    axum::Json(status::report(
+        &current.snapshot,
+        &state.identity,
+        state.started,
+        SystemTime::now(),
+    ))
+}
+
 async fn healthy() -> &'static str {
     "ipfs-sentinel is healthy.\n"
 }
@@ -131,6 +148,7 @@ async fn landing() -> Html<&'static str> {
         "<body><h1>ipfs-sentinel ",
         env!("CARGO_PKG_VERSION"),
         "</h1><ul><li><a href=\"metrics\">metrics</a></li>",
+        "<li><a href=\"api/v1/status\">status (JSON)</a></li>",
         "<li><a href=\"-/healthy\">health</a></li><li><a href=\"-/ready\">readiness</a></li>",
         "</ul></body></html>"
     ))

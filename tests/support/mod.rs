@@ -5,6 +5,7 @@
 //! Every test binary includes this module and uses part of it.
 #![allow(dead_code)]
 
+pub mod ipfs_cluster;
 pub mod kubo_fixtures;
 
 use std::net::TcpListener as StdListener;
@@ -86,6 +87,15 @@ pub fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// An HTTP client that gives up after 2 s: a scrape it completes did not wait on a hung source.
+pub fn impatient_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
 /// Polls `probe` until it returns `Some`, failing after [`PATIENCE`] with `what`.
 pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
 where
@@ -138,10 +148,14 @@ pub struct Sentinel {
 impl Sentinel {
     /// Starts `ipfs-sentinel serve` with this YAML configuration and waits until it answers.
     pub async fn start(config_yaml: &str) -> Sentinel {
+        Sentinel::start_on(free_port(), config_yaml).await
+    }
+
+    /// Like [`Sentinel::start`], on a given loopback port (for peers that must know it first).
+    pub async fn start_on(port: u16, config_yaml: &str) -> Sentinel {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("sentinel.yaml");
         std::fs::write(&config, config_yaml).unwrap();
-        let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_ipfs-sentinel"));
         command
             .arg("serve")
@@ -354,6 +368,26 @@ impl Prometheus {
             .cloned()
             .unwrap_or_default()
     }
+}
+
+/// Runs `promtool check metrics` on a body: (passed, what it said).
+pub fn promtool_check_metrics(body: &[u8]) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; the README's test command installs it)");
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success() && said.trim().is_empty(), said)
 }
 
 /// Writes a file into a fresh temp dir and returns both.
