@@ -21,6 +21,7 @@ pub mod collect;
 pub mod config;
 pub mod dotted;
 pub mod exposition;
+pub mod history;
 pub mod http;
 pub mod model;
 pub mod sentinel;

@@ -1,0 +1,473 @@
+//! The history: every collection's samples for `metrics_history_duration_hours`, in a compact
+//! store. Every series is sampled on the same tick, so tick timestamps are kept once per block,
+//! shared by all series. The newest block (the head) is kept raw; full blocks are sealed with
+//! `pco` (see [`codec`]) and dropped whole once older than the retention.
+//!
+//! Owns the in-memory store: appending a tick, sealing, retention, reading series by matchers
+//! and time window, and its own size figures. Files are [`persist`]'s, aggregation
+//! [`aggregate`]'s, output formats [`export`]'s; selectors and times are read by [`query`].
+
+pub mod aggregate;
+pub mod codec;
+pub mod export;
+pub mod persist;
+pub mod query;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use codec::{Presence, SealedBlock, SealedColumn};
+
+use crate::model::{Family, Snapshot};
+
+/// One series: metric name and labels, sorted by label name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    /// The metric name.
+    pub name: String,
+    /// Label pairs, sorted by name.
+    pub labels: Vec<(String, String)>,
+}
+
+impl SeriesKey {
+    /// The value of label `name` (`__name__` is the metric name).
+    pub fn label(&self, name: &str) -> Option<&str> {
+        if name == "__name__" {
+            return Some(&self.name);
+        }
+        self.labels
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A series' samples in a window: (ms since the Unix epoch, value), oldest first.
+pub type Points = Vec<(i64, f64)>;
+
+/// One tick's samples: each series with its value.
+pub type TickSamples = Vec<(Arc<SeriesKey>, f64)>;
+
+/// The head: the newest ticks, raw.
+#[derive(Debug, Default)]
+struct Head {
+    ticks: Vec<i64>,
+    columns: HashMap<Arc<SeriesKey>, Column>,
+}
+
+/// One series in the head: one slot per head tick.
+#[derive(Debug, Default)]
+struct Column {
+    values: Vec<f64>,
+    present: Vec<bool>,
+}
+
+/// Size figures of the store, for `ipfs_sentinel_history_*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Series with samples in the store.
+    pub series: usize,
+    /// Samples held.
+    pub samples: usize,
+    /// Bytes held: sealed blocks, the raw head and the series keys.
+    pub bytes: usize,
+}
+
+/// The in-memory store.
+#[derive(Debug)]
+pub struct History {
+    retention_ms: i64,
+    block_ticks: usize,
+    keys: HashSet<Arc<SeriesKey>>,
+    sealed: VecDeque<SealedBlock>,
+    head: Head,
+}
+
+impl History {
+    /// An empty store keeping `retention_ms` of history, sealing every `block_ticks` ticks.
+    pub fn new(retention_ms: i64, block_ticks: usize) -> Self {
+        Self {
+            retention_ms,
+            block_ticks: block_ticks.max(1),
+            keys: HashSet::new(),
+            sealed: VecDeque::new(),
+            head: Head::default(),
+        }
+    }
+
+    /// The shared instance of `key`, creating it if new.
+    pub fn intern(&mut self, key: SeriesKey) -> Arc<SeriesKey> {
+        if let Some(k) = self.keys.get(&key) {
+            return Arc::clone(k);
+        }
+        let k = Arc::new(key);
+        self.keys.insert(Arc::clone(&k));
+        k
+    }
+
+    /// The series keys of a snapshot's samples with their values.
+    pub fn samples_of(&mut self, snapshot: &Snapshot) -> TickSamples {
+        snapshot
+            .families
+            .iter()
+            .flat_map(|f: &Family| f.samples.iter().map(move |s| (f, s)))
+            .map(|(f, s)| {
+                let mut labels = s.labels.clone();
+                labels.sort();
+                (
+                    self.intern(SeriesKey {
+                        name: f.name.clone(),
+                        labels,
+                    }),
+                    s.value,
+                )
+            })
+            .collect()
+    }
+
+    /// Appends one tick at `at_ms` with these samples. Ticks must increase; an older or equal
+    /// one is ignored (returns false). Series absent from this tick get no sample. Returns true
+    /// when it was appended; [`History::take_full_block`] then says whether a block is due.
+    pub fn append(&mut self, at_ms: i64, samples: &[(Arc<SeriesKey>, f64)]) -> bool {
+        if self.last_tick().is_some_and(|last| at_ms <= last) {
+            return false;
+        }
+        let before = self.head.ticks.len();
+        self.head.ticks.push(at_ms);
+        for (key, value) in samples {
+            let column = self
+                .head
+                .columns
+                .entry(Arc::clone(key))
+                .or_insert_with(|| Column {
+                    values: vec![0.0; before],
+                    present: vec![false; before],
+                });
+            if column.present.len() == before + 1 {
+                // The same series twice in one tick: the first value stands.
+                continue;
+            }
+            column.values.push(*value);
+            column.present.push(true);
+        }
+        for column in self.head.columns.values_mut() {
+            if column.present.len() == before {
+                column.values.push(0.0);
+                column.present.push(false);
+            }
+        }
+        true
+    }
+
+    /// Seals the head when it holds a full block, and returns the new sealed block.
+    pub fn take_full_block(&mut self) -> Option<SealedBlock> {
+        if self.head.ticks.len() < self.block_ticks {
+            return None;
+        }
+        let block = seal(&std::mem::take(&mut self.head));
+        self.sealed.push_back(block.clone());
+        Some(block)
+    }
+
+    /// Adds a sealed block read from disk (kept in time order).
+    pub fn insert_sealed(&mut self, block: SealedBlock) {
+        let at = self.sealed.partition_point(|b| b.first_ms < block.first_ms);
+        self.sealed.insert(at, block);
+    }
+
+    /// Drops sealed blocks wholly older than the retention at `now_ms`, and the series that no
+    /// longer have samples; returns the dropped blocks' first ticks (their file names).
+    pub fn expire(&mut self, now_ms: i64) -> Vec<i64> {
+        let cutoff = now_ms - self.retention_ms;
+        let mut dropped = Vec::new();
+        while self.sealed.front().is_some_and(|b| b.last_ms < cutoff) {
+            if let Some(b) = self.sealed.pop_front() {
+                dropped.push(b.first_ms);
+            }
+        }
+        if !dropped.is_empty() {
+            // A key only the store's index holds has aged out.
+            self.keys.retain(|k| Arc::strong_count(k) > 1);
+        }
+        dropped
+    }
+
+    /// The newest tick, if any.
+    pub fn last_tick(&self) -> Option<i64> {
+        self.head
+            .ticks
+            .last()
+            .copied()
+            .or_else(|| self.sealed.back().map(|b| b.last_ms))
+    }
+
+    /// The oldest tick, if any.
+    pub fn first_tick(&self) -> Option<i64> {
+        self.sealed
+            .front()
+            .map(|b| b.first_ms)
+            .or_else(|| self.head.ticks.first().copied())
+    }
+
+    /// Every series with samples, sorted, that `keep` accepts.
+    pub fn series(&self, keep: impl Fn(&SeriesKey) -> bool) -> Vec<Arc<SeriesKey>> {
+        let mut found: Vec<Arc<SeriesKey>> = self
+            .sealed
+            .iter()
+            .flat_map(|b| b.columns.iter().map(|c| &c.key))
+            .chain(self.head.columns.keys())
+            .filter(|k| keep(k))
+            .cloned()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// The samples of `key` with `start_ms <= t <= end_ms`, oldest first.
+    pub fn points(
+        &self,
+        key: &SeriesKey,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Points, codec::DecodeError> {
+        let mut out = Vec::new();
+        for block in &self.sealed {
+            if block.last_ms < start_ms || block.first_ms > end_ms {
+                continue;
+            }
+            let Some(column) = block.columns.iter().find(|c| *c.key == *key) else {
+                continue;
+            };
+            let ticks = codec::decompress_ticks(&block.ticks)?;
+            let flags = column.presence.flags(block.n_ticks)?;
+            let values = codec::decompress_values(&column.values)?;
+            if ticks.len() != block.n_ticks || values.len() != flags.iter().filter(|f| **f).count()
+            {
+                return Err(codec::DecodeError(
+                    "block columns disagree in length".into(),
+                ));
+            }
+            let mut values = values.into_iter();
+            for (t, present) in ticks.into_iter().zip(flags) {
+                if present {
+                    let v = values.next().unwrap_or(f64::NAN);
+                    if (start_ms..=end_ms).contains(&t) {
+                        out.push((t, v));
+                    }
+                }
+            }
+        }
+        if let Some(column) = self.head.columns.get(key) {
+            for (i, &t) in self.head.ticks.iter().enumerate() {
+                if column.present[i] && (start_ms..=end_ms).contains(&t) {
+                    out.push((t, column.values[i]));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The head's ticks with each present series' value, oldest first (for rewriting the log).
+    pub fn head_ticks(&self) -> Vec<(i64, TickSamples)> {
+        self.head
+            .ticks
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                let samples = self
+                    .head
+                    .columns
+                    .iter()
+                    .filter(|(_, c)| c.present[i])
+                    .map(|(k, c)| (Arc::clone(k), c.values[i]))
+                    .collect();
+                (t, samples)
+            })
+            .collect()
+    }
+
+    /// Size figures.
+    pub fn stats(&self) -> Stats {
+        let sealed_samples: usize = self
+            .sealed
+            .iter()
+            .flat_map(|b| b.columns.iter().map(move |c| (b.n_ticks, c)))
+            .map(|(n_ticks, c)| match &c.presence {
+                Presence::All => n_ticks,
+                Presence::Runs(runs) => runs.iter().step_by(2).map(|r| *r as usize).sum(),
+            })
+            .sum();
+        let head_samples: usize = self
+            .head
+            .columns
+            .values()
+            .map(|c| c.present.iter().filter(|p| **p).count())
+            .sum();
+        let head_bytes = self.head.ticks.len() * 8
+            + self
+                .head
+                .columns
+                .values()
+                .map(|c| c.values.len() * 9 + 64)
+                .sum::<usize>();
+        let key_bytes: usize = self
+            .keys
+            .iter()
+            .map(|k| {
+                k.name.len()
+                    + k.labels
+                        .iter()
+                        .map(|(a, b)| a.len() + b.len() + 48)
+                        .sum::<usize>()
+                    + 64
+            })
+            .sum();
+        Stats {
+            series: self.keys.len(),
+            samples: sealed_samples + head_samples,
+            bytes: self
+                .sealed
+                .iter()
+                .map(SealedBlock::byte_size)
+                .sum::<usize>()
+                + head_bytes
+                + key_bytes,
+        }
+    }
+}
+
+/// Compresses a full head into a sealed block.
+fn seal(head: &Head) -> SealedBlock {
+    let mut columns: Vec<SealedColumn> = head
+        .columns
+        .iter()
+        .filter(|(_, c)| c.present.iter().any(|p| *p))
+        .map(|(key, c)| {
+            let present: Vec<f64> = c
+                .values
+                .iter()
+                .zip(&c.present)
+                .filter(|(_, p)| **p)
+                .map(|(v, _)| *v)
+                .collect();
+            SealedColumn {
+                key: Arc::clone(key),
+                presence: Presence::from_flags(&c.present),
+                values: codec::compress_values(&present),
+            }
+        })
+        .collect();
+    columns.sort_by(|a, b| a.key.cmp(&b.key));
+    SealedBlock {
+        first_ms: head.ticks.first().copied().unwrap_or(0),
+        last_ms: head.ticks.last().copied().unwrap_or(0),
+        n_ticks: head.ticks.len(),
+        ticks: codec::compress_ticks(&head.ticks),
+        columns,
+    }
+}
+
+/// `ipfs_sentinel_history_*` families for these figures.
+pub fn stats_families(stats: Stats) -> Vec<Family> {
+    vec![
+        Family::single_gauge(
+            "ipfs_sentinel_history_series",
+            "Series with samples in the history.",
+            stats.series as f64,
+        ),
+        Family::single_gauge(
+            "ipfs_sentinel_history_samples",
+            "Samples held in the history.",
+            stats.samples as f64,
+        ),
+        Family::single_gauge(
+            "ipfs_sentinel_history_bytes",
+            "Memory the history holds: sealed blocks, the raw newest block and series keys.",
+            stats.bytes as f64,
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key(name: &str) -> SeriesKey {
+        SeriesKey {
+            name: name.into(),
+            labels: vec![("a".into(), "1".into())],
+        }
+    }
+
+    proptest! {
+        /// Series appear and vanish at random ticks, ticks are irregular, values are any bits:
+        /// whatever was appended is read back exactly, across sealed blocks and the head.
+        #[test]
+        fn appended_samples_read_back_exactly(
+            rows in prop::collection::vec(
+                (1i64..100_000, prop::collection::vec(prop::option::of(any::<u64>().prop_map(f64::from_bits)), 3)),
+                1..200),
+            block in 1usize..50,
+        ) {
+            let mut h = History::new(i64::MAX / 4, block);
+            let keys: Vec<_> = ["x", "y", "z"].iter().map(|n| h.intern(key(n))).collect();
+            let mut expected: Vec<Points> = vec![Vec::new(); 3];
+            let mut t = 1_700_000_000_000i64;
+            for (gap, values) in &rows {
+                t += gap;
+                let samples: Vec<_> = values.iter().enumerate()
+                    .filter_map(|(i, v)| v.map(|v| (Arc::clone(&keys[i]), v)))
+                    .collect();
+                prop_assert!(h.append(t, &samples));
+                h.take_full_block();
+                for (i, v) in values.iter().enumerate() {
+                    if let Some(v) = v { expected[i].push((t, *v)); }
+                }
+            }
+            for (i, k) in keys.iter().enumerate() {
+                let got = h.points(k, i64::MIN, i64::MAX).unwrap();
+                prop_assert_eq!(got.len(), expected[i].len());
+                for (g, e) in got.iter().zip(&expected[i]) {
+                    prop_assert_eq!(g.0, e.0);
+                    prop_assert_eq!(g.1.to_bits(), e.1.to_bits());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn windows_retention_and_aging_out() {
+        let mut h = History::new(10_000, 2);
+        let a = h.intern(key("a"));
+        let gone = h.intern(key("gone"));
+        for t in 1..=6 {
+            let mut s = vec![(Arc::clone(&a), t as f64)];
+            if t <= 2 {
+                s.push((Arc::clone(&gone), 9.0));
+            }
+            h.append(t * 1000, &s);
+            h.take_full_block();
+        }
+        assert!(
+            !h.append(6000, &[(Arc::clone(&a), 0.0)]),
+            "a tick that is not newer is refused"
+        );
+        assert_eq!(
+            h.points(&a, 2000, 4000).unwrap(),
+            vec![(2000, 2.0), (3000, 3.0), (4000, 4.0)]
+        );
+        assert_eq!(h.stats().series, 2);
+        drop((a, gone));
+        assert_eq!(
+            h.expire(14_500),
+            vec![1000, 3000],
+            "blocks ending before now - retention go"
+        );
+        assert_eq!(h.series(|_| true).len(), 1, "the vanished series aged out");
+        assert_eq!(h.stats().series, 1);
+        assert_eq!(h.first_tick(), Some(5000));
+    }
+}
