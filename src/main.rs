@@ -1,6 +1,7 @@
 //! The `ipfs-sentinel` command line: parses arguments, loads the configuration, starts the
 //! parts. No logic of its own.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,6 +10,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use ipfs_sentinel::config::{Config, Threshold, EMBEDDED_DEFAULT};
+use ipfs_sentinel::history::export::{Export, Format};
+use ipfs_sentinel::history::query::{system_ms, Selector, WindowParams};
 use ipfs_sentinel::{dotted, sentinel};
 
 /// Monitor for IPFS (Kubo) nodes and clusters: exposes node and IPFS metrics to Prometheus.
@@ -45,6 +48,42 @@ enum Command {
     },
     /// Print the embedded default configuration, a commented starting point for your own.
     PrintDefaultConfig,
+    /// Export the history as CSV or JSON, from a running sentinel (--url) or a data dir.
+    ///
+    /// Raw samples by default; with --step, one point per step (the last sample, or --fn).
+    /// Bad input exits with status 2.
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// csv: timestamp,metric,<labels...>,value rows; json: see the README.
+    #[arg(long, default_value = "csv", value_parser = ["csv", "json"])]
+    format: String,
+    /// Series selector, e.g. 'ipfs_sentinel_node_disk_usage_ratio{mountpoint="/"}' (default: all).
+    #[arg(long = "match", value_name = "SELECTOR")]
+    selector: Option<String>,
+    /// How far back from now, e.g. 24h, 30m (default: everything kept).
+    #[arg(long, value_name = "DURATION")]
+    range: Option<String>,
+    /// One point per step, e.g. 1h (default: every sample).
+    #[arg(long, value_name = "DURATION")]
+    step: Option<String>,
+    /// Aggregation per step: avg, min, max, sum, count, last, rate, increase.
+    #[arg(long = "fn", value_name = "FUNCTION")]
+    function: Option<String>,
+    /// Write here instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Read from a running sentinel, e.g. http://127.0.0.1:9401.
+    #[arg(long, value_name = "URL", conflicts_with = "data_dir")]
+    url: Option<String>,
+    /// Read the data dir directly, touching nothing (default: the serve default).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The configuration the data dir was written with (for its retention).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -69,7 +108,145 @@ fn main() -> ExitCode {
             print!("{EMBEDDED_DEFAULT}");
             ExitCode::SUCCESS
         }
+        Command::Export(args) => match export(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(ExportFailure::BadInput(reason)) => {
+                eprintln!("ipfs-sentinel export: {reason}");
+                ExitCode::from(2)
+            }
+            Err(ExportFailure::Failed(e)) => {
+                eprintln!("ipfs-sentinel export: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
+}
+
+enum ExportFailure {
+    /// The request itself is wrong: exit 2.
+    BadInput(String),
+    /// Reading or writing failed: exit 1.
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for ExportFailure {
+    fn from(e: anyhow::Error) -> Self {
+        ExportFailure::Failed(e)
+    }
+}
+
+fn export(args: ExportArgs) -> Result<(), ExportFailure> {
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    match &args.url {
+        Some(url) => export_from_url(&args, url, &mut out)?,
+        None => export_from_data_dir(&args, &mut out)?,
+    }
+    out.flush().context("cannot write the export")?;
+    Ok(())
+}
+
+fn export_from_url(args: &ExportArgs, url: &str, out: &mut dyn Write) -> Result<(), ExportFailure> {
+    let mut query: Vec<(&str, &str)> = vec![("format", &args.format)];
+    for (key, value) in [
+        ("match", &args.selector),
+        ("range", &args.range),
+        ("step", &args.step),
+        ("fn", &args.function),
+    ] {
+        if let Some(v) = value {
+            query.push((key, v));
+        }
+    }
+    let endpoint = format!("{}/api/v1/export", url.trim_end_matches('/'));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .read_timeout(std::time::Duration::from_secs(60))
+            .build()
+            .context("cannot build an HTTP client")?;
+        let mut response = client
+            .get(&endpoint)
+            .query(&query)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {endpoint}; is the sentinel running there?"))?;
+        if response.status() == reqwest::StatusCode::BAD_REQUEST {
+            let reason = response.text().await.unwrap_or_default();
+            return Err(ExportFailure::BadInput(reason.trim().to_owned()));
+        }
+        if !response.status().is_success() {
+            return Err(anyhow::anyhow!("{endpoint}: HTTP {}", response.status()).into());
+        }
+        let progress = indicatif::ProgressBar::new_spinner();
+        progress.set_message("exporting");
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .with_context(|| format!("{endpoint}: the export was cut off"))?
+        {
+            out.write_all(&chunk).context("cannot write the export")?;
+            progress.inc(chunk.len() as u64);
+        }
+        progress.finish_and_clear();
+        Ok(())
+    })
+}
+
+fn export_from_data_dir(args: &ExportArgs, out: &mut dyn Write) -> Result<(), ExportFailure> {
+    let config = match &args.config {
+        Some(path) => Config::load(path).map_err(|e| ExportFailure::BadInput(e.to_string()))?,
+        None => Config::default(),
+    };
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => default_data_dir()?,
+    };
+    if !data_dir.join("history").is_dir() {
+        return Err(ExportFailure::BadInput(format!(
+            "{} holds no history; pass --data-dir, or --url to read a running sentinel",
+            data_dir.display()
+        )));
+    }
+    let selector = match &args.selector {
+        Some(s) => Selector::parse(s).map_err(|e| ExportFailure::BadInput(e.0))?,
+        None => Selector::all(),
+    };
+    let format: Format = args.format.parse().map_err(ExportFailure::BadInput)?;
+    let (history, _) = sentinel::open_history(&config, &data_dir, true)
+        .with_context(|| format!("cannot read the history in {}", data_dir.display()))?;
+    let params = WindowParams {
+        range: args.range.as_deref(),
+        step: args.step.as_deref(),
+        function: args.function.as_deref(),
+        ..WindowParams::default()
+    };
+    let window = params
+        .check(
+            history.first_tick(),
+            system_ms(std::time::SystemTime::now()),
+            false,
+        )
+        .map_err(|e| ExportFailure::BadInput(e.0))?;
+    let plan = Export::new(format, window, history.series(|k| selector.matches(k)));
+    let progress = indicatif::ProgressBar::new(plan.keys().len() as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} series {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    plan.write_all(&history, out, |done| progress.set_position(done as u64))
+        .context("cannot write the export")?;
+    progress.finish_and_clear();
+    Ok(())
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {
@@ -125,7 +302,7 @@ fn serve(
             "ipfs-sentinel {} started",
             env!("CARGO_PKG_VERSION")
         );
-        sentinel::serve(config, listener, shutdown_signal()).await?;
+        sentinel::serve(config, listener, &data_dir, shutdown_signal()).await?;
         tracing::info!("ipfs-sentinel stopped");
         Ok(())
     })

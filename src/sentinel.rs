@@ -4,6 +4,8 @@
 //! Owns start-up order and nothing else: each part keeps its own logic.
 
 use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use tokio::net::TcpListener;
@@ -16,6 +18,10 @@ use crate::collect::node::NodeCollector;
 use crate::collect::{self, CollectError, Collector};
 use crate::config::Config;
 use crate::exposition::ExpositionCache;
+use crate::history::persist::Persistence;
+use crate::history::query::system_ms;
+use crate::history::recorder::{self, HistoryCollector, SharedHistory};
+use crate::history::History;
 use crate::http::server::{self, AppState};
 use crate::model::Snapshot;
 use crate::status::Identity;
@@ -26,9 +32,38 @@ pub enum ServeError {
     /// A collector could not be built.
     #[error("cannot start the collectors: {0}")]
     Collectors(#[from] CollectError),
+    /// The history in the data dir could not be opened.
+    #[error("cannot open the history in the data dir: {0}")]
+    History(std::io::Error),
     /// The server failed.
     #[error("HTTP server failed: {0}")]
     Http(#[from] std::io::Error),
+}
+
+/// Ticks per sealed history block: about two hours of collections.
+fn block_ticks(interval_seconds: f64) -> usize {
+    ((2.0 * 3600.0) / interval_seconds).ceil().max(1.0) as usize
+}
+
+/// Opens the history kept in `data_dir` (read-only: for exports, touching nothing).
+pub fn open_history(
+    config: &Config,
+    data_dir: &Path,
+    read_only: bool,
+) -> std::io::Result<(History, Persistence)> {
+    let monitoring = &config.cluster.monitoring;
+    let retention_ms = (monitoring.metrics_history_duration_hours.0 * 3_600_000.0) as i64;
+    let mut history = History::new(
+        retention_ms,
+        block_ticks(monitoring.collection_interval_seconds.0),
+    );
+    let (persistence, _set_aside) = Persistence::open(
+        data_dir,
+        &mut history,
+        read_only,
+        system_ms(SystemTime::now()),
+    )?;
+    Ok((history, persistence))
 }
 
 /// The collectors this configuration asks for, in the order they are listed. The cluster
@@ -36,11 +71,13 @@ pub enum ServeError {
 pub fn collectors(
     config: &Config,
     local: &ExpositionCache,
+    history: &SharedHistory,
 ) -> Result<Vec<Box<dyn Collector>>, CollectError> {
     let mut collectors: Vec<Box<dyn Collector>> = vec![
         Box::new(NodeCollector::new()?),
         Box::new(IpfsCollector::new(&config.ipfs)?),
         Box::new(ClusterCollector::new(&config.cluster, local.clone())?),
+        Box::new(HistoryCollector::new(Arc::clone(history))),
     ];
     if let Some(ipfs_cluster) = &config.cluster.ipfs_cluster {
         collectors.push(Box::new(IpfsClusterCollector::new(ipfs_cluster)?));
@@ -48,12 +85,16 @@ pub fn collectors(
     Ok(collectors)
 }
 
-/// Runs the sentinel on `listener` until `shutdown` resolves.
+/// Runs the sentinel on `listener` until `shutdown` resolves, keeping its history in `data_dir`.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
+    data_dir: &Path,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let (history, persistence) =
+        open_history(&config, data_dir, false).map_err(ServeError::History)?;
+    let history: SharedHistory = Arc::new(Mutex::new(history));
     let cache = ExpositionCache::new(Snapshot::new(
         SystemTime::now(),
         vec![collect::build_info()],
@@ -67,8 +108,15 @@ pub async fn serve(
     let monitoring = &config.cluster.monitoring;
     let collector_loop = if monitoring.enabled {
         let publish_to = cache.clone();
+        tokio::spawn(recorder::run(
+            Arc::clone(&history),
+            persistence,
+            cache.clone(),
+            monitoring.collection_interval_seconds.duration(),
+            stopped(stop_rx.clone()),
+        ));
         Some(tokio::spawn(collect::run(
-            collectors(&config, &cache)?,
+            collectors(&config, &cache, &history)?,
             monitoring.collection_interval_seconds.duration(),
             monitoring.collector_timeout_seconds.duration(),
             move |snapshot, complete| publish_to.publish(snapshot, complete),
@@ -90,6 +138,7 @@ pub async fn serve(
             role: config.cluster.role,
         },
         started: SystemTime::now(),
+        history,
     };
     let served = server::run(listener, state, async move {
         shutdown.await;

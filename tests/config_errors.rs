@@ -4,21 +4,8 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
-use support::temp_file;
-
-fn sentinel(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ipfs-sentinel"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use support::{cli, temp_file};
 
 fn seed() -> String {
     std::fs::read_to_string(
@@ -30,7 +17,7 @@ fn seed() -> String {
 #[test]
 fn the_seed_config_loads_and_means_what_it_says() {
     let seed_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/seed.yaml");
-    let (code, out, err) = sentinel(&["check-config", seed_path.to_str().unwrap()]);
+    let (code, out, err) = cli(&["check-config", seed_path.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("3 alert(s)"), "{out}");
     assert!(out.contains("node.disk_usage_percent >= 90"), "{out}");
@@ -112,7 +99,7 @@ fn each_broken_config_gets_one_line_with_file_line_column_and_key_path() {
         assert!(text.contains(from), "fixture has {from}");
         let (_dir, path) = temp_file("broken.yaml", &text.replacen(from, to, 1));
         let file = path.to_str().unwrap();
-        let (code, out, err) = sentinel(&["check-config", file]);
+        let (code, out, err) = cli(&["check-config", file]);
         assert_eq!(code, 1, "{what}: exit code; out: {out}");
         assert_eq!(err.lines().count(), 1, "{what}: one line, got:\n{err}");
         let (prefix, rest) = expected.split_once('|').unwrap_or((expected, ""));
@@ -120,7 +107,7 @@ fn each_broken_config_gets_one_line_with_file_line_column_and_key_path() {
         assert!(located, "{what}:\n  got  {err}  want {file}{expected}...");
 
         // `serve` refuses to start with the same line.
-        let (code, _, serve_err) = sentinel(&[
+        let (code, _, serve_err) = cli(&[
             "serve",
             "--config",
             file,
@@ -139,7 +126,7 @@ fn each_broken_config_gets_one_line_with_file_line_column_and_key_path() {
 
 #[test]
 fn an_unreadable_file_says_so() {
-    let (code, _, err) = sentinel(&["check-config", "/nonexistent/sentinel.yaml"]);
+    let (code, _, err) = cli(&["check-config", "/nonexistent/sentinel.yaml"]);
     assert_eq!(code, 1);
     assert!(
         err.starts_with("/nonexistent/sentinel.yaml: cannot read the configuration:"),
@@ -149,10 +136,10 @@ fn an_unreadable_file_says_so() {
 
 #[test]
 fn the_embedded_default_is_valid_and_printable() {
-    let (code, printed, _) = sentinel(&["print-default-config"]);
+    let (code, printed, _) = cli(&["print-default-config"]);
     assert_eq!(code, 0);
     let (_dir, path) = temp_file("default.yaml", &printed);
-    let (code, out, err) = sentinel(&["check-config", path.to_str().unwrap()]);
+    let (code, out, err) = cli(&["check-config", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("0 recovery action(s)"),
@@ -164,7 +151,7 @@ fn the_embedded_default_is_valid_and_printable() {
 fn the_readme_documents_every_key_of_the_default_config() {
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let (_, printed, _) = sentinel(&["print-default-config"]);
+    let (_, printed, _) = cli(&["print-default-config"]);
     // Keys as dotted paths from the indentation of the default file.
     let mut path: Vec<(usize, String)> = Vec::new();
     for line in printed.lines() {

@@ -1,7 +1,7 @@
 //! Golden end-to-end test, in node_exporter's manner: Kubo's documented responses in, `/metrics`
 //! out, compared with `tests/fixtures/exporter.prom`. The host's own series (`node_*`),
-//! collector durations and the cluster view (timestamps, and this node's own row, which follows
-//! the IPFS collector by one round) change from run to run and are left out. Regenerate the file with
+//! collector durations, the history's size and the cluster view (timestamps, and this node's own
+//! row, which follows the IPFS collector by one round) change from run to run and are left out. Regenerate the file with
 //! `UPDATE_GOLDEN=1 cargo test --test exporter_golden`.
 
 mod support;
@@ -12,6 +12,7 @@ use support::{kubo_fixtures, sample, Sentinel};
 fn is_volatile(name: &str) -> bool {
     name.starts_with("ipfs_sentinel_node_")
         || name.starts_with("ipfs_sentinel_cluster_")
+        || name.starts_with("ipfs_sentinel_history_")
         || name == "ipfs_sentinel_collector_duration_seconds"
 }
 
@@ -39,7 +40,7 @@ async fn kubo_fixtures_in_metrics_out() {
     .await;
     let body = sentinel
         .metrics_until("every collector to report", |b| {
-            ["node", "ipfs", "cluster"].iter().all(|c| {
+            ["node", "ipfs", "cluster", "history"].iter().all(|c| {
                 sample(b, "ipfs_sentinel_collector_success", &[("collector", c)]).is_some()
             })
         })

@@ -66,15 +66,11 @@ async fn prometheus_scrapes_the_sentinel() {
         1,
         "Prometheus sees IPFS down: {ipfs_down:?}"
     );
-    let metadata: serde_json::Value = support::http()
-        .get(format!("{}/api/v1/metadata", prometheus.url))
-        .query(&[("metric", "ipfs_sentinel_node_network_received_bytes")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = support::get_json(
+        &format!("{}/api/v1/metadata", prometheus.url),
+        &[("metric", "ipfs_sentinel_node_network_received_bytes")],
+    )
+    .await;
     let kinds = metadata["data"].to_string();
     assert!(kinds.contains("counter"), "{metadata}");
 }

@@ -48,9 +48,11 @@ impl FromStr for Function {
             "last" => Function::Last,
             "rate" => Function::Rate,
             "increase" => Function::Increase,
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "unknown function {other:?}: use avg, min, max, sum, count, last, rate or increase"
-            )),
+            ))
+            }
         })
     }
 }

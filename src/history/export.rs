@@ -193,7 +193,7 @@ impl Export {
     pub fn write_all(
         &self,
         history: &History,
-        out: &mut impl std::io::Write,
+        out: &mut dyn std::io::Write,
         mut progress: impl FnMut(usize),
     ) -> std::io::Result<()> {
         out.write_all(&self.header())?;

@@ -5,13 +5,15 @@
 //!
 //! Owns the in-memory store: appending a tick, sealing, retention, reading series by matchers
 //! and time window, and its own size figures. Files are [`persist`]'s, aggregation
-//! [`aggregate`]'s, output formats [`export`]'s; selectors and times are read by [`query`].
+//! [`aggregate`]'s, output formats [`export`]'s; selectors and times are read by [`query`];
+//! [`recorder`] feeds it once per collection interval.
 
 pub mod aggregate;
 pub mod codec;
 pub mod export;
 pub mod persist;
 pub mod query;
+pub mod recorder;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;

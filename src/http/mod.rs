@@ -2,4 +2,5 @@
 //!
 //! Owns request handling only; what is served comes ready-made from the exposition cache.
 
+pub mod api;
 pub mod server;

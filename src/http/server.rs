@@ -1,5 +1,5 @@
-//! The HTTP server: `GET /metrics` (gzip when asked), `GET /api/v1/status`, `GET /-/healthy`,
-//! `GET /-/ready`, and a landing page at `/`.
+//! The HTTP server: `GET /metrics` (gzip when asked), the API of [`super::api`],
+//! `GET /-/healthy`, `GET /-/ready`, and a landing page at `/`.
 //!
 //! Takes a bound listener and a shutdown future, so tests bind port 0 and stop it cleanly. It
 //! serves cached bytes and never waits on a collector.
@@ -14,8 +14,10 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use super::api;
 use crate::exposition::{ExpositionCache, Format};
-use crate::status::{self, Identity};
+use crate::history::recorder::SharedHistory;
+use crate::status::Identity;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -26,6 +28,8 @@ pub struct AppState {
     pub identity: Identity,
     /// When this sentinel started.
     pub started: SystemTime,
+    /// The history, for queries and exports.
+    pub history: SharedHistory,
 }
 
 /// The routes, ready to serve.
@@ -33,7 +37,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(landing))
         .route("/metrics", get(metrics))
-        .route("/api/v1/status", get(status_report))
+        .route("/api/v1/status", get(api::status_report))
+        .route("/api/v1/query_range", get(api::query_range))
+        .route("/api/v1/export", get(api::export))
+        .route("/api/v1/summary", get(api::summary))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .with_state(state)
@@ -114,16 +121,6 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     } else {
         (content_type, body.plain.clone()).into_response()
     }
-}
-
-async fn status_report(State(state): State<AppState>) -> axum::Json<status::StatusReport> {
-    let current = state.metrics.current();
-    axum::Json(status::report(
-        &current.snapshot,
-        &state.identity,
-        state.started,
-        SystemTime::now(),
-    ))
 }
 
 async fn healthy() -> &'static str {

@@ -121,6 +121,32 @@ pub async fn get_text(url: &str) -> Option<String> {
     response.text().await.ok()
 }
 
+/// GETs a URL with query parameters and reads the JSON answer, whatever its status.
+pub async fn get_json(url: &str, query: &[(&str, &str)]) -> serde_json::Value {
+    http()
+        .get(url)
+        .query(query)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{url} answers JSON: {e}"))
+}
+
+/// Runs the ipfs-sentinel binary with `args`: (exit code, stdout, stderr).
+pub fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ipfs-sentinel"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The value of the sample `name{labels}` in Prometheus text (labels given must all match).
 pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
@@ -154,6 +180,12 @@ impl Sentinel {
     /// Like [`Sentinel::start`], on a given loopback port (for peers that must know it first).
     pub async fn start_on(port: u16, config_yaml: &str) -> Sentinel {
         let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        Sentinel::start_in(port, config_yaml, &data, dir).await
+    }
+
+    /// Like [`Sentinel::start_on`], keeping its state in `data_dir` (which may outlive it).
+    pub async fn start_in(port: u16, config_yaml: &str, data_dir: &Path, dir: TempDir) -> Sentinel {
         let config = dir.path().join("sentinel.yaml");
         std::fs::write(&config, config_yaml).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_ipfs-sentinel"));
@@ -164,7 +196,7 @@ impl Sentinel {
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
-            .arg(dir.path().join("data"))
+            .arg(data_dir)
             .env("RUST_LOG", "info");
         let mut process =
             Process::spawn("ipfs-sentinel", command, &dir.path().join("sentinel.log"));
