@@ -40,5 +40,5 @@ cargo fmt --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --quiet --all-targets -- -D warnings
 
-step "cargo test (every test, the ones against real services included)"
-cargo test --all-targets -- --include-ignored
+step "cargo test (every test, the ones against real services included; benches are run by cargo bench)"
+cargo test --lib --bins --tests -- --include-ignored

@@ -262,8 +262,9 @@ pub struct SealedBlock {
     pub last_ms: i64,
     /// Number of ticks.
     pub n_ticks: usize,
-    /// Tick timestamps, pco-compressed.
-    pub ticks: Vec<u8>,
+    /// Tick timestamps, ms. Kept decoded in memory (shared by every column, 8 bytes a tick),
+    /// pco-compressed on disk.
+    pub ticks: Vec<i64>,
     /// One column per series present in the block.
     pub columns: Vec<SealedColumn>,
 }
@@ -285,7 +286,7 @@ impl SealedBlock {
         w.varint(self.n_ticks as u64);
         w.u64(self.first_ms as u64);
         w.u64(self.last_ms as u64);
-        w.bytes(&self.ticks);
+        w.bytes(&compress_ticks(&self.ticks));
         w.varint(self.columns.len() as u64);
         for c in &self.columns {
             w.key(&c.key);
@@ -304,7 +305,10 @@ impl SealedBlock {
         let n_ticks = r.count()?;
         let first_ms = r.u64()? as i64;
         let last_ms = r.u64()? as i64;
-        let ticks = r.bytes()?.to_vec();
+        let ticks = decompress_ticks(r.bytes()?)?;
+        if ticks.len() != n_ticks {
+            return Err(bad("tick count does not match the ticks"));
+        }
         let n = r.count()?;
         let mut columns = Vec::with_capacity(n.min(4096));
         for _ in 0..n {

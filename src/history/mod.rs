@@ -242,7 +242,7 @@ impl History {
             let Some(column) = block.columns.iter().find(|c| *c.key == *key) else {
                 continue;
             };
-            let ticks = codec::decompress_ticks(&block.ticks)?;
+            let ticks = &block.ticks;
             let flags = column.presence.flags(block.n_ticks)?;
             let values = codec::decompress_values(&column.values)?;
             if ticks.len() != block.n_ticks || values.len() != flags.iter().filter(|f| **f).count()
@@ -252,7 +252,7 @@ impl History {
                 ));
             }
             let mut values = values.into_iter();
-            for (t, present) in ticks.into_iter().zip(flags) {
+            for (&t, present) in ticks.iter().zip(flags) {
                 if present {
                     let v = values.next().unwrap_or(f64::NAN);
                     if (start_ms..=end_ms).contains(&t) {
@@ -366,7 +366,7 @@ fn seal(head: &Head) -> SealedBlock {
         first_ms: head.ticks.first().copied().unwrap_or(0),
         last_ms: head.ticks.last().copied().unwrap_or(0),
         n_ticks: head.ticks.len(),
-        ticks: codec::compress_ticks(&head.ticks),
+        ticks: head.ticks.clone(),
         columns,
     }
 }
