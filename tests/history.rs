@@ -253,6 +253,60 @@ async fn query_range_answers_in_prometheus_shape_and_export_reads_a_data_dir() {
     let value = &series["values"][0];
     assert!(value[0].is_number() && value[1].is_string(), "{value}");
 
+    // The rest of what Grafana's Prometheus datasource asks: instant query, series, labels.
+    let api = |path: &str| format!("{}/api/v1/{path}", sentinel.url);
+    let instant = get_json(
+        &api("query"),
+        &[(
+            "query",
+            "{__name__=\"ipfs_sentinel_node_memory_total_bytes\"}",
+        )],
+    )
+    .await;
+    assert_eq!(instant["data"]["resultType"], "vector");
+    assert_eq!(
+        instant["data"]["result"][0]["metric"]["__name__"],
+        "ipfs_sentinel_node_memory_total_bytes"
+    );
+    let names = get_json(&api("label/__name__/values"), &[]).await;
+    assert!(
+        names["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "ipfs_sentinel_node_load1"),
+        "{names}"
+    );
+    let labels = get_json(&api("labels"), &[]).await;
+    assert!(
+        labels["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "collector"),
+        "{labels}"
+    );
+    let found = get_json(
+        &api("series"),
+        &[
+            ("match[]", "ipfs_sentinel_collector_success"),
+            ("match[]", "ipfs_sentinel_node_load1"),
+        ],
+    )
+    .await;
+    let found = found["data"].as_array().unwrap();
+    assert!(
+        found.iter().any(|s| s["collector"] == "node")
+            && found
+                .iter()
+                .any(|s| s["__name__"] == "ipfs_sentinel_node_load1"),
+        "{found:?}"
+    );
+    assert!(found
+        .iter()
+        .all(|s| s["__name__"] == "ipfs_sentinel_collector_success"
+            || s["__name__"] == "ipfs_sentinel_node_load1"));
+
     // The CLI reads the data dir directly, without the running sentinel's help.
     let (code, out, err) = cli(&[
         "export",

@@ -1,6 +1,7 @@
-//! The JSON and export endpoints: `GET /api/v1/status`, `GET /api/v1/query_range` (Prometheus's
-//! HTTP API shape, for plain selectors), `GET /api/v1/export` (CSV or JSON, streamed series by
-//! series) and `GET /api/v1/summary` (per node and cluster-wide).
+//! The JSON and export endpoints: `GET /api/v1/status`; the read side of Prometheus's HTTP API
+//! for plain selectors (`query_range`, `query`, `series`, `labels`, `label/NAME/values`), so
+//! Grafana's Prometheus datasource can read a bare sentinel; `GET /api/v1/export` (CSV or JSON,
+//! streamed series by series) and `GET /api/v1/summary` (per node and cluster-wide).
 //!
 //! Owns request parsing and answers; the meaning of parameters is [`crate::history::query`]'s,
 //! the formats [`crate::history::export`]'s. Bad input is a 400 with a one-line reason.
@@ -54,19 +55,138 @@ pub async fn status_report(State(state): State<AppState>) -> Json<status::Status
     ))
 }
 
+/// A 400 in Prometheus's error shape.
+fn prometheus_error(e: BadRequest) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"status": "error", "errorType": "bad_data", "error": e.0})),
+    )
+        .into_response()
+}
+
+/// The selector in parameter `name` (required).
+fn required_selector(p: &HashMap<String, String>, name: &str) -> Result<Selector, BadRequest> {
+    match p.get(name) {
+        Some(q) => Selector::parse(q),
+        None => Err(BadRequest(format!("{name} is required"))),
+    }
+}
+
+/// The selectors in `match[]` (any of them), or every series when there is none.
+fn match_list(pairs: &[(String, String)]) -> Result<Vec<Selector>, BadRequest> {
+    let selectors = pairs
+        .iter()
+        .filter(|(k, _)| k == "match[]")
+        .map(|(_, v)| Selector::parse(v))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(if selectors.is_empty() {
+        vec![Selector::all()]
+    } else {
+        selectors
+    })
+}
+
+/// `GET /api/v1/query?query=SELECTOR&time=`: each matching series' newest sample no older than
+/// five minutes at `time` (default now), as a Prometheus vector.
+pub async fn query(State(state): State<AppState>, Query(p): Params) -> Response {
+    let selector = match required_selector(&p, "query") {
+        Ok(s) => s,
+        Err(e) => return prometheus_error(e),
+    };
+    let at = match p
+        .get("time")
+        .map(|t| crate::history::query::parse_time(t))
+        .transpose()
+    {
+        Ok(t) => t.unwrap_or_else(|| system_ms(SystemTime::now())),
+        Err(e) => return prometheus_error(e),
+    };
+    let history = lock(&state.history);
+    let mut result = Vec::new();
+    for key in history.series(|k| selector.matches(k)) {
+        let points = match history.points(&key, at - 5 * 60_000, at) {
+            Ok(points) => points,
+            Err(e) => return internal(e),
+        };
+        if let Some((_, v)) = at_steps(&points, at, at, 1).first() {
+            let mut metric = serde_json::Map::new();
+            metric.insert("__name__".into(), json!(key.name));
+            for (k, val) in &key.labels {
+                metric.insert(k.clone(), json!(val));
+            }
+            result.push(json!({"metric": metric, "value": [at as f64 / 1000.0, crate::history::export::value_text(*v)]}));
+        }
+    }
+    Json(json!({"status": "success", "data": {"resultType": "vector", "result": result}}))
+        .into_response()
+}
+
+/// `GET /api/v1/series?match[]=SELECTOR...`: the label sets of the matching series.
+pub async fn series(
+    State(state): State<AppState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let selectors = match match_list(&pairs) {
+        Ok(s) => s,
+        Err(e) => return prometheus_error(e),
+    };
+    let history = lock(&state.history);
+    let data: Vec<serde_json::Value> = history
+        .series(|k| selectors.iter().any(|s| s.matches(k)))
+        .iter()
+        .map(|k| {
+            let mut m = serde_json::Map::new();
+            m.insert("__name__".into(), json!(k.name));
+            for (name, v) in &k.labels {
+                m.insert(name.clone(), json!(v));
+            }
+            serde_json::Value::Object(m)
+        })
+        .collect();
+    Json(json!({"status": "success", "data": data})).into_response()
+}
+
+/// `GET /api/v1/labels`: every label name in the history.
+pub async fn labels(
+    State(state): State<AppState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let selectors = match match_list(&pairs) {
+        Ok(s) => s,
+        Err(e) => return prometheus_error(e),
+    };
+    let history = lock(&state.history);
+    let mut names: std::collections::BTreeSet<String> = ["__name__".to_owned()].into();
+    for k in history.series(|k| selectors.iter().any(|s| s.matches(k))) {
+        names.extend(k.labels.iter().map(|(n, _)| n.clone()));
+    }
+    Json(json!({"status": "success", "data": names})).into_response()
+}
+
+/// `GET /api/v1/label/NAME/values`: every value of label NAME (`__name__`: metric names).
+pub async fn label_values(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let selectors = match match_list(&pairs) {
+        Ok(s) => s,
+        Err(e) => return prometheus_error(e),
+    };
+    let history = lock(&state.history);
+    let values: std::collections::BTreeSet<String> = history
+        .series(|k| selectors.iter().any(|s| s.matches(k)))
+        .iter()
+        .filter_map(|k| k.label(&name).map(str::to_owned))
+        .collect();
+    Json(json!({"status": "success", "data": values})).into_response()
+}
+
 /// `GET /api/v1/query_range?query=SELECTOR&start=&end=&step=`.
 pub async fn query_range(State(state): State<AppState>, Query(p): Params) -> Response {
-    let prometheus_error = |e: BadRequest| {
-        (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"status": "error", "errorType": "bad_data", "error": e.0})),
-        )
-            .into_response()
-    };
-    let selector = match p.get("query").map(|q| Selector::parse(q)) {
-        Some(Ok(s)) => s,
-        Some(Err(e)) => return prometheus_error(e),
-        None => return prometheus_error(BadRequest("query is required".into())),
+    let selector = match required_selector(&p, "query") {
+        Ok(s) => s,
+        Err(e) => return prometheus_error(e),
     };
     let history = lock(&state.history);
     let window =
