@@ -24,5 +24,6 @@ pub mod exposition;
 pub mod history;
 pub mod http;
 pub mod model;
+pub mod rules;
 pub mod sentinel;
 pub mod status;

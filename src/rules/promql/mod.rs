@@ -1,0 +1,489 @@
+//! A PromQL evaluator with Prometheus 2.42's semantics, over any [`Queryable`] source: the
+//! local history, or (later) a remote Prometheus-compatible API. Expressions are parsed with
+//! `promql-parser`, which follows Prometheus 3.x: [`parse`] accepts `holt_winters` and refuses
+//! what 2.42 does not know.
+//!
+//! Owns evaluation at one instant: selectors with the 5-minute lookback (a closed
+//! `[t - 5m, t]` window in 2.42), range selectors over closed `[t - range, t]` windows, and the dispatch to [`functions`], [`aggregation`] and
+//! [`binary`]. Pure: the time is an argument, data comes only through [`Queryable`].
+
+pub mod aggregation;
+pub mod binary;
+pub mod functions;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use promql_parser::label::Matcher;
+use promql_parser::parser::{Expr, Offset, VectorSelector};
+
+/// Label names and values of a series, `__name__` included.
+pub type Labels = BTreeMap<String, String>;
+
+/// The metric name label.
+pub const NAME: &str = "__name__";
+
+/// How far back a selector looks for a sample.
+pub const LOOKBACK_MS: i64 = 5 * 60 * 1000;
+
+/// One element of an instant vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Its labels.
+    pub labels: Labels,
+    /// Its value.
+    pub value: f64,
+    /// When the sample was taken, ms (for `timestamp()`).
+    pub at_ms: i64,
+}
+
+/// One series of a range vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeSeries {
+    /// Its labels.
+    pub labels: Labels,
+    /// Its points in the window, oldest first.
+    pub points: Vec<(i64, f64)>,
+}
+
+/// What an expression evaluates to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A number.
+    Scalar(f64),
+    /// A string.
+    String(String),
+    /// An instant vector.
+    Vector(Vec<Sample>),
+    /// A range vector.
+    Matrix(Vec<RangeSeries>),
+}
+
+/// Why an expression could not be evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct EvalError(pub String);
+
+/// Why an expression could not be parsed or is outside what Prometheus 2.42 supports.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+/// A source of series.
+pub trait Queryable {
+    /// The series matching every matcher, each with its points in `[start_ms, end_ms]`.
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<RangeSeries>, EvalError>;
+}
+
+/// Functions `promql-parser` knows that Prometheus 2.42 does not.
+const NEWER_THAN_2_42: &[&str] = &[
+    "double_exponential_smoothing",
+    "info",
+    "limitk",
+    "limit_ratio",
+    "sort_by_label",
+    "sort_by_label_desc",
+    "mad_over_time",
+    "ts_of_max_over_time",
+    "ts_of_min_over_time",
+    "ts_of_last_over_time",
+    "first_over_time",
+];
+
+/// Parses an expression as Prometheus 2.42 would: `holt_winters` is accepted (3.x renamed it
+/// `double_exponential_smoothing`), functions newer than 2.42 are refused.
+pub fn parse(text: &str) -> Result<Expr, ParseError> {
+    for name in NEWER_THAN_2_42 {
+        if calls(text, name) {
+            return Err(ParseError(format!(
+                "function {name:?} is not in Prometheus 2.42"
+            )));
+        }
+    }
+    let renamed = rename_calls(text, "holt_winters", "double_exponential_smoothing");
+    promql_parser::parser::parse(&renamed).map_err(|e| ParseError(e.replace('\n', " ")))
+}
+
+/// Whether `text` calls `name(` as an identifier (not inside a longer name).
+fn calls(text: &str, name: &str) -> bool {
+    find_calls(text, name).next().is_some()
+}
+
+fn find_calls<'a>(text: &'a str, name: &'a str) -> impl Iterator<Item = usize> + 'a {
+    text.match_indices(name).map(|(i, _)| i).filter(move |&i| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + name.len()..].trim_start().chars().next();
+        !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') && after == Some('(')
+    })
+}
+
+fn rename_calls(text: &str, from: &str, to: &str) -> String {
+    let positions: Vec<usize> = find_calls(text, from).collect();
+    let mut out = String::with_capacity(text.len() + positions.len() * 16);
+    let mut last = 0;
+    for i in positions {
+        out.push_str(&text[last..i]);
+        out.push_str(to);
+        last = i + from.len();
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+fn offset_ms(offset: &Option<Offset>) -> i64 {
+    match offset {
+        Some(Offset::Pos(d)) => d.as_millis() as i64,
+        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        None => 0,
+    }
+}
+
+fn millis(d: &Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+/// The matchers of a selector, the name as a matcher too.
+fn matchers(vs: &VectorSelector) -> Vec<Matcher> {
+    let mut m = vs.matchers.matchers.clone();
+    if let Some(name) = &vs.name {
+        m.push(Matcher::new(
+            promql_parser::label::MatchOp::Equal,
+            NAME,
+            name,
+        ));
+    }
+    m
+}
+
+/// Evaluates expressions at one instant against a source.
+pub struct Evaluator<'a> {
+    source: &'a dyn Queryable,
+    at_ms: i64,
+}
+
+impl<'a> Evaluator<'a> {
+    /// An evaluator at `at_ms` over `source`.
+    pub fn new(source: &'a dyn Queryable, at_ms: i64) -> Self {
+        Self { source, at_ms }
+    }
+
+    /// The evaluation time, ms.
+    pub fn at_ms(&self) -> i64 {
+        self.at_ms
+    }
+
+    /// Evaluates `expr`.
+    pub fn eval(&self, expr: &Expr) -> Result<Value, EvalError> {
+        match expr {
+            Expr::NumberLiteral(n) => Ok(Value::Scalar(n.val)),
+            Expr::StringLiteral(s) => Ok(Value::String(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr),
+            Expr::Unary(u) => match self.eval(&u.expr)? {
+                Value::Scalar(v) => Ok(Value::Scalar(-v)),
+                Value::Vector(samples) => Ok(Value::Vector(
+                    samples
+                        .into_iter()
+                        .map(|mut s| {
+                            s.labels.remove(NAME);
+                            s.value = -s.value;
+                            s
+                        })
+                        .collect(),
+                )),
+                other => Err(EvalError(format!("unary minus on {}", type_name(&other)))),
+            },
+            Expr::VectorSelector(vs) => Ok(Value::Vector(self.instant(vs)?)),
+            Expr::MatrixSelector(ms) => Ok(Value::Matrix(self.range(&ms.vs, millis(&ms.range))?)),
+            Expr::Call(call) => functions::call(self, call),
+            Expr::Aggregate(agg) => aggregation::aggregate(self, agg),
+            Expr::Binary(b) => binary::binary(self, b),
+            Expr::Subquery(_) => Err(EvalError("subqueries are not supported".into())),
+            Expr::Extension(_) => Err(EvalError("extension expressions are not supported".into())),
+        }
+    }
+
+    /// The newest sample of each matching series within the lookback.
+    pub fn instant(&self, vs: &VectorSelector) -> Result<Vec<Sample>, EvalError> {
+        let t = self.at_ms - offset_ms(&vs.offset);
+        let series = self.source.select(&matchers(vs), t - LOOKBACK_MS, t)?;
+        Ok(series
+            .into_iter()
+            .filter_map(|s| {
+                let &(at_ms, value) = s
+                    .points
+                    .iter()
+                    .rev()
+                    .find(|p| p.0 <= t && p.0 >= t - LOOKBACK_MS)?;
+                Some(Sample {
+                    labels: s.labels,
+                    value,
+                    at_ms,
+                })
+            })
+            .collect())
+    }
+
+    /// Each matching series' points in the closed window `[t - range, t]`.
+    pub fn range(&self, vs: &VectorSelector, range_ms: i64) -> Result<Vec<RangeSeries>, EvalError> {
+        let t = self.at_ms - offset_ms(&vs.offset);
+        let mut series = self.source.select(&matchers(vs), t - range_ms, t)?;
+        for s in &mut series {
+            s.points.retain(|p| p.0 >= t - range_ms && p.0 <= t);
+        }
+        series.retain(|s| !s.points.is_empty());
+        Ok(series)
+    }
+
+    /// Evaluates `expr`, which must give an instant vector.
+    pub fn vector(&self, expr: &Expr) -> Result<Vec<Sample>, EvalError> {
+        match self.eval(expr)? {
+            Value::Vector(v) => Ok(v),
+            other => Err(EvalError(format!(
+                "expected an instant vector, got {}",
+                type_name(&other)
+            ))),
+        }
+    }
+
+    /// Evaluates `expr`, which must give a scalar.
+    pub fn scalar(&self, expr: &Expr) -> Result<f64, EvalError> {
+        match self.eval(expr)? {
+            Value::Scalar(v) => Ok(v),
+            other => Err(EvalError(format!(
+                "expected a scalar, got {}",
+                type_name(&other)
+            ))),
+        }
+    }
+}
+
+/// The PromQL name of a value's type.
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Scalar(_) => "scalar",
+        Value::String(_) => "string",
+        Value::Vector(_) => "instant vector",
+        Value::Matrix(_) => "range vector",
+    }
+}
+
+/// Fails when two samples of a vector have the same labels, as Prometheus does.
+pub fn check_unique(samples: &[Sample]) -> Result<(), EvalError> {
+    let mut seen = std::collections::HashSet::with_capacity(samples.len());
+    for s in samples {
+        if !seen.insert(&s.labels) {
+            return Err(EvalError(
+                "vector cannot contain metrics with the same labelset".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A source of series written as Prometheus's test notation, for evaluator tests.
+    use super::*;
+
+    /// Series given as (selector text, points).
+    pub struct Fixed(pub Vec<RangeSeries>);
+
+    impl Fixed {
+        /// `series` like `("metric{a=\"1\"}", "0+10x10")` sampled every `step_ms` from 0.
+        pub fn from(series: &[(&str, Vec<f64>)], step_ms: i64) -> Fixed {
+            Fixed(
+                series
+                    .iter()
+                    .map(|(sel, values)| {
+                        let Expr::VectorSelector(vs) = promql_parser::parser::parse(sel).unwrap()
+                        else {
+                            panic!()
+                        };
+                        let mut labels: Labels = vs
+                            .matchers
+                            .matchers
+                            .iter()
+                            .map(|m| (m.name.clone(), m.value.clone()))
+                            .collect();
+                        if let Some(n) = vs.name {
+                            labels.insert(NAME.into(), n);
+                        }
+                        RangeSeries {
+                            labels,
+                            points: values
+                                .iter()
+                                .enumerate()
+                                .filter(|(_, v)| !v.is_nan())
+                                .map(|(i, v)| (i as i64 * step_ms, *v))
+                                .collect(),
+                        }
+                    })
+                    .collect(),
+            )
+        }
+    }
+
+    impl Queryable for Fixed {
+        fn select(
+            &self,
+            matchers: &[Matcher],
+            start_ms: i64,
+            end_ms: i64,
+        ) -> Result<Vec<RangeSeries>, EvalError> {
+            Ok(self
+                .0
+                .iter()
+                .filter(|s| {
+                    matchers
+                        .iter()
+                        .all(|m| m.is_match(s.labels.get(&m.name).map_or("", String::as_str)))
+                })
+                .map(|s| RangeSeries {
+                    labels: s.labels.clone(),
+                    points: s
+                        .points
+                        .iter()
+                        .copied()
+                        .filter(|p| p.0 >= start_ms && p.0 <= end_ms)
+                        .collect(),
+                })
+                .collect())
+        }
+    }
+
+    /// Evaluates `expr` at `at_ms` and returns (labels rendered, value), sorted.
+    pub fn eval(src: &Fixed, expr: &str, at_ms: i64) -> Result<Vec<(String, f64)>, String> {
+        let e = parse(expr).map_err(|e| e.0)?;
+        let v = Evaluator::new(src, at_ms).eval(&e).map_err(|e| e.0)?;
+        let mut out = match v {
+            Value::Scalar(x) => vec![("scalar".to_owned(), x)],
+            Value::Vector(s) => s
+                .into_iter()
+                .map(|s| {
+                    let l: Vec<String> = s
+                        .labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}=\"{v}\""))
+                        .collect();
+                    (format!("{{{}}}", l.join(",")), s.value)
+                })
+                .collect(),
+            other => return Err(format!("unexpected {other:?}")),
+        };
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+
+    #[test]
+    fn parse_accepts_2_42_and_refuses_newer() {
+        assert!(parse("holt_winters(x[10m], 0.5, 0.5)").is_ok());
+        assert!(parse("my_holt_winters_total").is_ok());
+        assert!(parse("double_exponential_smoothing(x[5m], 0.5, 0.5)")
+            .unwrap_err()
+            .0
+            .contains("not in Prometheus 2.42"));
+        assert!(parse("limitk(2, x)").is_err());
+        assert!(parse("sum(x").is_err());
+    }
+
+    /// Every expected value below was printed by Prometheus 2.42.0's own `promtool test rules`
+    /// for the same input series (1-minute samples from 0), with `promql_expr_test` cases.
+    fn promtool_input() -> Fixed {
+        Fixed::from(
+            &[
+                (
+                    "c{job=\"a\"}",
+                    vec![0.0, 10.0, 20.0, 5.0, 15.0, 25.0, 35.0, 45.0, 55.0, 65.0],
+                ),
+                (
+                    "g{job=\"a\"}",
+                    vec![1.0, 3.0, 2.0, 5.0, 4.0, 8.0, 7.0, 9.0, 12.0, 11.0],
+                ),
+                ("late{job=\"a\"}", vec![7.0]),
+            ],
+            60_000,
+        )
+    }
+
+    fn one(expr: &str, at_ms: i64) -> f64 {
+        let got = eval(&promtool_input(), expr, at_ms).unwrap();
+        assert_eq!(got.len(), 1, "{expr}: {got:?}");
+        assert_eq!(got[0].0, "{job=\"a\"}", "{expr} drops the metric name");
+        got[0].1
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1.0)
+    }
+
+    #[test]
+    fn counters_and_gauges_match_promtool_2_42() {
+        let m = 60_000;
+        for (expr, at, want) in [
+            ("rate(c[5m])", 9 * m, 1.6666666666666669e-01),
+            ("increase(c[5m])", 5 * m, 45.0), // over the reset at 3m
+            ("rate(c[3m])", 4 * m, 1.388888888888889e-01),
+            ("irate(c[5m])", 3 * m, 8.333333333333333e-02),
+            ("delta(g[4m])", 9 * m, 3.0),
+            ("deriv(g[9m])", 9 * m, 2e-02),
+            ("predict_linear(g[9m], 3600)", 9 * m, 83.6),
+            (
+                "holt_winters(g[9m], 0.5, 0.3)",
+                9 * m,
+                1.1751486909765624e+01,
+            ),
+            ("count_over_time(g[2m])", 5 * m, 3.0), // closed window: 3m, 4m and 5m
+            ("stddev_over_time(g[9m])", 9 * m, 3.6),
+            ("quantile_over_time(0.3, g[9m])", 9 * m, 3.6999999999999997),
+            ("resets(c[9m])", 9 * m, 1.0),
+            ("changes(g[9m])", 9 * m, 9.0),
+            ("idelta(g[5m])", 9 * m, -1.0),
+        ] {
+            let got = one(expr, at);
+            assert!(
+                close(got, want),
+                "{expr} at {at}: got {got}, Prometheus 2.42 gives {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn lookback_is_a_closed_five_minute_window() {
+        let src = promtool_input();
+        assert_eq!(
+            eval(&src, "late", 5 * 60_000).unwrap().len(),
+            1,
+            "promtool: still there at 5m"
+        );
+        assert!(
+            eval(&src, "late", 5 * 60_000 + 1000).unwrap().is_empty(),
+            "promtool: gone at 5m1s"
+        );
+        assert_eq!(eval(&src, "late offset 1m", 6 * 60_000).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn matching_errors_read_as_prometheus_writes_them() {
+        let src = Fixed::from(
+            &[
+                ("used{instance=\"a\",mount=\"/\"}", vec![50.0]),
+                ("used{instance=\"a\",mount=\"/data\"}", vec![90.0]),
+                ("info{instance=\"a\",version=\"1.2\"}", vec![1.0]),
+            ],
+            60_000,
+        );
+        let err = eval(&src, "used * on(instance) info", 0).unwrap_err();
+        assert_eq!(err, "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)");
+    }
+}
