@@ -11,6 +11,52 @@ use promql_parser::parser::{Call, Expr};
 
 use super::{EvalError, Evaluator, Labels, RangeSeries, Sample, Value, NAME};
 
+/// Every function [`call`] evaluates (`double_exponential_smoothing` is 2.42's `holt_winters`).
+pub const SUPPORTED: &[&str] = &[
+    "rate",
+    "increase",
+    "delta",
+    "irate",
+    "idelta",
+    "deriv",
+    "predict_linear",
+    "resets",
+    "changes",
+    "double_exponential_smoothing",
+    "avg_over_time",
+    "sum_over_time",
+    "count_over_time",
+    "min_over_time",
+    "max_over_time",
+    "last_over_time",
+    "present_over_time",
+    "stdvar_over_time",
+    "stddev_over_time",
+    "quantile_over_time",
+    "absent",
+    "absent_over_time",
+    "abs",
+    "ceil",
+    "floor",
+    "exp",
+    "sqrt",
+    "ln",
+    "log2",
+    "log10",
+    "round",
+    "clamp",
+    "clamp_min",
+    "clamp_max",
+    "time",
+    "timestamp",
+    "vector",
+    "scalar",
+    "sort",
+    "sort_desc",
+    "label_replace",
+    "label_join",
+];
+
 fn arg(call: &Call, i: usize) -> Result<&Expr, EvalError> {
     call.args
         .args

@@ -262,6 +262,43 @@ impl<'a> Evaluator<'a> {
     }
 }
 
+/// Refuses, at load time, what the evaluator cannot run: subqueries, `@`, and functions it does
+/// not implement, naming the construct.
+pub fn check_supported(expr: &Expr) -> Result<(), ParseError> {
+    let refuse = |what: String| Err(ParseError(what));
+    match expr {
+        Expr::Subquery(_) => {
+            refuse("subqueries are not supported by ipfs-sentinel's evaluator".into())
+        }
+        Expr::VectorSelector(vs) if vs.at.is_some() => {
+            refuse("the @ modifier is not supported".into())
+        }
+        Expr::MatrixSelector(ms) if ms.vs.at.is_some() => {
+            refuse("the @ modifier is not supported".into())
+        }
+        Expr::Call(c) => {
+            if !functions::SUPPORTED.contains(&c.func.name) {
+                return refuse(format!(
+                    "function {}() is not supported by ipfs-sentinel's evaluator",
+                    c.func.name
+                ));
+            }
+            c.args.args.iter().try_for_each(|a| check_supported(a))
+        }
+        Expr::Aggregate(a) => {
+            check_supported(&a.expr)?;
+            a.param.as_deref().map_or(Ok(()), check_supported)
+        }
+        Expr::Binary(b) => {
+            check_supported(&b.lhs)?;
+            check_supported(&b.rhs)
+        }
+        Expr::Paren(p) => check_supported(&p.expr),
+        Expr::Unary(u) => check_supported(&u.expr),
+        _ => Ok(()),
+    }
+}
+
 /// The PromQL name of a value's type.
 pub fn type_name(v: &Value) -> &'static str {
     match v {

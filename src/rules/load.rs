@@ -1,0 +1,583 @@
+//! Loading rules: Prometheus rule files (`groups[].rules[]` with `alert` or `record`) and the
+//! seed's short-form alerts under `cluster.monitoring.alerts`, both into one [`Group`] /
+//! [`Rule`] type, checked as Prometheus 2.42 checks them (`promtool check rules`).
+//!
+//! Owns reading and validation only. Every error names the file, the line and column where
+//! known, the group and the rule. Expressions are parsed here, so a rule that loads can be
+//! evaluated; anything outside the evaluator's subset is refused now, not at evaluation.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use promql_parser::parser::Expr;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::promql;
+use crate::config::{AlertConfig, Config, Threshold};
+use crate::dotted;
+
+/// The group short-form alerts are loaded into.
+pub const SHORT_FORM_GROUP: &str = "ipfs-sentinel";
+
+/// A rule that cannot be loaded, with where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {place}: {reason}")]
+pub struct RuleError {
+    /// The file (or the configuration file for short-form alerts).
+    pub file: String,
+    /// 1-based line, 0 when unknown.
+    pub line: u64,
+    /// 1-based column, 0 when unknown.
+    pub column: u64,
+    /// Group and rule, e.g. `group "ipfs", rule 2 (alert IpfsDown)`.
+    pub place: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// What a rule does with its result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleKind {
+    /// Raise alerts.
+    Alert {
+        /// The alert name.
+        name: String,
+        /// How long the condition must hold, ms.
+        for_ms: i64,
+        /// How long an alert keeps firing after the condition stops, ms.
+        keep_firing_for_ms: i64,
+        /// Annotation templates.
+        annotations: BTreeMap<String, String>,
+    },
+    /// Record the result as a new series.
+    Record {
+        /// The new metric name.
+        name: String,
+    },
+}
+
+/// One rule, from either form.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Alert or record.
+    pub kind: RuleKind,
+    /// The expression as written.
+    pub expr_text: String,
+    /// The parsed expression.
+    pub expr: Expr,
+    /// Labels added to its results (templates for alerts).
+    pub labels: BTreeMap<String, String>,
+    /// Recovery actions it names (short form: `action`/`actions`; rule files: the `action`
+    /// label or the `actions` annotation, comma-separated).
+    pub actions: Vec<String>,
+}
+
+impl Rule {
+    /// The alert or record name.
+    pub fn name(&self) -> &str {
+        match &self.kind {
+            RuleKind::Alert { name, .. } | RuleKind::Record { name } => name,
+        }
+    }
+}
+
+/// A group of rules evaluated together.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Group name.
+    pub name: String,
+    /// The file it came from.
+    pub file: String,
+    /// Evaluation interval, ms (None: the collection interval).
+    pub interval_ms: Option<i64>,
+    /// Most alerts (or recorded series) a rule may produce; 0 is no limit.
+    pub limit: usize,
+    /// Its rules, in order.
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    #[serde(default)]
+    groups: Vec<GroupSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupSpec {
+    name: Spanned<String>,
+    #[serde(default)]
+    interval: Option<Spanned<String>>,
+    #[serde(default)]
+    limit: usize,
+    #[serde(default)]
+    rules: Vec<RuleSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    #[serde(default)]
+    record: Option<Spanned<String>>,
+    #[serde(default)]
+    alert: Option<Spanned<String>>,
+    #[serde(default)]
+    expr: Option<Spanned<String>>,
+    #[serde(default, rename = "for")]
+    for_: Option<Spanned<String>>,
+    #[serde(default)]
+    keep_firing_for: Option<Spanned<String>>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+/// Reads a Prometheus duration (`5m`, `1h30m`, `1d`, `2w`, `1y`, `500ms`); ms.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let bad = || format!("not a valid duration string: {text:?}");
+    if text == "0" {
+        return Ok(0);
+    }
+    let mut total: i64 = 0;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 7 * 86_400_000,
+            "y" => 365 * 86_400_000,
+            _ => return Err(bad()),
+        };
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+fn is_metric_name(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_' || f == ':')
+        && c.all(|x| x.is_ascii_alphanumeric() || x == '_' || x == ':')
+}
+
+fn is_label_name(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+        && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
+}
+
+fn actions_of(
+    labels: &BTreeMap<String, String>,
+    annotations: Option<&BTreeMap<String, String>>,
+) -> Vec<String> {
+    let from_label = labels.get("action").map(String::as_str);
+    let from_annotation = annotations
+        .and_then(|a| a.get("actions"))
+        .map(String::as_str);
+    from_label
+        .into_iter()
+        .chain(from_annotation)
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Reads and checks one rule file.
+pub fn load_file(path: &Path) -> Result<Vec<Group>, RuleError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| RuleError {
+        file: file.clone(),
+        line: 0,
+        column: 0,
+        place: "file".into(),
+        reason: format!("cannot read: {e}"),
+    })?;
+    parse_file(&text, &file)
+}
+
+/// Reads and checks rule file text; `file` names it in errors.
+pub fn parse_file(text: &str, file: &str) -> Result<Vec<Group>, RuleError> {
+    let mut path = String::new();
+    let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize::<_, Option<RuleFile>>(de).map_err(|e| {
+            path = e.path().to_string();
+            e.into_inner()
+        })
+    });
+    let spec = match parsed {
+        Ok(spec) => spec.unwrap_or(RuleFile { groups: Vec::new() }),
+        Err(e) => {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            let reason = e.without_snippet().to_string();
+            let reason = reason.lines().next().unwrap_or("").to_owned();
+            return Err(RuleError {
+                file: file.into(),
+                line,
+                column,
+                place: if path.is_empty() { "file".into() } else { path },
+                reason,
+            });
+        }
+    };
+    let mut names = HashSet::new();
+    let mut groups = Vec::new();
+    for g in spec.groups {
+        let at = |s: &serde_saphyr::Location, place: String, reason: String| RuleError {
+            file: file.into(),
+            line: s.line(),
+            column: s.column(),
+            place,
+            reason,
+        };
+        let group_place = format!("group {:?}", g.name.value);
+        if g.name.value.is_empty() {
+            return Err(at(
+                &g.name.referenced,
+                group_place,
+                "groupname must not be empty".into(),
+            ));
+        }
+        if !names.insert(g.name.value.clone()) {
+            return Err(at(
+                &g.name.referenced,
+                group_place,
+                format!("groupname: {:?} is repeated in the same file", g.name.value),
+            ));
+        }
+        let interval_ms = match &g.interval {
+            Some(i) => Some(
+                parse_duration(&i.value).map_err(|r| at(&i.referenced, group_place.clone(), r))?,
+            ),
+            None => None,
+        };
+        let mut rules = Vec::new();
+        for (i, r) in g.rules.into_iter().enumerate() {
+            let label = r
+                .alert
+                .as_ref()
+                .or(r.record.as_ref())
+                .map(|n| n.value.clone())
+                .unwrap_or_default();
+            let place = format!("{group_place}, rule {} ({label})", i + 1);
+            let expr_spec = r.expr.as_ref();
+            let anchor = expr_spec
+                .map(|e| e.referenced)
+                .or(r.alert.as_ref().map(|a| a.referenced))
+                .or(r.record.as_ref().map(|a| a.referenced))
+                .unwrap_or(g.name.referenced);
+            let fail =
+                |loc: &serde_saphyr::Location, reason: String| at(loc, place.clone(), reason);
+            let expr_spec = expr_spec
+                .ok_or_else(|| fail(&anchor, "field 'expr' must be set in rule".into()))?;
+            let expr = promql::parse(&expr_spec.value).map_err(|e| {
+                fail(
+                    &expr_spec.referenced,
+                    format!("could not parse expression: {}", e.0),
+                )
+            })?;
+            promql::check_supported(&expr).map_err(|e| fail(&expr_spec.referenced, e.0))?;
+            for name in r.labels.keys() {
+                if !is_label_name(name) || name == promql::NAME {
+                    return Err(fail(&anchor, format!("invalid label name: {name}")));
+                }
+            }
+            let kind = match (&r.alert, &r.record) {
+                (Some(_), Some(_)) => {
+                    return Err(fail(
+                        &anchor,
+                        "only one of 'record' and 'alert' must be set".into(),
+                    ))
+                }
+                (None, None) => {
+                    return Err(fail(
+                        &anchor,
+                        "one of 'record' or 'alert' must be set".into(),
+                    ))
+                }
+                (None, Some(record)) => {
+                    if !is_metric_name(&record.value) {
+                        return Err(fail(
+                            &record.referenced,
+                            format!("invalid recording rule name: {}", record.value),
+                        ));
+                    }
+                    let fields = [
+                        ("for", r.for_.as_ref().map(|f| f.referenced)),
+                        (
+                            "keep_firing_for",
+                            r.keep_firing_for.as_ref().map(|f| f.referenced),
+                        ),
+                        ("annotations", r.annotations.as_ref().map(|_| anchor)),
+                    ];
+                    if let Some((field, loc)) = fields.iter().find_map(|(f, l)| l.map(|l| (f, l))) {
+                        return Err(fail(
+                            &loc,
+                            format!("invalid field '{field}' in recording rule"),
+                        ));
+                    }
+                    RuleKind::Record {
+                        name: record.value.clone(),
+                    }
+                }
+                (Some(alert), None) => {
+                    if alert.value.is_empty() {
+                        return Err(fail(&alert.referenced, "invalid alert name: empty".into()));
+                    }
+                    let duration = |d: &Option<Spanned<String>>| -> Result<i64, RuleError> {
+                        match d {
+                            Some(s) => parse_duration(&s.value)
+                                .map_err(|reason| fail(&s.referenced, reason)),
+                            None => Ok(0),
+                        }
+                    };
+                    let annotations = r.annotations.clone().unwrap_or_default();
+                    for name in annotations.keys() {
+                        if !is_label_name(name) {
+                            return Err(fail(&anchor, format!("invalid annotation name: {name}")));
+                        }
+                    }
+                    RuleKind::Alert {
+                        name: alert.value.clone(),
+                        for_ms: duration(&r.for_)?,
+                        keep_firing_for_ms: duration(&r.keep_firing_for)?,
+                        annotations,
+                    }
+                }
+            };
+            rules.push(Rule {
+                actions: actions_of(&r.labels, r.annotations.as_ref()),
+                kind,
+                expr_text: expr_spec.value.clone(),
+                expr,
+                labels: r.labels,
+            });
+        }
+        groups.push(Group {
+            name: g.name.value,
+            file: file.into(),
+            interval_ms,
+            limit: g.limit,
+            rules,
+        });
+    }
+    Ok(groups)
+}
+
+/// The name a short-form alert gets when it has none: the metric in CamelCase, then `High`
+/// (`>`, `>=`), `Low` (`<`, `<=`), the state (`==`), `Not` and the state (`!=`), or
+/// `Equals`/`NotEquals` for numbers: `node.disk_usage_percent >= 90` is
+/// `NodeDiskUsagePercentHigh`, `node.status == Offline` is `NodeStatusOffline`.
+pub fn derived_alert_name(alert: &AlertConfig) -> String {
+    let camel: String = alert
+        .metric
+        .value
+        .split(['.', '_'])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    use crate::config::Operator::*;
+    let suffix = match (&alert.operator, &alert.threshold.value) {
+        (Gt | Ge, _) => "High".to_owned(),
+        (Lt | Le, _) => "Low".to_owned(),
+        (Eq, Threshold::State(s)) => s.clone(),
+        (Ne, Threshold::State(s)) => format!("Not{s}"),
+        (Eq, Threshold::Number(_)) => "Equals".to_owned(),
+        (Ne, Threshold::Number(_)) => "NotEquals".to_owned(),
+    };
+    camel + &suffix
+}
+
+/// The short-form alerts of a configuration, as one group evaluated every collection.
+pub fn short_form_group(config: &Config, file: &str) -> Group {
+    let rules = config
+        .cluster
+        .monitoring
+        .alerts
+        .iter()
+        .filter_map(|a| {
+            // The configuration checked the metric against the table when it loaded.
+            let metric = dotted::lookup(&a.metric.value)?;
+            let threshold = match &a.threshold.value {
+                Threshold::Number(n) => format!("{n}"),
+                Threshold::State(s) => s.clone(),
+            };
+            let expr_text = metric.condition(a.operator.as_str(), &threshold);
+            let expr = promql::parse(&expr_text).ok()?;
+            let mut labels = a.labels.clone();
+            labels.insert("severity".into(), a.severity.as_str().into());
+            let mut annotations = a.annotations.clone();
+            annotations.entry("summary".into()).or_insert_with(|| {
+                format!(
+                    "{} {} {} (now {{{{ $value }}}})",
+                    a.metric.value,
+                    a.operator.as_str(),
+                    threshold
+                )
+            });
+            Some(Rule {
+                kind: RuleKind::Alert {
+                    name: a.name.clone().unwrap_or_else(|| derived_alert_name(a)),
+                    for_ms: (a.duration_minutes.0 * 60_000.0) as i64,
+                    keep_firing_for_ms: 0,
+                    annotations,
+                },
+                expr_text,
+                expr,
+                labels,
+                actions: a.action_names().map(|s| s.value.clone()).collect(),
+            })
+        })
+        .collect();
+    Group {
+        name: SHORT_FORM_GROUP.into(),
+        file: file.into(),
+        interval_ms: None,
+        limit: 0,
+        rules,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse_file(text, "r.yml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_good_file_loads_both_kinds() {
+        let groups = parse_file(
+            "groups:\n  - name: ipfs\n    interval: 30s\n    rules:\n      - alert: IpfsDown\n        expr: ipfs_sentinel_ipfs_up == 0\n        for: 5m\n        keep_firing_for: 1m\n        labels: {severity: critical, action: run_gc}\n        annotations: {summary: 'IPFS down on {{ $labels.instance }}'}\n      - record: job:up:sum\n        expr: sum by (job) (up)\n",
+            "r.yml",
+        )
+        .unwrap();
+        assert_eq!(groups[0].interval_ms, Some(30_000));
+        let alert = &groups[0].rules[0];
+        assert_eq!(
+            alert.kind,
+            RuleKind::Alert {
+                name: "IpfsDown".into(),
+                for_ms: 300_000,
+                keep_firing_for_ms: 60_000,
+                annotations: [(
+                    "summary".to_owned(),
+                    "IPFS down on {{ $labels.instance }}".to_owned()
+                )]
+                .into()
+            }
+        );
+        assert_eq!(alert.actions, vec!["run_gc"]);
+        assert_eq!(groups[0].rules[1].name(), "job:up:sum");
+    }
+
+    #[test]
+    fn errors_name_file_line_group_and_rule() {
+        let e = err("groups:\n  - name: g\n    rules:\n      - record: x\n        expr: up\n        for: 5m\n");
+        assert!(
+            e.starts_with(
+                "r.yml:6:14: group \"g\", rule 1 (x): invalid field 'for' in recording rule"
+            ),
+            "{e}"
+        );
+        let e = err("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: sum(up\n");
+        assert!(
+            e.starts_with("r.yml:5:15: group \"g\", rule 1 (A): could not parse expression"),
+            "{e}"
+        );
+        let e = err("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up\n        for: 5 minutes\n");
+        assert!(e.contains("not a valid duration string"), "{e}");
+        let e = err("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up\n        severity: x\n");
+        assert!(e.contains("unknown field `severity`"), "{e}");
+        assert!(err("groups:\n  - name: g\n  - name: g\n").contains("is repeated"));
+        assert!(err("groups:\n  - name: g\n    rules:\n      - expr: up\n")
+            .contains("one of 'record' or 'alert' must be set"));
+        assert!(err(
+            "groups:\n  - name: g\n    rules:\n      - record: 'bad name'\n        expr: up\n"
+        )
+        .contains("invalid recording rule name"));
+        assert!(err(
+            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: limitk(1, up)\n"
+        )
+        .contains("not in Prometheus 2.42"));
+        assert!(err(
+            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up[5m:1m]\n"
+        )
+        .contains("subqueries"));
+    }
+
+    #[test]
+    fn durations_as_prometheus_writes_them() {
+        assert_eq!(parse_duration("1h30m").unwrap(), 5_400_000);
+        assert_eq!(parse_duration("1d").unwrap(), 86_400_000);
+        assert_eq!(parse_duration("500ms").unwrap(), 500);
+        assert!(parse_duration("1.5h").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn the_seed_alerts_compile_with_derived_names() {
+        let seed = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/config/seed.yaml"
+        ))
+        .unwrap();
+        let config = Config::parse(&seed, "seed.yaml").unwrap();
+        let g = short_form_group(&config, "seed.yaml");
+        let names: Vec<&str> = g.rules.iter().map(Rule::name).collect();
+        assert_eq!(
+            names,
+            vec![
+                "NodeDiskUsagePercentHigh",
+                "NodeMemoryUsagePercentHigh",
+                "NodeStatusOffline"
+            ]
+        );
+        assert_eq!(
+            g.rules[2].expr_text,
+            "ipfs_sentinel_cluster_node_status{status=\"Offline\"} == 1"
+        );
+        assert!(matches!(
+            g.rules[2].kind,
+            RuleKind::Alert {
+                for_ms: 300_000,
+                ..
+            }
+        ));
+        assert_eq!(g.rules[0].labels["severity"], "warning");
+        assert_eq!(g.rules[0].actions, vec!["run_gc"]);
+    }
+}
