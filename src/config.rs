@@ -224,6 +224,18 @@ pub struct MonitoringConfig {
     /// Recovery actions, by name; alerts refer to them with `action` or `actions`.
     #[serde(default)]
     pub recovery_actions: BTreeMap<String, RecoveryActionConfig>,
+    /// Prometheus rule files to evaluate here, as paths or globs, relative to the
+    /// configuration file's folder.
+    #[serde(default)]
+    pub rule_files: Vec<String>,
+    /// Labels added to every alert, as Prometheus's `global.external_labels`; templates see
+    /// them as `$externalLabels`.
+    #[serde(default)]
+    pub external_labels: BTreeMap<String, String>,
+    /// The URL this sentinel is reached at, for templates' `$externalURL` and alerts'
+    /// `generatorURL` (default: none).
+    #[serde(default)]
+    pub external_url: String,
 }
 
 impl Default for MonitoringConfig {
@@ -235,6 +247,9 @@ impl Default for MonitoringConfig {
             metrics_history_duration_hours: default_history_hours(),
             alerts: Vec::new(),
             recovery_actions: BTreeMap::new(),
+            rule_files: Vec::new(),
+            external_labels: BTreeMap::new(),
+            external_url: String::new(),
         }
     }
 }

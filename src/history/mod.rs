@@ -161,6 +161,31 @@ impl History {
         true
     }
 
+    /// Adds samples to the newest tick (recording rules' results, computed after it was taken);
+    /// a series that already has a value there keeps it. Returns false when the newest tick is
+    /// not `at_ms` (a block was sealed since, or another tick came).
+    pub fn add_to_last_tick(&mut self, at_ms: i64, samples: &[(Arc<SeriesKey>, f64)]) -> bool {
+        if self.head.ticks.last() != Some(&at_ms) {
+            return false;
+        }
+        let n = self.head.ticks.len();
+        for (key, value) in samples {
+            let column = self
+                .head
+                .columns
+                .entry(Arc::clone(key))
+                .or_insert_with(|| Column {
+                    values: vec![0.0; n],
+                    present: vec![false; n],
+                });
+            if !column.present[n - 1] {
+                column.values[n - 1] = *value;
+                column.present[n - 1] = true;
+            }
+        }
+        true
+    }
+
     /// Seals the head when it holds a full block, and returns the new sealed block.
     pub fn take_full_block(&mut self) -> Option<SealedBlock> {
         if self.head.ticks.len() < self.block_ticks {
