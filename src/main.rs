@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand};
 use ipfs_sentinel::config::{Config, Threshold, EMBEDDED_DEFAULT};
 use ipfs_sentinel::history::export::{Export, Format};
 use ipfs_sentinel::history::query::{system_ms, Selector, WindowParams};
+use ipfs_sentinel::rules::load::{Group, SHORT_FORM_GROUP};
+use ipfs_sentinel::rules::reload::ConfigSource;
 use ipfs_sentinel::{dotted, sentinel};
 
 /// Monitor for IPFS (Kubo) nodes and clusters: exposes node and IPFS metrics to Prometheus.
@@ -40,6 +42,10 @@ enum Command {
         /// or ~/.local/state/ipfs-sentinel).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// Serve POST /-/reload, which re-reads the configuration and rule files (SIGHUP does
+        /// too). Off by default, as in Prometheus: the endpoint changes state.
+        #[arg(long = "web.enable-lifecycle")]
+        enable_lifecycle: bool,
     },
     /// Check a configuration file: prints a summary and exits 0, or the error and exits 1.
     CheckConfig {
@@ -93,17 +99,40 @@ fn main() -> ExitCode {
             config,
             listen,
             data_dir,
-        } => report(serve(config.as_deref(), listen, data_dir)),
-        Command::CheckConfig { file } => match Config::load(&file) {
-            Ok(config) => {
-                print!("{}", summary(&file, &config));
-                ExitCode::SUCCESS
+            enable_lifecycle,
+        } => report(serve(config.as_deref(), listen, data_dir, enable_lifecycle)),
+        Command::CheckConfig { file } => {
+            let source = ConfigSource {
+                path: Some(file.clone()),
+            };
+            match source.load() {
+                Ok((config, groups)) => {
+                    print!("{}", summary(&file, &config));
+                    let files: Vec<&Group> = groups
+                        .iter()
+                        .filter(|g| g.name != SHORT_FORM_GROUP)
+                        .collect();
+                    println!(
+                        "  {} rule group(s) with {} rule(s) from rule_files",
+                        files.len(),
+                        files.iter().map(|g| g.rules.len()).sum::<usize>()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    // A configuration error is already one line naming file, line and key.
+                    eprintln!(
+                        "{}",
+                        if e.place == "configuration" {
+                            e.reason
+                        } else {
+                            e.to_string()
+                        }
+                    );
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
         Command::PrintDefaultConfig => {
             print!("{EMBEDDED_DEFAULT}");
             ExitCode::SUCCESS
@@ -263,6 +292,7 @@ fn serve(
     config: Option<&Path>,
     listen: SocketAddr,
     data_dir: Option<PathBuf>,
+    enable_lifecycle: bool,
 ) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -270,6 +300,7 @@ fn serve(
         )
         .with_writer(std::io::stderr)
         .init();
+    let config_path = config.map(Path::to_path_buf);
     let config = match config {
         Some(path) => Config::load(path)?,
         None => Config::parse(EMBEDDED_DEFAULT, "<embedded default config>")?,
@@ -302,7 +333,12 @@ fn serve(
             "ipfs-sentinel {} started",
             env!("CARGO_PKG_VERSION")
         );
-        sentinel::serve(config, listener, &data_dir, shutdown_signal()).await?;
+        let options = sentinel::Options {
+            data_dir,
+            source: ConfigSource { path: config_path },
+            enable_lifecycle,
+        };
+        sentinel::serve(config, listener, options, shutdown_signal()).await?;
         tracing::info!("ipfs-sentinel stopped");
         Ok(())
     })

@@ -4,7 +4,7 @@
 //! Owns start-up order and nothing else: each part keeps its own logic.
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -21,9 +21,14 @@ use crate::exposition::ExpositionCache;
 use crate::history::persist::Persistence;
 use crate::history::query::system_ms;
 use crate::history::recorder::{self, HistoryCollector, SharedHistory};
-use crate::history::History;
+use crate::history::{History, SeriesKey};
 use crate::http::server::{self, AppState};
 use crate::model::Snapshot;
+use crate::rules::load::RuleError;
+use crate::rules::manager::RuleEngine;
+use crate::rules::promql::NAME;
+use crate::rules::reload::{self as rules_reload, ConfigSource, SharedEngine};
+use crate::rules::RulesCollector;
 use crate::status::Identity;
 
 /// Why the sentinel could not run.
@@ -32,6 +37,9 @@ pub enum ServeError {
     /// A collector could not be built.
     #[error("cannot start the collectors: {0}")]
     Collectors(#[from] CollectError),
+    /// The rules could not be loaded.
+    #[error("{0}")]
+    Rules(#[from] RuleError),
     /// The history in the data dir could not be opened.
     #[error("cannot open the history in the data dir: {0}")]
     History(std::io::Error),
@@ -72,12 +80,14 @@ pub fn collectors(
     config: &Config,
     local: &ExpositionCache,
     history: &SharedHistory,
+    engine: &SharedEngine,
 ) -> Result<Vec<Box<dyn Collector>>, CollectError> {
     let mut collectors: Vec<Box<dyn Collector>> = vec![
         Box::new(NodeCollector::new()?),
         Box::new(IpfsCollector::new(&config.ipfs)?),
         Box::new(ClusterCollector::new(&config.cluster, local.clone())?),
         Box::new(HistoryCollector::new(Arc::clone(history))),
+        Box::new(RulesCollector::new(Arc::clone(engine))),
     ];
     if let Some(ipfs_cluster) = &config.cluster.ipfs_cluster {
         collectors.push(Box::new(IpfsClusterCollector::new(ipfs_cluster)?));
@@ -85,15 +95,83 @@ pub fn collectors(
     Ok(collectors)
 }
 
-/// Runs the sentinel on `listener` until `shutdown` resolves, keeping its history in `data_dir`.
+/// How a sentinel runs, beyond its configuration.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where state is kept across restarts.
+    pub data_dir: PathBuf,
+    /// Where the configuration came from, to reload it.
+    pub source: ConfigSource,
+    /// Serve `POST /-/reload` (Prometheus's `--web.enable-lifecycle`).
+    pub enable_lifecycle: bool,
+}
+
+/// The rule engine of a configuration, its saved alert states restored.
+fn start_rules(config: &Config, options: &Options) -> Result<SharedEngine, ServeError> {
+    let groups = crate::rules::load_all(config, &options.source.name(), &options.source.dir())?;
+    let mut engine = RuleEngine::new(rules_reload::globals(config), groups);
+    rules_reload::restore_state(&mut engine, &options.data_dir, system_ms(SystemTime::now()));
+    Ok(Arc::new(Mutex::new(engine)))
+}
+
+/// After each history tick: evaluate the rules that are due over the history, save their
+/// alert states, and return the recorded series for the same tick.
+fn evaluate_rules(engine: SharedEngine, data_dir: PathBuf) -> recorder::AfterAppend {
+    Box::new(move |now_ms, history: &mut History| {
+        let mut locked = rules_reload::lock(&engine);
+        let recorded = locked.evaluate_due(now_ms, history);
+        if let Err(e) = rules_reload::save_state(&locked, &data_dir) {
+            tracing::warn!(error = %e, "cannot save the alert states to the data dir");
+        }
+        drop(locked);
+        recorded
+            .into_iter()
+            .map(|r| {
+                let name = r.labels.get(NAME).cloned().unwrap_or_default();
+                let mut labels: Vec<(String, String)> =
+                    r.labels.into_iter().filter(|(k, _)| k != NAME).collect();
+                labels.sort();
+                (history.intern(SeriesKey { name, labels }), r.value)
+            })
+            .collect()
+    })
+}
+
+/// Reloads the rules on every SIGHUP until `shutdown` resolves.
+async fn reload_on_sighup(
+    source: ConfigSource,
+    engine: SharedEngine,
+    shutdown: impl Future<Output = ()>,
+) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            received = hangups.recv() => {
+                if received.is_none() {
+                    return;
+                }
+                let (s, e) = (source.clone(), Arc::clone(&engine));
+                let _ = tokio::task::spawn_blocking(move || s.reload(&e)).await;
+            }
+        }
+    }
+}
+
+/// Runs the sentinel on `listener` until `shutdown` resolves.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
-    data_dir: &Path,
+    options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let engine = start_rules(&config, &options)?;
     let (history, persistence) =
-        open_history(&config, data_dir, false).map_err(ServeError::History)?;
+        open_history(&config, &options.data_dir, false).map_err(ServeError::History)?;
     let history: SharedHistory = Arc::new(Mutex::new(history));
     let cache = ExpositionCache::new(Snapshot::new(
         SystemTime::now(),
@@ -112,11 +190,12 @@ pub async fn serve(
             Arc::clone(&history),
             persistence,
             cache.clone(),
+            evaluate_rules(Arc::clone(&engine), options.data_dir.clone()),
             monitoring.collection_interval_seconds.duration(),
             stopped(stop_rx.clone()),
         ));
         Some(tokio::spawn(collect::run(
-            collectors(&config, &cache, &history)?,
+            collectors(&config, &cache, &history, &engine)?,
             monitoring.collection_interval_seconds.duration(),
             monitoring.collector_timeout_seconds.duration(),
             move |snapshot, complete| publish_to.publish(snapshot, complete),
@@ -139,7 +218,14 @@ pub async fn serve(
         },
         started: SystemTime::now(),
         history,
+        engine: Arc::clone(&engine),
+        reload: options.enable_lifecycle.then(|| options.source.clone()),
     };
+    tokio::spawn(reload_on_sighup(
+        options.source.clone(),
+        Arc::clone(&engine),
+        stopped(stop_rx.clone()),
+    ));
     let served = server::run(listener, state, async move {
         shutdown.await;
         let _ = stop_tx.send(true);

@@ -173,3 +173,40 @@ fn the_readme_documents_every_key_of_the_default_config() {
         }
     }
 }
+
+#[test]
+fn check_config_checks_the_rule_files_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("good.rules.yml"),
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n",
+    )
+    .unwrap();
+    let config = dir.path().join("sentinel.yaml");
+    std::fs::write(
+        &config,
+        "cluster:\n  monitoring:\n    rule_files: ['*.rules.yml']\n",
+    )
+    .unwrap();
+    let (code, out, err) = cli(&["check-config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("1 rule group(s) with 1 rule(s) from rule_files"),
+        "{out}"
+    );
+
+    std::fs::write(
+        dir.path().join("bad.rules.yml"),
+        "groups:\n  - name: b\n    rules:\n      - record: x\n        expr: up\n        for: 5m\n",
+    )
+    .unwrap();
+    let (code, _, err) = cli(&["check-config", config.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            "bad.rules.yml:6:14: group \"b\", rule 1 (x): invalid field 'for' in recording rule"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -13,6 +13,7 @@ fn is_volatile(name: &str) -> bool {
     name.starts_with("ipfs_sentinel_node_")
         || name.starts_with("ipfs_sentinel_cluster_")
         || name.starts_with("ipfs_sentinel_history_")
+        || name.starts_with("ipfs_sentinel_rule_")
         || name == "ipfs_sentinel_collector_duration_seconds"
 }
 
@@ -40,9 +41,11 @@ async fn kubo_fixtures_in_metrics_out() {
     .await;
     let body = sentinel
         .metrics_until("every collector to report", |b| {
-            ["node", "ipfs", "cluster", "history"].iter().all(|c| {
-                sample(b, "ipfs_sentinel_collector_success", &[("collector", c)]).is_some()
-            })
+            ["node", "ipfs", "cluster", "history", "rules"]
+                .iter()
+                .all(|c| {
+                    sample(b, "ipfs_sentinel_collector_success", &[("collector", c)]).is_some()
+                })
         })
         .await;
     let readme =

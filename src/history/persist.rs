@@ -64,7 +64,7 @@ fn io_context(path: &Path, e: io::Error) -> io::Error {
 }
 
 /// Writes `bytes` to `path` crash-safely: temporary file, fsync, rename, fsync of the folder.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = File::create(&tmp).map_err(|e| io_context(&tmp, e))?;
     f.write_all(bytes).map_err(|e| io_context(&tmp, e))?;

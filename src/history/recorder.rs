@@ -1,6 +1,7 @@
 //! Feeds the history: once per collection interval it takes the latest complete snapshot,
-//! appends it as one tick, writes the tick to the head log, seals and writes full blocks, and
-//! drops what aged out. Also the `history` collector, which exposes the store's size.
+//! appends it as one tick, lets a hook add what it derives from it (the rule engine's recorded
+//! series, at the same tick), writes the tick to the head log, seals and writes full blocks,
+//! and drops what aged out. Also the `history` collector, which exposes the store's size.
 //!
 //! Owns the schedule and the order of those steps; the store is [`super::History`], the files
 //! [`super::persist`]. The store's lock is never held across a wait or a file write.
@@ -12,7 +13,7 @@ use futures::future::BoxFuture;
 
 use super::persist::Persistence;
 use super::query::system_ms;
-use super::History;
+use super::{History, TickSamples};
 use crate::collect::{CollectError, Collector};
 use crate::exposition::ExpositionCache;
 use crate::model::Family;
@@ -38,11 +39,16 @@ impl HistoryWriteFailed<'_> {
     }
 }
 
+/// What runs right after a tick is appended, with the store locked: it returns samples to add
+/// to the same tick (recording rules), and must not lock the store itself.
+pub type AfterAppend = Box<dyn FnMut(i64, &mut History) -> TickSamples + Send>;
+
 /// Records one tick now; returns whether one was appended.
 pub fn record_tick(
     history: &SharedHistory,
     persistence: &mut Persistence,
     cache: &ExpositionCache,
+    after_append: &mut AfterAppend,
     now: SystemTime,
 ) -> bool {
     let current = cache.current();
@@ -52,10 +58,13 @@ pub fn record_tick(
     let now_ms = system_ms(now);
     let (samples, sealed, expired) = {
         let mut h = lock(history);
-        let samples = h.samples_of(&current.snapshot);
+        let mut samples = h.samples_of(&current.snapshot);
         if !h.append(now_ms, &samples) {
             return false;
         }
+        let derived = after_append(now_ms, &mut h);
+        h.add_to_last_tick(now_ms, &derived);
+        samples.extend(derived);
         (samples, h.take_full_block(), h.expire(now_ms))
     };
     let written = persistence.record_tick(now_ms, &samples).and_then(|()| {
@@ -76,6 +85,7 @@ pub async fn run(
     history: SharedHistory,
     mut persistence: Persistence,
     cache: ExpositionCache,
+    mut after_append: AfterAppend,
     interval: Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
@@ -89,13 +99,13 @@ pub async fn run(
             _ = &mut shutdown => return,
             _ = ticker.tick() => {
                 let (h, c) = (Arc::clone(&history), cache.clone());
-                persistence = match tokio::task::spawn_blocking(move || {
-                    record_tick(&h, &mut persistence, &c, SystemTime::now());
-                    persistence
+                (persistence, after_append) = match tokio::task::spawn_blocking(move || {
+                    record_tick(&h, &mut persistence, &c, &mut after_append, SystemTime::now());
+                    (persistence, after_append)
                 })
                 .await
                 {
-                    Ok(p) => p,
+                    Ok(kept) => kept,
                     Err(e) => {
                         tracing::error!(error = %e, "history recorder stopped");
                         return;

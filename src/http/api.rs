@@ -1,4 +1,5 @@
-//! The JSON and export endpoints: `GET /api/v1/status`; the read side of Prometheus's HTTP API
+//! The JSON and export endpoints: `GET /api/v1/status`; `GET /api/v1/rules` and
+//! `GET /api/v1/alerts`; `POST /-/reload`; the read side of Prometheus's HTTP API
 //! for plain selectors (`query_range`, `query`, `series`, `labels`, `label/NAME/values`), so
 //! Grafana's Prometheus datasource can read a bare sentinel; `GET /api/v1/export` (CSV or JSON,
 //! streamed series by series) and `GET /api/v1/summary` (per node and cluster-wide).
@@ -263,6 +264,35 @@ pub async fn export(State(state): State<AppState>, Query(p): Params) -> Response
         Body::from_stream(stream),
     )
         .into_response()
+}
+
+/// `GET /api/v1/rules`, in Prometheus's shape.
+pub async fn rules(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(crate::rules::reload::lock(&state.engine).rules_json())
+}
+
+/// `GET /api/v1/alerts`, in Prometheus's shape.
+pub async fn alerts(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(crate::rules::reload::lock(&state.engine).alerts_json())
+}
+
+/// `POST /-/reload`: re-reads the configuration and rule files; 403 unless the sentinel was
+/// started with `--web.enable-lifecycle`, 500 with the reason when the new rules are broken
+/// (the old ones keep running).
+pub async fn reload(State(state): State<AppState>) -> Response {
+    let Some(source) = state.reload.clone() else {
+        return (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.\n").into_response();
+    };
+    let engine = Arc::clone(&state.engine);
+    match tokio::task::spawn_blocking(move || source.reload(&engine)).await {
+        Ok(Ok(())) => (StatusCode::OK, "").into_response(),
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        )
+            .into_response(),
+        Err(e) => internal(e),
+    }
 }
 
 /// `GET /api/v1/summary?metric=NAME&range=1h` (or `start`, `end`): per node and cluster-wide

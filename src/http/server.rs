@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use super::api;
 use crate::exposition::{ExpositionCache, Format};
 use crate::history::recorder::SharedHistory;
+use crate::rules::reload::{ConfigSource, SharedEngine};
 use crate::status::Identity;
 
 /// What the handlers share.
@@ -30,6 +31,10 @@ pub struct AppState {
     pub started: SystemTime,
     /// The history, for queries and exports.
     pub history: SharedHistory,
+    /// The rule engine, for `/api/v1/rules` and `/api/v1/alerts`.
+    pub engine: SharedEngine,
+    /// Where to reload the configuration from, when `POST /-/reload` is enabled.
+    pub reload: Option<ConfigSource>,
 }
 
 /// The routes, ready to serve.
@@ -45,6 +50,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/label/{name}/values", get(api::label_values))
         .route("/api/v1/export", get(api::export))
         .route("/api/v1/summary", get(api::summary))
+        .route("/api/v1/rules", get(api::rules))
+        .route("/api/v1/alerts", get(api::alerts))
+        .route("/-/reload", axum::routing::post(api::reload))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .with_state(state)

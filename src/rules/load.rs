@@ -364,6 +364,13 @@ pub fn parse_file(text: &str, file: &str) -> Result<Vec<Group>, RuleError> {
                             return Err(fail(&anchor, format!("invalid annotation name: {name}")));
                         }
                     }
+                    // promtool checks templates too: a broken one is a load error.
+                    for (kind, map) in [("label", &r.labels), ("annotation", &annotations)] {
+                        for (name, text) in map {
+                            super::template::check(name, text)
+                                .map_err(|e| fail(&anchor, format!("{kind} {name:?}: {e}")))?;
+                        }
+                    }
                     RuleKind::Alert {
                         name: alert.value.clone(),
                         for_ms: duration(&r.for_)?,
@@ -520,6 +527,8 @@ mod tests {
         );
         let e = err("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up\n        for: 5 minutes\n");
         assert!(e.contains("not a valid duration string"), "{e}");
+        let e = err("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up\n        annotations: {summary: '{{ $value '}\n");
+        assert!(e.contains("annotation \"summary\""), "{e}");
         let e = err("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up\n        severity: x\n");
         assert!(e.contains("unknown field `severity`"), "{e}");
         assert!(err("groups:\n  - name: g\n  - name: g\n").contains("is repeated"));

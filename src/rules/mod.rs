@@ -1,6 +1,83 @@
 //! The rule engine: Prometheus alerting and recording rules evaluated on the node, over its
 //! own history ([`source`]) with a PromQL evaluator of Prometheus 2.42's semantics
-//! ([`promql`]).
+//! ([`promql`]): rules are read by [`load`], alert states kept by [`alerting`], templates
+//! expanded by [`template`], everything scheduled and reported by [`manager`], kept across
+//! restarts and reloads by [`reload`].
+pub mod alerting;
 pub mod load;
+pub mod manager;
 pub mod promql;
+pub mod reload;
 pub mod source;
+pub mod template;
+
+use std::path::Path;
+
+use crate::config::Config;
+use load::{Group, RuleError};
+
+/// Every rule of a configuration: its short-form alerts, then each rule file its
+/// `rule_files` globs name (relative to `config_dir`), in sorted order.
+pub fn load_all(
+    config: &Config,
+    config_file: &str,
+    config_dir: &Path,
+) -> Result<Vec<Group>, RuleError> {
+    let mut groups = vec![load::short_form_group(config, config_file)];
+    for pattern in &config.cluster.monitoring.rule_files {
+        let full = if Path::new(pattern).is_absolute() {
+            pattern.clone()
+        } else {
+            config_dir.join(pattern).display().to_string()
+        };
+        let bad = |reason: String| RuleError {
+            file: config_file.into(),
+            line: 0,
+            column: 0,
+            place: "cluster.monitoring.rule_files".into(),
+            reason,
+        };
+        let paths = glob::glob(&full).map_err(|e| bad(format!("bad pattern {pattern:?}: {e}")))?;
+        let mut files: Vec<_> = paths.filter_map(Result::ok).collect();
+        files.sort();
+        if files.is_empty() && !glob_has_wildcards(pattern) {
+            return Err(bad(format!("{full}: no such rule file")));
+        }
+        for file in files {
+            groups.extend(load::load_file(&file)?);
+        }
+    }
+    Ok(groups)
+}
+
+fn glob_has_wildcards(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '['])
+}
+
+/// Exposes the engine's `ALERTS`, `ALERTS_FOR_STATE` and evaluation metrics on `/metrics`.
+pub struct RulesCollector {
+    engine: reload::SharedEngine,
+}
+
+impl RulesCollector {
+    /// A collector reading `engine`.
+    pub fn new(engine: reload::SharedEngine) -> Self {
+        Self { engine }
+    }
+}
+
+impl crate::collect::Collector for RulesCollector {
+    fn name(&self) -> &'static str {
+        "rules"
+    }
+
+    fn collect(
+        &mut self,
+    ) -> futures::future::BoxFuture<
+        '_,
+        Result<Vec<crate::model::Family>, crate::collect::CollectError>,
+    > {
+        let families = reload::lock(&self.engine).families();
+        Box::pin(async move { Ok(families) })
+    }
+}

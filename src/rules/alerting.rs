@@ -1,0 +1,1102 @@
+//! The alert state machine of one alerting rule, as Prometheus 2.42 runs it
+//! (`rules/alerting.go`, `AlertingRule.Eval`).
+//!
+//! This module owns what happens to alerts between evaluations: turning the rule expression's
+//! result into labelled alerts, moving them through inactive → pending → firing → resolved
+//! (with `for`, `keep_firing_for` and the 15-minute resolved retention), the rule's alert
+//! limit, the `ALERTS`/`ALERTS_FOR_STATE` series Prometheus exposes for them, which alerts are
+//! due for sending to Alertmanager, and the state a restart carries over. It does not run
+//! queries, expand templates or talk to Alertmanager: callers pass the query result and a
+//! template expander in. It never reads the clock either: every call takes the evaluation
+//! time in milliseconds since the Unix epoch, so tests drive it with plain numbers.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// A label set: label names to values, ordered by name. Empty values mean "no such label".
+pub type LabelSet = BTreeMap<String, String>;
+
+/// One series value: its labels (including `__name__`) and its value.
+pub type Sample = (LabelSet, f64);
+
+/// How long a resolved alert is kept, and re-sent as resolved (Prometheus's
+/// `resolvedRetention`).
+pub const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
+
+/// The minimum time between two sends of the same unchanged alert (Prometheus's
+/// `--rules.alert.resend-delay` default).
+pub const RESEND_DELAY_MS: i64 = 60 * 1000;
+
+/// The longest outage after which [`AlertingRule::restore`] still restores state (Prometheus's
+/// `--rules.alert.for-outage-tolerance` default).
+pub const OUTAGE_TOLERANCE_MS: i64 = 60 * 60 * 1000;
+
+/// Name of the series with one sample per pending or firing alert.
+pub const ALERTS_METRIC: &str = "ALERTS";
+
+/// Name of the series holding each pending or firing alert's `active_at`, in seconds.
+pub const ALERTS_FOR_STATE_METRIC: &str = "ALERTS_FOR_STATE";
+
+const METRIC_NAME_LABEL: &str = "__name__";
+const ALERT_NAME_LABEL: &str = "alertname";
+const ALERT_STATE_LABEL: &str = "alertstate";
+
+/// Where an alert is in its life; ordered so that the "worst" state is the greatest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    /// Neither pending nor firing: a resolved alert kept for its retention.
+    Inactive,
+    /// The condition holds, but for less than the rule's `for`.
+    Pending,
+    /// The condition has held for at least the rule's `for` (or is kept by `keep_firing_for`).
+    Firing,
+}
+
+impl AlertState {
+    /// The name Prometheus uses: `inactive`, `pending` or `firing`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Inactive => "inactive",
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+        }
+    }
+}
+
+/// One instance of an alerting rule: one label set of the rule expression's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// Identifying labels: the sample's labels without `__name__`, the rule's labels and
+    /// `alertname`.
+    pub labels: LabelSet,
+    /// The rule's annotations, expanded with the latest sample.
+    pub annotations: LabelSet,
+    /// The current state.
+    pub state: AlertState,
+    /// The expression's value at the last evaluation that returned this label set (NaN for an
+    /// alert restored from a snapshot until it is seen again).
+    pub value: f64,
+    /// When this episode of the condition started holding.
+    pub active_at_ms: i64,
+    /// When the alert went from pending to firing.
+    pub fired_at_ms: Option<i64>,
+    /// When the alert stopped firing; set only on inactive alerts.
+    pub resolved_at_ms: Option<i64>,
+    /// When the alert was last marked for sending to Alertmanager.
+    pub last_sent_at_ms: Option<i64>,
+    /// Until when the last send is valid (Alertmanager's `EndsAt` for a firing alert); 0 if
+    /// never sent.
+    pub valid_until_ms: i64,
+    /// When the condition stopped holding while `keep_firing_for` keeps the alert firing.
+    pub keep_firing_since_ms: Option<i64>,
+}
+
+impl Alert {
+    /// A new episode: pending since `ts_ms`.
+    fn pending(labels: LabelSet, annotations: LabelSet, value: f64, ts_ms: i64) -> Self {
+        Alert {
+            labels,
+            annotations,
+            state: AlertState::Pending,
+            value,
+            active_at_ms: ts_ms,
+            fired_at_ms: None,
+            resolved_at_ms: None,
+            last_sent_at_ms: None,
+            valid_until_ms: 0,
+            keep_firing_since_ms: None,
+        }
+    }
+
+    /// One evaluation in which this alert's label set was missing from the result. Returns
+    /// whether the alert stays in the rule's state.
+    fn on_absent(&mut self, ts_ms: i64, keep_firing_for_ms: i64) -> bool {
+        if self.keeps_firing(ts_ms, keep_firing_for_ms) {
+            return true;
+        }
+        let expired = self.state == AlertState::Pending
+            || self
+                .resolved_at_ms
+                .is_some_and(|resolved| elapsed(ts_ms, resolved) > RESOLVED_RETENTION_MS);
+        if self.state != AlertState::Inactive {
+            self.state = AlertState::Inactive;
+            self.resolved_at_ms = Some(ts_ms);
+        }
+        !expired
+    }
+
+    /// Whether `keep_firing_for` holds this firing alert although its condition is gone,
+    /// starting the keep-firing clock on the first such evaluation.
+    fn keeps_firing(&mut self, ts_ms: i64, keep_firing_for_ms: i64) -> bool {
+        if self.state != AlertState::Firing || keep_firing_for_ms <= 0 {
+            return false;
+        }
+        let since = *self.keep_firing_since_ms.get_or_insert(ts_ms);
+        elapsed(ts_ms, since) < keep_firing_for_ms
+    }
+
+    /// Fires a pending alert whose condition has held for `for_ms`.
+    fn fire_if_due(&mut self, ts_ms: i64, for_ms: i64) {
+        if self.state == AlertState::Pending && elapsed(ts_ms, self.active_at_ms) >= for_ms {
+            self.state = AlertState::Firing;
+            self.fired_at_ms = Some(ts_ms);
+        }
+    }
+
+    /// Prometheus's `needsSending`: never while pending; at once after a resolution not yet
+    /// sent; otherwise once the resend delay has passed.
+    fn needs_sending(&self, ts_ms: i64) -> bool {
+        if self.state == AlertState::Pending {
+            return false;
+        }
+        let Some(sent) = self.last_sent_at_ms else {
+            return true;
+        };
+        let resolved_since_sent = self.resolved_at_ms.is_some_and(|resolved| resolved > sent);
+        resolved_since_sent || sent.saturating_add(RESEND_DELAY_MS) < ts_ms
+    }
+
+    /// Records a send at `ts_ms`, valid for four evaluation intervals (at least four resend
+    /// delays) so that two missed evaluations or sends do not expire the alert in
+    /// Alertmanager: what Prometheus's `sendAlerts` does.
+    fn mark_sent(&mut self, ts_ms: i64, interval_ms: i64) {
+        self.last_sent_at_ms = Some(ts_ms);
+        let delta = interval_ms.max(RESEND_DELAY_MS);
+        self.valid_until_ms = ts_ms.saturating_add(delta.saturating_mul(4));
+    }
+
+    /// The `ALERTS` and `ALERTS_FOR_STATE` samples of this alert.
+    fn series(&self) -> [Sample; 2] {
+        let mut alerts = self.labels.clone();
+        alerts.insert(METRIC_NAME_LABEL.into(), ALERTS_METRIC.into());
+        alerts.insert(ALERT_STATE_LABEL.into(), self.state.as_str().into());
+        let mut for_state = self.labels.clone();
+        for_state.insert(METRIC_NAME_LABEL.into(), ALERTS_FOR_STATE_METRIC.into());
+        let active_at_s = self.active_at_ms.div_euclid(1000) as f64;
+        [(alerts, 1.0), (for_state, active_at_s)]
+    }
+
+    fn is_active(&self) -> bool {
+        self.state != AlertState::Inactive
+    }
+}
+
+/// Why an evaluation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    /// Two samples of the result gave the same alert labels; the rule's state is unchanged.
+    #[error("vector contains metrics with the same labelset after applying alert labels")]
+    DuplicateLabelset,
+    /// More alerts were pending or firing than the rule's limit; all alerts were dropped.
+    #[error("exceeded limit of {limit} with {alerts} alerts")]
+    LimitExceeded {
+        /// The rule's limit.
+        limit: usize,
+        /// How many alerts were pending or firing.
+        alerts: usize,
+    },
+}
+
+/// A template expander: `(template, sample labels, sample value) -> text`.
+pub type Expand<'a> = dyn Fn(&str, &LabelSet, f64) -> String + 'a;
+
+/// An alerting rule and the alerts it currently holds.
+#[derive(Debug, Clone)]
+pub struct AlertingRule {
+    /// The alert name, set as the `alertname` label.
+    pub name: String,
+    /// How long the condition must hold before a pending alert fires.
+    pub for_ms: i64,
+    /// How long a firing alert keeps firing after its condition stopped holding (0: none).
+    pub keep_firing_for_ms: i64,
+    /// Labels added to every alert (templates; they override the sample's labels).
+    pub labels: LabelSet,
+    /// Annotations of every alert (templates, expanded at each evaluation).
+    pub annotations: LabelSet,
+    /// Pending, firing and recently resolved alerts, by their labels.
+    active: BTreeMap<LabelSet, Alert>,
+    /// The time the alert state describes: the last evaluation, or the restore.
+    state_as_of_ms: Option<i64>,
+}
+
+impl AlertingRule {
+    /// A rule with no alerts yet.
+    pub fn new(
+        name: impl Into<String>,
+        for_ms: i64,
+        keep_firing_for_ms: i64,
+        labels: LabelSet,
+        annotations: LabelSet,
+    ) -> Self {
+        AlertingRule {
+            name: name.into(),
+            for_ms,
+            keep_firing_for_ms,
+            labels,
+            annotations,
+            active: BTreeMap::new(),
+            state_as_of_ms: None,
+        }
+    }
+
+    /// Evaluates the rule at `ts_ms` with `result`, the expression's samples at that time,
+    /// as Prometheus's `AlertingRule.Eval` followed by the rule manager's `sendAlerts`.
+    ///
+    /// New label sets start pending; known ones keep their `active_at` and take the new value
+    /// and annotations; missing ones are deleted (pending), resolved (firing) or kept firing
+    /// by `keep_firing_for`; resolved ones are dropped after [`RESOLVED_RETENTION_MS`];
+    /// pending ones fire once they have been active for `for_ms`. Alerts due for sending are
+    /// stamped with `last_sent_at_ms = ts_ms` and `valid_until_ms = ts_ms + 4 * max(interval_ms,
+    /// RESEND_DELAY_MS)`; [`AlertingRule::alerts_to_send`] lists them.
+    ///
+    /// `expand` expands a label or annotation template for one sample. A `limit` of 0 means
+    /// no limit. Returns the `ALERTS` and `ALERTS_FOR_STATE` samples of this evaluation (as
+    /// [`AlertingRule::alerts_series`]).
+    pub fn eval(
+        &mut self,
+        ts_ms: i64,
+        interval_ms: i64,
+        result: Vec<Sample>,
+        limit: usize,
+        expand: &Expand<'_>,
+    ) -> Result<Vec<Sample>, EvalError> {
+        let seen = self.alerts_from_result(ts_ms, result, expand)?;
+        self.state_as_of_ms = Some(ts_ms);
+        let present: BTreeSet<LabelSet> = seen.keys().cloned().collect();
+        self.merge(seen);
+        let active = self.advance(ts_ms, &present);
+        if limit > 0 && active > limit {
+            self.active.clear();
+            return Err(EvalError::LimitExceeded {
+                limit,
+                alerts: active,
+            });
+        }
+        self.mark_due_for_sending(ts_ms, interval_ms);
+        Ok(self.alerts_series())
+    }
+
+    /// The rule's alerts (pending, firing, and resolved ones within their retention), ordered
+    /// by labels.
+    pub fn active_alerts(&self) -> Vec<&Alert> {
+        self.active.values().collect()
+    }
+
+    /// The alerts the evaluation at `ts_ms` marked for sending to Alertmanager.
+    pub fn alerts_to_send(&self, ts_ms: i64) -> Vec<&Alert> {
+        self.active
+            .values()
+            .filter(|alert| alert.last_sent_at_ms == Some(ts_ms))
+            .collect()
+    }
+
+    /// What Prometheus exposes for the pending and firing alerts, ordered by labels:
+    /// `ALERTS{alertname, alertstate, <labels>} 1` and
+    /// `ALERTS_FOR_STATE{alertname, <labels>} <active_at in seconds>` for each.
+    pub fn alerts_series(&self) -> Vec<Sample> {
+        self.active
+            .values()
+            .filter(|alert| alert.is_active())
+            .flat_map(Alert::series)
+            .collect()
+    }
+
+    /// The rule's state: firing if any alert fires, else pending if any is pending, else
+    /// inactive.
+    pub fn state(&self) -> AlertState {
+        self.active
+            .values()
+            .map(|alert| alert.state)
+            .max()
+            .unwrap_or(AlertState::Inactive)
+    }
+
+    /// The state a restart should carry over, as of the last evaluation (or restore).
+    pub fn snapshot(&self) -> RuleStateSnapshot {
+        RuleStateSnapshot {
+            taken_at_ms: self.state_as_of_ms.unwrap_or_default(),
+            alerts: self.active.values().map(AlertSnapshot::from).collect(),
+        }
+    }
+
+    /// Replaces the rule's alerts with those of `snapshot`, at `now_ms` after a restart, so
+    /// that a restart does not reset `for` clocks. Call it before the first evaluation.
+    ///
+    /// Pending alerts follow Prometheus's `RestoreForState`: the time they had spent pending
+    /// when the snapshot was taken is kept (`active_at` moves forward by the downtime), but
+    /// they fire no sooner than `grace_ms` after the restart; if `for_ms` is below `grace_ms`
+    /// they are not restored and start over. Nothing is restored when the snapshot is older
+    /// than [`OUTAGE_TOLERANCE_MS`].
+    ///
+    /// Differences from Prometheus, which restores only `active_at`, from the
+    /// `ALERTS_FOR_STATE` series, and only for alerts active in the first evaluation after
+    /// the restart: firing alerts are restored firing (with their `fired_at` and
+    /// `keep_firing_since`), and resolved ones are restored within their retention, so the
+    /// first evaluation resolves, keeps or fires them as it would have without the restart.
+    pub fn restore(&mut self, snapshot: RuleStateSnapshot, now_ms: i64, grace_ms: i64) {
+        self.active.clear();
+        self.state_as_of_ms = Some(now_ms);
+        let down_at_ms = snapshot.taken_at_ms;
+        if elapsed(now_ms, down_at_ms) > OUTAGE_TOLERANCE_MS {
+            return;
+        }
+        for saved in snapshot.alerts {
+            let mut alert = saved.into_alert();
+            if alert.state == AlertState::Pending {
+                match self.restored_active_at(alert.active_at_ms, down_at_ms, now_ms, grace_ms) {
+                    Some(active_at_ms) => alert.active_at_ms = active_at_ms,
+                    None => continue,
+                }
+            }
+            self.active.insert(alert.labels.clone(), alert);
+        }
+    }
+
+    /// Prometheus's `RestoreForState` arithmetic for a pending alert's `active_at`; `None` when
+    /// the rule's `for` is shorter than the grace period and the alert should start over.
+    fn restored_active_at(
+        &self,
+        active_at_ms: i64,
+        down_at_ms: i64,
+        now_ms: i64,
+        grace_ms: i64,
+    ) -> Option<i64> {
+        if self.for_ms < grace_ms {
+            return None;
+        }
+        let remaining_ms = self
+            .for_ms
+            .saturating_sub(elapsed(down_at_ms, active_at_ms));
+        let restored = if remaining_ms <= 0 {
+            active_at_ms
+        } else if remaining_ms < grace_ms {
+            now_ms.saturating_add(grace_ms).saturating_sub(self.for_ms)
+        } else {
+            active_at_ms.saturating_add(elapsed(now_ms, down_at_ms))
+        };
+        Some(restored)
+    }
+
+    /// One new pending alert per sample, by labels; fails on two samples with the same
+    /// alert labels.
+    fn alerts_from_result(
+        &self,
+        ts_ms: i64,
+        result: Vec<Sample>,
+        expand: &Expand<'_>,
+    ) -> Result<BTreeMap<LabelSet, Alert>, EvalError> {
+        let mut seen = BTreeMap::new();
+        for (sample_labels, value) in result {
+            let alert = self.alert_for_sample(ts_ms, &sample_labels, value, expand);
+            if seen.contains_key(&alert.labels) {
+                return Err(EvalError::DuplicateLabelset);
+            }
+            seen.insert(alert.labels.clone(), alert);
+        }
+        Ok(seen)
+    }
+
+    /// The alert one sample stands for: its labels (rule labels override the sample's,
+    /// labels expanding to "" are removed) and expanded annotations.
+    fn alert_for_sample(
+        &self,
+        ts_ms: i64,
+        sample_labels: &LabelSet,
+        value: f64,
+        expand: &Expand<'_>,
+    ) -> Alert {
+        let expand_here = |template: &str| expand(template, sample_labels, value);
+        let mut labels = sample_labels.clone();
+        labels.remove(METRIC_NAME_LABEL);
+        for (name, template) in &self.labels {
+            labels.insert(name.clone(), expand_here(template));
+        }
+        labels.insert(ALERT_NAME_LABEL.into(), self.name.clone());
+        labels.retain(|_, value| !value.is_empty());
+        let annotations = self
+            .annotations
+            .iter()
+            .map(|(name, template)| (name.clone(), expand_here(template)))
+            .collect();
+        Alert::pending(labels, annotations, value, ts_ms)
+    }
+
+    /// Updates known pending or firing alerts with the new value and annotations; adds the
+    /// others, replacing resolved alerts of the same labels by a new episode.
+    fn merge(&mut self, seen: BTreeMap<LabelSet, Alert>) {
+        for (labels, fresh) in seen {
+            match self.active.get_mut(&labels) {
+                Some(known) if known.is_active() => {
+                    known.value = fresh.value;
+                    known.annotations = fresh.annotations;
+                }
+                _ => {
+                    self.active.insert(labels, fresh);
+                }
+            }
+        }
+    }
+
+    /// Moves every alert on by one evaluation: missing ones resolve, expire or keep firing,
+    /// present ones may fire. Returns how many alerts are pending or firing afterwards.
+    fn advance(&mut self, ts_ms: i64, present: &BTreeSet<LabelSet>) -> usize {
+        let (for_ms, keep_firing_for_ms) = (self.for_ms, self.keep_firing_for_ms);
+        let mut active = 0;
+        self.active.retain(|labels, alert| {
+            if present.contains(labels) {
+                alert.keep_firing_since_ms = None;
+            } else if !alert.on_absent(ts_ms, keep_firing_for_ms) {
+                return false;
+            }
+            if alert.is_active() {
+                active += 1;
+                alert.fire_if_due(ts_ms, for_ms);
+            }
+            true
+        });
+        active
+    }
+
+    fn mark_due_for_sending(&mut self, ts_ms: i64, interval_ms: i64) {
+        for alert in self.active.values_mut() {
+            if alert.needs_sending(ts_ms) {
+                alert.mark_sent(ts_ms, interval_ms);
+            }
+        }
+    }
+}
+
+/// The part of a rule's state a restart carries over; serialise it with serde.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleStateSnapshot {
+    /// The time the state describes (the last evaluation); 0 for a rule never evaluated, which
+    /// has no alerts.
+    pub taken_at_ms: i64,
+    /// The rule's alerts, ordered by labels.
+    pub alerts: Vec<AlertSnapshot>,
+}
+
+/// One alert in a [`RuleStateSnapshot`]: its identity and its clocks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertSnapshot {
+    /// The alert's labels.
+    pub labels: LabelSet,
+    /// The alert's last expanded annotations (sent if it resolves before being seen again).
+    pub annotations: LabelSet,
+    /// Its state.
+    pub state: AlertState,
+    /// When its episode started.
+    pub active_at_ms: i64,
+    /// When it fired.
+    pub fired_at_ms: Option<i64>,
+    /// When it resolved.
+    pub resolved_at_ms: Option<i64>,
+    /// When `keep_firing_for` started holding it.
+    pub keep_firing_since_ms: Option<i64>,
+}
+
+impl From<&Alert> for AlertSnapshot {
+    fn from(alert: &Alert) -> Self {
+        AlertSnapshot {
+            labels: alert.labels.clone(),
+            annotations: alert.annotations.clone(),
+            state: alert.state,
+            active_at_ms: alert.active_at_ms,
+            fired_at_ms: alert.fired_at_ms,
+            resolved_at_ms: alert.resolved_at_ms,
+            keep_firing_since_ms: alert.keep_firing_since_ms,
+        }
+    }
+}
+
+impl AlertSnapshot {
+    /// The alert again; its value is unknown (NaN) and it counts as never sent.
+    fn into_alert(self) -> Alert {
+        Alert {
+            labels: self.labels,
+            annotations: self.annotations,
+            state: self.state,
+            value: f64::NAN,
+            active_at_ms: self.active_at_ms,
+            fired_at_ms: self.fired_at_ms,
+            resolved_at_ms: self.resolved_at_ms,
+            last_sent_at_ms: None,
+            valid_until_ms: 0,
+            keep_firing_since_ms: self.keep_firing_since_ms,
+        }
+    }
+}
+
+/// Milliseconds from `earlier` to `ts`, saturating instead of overflowing on absurd inputs.
+fn elapsed(ts_ms: i64, earlier_ms: i64) -> i64 {
+    ts_ms.saturating_sub(earlier_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60 * 1000;
+
+    fn labels(pairs: &[(&str, &str)]) -> LabelSet {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    fn sample(pairs: &[(&str, &str)], value: f64) -> Sample {
+        (labels(pairs), value)
+    }
+
+    /// Templates are taken literally.
+    fn literal(template: &str, _: &LabelSet, _: f64) -> String {
+        template.to_owned()
+    }
+
+    /// A tiny stand-in for Go templates: `{{ $value }}` and `{{ $labels.instance }}`.
+    fn template(text: &str, sample_labels: &LabelSet, value: f64) -> String {
+        let instance = sample_labels.get("instance").cloned().unwrap_or_default();
+        text.replace("{{ $value }}", &value.to_string())
+            .replace("{{ $labels.instance }}", &instance)
+    }
+
+    fn rule(for_ms: i64, keep_firing_for_ms: i64) -> AlertingRule {
+        AlertingRule::new(
+            "Test",
+            for_ms,
+            keep_firing_for_ms,
+            LabelSet::new(),
+            LabelSet::new(),
+        )
+    }
+
+    fn eval(rule: &mut AlertingRule, ts_ms: i64, result: Vec<Sample>) -> Vec<Sample> {
+        rule.eval(ts_ms, MIN, result, 0, &literal)
+            .expect("evaluation succeeds")
+    }
+
+    /// The `(labels, alertstate)` of the `ALERTS` samples.
+    fn alerts_states(series: &[Sample]) -> Vec<(LabelSet, String)> {
+        series
+            .iter()
+            .filter(|(l, _)| l[METRIC_NAME_LABEL] == ALERTS_METRIC)
+            .map(|(l, _)| {
+                let mut l = l.clone();
+                let state = l.remove(ALERT_STATE_LABEL).unwrap_or_default();
+                l.remove(METRIC_NAME_LABEL);
+                (l, state)
+            })
+            .collect()
+    }
+
+    fn only_alert(rule: &AlertingRule) -> &Alert {
+        let alerts = rule.active_alerts();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        alerts[0]
+    }
+
+    /// Mirrors manager_test.go `TestAlertingRule`: `http_requests < 100`, for 1m, every 5m.
+    #[test]
+    fn pending_then_firing_after_for() {
+        let mut rule = AlertingRule::new(
+            "HTTPRequestRateLow",
+            MIN,
+            0,
+            labels(&[("severity", "critical")]),
+            LabelSet::new(),
+        );
+        let inst0 = [75.0, 85.0, 95.0, 105.0, 105.0, 95.0, 85.0];
+        let inst1 = [80.0, 90.0, 100.0, 110.0, 120.0, 130.0, 140.0];
+        let expected: [&[(&str, &str)]; 7] = [
+            &[("0", "pending"), ("1", "pending")],
+            &[("0", "firing"), ("1", "firing")],
+            &[("0", "firing")],
+            &[],
+            &[],
+            &[("0", "pending")],
+            &[("0", "firing")],
+        ];
+        for step in 0..7 {
+            let result = [("0", inst0[step]), ("1", inst1[step])]
+                .into_iter()
+                .filter(|(_, v)| *v < 100.0)
+                .map(|(instance, v)| {
+                    sample(
+                        &[
+                            ("__name__", "http_requests"),
+                            ("group", "canary"),
+                            ("instance", instance),
+                            ("job", "app-server"),
+                            ("severity", "overwrite-me"),
+                        ],
+                        v,
+                    )
+                })
+                .collect();
+            let series = eval(&mut rule, step as i64 * 5 * MIN, result);
+            let want: Vec<_> = expected[step]
+                .iter()
+                .map(|(instance, state)| {
+                    let l = labels(&[
+                        ("alertname", "HTTPRequestRateLow"),
+                        ("group", "canary"),
+                        ("instance", instance),
+                        ("job", "app-server"),
+                        ("severity", "critical"),
+                    ]);
+                    (l, state.to_string())
+                })
+                .collect();
+            assert_eq!(alerts_states(&series), want, "step {step}");
+            for alert in rule.active_alerts() {
+                assert!(!alert.labels.contains_key(METRIC_NAME_LABEL));
+            }
+        }
+    }
+
+    #[test]
+    fn pending_keeps_active_at_and_fires_when_for_has_elapsed() {
+        let mut rule = rule(5 * MIN, 0);
+        for minute in 0..5 {
+            eval(&mut rule, minute * MIN, vec![sample(&[("a", "1")], 1.0)]);
+            let alert = only_alert(&rule);
+            assert_eq!(alert.state, AlertState::Pending, "minute {minute}");
+            assert_eq!(alert.active_at_ms, 0);
+        }
+        eval(&mut rule, 5 * MIN, vec![sample(&[("a", "1")], 2.0)]);
+        let alert = only_alert(&rule);
+        assert_eq!(alert.state, AlertState::Firing);
+        assert_eq!(alert.fired_at_ms, Some(5 * MIN));
+        assert_eq!(alert.active_at_ms, 0);
+        assert_eq!(alert.value, 2.0);
+        assert_eq!(rule.state(), AlertState::Firing);
+    }
+
+    #[test]
+    fn for_zero_fires_at_once() {
+        let mut rule = rule(0, 0);
+        let series = eval(&mut rule, 1000, vec![sample(&[("a", "1")], 2.0)]);
+        let alert = only_alert(&rule);
+        assert_eq!(alert.state, AlertState::Firing);
+        assert_eq!(alert.fired_at_ms, Some(1000));
+        assert_eq!(alerts_states(&series)[0].1, "firing");
+    }
+
+    #[test]
+    fn resolved_alert_is_kept_for_retention_then_dropped() {
+        let mut rule = rule(0, 0);
+        eval(&mut rule, 0, vec![sample(&[("a", "1")], 1.0)]);
+        let series = eval(&mut rule, MIN, vec![]);
+        assert!(series.is_empty());
+        let alert = only_alert(&rule);
+        assert_eq!(alert.state, AlertState::Inactive);
+        assert_eq!(alert.resolved_at_ms, Some(MIN));
+        assert_eq!(rule.state(), AlertState::Inactive);
+
+        eval(&mut rule, MIN + RESOLVED_RETENTION_MS, vec![]);
+        assert_eq!(only_alert(&rule).resolved_at_ms, Some(MIN));
+        eval(&mut rule, MIN + RESOLVED_RETENTION_MS + 1, vec![]);
+        assert!(rule.active_alerts().is_empty());
+    }
+
+    /// Mirrors alerting_test.go `TestKeepFiringFor`: values 75 85 70 70 10 10, `> 50`,
+    /// for 1m, keep_firing_for 1m.
+    #[test]
+    fn keep_firing_for_holds_a_firing_alert_then_resolves() {
+        let mut rule = rule(MIN, MIN);
+        let values = [75.0, 85.0, 70.0, 70.0, 10.0, 10.0];
+        let expected = ["pending", "firing", "firing", "firing", "firing"];
+        for (minute, value) in values.iter().enumerate() {
+            let result = if *value > 50.0 {
+                vec![sample(&[("instance", "0")], *value)]
+            } else {
+                vec![]
+            };
+            let series = eval(&mut rule, minute as i64 * MIN, result);
+            let states: Vec<_> = alerts_states(&series).into_iter().map(|s| s.1).collect();
+            match expected.get(minute) {
+                Some(state) => assert_eq!(states, [*state], "minute {minute}"),
+                None => assert!(states.is_empty(), "minute {minute}"),
+            }
+        }
+        let alert = only_alert(&rule);
+        assert_eq!(alert.state, AlertState::Inactive);
+        assert_eq!(alert.keep_firing_since_ms, Some(4 * MIN));
+        assert_eq!(alert.resolved_at_ms, Some(5 * MIN));
+    }
+
+    #[test]
+    fn keep_firing_for_clock_resets_when_the_condition_returns() {
+        let mut rule = rule(0, 2 * MIN);
+        let present = || vec![sample(&[("a", "1")], 1.0)];
+        eval(&mut rule, 0, present());
+        eval(&mut rule, MIN, vec![]);
+        assert_eq!(only_alert(&rule).keep_firing_since_ms, Some(MIN));
+        eval(&mut rule, 2 * MIN, present());
+        let alert = only_alert(&rule);
+        assert_eq!(alert.keep_firing_since_ms, None);
+        assert_eq!(alert.state, AlertState::Firing);
+        assert_eq!(alert.fired_at_ms, Some(0));
+    }
+
+    /// Mirrors alerting_test.go `TestPendingAndKeepFiringFor`: keep_firing_for does not hold
+    /// a pending alert.
+    #[test]
+    fn keep_firing_for_does_not_hold_a_pending_alert() {
+        let mut rule = rule(MIN, MIN);
+        let series = eval(&mut rule, 0, vec![sample(&[("instance", "0")], 75.0)]);
+        assert_eq!(series.len(), 2);
+        let series = eval(&mut rule, MIN, vec![]);
+        assert!(series.is_empty());
+        assert!(rule.active_alerts().is_empty());
+    }
+
+    #[test]
+    fn flapping_while_pending_resets_active_at() {
+        let mut rule = rule(3 * MIN, 0);
+        let present = || vec![sample(&[("a", "1")], 1.0)];
+        eval(&mut rule, 0, present());
+        eval(&mut rule, MIN, present());
+        eval(&mut rule, 2 * MIN, vec![]);
+        assert!(rule.active_alerts().is_empty());
+        eval(&mut rule, 3 * MIN, present());
+        let alert = only_alert(&rule);
+        assert_eq!(alert.state, AlertState::Pending);
+        assert_eq!(alert.active_at_ms, 3 * MIN);
+        eval(&mut rule, 5 * MIN, present());
+        assert_eq!(only_alert(&rule).state, AlertState::Pending);
+        eval(&mut rule, 6 * MIN, present());
+        assert_eq!(only_alert(&rule).state, AlertState::Firing);
+    }
+
+    #[test]
+    fn flapping_while_firing_resolves_and_starts_a_new_pending_episode() {
+        let mut rule = rule(MIN, 0);
+        let present = || vec![sample(&[("a", "1")], 1.0)];
+        eval(&mut rule, 0, present());
+        eval(&mut rule, MIN, present());
+        assert_eq!(only_alert(&rule).state, AlertState::Firing);
+        eval(&mut rule, 2 * MIN, vec![]);
+        assert_eq!(only_alert(&rule).state, AlertState::Inactive);
+        eval(&mut rule, 3 * MIN, present());
+        let alert = only_alert(&rule);
+        assert_eq!(alert.state, AlertState::Pending);
+        assert_eq!(alert.active_at_ms, 3 * MIN);
+        assert_eq!(alert.fired_at_ms, None);
+        assert_eq!(alert.resolved_at_ms, None);
+    }
+
+    /// Mirrors alerting_test.go `TestAlertingRuleDuplicate`.
+    #[test]
+    fn same_labelset_after_alert_labels_is_an_error() {
+        let mut rule =
+            AlertingRule::new("foo", MIN, 0, labels(&[("test", "test")]), LabelSet::new());
+        eval(&mut rule, 0, vec![sample(&[("a", "1")], 1.0)]);
+        let result = vec![sample(&[], 0.0), sample(&[("test", "x")], 0.0)];
+        let err = rule.eval(MIN, MIN, result, 0, &literal).unwrap_err();
+        assert_eq!(err, EvalError::DuplicateLabelset);
+        assert_eq!(
+            err.to_string(),
+            "vector contains metrics with the same labelset after applying alert labels"
+        );
+        assert_eq!(only_alert(&rule).active_at_ms, 0, "state is unchanged");
+    }
+
+    /// Mirrors alerting_test.go `TestAlertingRuleLimit`.
+    #[test]
+    fn more_alerts_than_the_limit_is_an_error_and_clears_the_alerts() {
+        let mut rule = rule(MIN, 0);
+        let result = || {
+            vec![
+                sample(&[("label", "1")], 1.0),
+                sample(&[("label", "2")], 1.0),
+            ]
+        };
+        for limit in [0, 2] {
+            assert!(rule.eval(0, MIN, result(), limit, &literal).is_ok());
+        }
+        let err = rule.eval(0, MIN, result(), 1, &literal).unwrap_err();
+        assert_eq!(
+            err,
+            EvalError::LimitExceeded {
+                limit: 1,
+                alerts: 2
+            }
+        );
+        assert_eq!(err.to_string(), "exceeded limit of 1 with 2 alerts");
+        assert!(rule.active_alerts().is_empty());
+    }
+
+    #[test]
+    fn rule_labels_override_sample_labels_and_alertname() {
+        let mut rule = AlertingRule::new(
+            "Disk",
+            0,
+            0,
+            labels(&[("severity", "page"), ("where", "{{ $labels.instance }}")]),
+            LabelSet::new(),
+        );
+        let result = vec![sample(
+            &[
+                ("__name__", "disk_free"),
+                ("alertname", "Other"),
+                ("instance", "n1"),
+                ("severity", "low"),
+            ],
+            1.0,
+        )];
+        rule.eval(0, MIN, result, 0, &template).unwrap();
+        let want = labels(&[
+            ("alertname", "Disk"),
+            ("instance", "n1"),
+            ("severity", "page"),
+            ("where", "n1"),
+        ]);
+        assert_eq!(only_alert(&rule).labels, want);
+    }
+
+    /// Mirrors alerting_test.go `TestAlertingRuleEmptyLabelFromTemplate`.
+    #[test]
+    fn rule_label_expanding_to_empty_removes_the_label() {
+        let mut rule = AlertingRule::new(
+            "EmptyLabel",
+            MIN,
+            0,
+            labels(&[("empty_label", ""), ("job", "")]),
+            LabelSet::new(),
+        );
+        eval(
+            &mut rule,
+            0,
+            vec![sample(&[("instance", "0"), ("job", "x")], 1.0)],
+        );
+        let want = labels(&[("alertname", "EmptyLabel"), ("instance", "0")]);
+        assert_eq!(only_alert(&rule).labels, want);
+    }
+
+    /// Mirrors alerting_test.go `TestAlertingRuleLabelsUpdate`: a label templated on the
+    /// value changes the label set, so each change starts a new episode.
+    #[test]
+    fn label_templated_on_the_value_starts_new_episodes() {
+        let mut rule = rule(MIN, 0);
+        rule.labels = labels(&[("severity", "sev")]);
+        let severity = |_: &str, _: &LabelSet, v: f64| {
+            if v < 80.0 { "critical" } else { "warning" }.to_owned()
+        };
+        let expected = ["pending", "pending", "pending", "firing"];
+        let severities = ["critical", "warning", "critical", "critical"];
+        for (minute, value) in [75.0, 85.0, 70.0, 70.0].into_iter().enumerate() {
+            let result = vec![sample(&[("instance", "0")], value)];
+            let series = rule
+                .eval(minute as i64 * MIN, MIN, result, 0, &severity)
+                .unwrap();
+            let states = alerts_states(&series);
+            assert_eq!(states.len(), 1, "minute {minute}");
+            assert_eq!(states[0].0["severity"], severities[minute]);
+            assert_eq!(states[0].1, expected[minute], "minute {minute}");
+        }
+        assert!(eval(&mut rule, 4 * MIN, vec![]).is_empty());
+    }
+
+    #[test]
+    fn annotations_are_re_expanded_each_evaluation() {
+        let mut rule = AlertingRule::new(
+            "High",
+            5 * MIN,
+            0,
+            LabelSet::new(),
+            labels(&[("summary", "{{ $labels.instance }} at {{ $value }}")]),
+        );
+        for (minute, value) in [(0, 1.5), (1, 2.5)] {
+            let result = vec![sample(&[("instance", "n1")], value)];
+            rule.eval(minute * MIN, MIN, result, 0, &template).unwrap();
+            let alert = only_alert(&rule);
+            assert_eq!(alert.annotations["summary"], format!("n1 at {value}"));
+            assert_eq!(alert.value, value);
+            assert_eq!(alert.active_at_ms, 0);
+        }
+    }
+
+    #[test]
+    fn alerts_and_alerts_for_state_series() {
+        let mut rule = AlertingRule::new(
+            "Down",
+            0,
+            0,
+            labels(&[("severity", "page")]),
+            LabelSet::new(),
+        );
+        let result = || {
+            vec![
+                sample(&[("__name__", "up"), ("instance", "b")], 0.0),
+                sample(&[("__name__", "up"), ("instance", "a")], 0.0),
+            ]
+        };
+        eval(&mut rule, 90_500, result());
+        let series = eval(&mut rule, 90_500 + MIN, vec![result().remove(1)]);
+        let alerts = |state: &str| {
+            labels(&[
+                ("__name__", "ALERTS"),
+                ("alertname", "Down"),
+                ("alertstate", state),
+                ("instance", "a"),
+                ("severity", "page"),
+            ])
+        };
+        let for_state = labels(&[
+            ("__name__", "ALERTS_FOR_STATE"),
+            ("alertname", "Down"),
+            ("instance", "a"),
+            ("severity", "page"),
+        ]);
+        assert_eq!(series, vec![(alerts("firing"), 1.0), (for_state, 90.0)]);
+        assert_eq!(rule.alerts_series(), series);
+        assert_eq!(rule.active_alerts().len(), 2, "instance b is kept resolved");
+    }
+
+    /// Mirrors alerting_test.go `TestAlertingRuleState`.
+    #[test]
+    fn rule_state_is_the_greatest_alert_state() {
+        let mut rule = rule(MIN, 0);
+        assert_eq!(rule.state(), AlertState::Inactive);
+        eval(&mut rule, 0, vec![sample(&[("a", "1")], 1.0)]);
+        assert_eq!(rule.state(), AlertState::Pending);
+        let both = vec![sample(&[("a", "1")], 1.0), sample(&[("a", "2")], 1.0)];
+        eval(&mut rule, MIN, both);
+        assert_eq!(rule.state(), AlertState::Firing);
+        assert_eq!(AlertState::Pending.as_str(), "pending");
+    }
+
+    /// Mirrors manager_test.go `TestNotify` with Prometheus's default 1m resend delay.
+    #[test]
+    fn sending_follows_the_resend_delay_and_sets_valid_until() {
+        let mut rule = rule(0, 0);
+        let present = || vec![sample(&[("a", "1")], 2.0)];
+        eval(&mut rule, 1000, present());
+        assert_eq!(rule.alerts_to_send(1000).len(), 1);
+        assert_eq!(only_alert(&rule).valid_until_ms, 1000 + 4 * RESEND_DELAY_MS);
+        eval(&mut rule, 2000, present());
+        assert!(rule.alerts_to_send(2000).is_empty());
+        let later = 1000 + RESEND_DELAY_MS + 1;
+        rule.eval(later, 5 * MIN, present(), 0, &literal).unwrap();
+        assert_eq!(rule.alerts_to_send(later).len(), 1);
+        assert_eq!(only_alert(&rule).valid_until_ms, later + 20 * MIN);
+        eval(&mut rule, later + 1, vec![]);
+        let resolved = rule.alerts_to_send(later + 1);
+        assert_eq!(resolved.len(), 1, "resolution is sent at once");
+        assert_eq!(resolved[0].state, AlertState::Inactive);
+    }
+
+    #[test]
+    fn pending_alert_is_never_sent() {
+        let mut rule = rule(MIN, 0);
+        eval(&mut rule, 0, vec![sample(&[("a", "1")], 1.0)]);
+        assert!(rule.alerts_to_send(0).is_empty());
+        assert_eq!(only_alert(&rule).last_sent_at_ms, None);
+    }
+
+    fn through_json(snapshot: &RuleStateSnapshot) -> RuleStateSnapshot {
+        let text = serde_json::to_string(snapshot).expect("serialises");
+        serde_json::from_str(&text).expect("deserialises")
+    }
+
+    /// Mirrors manager_test.go `TestForStateRestore` ("normal restore"): a pending alert
+    /// keeps the time it had spent pending; the downtime does not count.
+    #[test]
+    fn restore_keeps_the_for_clock_across_a_restart() {
+        let mut before = rule(25 * MIN, 0);
+        let present = || vec![sample(&[("instance", "0")], 75.0)];
+        eval(&mut before, 0, present());
+        eval(&mut before, 5 * MIN, present());
+        let snapshot = through_json(&before.snapshot());
+        assert_eq!(snapshot.taken_at_ms, 5 * MIN);
+
+        let mut after = rule(25 * MIN, 0);
+        after.restore(snapshot, 15 * MIN, 10 * MIN);
+        let alert = only_alert(&after);
+        assert_eq!(alert.state, AlertState::Pending);
+        assert_eq!(alert.active_at_ms, 10 * MIN, "moved on by the 10m downtime");
+        eval(&mut after, 34 * MIN, present());
+        assert_eq!(only_alert(&after).state, AlertState::Pending);
+        eval(&mut after, 35 * MIN, present());
+        assert_eq!(only_alert(&after).state, AlertState::Firing);
+    }
+
+    #[test]
+    fn restore_after_an_immediate_restart_keeps_active_at() {
+        let mut before = rule(25 * MIN, 0);
+        eval(&mut before, 5 * MIN, vec![sample(&[("a", "1")], 1.0)]);
+        let mut after = rule(25 * MIN, 0);
+        after.restore(before.snapshot(), 5 * MIN, 10 * MIN);
+        assert_eq!(only_alert(&after).active_at_ms, 5 * MIN);
+    }
+
+    /// Mirrors manager_test.go `TestForStateRestore` ("grace period"): an alert about to
+    /// fire waits the grace period after the restart.
+    #[test]
+    fn restore_gives_a_nearly_due_alert_the_grace_period() {
+        let mut before = rule(25 * MIN, 0);
+        eval(&mut before, 0, vec![sample(&[("a", "1")], 1.0)]);
+        eval(&mut before, 20 * MIN, vec![sample(&[("a", "1")], 1.0)]);
+        let (restart_at, grace) = (25 * MIN, 10 * MIN);
+        let mut after = rule(25 * MIN, 0);
+        after.restore(before.snapshot(), restart_at, grace);
+        let fires_at = only_alert(&after).active_at_ms + after.for_ms;
+        assert_eq!(fires_at - restart_at, grace);
+    }
+
+    /// Mirrors manager_test.go `TestForStateRestore` ("outage tolerance") and Prometheus
+    /// skipping restoration when `for` is shorter than the grace period.
+    #[test]
+    fn restore_starts_over_after_a_long_outage_or_with_a_short_for() {
+        let mut before = rule(25 * MIN, 0);
+        eval(&mut before, 0, vec![sample(&[("a", "1")], 1.0)]);
+        let mut after = rule(25 * MIN, 0);
+        after.restore(before.snapshot(), OUTAGE_TOLERANCE_MS + 1, 10 * MIN);
+        assert!(after.active_alerts().is_empty());
+
+        let mut short = rule(5 * MIN, 0);
+        eval(&mut short, 0, vec![sample(&[("a", "1")], 1.0)]);
+        let mut after = rule(5 * MIN, 0);
+        after.restore(short.snapshot(), MIN, 10 * MIN);
+        assert!(after.active_alerts().is_empty());
+    }
+
+    #[test]
+    fn restore_keeps_a_resolved_alert_for_its_retention() {
+        let mut before = rule(0, 0);
+        eval(&mut before, 0, vec![sample(&[("a", "1")], 1.0)]);
+        eval(&mut before, MIN, vec![]);
+        let mut after = rule(0, 0);
+        after.restore(through_json(&before.snapshot()), 3 * MIN, 10 * MIN);
+        let alert = only_alert(&after);
+        assert_eq!(alert.state, AlertState::Inactive);
+        assert_eq!(alert.resolved_at_ms, Some(MIN));
+        let series = eval(&mut after, 4 * MIN, vec![]);
+        assert!(series.is_empty());
+        assert_eq!(after.alerts_to_send(4 * MIN).len(), 1, "resolution re-sent");
+        eval(&mut after, MIN + RESOLVED_RETENTION_MS + 1, vec![]);
+        assert!(after.active_alerts().is_empty());
+    }
+
+    #[test]
+    fn restore_keeps_a_firing_alert_and_its_keep_firing_clock() {
+        let mut before = rule(0, 5 * MIN);
+        eval(&mut before, 0, vec![sample(&[("a", "1")], 1.0)]);
+        eval(&mut before, MIN, vec![]);
+        let mut after = rule(0, 5 * MIN);
+        after.restore(through_json(&before.snapshot()), 2 * MIN, 10 * MIN);
+        let alert = only_alert(&after);
+        assert_eq!(alert.state, AlertState::Firing);
+        assert_eq!(alert.fired_at_ms, Some(0));
+        assert_eq!(alert.keep_firing_since_ms, Some(MIN));
+        assert!(alert.value.is_nan());
+        eval(&mut after, 5 * MIN, vec![]);
+        assert_eq!(only_alert(&after).state, AlertState::Firing);
+        eval(&mut after, 6 * MIN, vec![]);
+        assert_eq!(only_alert(&after).resolved_at_ms, Some(6 * MIN));
+    }
+}

@@ -1,0 +1,637 @@
+//! The rule manager: the loaded groups with their alert states, evaluated when due over the
+//! local history, reloaded without losing state, and reported as Prometheus reports them
+//! (`ALERTS`, `ALERTS_FOR_STATE`, `/api/v1/rules`, `/api/v1/alerts`).
+//!
+//! Owns scheduling per group, each rule's health and last error, the reload policy (a broken
+//! set of files keeps the old rules running) and the state saved across restarts. Pure apart
+//! from the time argument: evaluation reads through [`Queryable`], nothing here touches a file.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value as Json};
+
+use super::alerting::{AlertState, AlertingRule, RuleStateSnapshot};
+use super::load::{Group, Rule, RuleError, RuleKind};
+use super::promql::{EvalError, Evaluator, Labels, Queryable, Value, NAME};
+use super::template::{self, TemplateData};
+use crate::history::query::rfc3339;
+use crate::model::Family;
+
+/// After a restart a restored pending alert fires no sooner than this. Prometheus's default
+/// (`--rules.alert.for-grace-period`, 10 m) also skips restoring any alert whose `for` is
+/// shorter than it, which would reset the seed's 5-minute `for` on every restart; the sentinel
+/// keeps its history across restarts, so it restores every `for` clock and needs no grace.
+pub const FOR_GRACE_PERIOD_MS: i64 = 0;
+
+/// One recorded sample a recording rule produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    /// Labels, `__name__` included.
+    pub labels: Labels,
+    /// Value.
+    pub value: f64,
+}
+
+struct RuleRun {
+    rule: Rule,
+    alerting: Option<AlertingRule>,
+    last_error: Option<String>,
+    last_eval_ms: Option<i64>,
+    duration_seconds: f64,
+}
+
+struct GroupRun {
+    group: Group,
+    rules: Vec<RuleRun>,
+    last_eval_ms: Option<i64>,
+    duration_seconds: f64,
+    failures: u64,
+}
+
+/// Settings shared by every rule.
+#[derive(Debug, Clone, Default)]
+pub struct Globals {
+    /// Default evaluation interval (the collection interval), ms.
+    pub interval_ms: i64,
+    /// Added to every alert; `$externalLabels` in templates.
+    pub external_labels: BTreeMap<String, String>,
+    /// `$externalURL` in templates.
+    pub external_url: String,
+}
+
+/// The state kept across restarts: each alerting rule's alerts, by group and rule name.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EngineState {
+    /// (group, rule name) to its state.
+    pub rules: Vec<(String, String, RuleStateSnapshot)>,
+}
+
+/// The loaded rules and their state.
+pub struct RuleEngine {
+    globals: Globals,
+    groups: Vec<GroupRun>,
+    last_reload_ok: bool,
+    last_reload_error: Option<String>,
+    failures_total: u64,
+}
+
+fn alerting_rule(rule: &Rule) -> Option<AlertingRule> {
+    match &rule.kind {
+        RuleKind::Alert {
+            name,
+            for_ms,
+            keep_firing_for_ms,
+            annotations,
+        } => Some(AlertingRule::new(
+            name.clone(),
+            *for_ms,
+            *keep_firing_for_ms,
+            rule.labels.clone(),
+            annotations.clone(),
+        )),
+        RuleKind::Record { .. } => None,
+    }
+}
+
+fn run(group: Group, previous: &mut Vec<GroupRun>) -> GroupRun {
+    // A rule that did not change keeps its alerts (Prometheus matches by group and rule).
+    let mut old: Option<GroupRun> = previous
+        .iter()
+        .position(|g| g.group.name == group.name && g.group.file == group.file)
+        .map(|i| previous.remove(i));
+    let rules = group
+        .rules
+        .iter()
+        .map(|rule| {
+            let kept = old.as_mut().and_then(|g| {
+                let i = g.rules.iter().position(|r| same_rule(&r.rule, rule))?;
+                Some(g.rules.remove(i))
+            });
+            match kept {
+                Some(mut r) => {
+                    r.rule = rule.clone();
+                    r
+                }
+                None => RuleRun {
+                    rule: rule.clone(),
+                    alerting: alerting_rule(rule),
+                    last_error: None,
+                    last_eval_ms: None,
+                    duration_seconds: 0.0,
+                },
+            }
+        })
+        .collect();
+    GroupRun {
+        last_eval_ms: old.as_ref().and_then(|g| g.last_eval_ms),
+        duration_seconds: 0.0,
+        failures: old.as_ref().map_or(0, |g| g.failures),
+        group,
+        rules,
+    }
+}
+
+fn same_rule(a: &Rule, b: &Rule) -> bool {
+    a.kind == b.kind && a.expr_text == b.expr_text && a.labels == b.labels
+}
+
+impl RuleEngine {
+    /// An engine running `groups`.
+    pub fn new(globals: Globals, groups: Vec<Group>) -> Self {
+        let mut none = Vec::new();
+        Self {
+            globals,
+            groups: groups.into_iter().map(|g| run(g, &mut none)).collect(),
+            last_reload_ok: true,
+            last_reload_error: None,
+            failures_total: 0,
+        }
+    }
+
+    /// Swaps in newly loaded rules, keeping the state of rules that did not change; a load
+    /// error keeps the old rules running and is reported.
+    pub fn reload(&mut self, globals: Globals, loaded: Result<Vec<Group>, RuleError>) {
+        match loaded {
+            Ok(groups) => {
+                let mut previous = std::mem::take(&mut self.groups);
+                self.groups = groups.into_iter().map(|g| run(g, &mut previous)).collect();
+                self.globals = globals;
+                self.last_reload_ok = true;
+                self.last_reload_error = None;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "rules not reloaded; the previous rules keep running");
+                self.last_reload_ok = false;
+                self.last_reload_error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// Evaluates every group that is due at `now_ms`; returns recording rules' samples.
+    pub fn evaluate_due(&mut self, now_ms: i64, source: &dyn Queryable) -> Vec<Recorded> {
+        let mut recorded = Vec::new();
+        let globals = self.globals.clone();
+        for g in &mut self.groups {
+            let interval = g.group.interval_ms.unwrap_or(globals.interval_ms).max(1);
+            // Ticks jitter: a group is due a little before its interval has fully passed.
+            if g.last_eval_ms
+                .is_some_and(|last| now_ms - last < interval * 9 / 10)
+            {
+                continue;
+            }
+            let started = Instant::now();
+            for r in &mut g.rules {
+                let began = Instant::now();
+                let result = evaluate_rule(r, &g.group, &globals, now_ms, interval, source);
+                r.duration_seconds = began.elapsed().as_secs_f64();
+                r.last_eval_ms = Some(now_ms);
+                match result {
+                    Ok(mut samples) => {
+                        r.last_error = None;
+                        recorded.append(&mut samples);
+                    }
+                    Err(e) => {
+                        tracing::warn!(group = %g.group.name, rule = %r.rule.name(), error = %e, "rule evaluation failed");
+                        r.last_error = Some(e.0);
+                        g.failures += 1;
+                        self.failures_total += 1;
+                    }
+                }
+            }
+            g.last_eval_ms = Some(now_ms);
+            g.duration_seconds = started.elapsed().as_secs_f64();
+        }
+        recorded
+    }
+
+    /// Every alert now pending or firing, with its rule's actions.
+    pub fn active_alerts(&self) -> Vec<(&Rule, &super::alerting::Alert)> {
+        self.groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .filter_map(|r| Some((&r.rule, r.alerting.as_ref()?)))
+            .flat_map(|(rule, a)| {
+                a.active_alerts()
+                    .into_iter()
+                    .map(move |alert| (rule, alert))
+            })
+            .filter(|(_, a)| a.state != AlertState::Inactive)
+            .collect()
+    }
+
+    /// `ALERTS`, `ALERTS_FOR_STATE` and the engine's own metrics.
+    pub fn families(&self) -> Vec<Family> {
+        let mut alerts = Family::gauge(
+            "ALERTS",
+            "Alerts pending or firing on this sentinel, as Prometheus exposes them.",
+        );
+        let mut for_state = Family::gauge(
+            "ALERTS_FOR_STATE",
+            "When each pending or firing alert became active, Unix seconds.",
+        );
+        for r in self.groups.iter().flat_map(|g| &g.rules) {
+            let Some(a) = &r.alerting else { continue };
+            for (labels, value) in a.alerts_series() {
+                let target = if labels.get(NAME).is_some_and(|n| n == "ALERTS_FOR_STATE") {
+                    &mut for_state
+                } else {
+                    &mut alerts
+                };
+                let pairs: Vec<(&str, &str)> = labels
+                    .iter()
+                    .filter(|(k, _)| *k != NAME)
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                target.push(&pairs, value);
+            }
+        }
+        let mut group_duration = Family::gauge(
+            "ipfs_sentinel_rule_group_last_duration_seconds",
+            "How long the group's last evaluation took.",
+        );
+        let mut failures = Family::counter(
+            "ipfs_sentinel_rule_evaluation_failures_total",
+            "Rule evaluations that failed, by group.",
+        );
+        let mut total = 0.0;
+        for g in &self.groups {
+            let group = [("rule_group", g.group.name.as_str())];
+            group_duration.push(&group, g.duration_seconds);
+            failures.push(&group, g.failures as f64);
+            total += g.duration_seconds;
+        }
+        vec![
+            alerts,
+            for_state,
+            group_duration,
+            failures,
+            Family::single_gauge("ipfs_sentinel_rule_evaluation_duration_seconds", "How long the last evaluation of every due group took.", total),
+            Family::single_gauge(
+                "ipfs_sentinel_config_last_reload_successful",
+                "1 when the last rule reload succeeded, 0 when it failed and the previous rules keep running.",
+                if self.last_reload_ok { 1.0 } else { 0.0 },
+            ),
+        ]
+    }
+
+    /// `GET /api/v1/rules` in Prometheus's shape.
+    pub fn rules_json(&self) -> Json {
+        let groups: Vec<Json> = self
+            .groups
+            .iter()
+            .map(|g| {
+                let rules: Vec<Json> = g.rules.iter().map(rule_json).collect();
+                json!({
+                    "name": g.group.name,
+                    "file": g.group.file,
+                    "rules": rules,
+                    "interval": g.group.interval_ms.unwrap_or(self.globals.interval_ms) as f64 / 1000.0,
+                    "limit": g.group.limit,
+                    "evaluationTime": g.duration_seconds,
+                    "lastEvaluation": g.last_eval_ms.map(rfc3339).unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+                })
+            })
+            .collect();
+        let mut data = json!({"groups": groups});
+        if let Some(e) = &self.last_reload_error {
+            data["lastReloadError"] = json!(e);
+        }
+        json!({"status": "success", "data": data})
+    }
+
+    /// `GET /api/v1/alerts` in Prometheus's shape.
+    pub fn alerts_json(&self) -> Json {
+        let alerts: Vec<Json> = self
+            .active_alerts()
+            .into_iter()
+            .map(|(_, a)| alert_json(a))
+            .collect();
+        json!({"status": "success", "data": {"alerts": alerts}})
+    }
+
+    /// The alert states to keep across a restart.
+    pub fn state(&self) -> EngineState {
+        EngineState {
+            rules: self
+                .groups
+                .iter()
+                .flat_map(|g| g.rules.iter().map(move |r| (g, r)))
+                .filter_map(|(g, r)| {
+                    Some((
+                        g.group.name.clone(),
+                        r.rule.name().to_owned(),
+                        r.alerting.as_ref()?.snapshot(),
+                    ))
+                })
+                .collect(),
+        }
+    }
+
+    /// Restores alert states saved by [`RuleEngine::state`], so `for` clocks survive a restart.
+    pub fn restore(&mut self, state: EngineState, now_ms: i64) {
+        for (group, rule, snapshot) in state.rules {
+            let target = self
+                .groups
+                .iter_mut()
+                .filter(|g| g.group.name == group)
+                .flat_map(|g| g.rules.iter_mut())
+                .find(|r| r.rule.name() == rule)
+                .and_then(|r| r.alerting.as_mut());
+            if let Some(a) = target {
+                a.restore(snapshot, now_ms, FOR_GRACE_PERIOD_MS);
+            }
+        }
+    }
+}
+
+fn alert_json(a: &super::alerting::Alert) -> Json {
+    json!({
+        "labels": a.labels,
+        "annotations": a.annotations,
+        "state": a.state.as_str(),
+        "activeAt": rfc3339(a.active_at_ms),
+        "value": crate::history::export::value_text(a.value),
+    })
+}
+
+fn rule_json(r: &RuleRun) -> Json {
+    let health = match (&r.last_error, r.last_eval_ms) {
+        (Some(_), _) => "err",
+        (None, Some(_)) => "ok",
+        (None, None) => "unknown",
+    };
+    let mut j = json!({
+        "name": r.rule.name(),
+        "query": r.rule.expr_text,
+        "labels": r.rule.labels,
+        "health": health,
+        "evaluationTime": r.duration_seconds,
+        "lastEvaluation": r.last_eval_ms.map(rfc3339).unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+    });
+    if let Some(e) = &r.last_error {
+        j["lastError"] = json!(e);
+    }
+    match (&r.rule.kind, &r.alerting) {
+        (
+            RuleKind::Alert {
+                for_ms,
+                keep_firing_for_ms,
+                annotations,
+                ..
+            },
+            Some(a),
+        ) => {
+            j["type"] = json!("alerting");
+            j["duration"] = json!(*for_ms as f64 / 1000.0);
+            j["keepFiringFor"] = json!(*keep_firing_for_ms as f64 / 1000.0);
+            j["annotations"] = json!(annotations);
+            j["state"] = json!(a.state().as_str());
+            j["alerts"] = json!(a
+                .active_alerts()
+                .into_iter()
+                .map(alert_json)
+                .collect::<Vec<_>>());
+        }
+        _ => j["type"] = json!("recording"),
+    }
+    j
+}
+
+/// Evaluates one rule: alert state changes, or the samples to record.
+fn evaluate_rule(
+    r: &mut RuleRun,
+    group: &Group,
+    globals: &Globals,
+    now_ms: i64,
+    interval_ms: i64,
+    source: &dyn Queryable,
+) -> Result<Vec<Recorded>, EvalError> {
+    let result = match Evaluator::new(source, now_ms).eval(&r.rule.expr)? {
+        Value::Vector(v) => v
+            .into_iter()
+            .map(|s| (s.labels, s.value))
+            .collect::<Vec<_>>(),
+        Value::Scalar(v) if r.alerting.is_none() => vec![(Labels::new(), v)],
+        other => {
+            return Err(EvalError(format!(
+                "rule result is a {}, not an instant vector",
+                super::promql::type_name(&other)
+            )))
+        }
+    };
+    match (&mut r.alerting, &r.rule.kind) {
+        (Some(alerting), _) => {
+            let name = r.rule.name().to_owned();
+            let expand = |text: &str, labels: &BTreeMap<String, String>, value: f64| {
+                template::expand(
+                    &name,
+                    text,
+                    &TemplateData {
+                        labels: labels.clone(),
+                        external_labels: globals.external_labels.clone(),
+                        external_url: globals.external_url.clone(),
+                        value,
+                    },
+                )
+            };
+            let mut with_external: Vec<(Labels, f64)> = result;
+            for (labels, _) in &mut with_external {
+                for (k, v) in &globals.external_labels {
+                    labels.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            alerting
+                .eval(now_ms, interval_ms, with_external, group.limit, &expand)
+                .map_err(|e| EvalError(e.to_string()))?;
+            Ok(Vec::new())
+        }
+        (None, RuleKind::Record { name }) => {
+            let mut out = Vec::with_capacity(result.len());
+            let mut seen = std::collections::HashSet::new();
+            for (mut labels, value) in result {
+                labels.insert(NAME.to_owned(), name.clone());
+                for (k, v) in &r.rule.labels {
+                    if v.is_empty() {
+                        labels.remove(k);
+                    } else {
+                        labels.insert(k.clone(), v.clone());
+                    }
+                }
+                if !seen.insert(labels.clone()) {
+                    return Err(EvalError(
+                        "vector contains metrics with the same labelset after applying rule labels"
+                            .into(),
+                    ));
+                }
+                out.push(Recorded { labels, value });
+            }
+            if group.limit > 0 && out.len() > group.limit {
+                return Err(EvalError(format!(
+                    "exceeded limit of {} with {} series",
+                    group.limit,
+                    out.len()
+                )));
+            }
+            Ok(out)
+        }
+        (None, RuleKind::Alert { .. }) => Ok(Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::rules::load::short_form_group;
+    use crate::rules::promql::testing::Fixed;
+
+    const MINUTE: i64 = 60_000;
+
+    fn seed_engine() -> RuleEngine {
+        let seed = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/config/seed.yaml"
+        ))
+        .unwrap();
+        let config = Config::parse(&seed, "seed.yaml").unwrap();
+        RuleEngine::new(
+            Globals {
+                interval_ms: MINUTE,
+                ..Globals::default()
+            },
+            vec![short_form_group(&config, "seed.yaml")],
+        )
+    }
+
+    /// Injected data: disk at 95 %, memory at 97 %, and node-b Offline from minute 0, one sample
+    /// a minute for 10 minutes.
+    fn injected() -> Fixed {
+        let n = 11;
+        Fixed::from(
+            &[
+                ("ipfs_sentinel_node_disk_usage_ratio{mountpoint=\"/data\"}", vec![0.95; n]),
+                ("ipfs_sentinel_node_disk_usage_ratio{mountpoint=\"/\"}", vec![0.40; n]),
+                ("ipfs_sentinel_node_memory_usage_ratio", vec![0.97; n]),
+                ("ipfs_sentinel_cluster_node_status{node_id=\"node-b\",role=\"worker\",status=\"Offline\"}", vec![1.0; n]),
+                ("ipfs_sentinel_cluster_node_status{node_id=\"node-b\",role=\"worker\",status=\"Online\"}", vec![0.0; n]),
+                ("ipfs_sentinel_cluster_node_status{node_id=\"node-a\",role=\"master\",status=\"Offline\"}", vec![0.0; n]),
+            ],
+            MINUTE,
+        )
+    }
+
+    fn states(engine: &RuleEngine) -> Vec<(String, &'static str)> {
+        let mut s: Vec<_> = engine
+            .active_alerts()
+            .into_iter()
+            .map(|(_, a)| (a.labels["alertname"].clone(), a.state.as_str()))
+            .collect();
+        s.sort();
+        s
+    }
+
+    #[test]
+    fn the_seed_alerts_fire_on_injected_data() {
+        let src = injected();
+        let mut engine = seed_engine();
+        engine.evaluate_due(0, &src);
+        assert_eq!(
+            states(&engine),
+            vec![
+                ("NodeDiskUsagePercentHigh".into(), "firing"),
+                ("NodeMemoryUsagePercentHigh".into(), "firing"),
+                ("NodeStatusOffline".into(), "pending"),
+            ]
+        );
+        for minute in 1..=4 {
+            engine.evaluate_due(minute * MINUTE, &src);
+            assert_eq!(
+                states(&engine)[2].1,
+                "pending",
+                "still pending at minute {minute}"
+            );
+        }
+        engine.evaluate_due(5 * MINUTE, &src);
+        assert_eq!(
+            states(&engine)[2],
+            ("NodeStatusOffline".into(), "firing"),
+            "Offline for 5 minutes fires"
+        );
+        let (rule, offline) = engine
+            .active_alerts()
+            .into_iter()
+            .find(|(r, _)| r.name() == "NodeStatusOffline")
+            .unwrap();
+        assert_eq!(offline.labels["node_id"], "node-b");
+        assert_eq!(offline.labels["severity"], "critical");
+        assert_eq!(rule.actions, vec!["reallocate_pins"]);
+        let alerts = engine
+            .families()
+            .into_iter()
+            .find(|f| f.name == "ALERTS")
+            .unwrap();
+        assert_eq!(alerts.samples.len(), 3);
+    }
+
+    #[test]
+    fn a_restart_keeps_the_for_clock() {
+        let src = injected();
+        let mut engine = seed_engine();
+        for minute in 0..=3 {
+            engine.evaluate_due(minute * MINUTE, &src);
+        }
+        let saved = serde_json::to_string(&engine.state()).unwrap();
+        // Restarted straight away: 3 minutes of the 5 already count.
+        let mut restarted = seed_engine();
+        restarted.restore(serde_json::from_str(&saved).unwrap(), 3 * MINUTE);
+        restarted.evaluate_due(4 * MINUTE, &src);
+        assert_eq!(states(&restarted)[2].1, "pending");
+        let pending = restarted
+            .active_alerts()
+            .into_iter()
+            .find(|(r, _)| r.name() == "NodeStatusOffline")
+            .unwrap()
+            .1;
+        assert_eq!(
+            pending.active_at_ms, 0,
+            "the alert became active before the restart"
+        );
+    }
+
+    #[test]
+    fn groups_wait_for_their_interval_and_errors_are_reported() {
+        let src = injected();
+        let broken = crate::rules::load::parse_file(
+            "groups:\n  - name: g\n    interval: 2m\n    rules:\n      - record: r\n        expr: ipfs_sentinel_node_memory_usage_ratio / on(missing) group_left ipfs_sentinel_cluster_node_status\n",
+            "g.yml",
+        )
+        .unwrap();
+        let mut engine = RuleEngine::new(
+            Globals {
+                interval_ms: MINUTE,
+                ..Globals::default()
+            },
+            broken,
+        );
+        engine.evaluate_due(0, &src);
+        engine.evaluate_due(MINUTE, &src);
+        let rules = engine.rules_json();
+        let rule = &rules["data"]["groups"][0]["rules"][0];
+        assert_eq!(rule["health"], "err", "{rules}");
+        assert!(
+            rule["lastError"].as_str().unwrap().contains("many-to-many"),
+            "{rules}"
+        );
+        let failures = engine
+            .families()
+            .into_iter()
+            .find(|f| f.name == "ipfs_sentinel_rule_evaluation_failures_total")
+            .unwrap();
+        assert_eq!(
+            failures.samples[0].value, 1.0,
+            "evaluated once: the group's interval is 2 minutes"
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! Keeping the rule engine running across restarts and reloads: its alert states saved in the
+//! data dir (`rules-state.json`, written crash-safely after each evaluation) and restored at
+//! start, and reloads (SIGHUP, `POST /-/reload`) that re-read the configuration and rule files.
+//!
+//! Owns the files and the reload sequence; what a reload keeps is [`super::manager`]'s policy.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::load::RuleError;
+use super::manager::{EngineState, Globals, RuleEngine};
+use crate::config::{Config, EMBEDDED_DEFAULT};
+use crate::history::persist::write_atomically;
+
+/// The engine, shared by the recorder, the collector, the HTTP API and the reloader.
+pub type SharedEngine = Arc<Mutex<RuleEngine>>;
+
+/// Locks the engine (a panic elsewhere leaves it usable).
+pub fn lock(engine: &SharedEngine) -> MutexGuard<'_, RuleEngine> {
+    engine.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The settings every rule shares, from a configuration.
+pub fn globals(config: &Config) -> Globals {
+    let m = &config.cluster.monitoring;
+    Globals {
+        interval_ms: (m.collection_interval_seconds.0 * 1000.0) as i64,
+        external_labels: m.external_labels.clone(),
+        external_url: m.external_url.clone(),
+    }
+}
+
+/// Where the configuration comes from, to read it again on reload.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    /// The file, or None for the embedded default.
+    pub path: Option<PathBuf>,
+}
+
+impl ConfigSource {
+    /// The name errors give the configuration.
+    pub fn name(&self) -> String {
+        self.path.as_ref().map_or_else(
+            || "<embedded default config>".to_owned(),
+            |p| p.display().to_string(),
+        )
+    }
+
+    /// The folder rule file globs are relative to.
+    pub fn dir(&self) -> PathBuf {
+        self.path
+            .as_ref()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// Reads the configuration and every rule it names.
+    pub fn load(&self) -> Result<(Config, Vec<super::load::Group>), RuleError> {
+        let config = match &self.path {
+            Some(p) => Config::load(p),
+            None => Config::parse(EMBEDDED_DEFAULT, &self.name()),
+        }
+        .map_err(|e| RuleError {
+            file: self.name(),
+            line: 0,
+            column: 0,
+            place: "configuration".into(),
+            reason: e.to_string(),
+        })?;
+        let groups = super::load_all(&config, &self.name(), &self.dir())?;
+        Ok((config, groups))
+    }
+
+    /// Re-reads everything and swaps the rules in; a failure keeps the old rules. Returns the
+    /// error, if any, for the caller to report.
+    pub fn reload(&self, engine: &SharedEngine) -> Result<(), String> {
+        match self.load() {
+            Ok((config, groups)) => {
+                lock(engine).reload(globals(&config), Ok(groups));
+                tracing::info!(config = %self.name(), "rules reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                let message = e.to_string();
+                lock(engine).reload(Globals::default(), Err(e));
+                Err(message)
+            }
+        }
+    }
+}
+
+/// The state file in a data dir.
+pub fn state_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("rules-state.json")
+}
+
+/// Saves the engine's alert states.
+pub fn save_state(engine: &RuleEngine, data_dir: &Path) -> std::io::Result<()> {
+    let json = serde_json::to_vec(&engine.state()).map_err(std::io::Error::other)?;
+    write_atomically(&state_path(data_dir), &json)
+}
+
+/// Restores saved alert states; an unreadable file is moved aside with a warning.
+pub fn restore_state(engine: &mut RuleEngine, data_dir: &Path, now_ms: i64) {
+    let path = state_path(data_dir);
+    let Ok(bytes) = std::fs::read(&path) else {
+        return;
+    };
+    match serde_json::from_slice::<EngineState>(&bytes) {
+        Ok(state) => engine.restore(state, now_ms),
+        Err(e) => {
+            let aside = path.with_extension("json.corrupt");
+            let moved = std::fs::rename(&path, &aside).is_ok();
+            tracing::warn!(file = %path.display(), moved_to = %aside.display(), moved, error = %e, "alert state unreadable; alerts start afresh");
+        }
+    }
+}
