@@ -228,6 +228,17 @@ impl History {
             .or_else(|| self.sealed.back().map(|b| b.last_ms))
     }
 
+    /// Every tick with `start_ms <= t <= end_ms`, oldest first.
+    pub fn ticks(&self, start_ms: i64, end_ms: i64) -> Vec<i64> {
+        self.sealed
+            .iter()
+            .filter(|b| b.last_ms >= start_ms && b.first_ms <= end_ms)
+            .flat_map(|b| b.ticks.iter().copied())
+            .chain(self.head.ticks.iter().copied())
+            .filter(|t| (start_ms..=end_ms).contains(t))
+            .collect()
+    }
+
     /// The oldest tick, if any.
     pub fn first_tick(&self) -> Option<i64> {
         self.sealed

@@ -1,7 +1,11 @@
 //! The local history as a source for the PromQL evaluator: selects series by matchers and
 //! reads their points, so rules evaluate over what this node recorded.
 //!
-//! Owns only the translation between the history's series keys and PromQL's labels.
+//! Owns the translation between the history's series keys and PromQL's labels, and staleness:
+//! every tick records every series the collection had, so a series missing from a tick after
+//! one it had a value in has gone (an unplugged disk, a peer removed). Such a tick gets
+//! Prometheus's stale marker, as a scrape that no longer finds a series does, so the series
+//! drops out of instant vectors at once instead of lingering for the 5-minute lookback.
 
 use promql_parser::label::Matcher;
 
@@ -15,6 +19,7 @@ impl Queryable for History {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<RangeSeries>, EvalError> {
+        let ticks = self.ticks(start_ms, end_ms);
         self.series(|k| {
             matchers
                 .iter()
@@ -25,6 +30,7 @@ impl Queryable for History {
             let points = self
                 .points(&key, start_ms, end_ms)
                 .map_err(|e| EvalError(format!("history unreadable: {e}")))?;
+            let points = with_stale_markers(points, &ticks);
             let mut labels: Labels = key.labels.iter().cloned().collect();
             labels.insert(NAME.to_owned(), key.name.clone());
             Ok(RangeSeries { labels, points })
@@ -32,6 +38,31 @@ impl Queryable for History {
         .filter(|r| r.as_ref().map_or(true, |s| !s.points.is_empty()))
         .collect()
     }
+}
+
+/// Adds a stale marker at each tick where the series had no value right after one where it did.
+fn with_stale_markers(points: Vec<(i64, f64)>, ticks: &[i64]) -> Vec<(i64, f64)> {
+    let mut out = Vec::with_capacity(points.len() + 1);
+    let mut next = points.iter().peekable();
+    let mut had_value = false;
+    for &t in ticks {
+        match next.peek() {
+            Some(&&(pt, v)) if pt == t => {
+                out.push((pt, v));
+                next.next();
+                had_value = true;
+            }
+            _ => {
+                if had_value {
+                    out.push((t, super::promql::STALE_NAN));
+                }
+                had_value = false;
+            }
+        }
+    }
+    // Points at times that are not ticks (none are written so) are kept as they are.
+    out.extend(next.copied());
+    out
 }
 
 #[cfg(test)]
@@ -65,5 +96,38 @@ mod tests {
             panic!()
         };
         assert!(v.is_empty(), "75 % does not fire");
+    }
+
+    #[test]
+    fn a_series_gone_from_a_tick_is_stale_at_once() {
+        let mut h = History::new(i64::MAX / 4, 100);
+        let disk = h.intern(SeriesKey {
+            name: "disk".into(),
+            labels: vec![],
+        });
+        let other = h.intern(SeriesKey {
+            name: "other".into(),
+            labels: vec![],
+        });
+        h.append(0, &[(disk.clone(), 1.0), (other.clone(), 1.0)]);
+        h.append(15_000, &[(other.clone(), 1.0)]);
+        let eval = |expr: &str, at: i64| {
+            let Value::Vector(v) = Evaluator::new(&h, at).eval(&parse(expr).unwrap()).unwrap()
+            else {
+                panic!("{expr} is a vector")
+            };
+            v
+        };
+        assert_eq!(eval("disk", 14_000).len(), 1);
+        assert!(
+            eval("disk", 15_000).is_empty(),
+            "gone at the first tick without it, not 5 minutes later"
+        );
+        assert_eq!(
+            eval("count_over_time(disk[1m])", 15_000)[0].value,
+            1.0,
+            "stale markers are not samples"
+        );
+        assert_eq!(eval("other", 15_000).len(), 1);
     }
 }

@@ -4,8 +4,10 @@
 //! what 2.42 does not know.
 //!
 //! Owns evaluation at one instant: selectors with the 5-minute lookback (a closed
-//! `[t - 5m, t]` window in 2.42), range selectors over closed `[t - range, t]` windows, and the dispatch to [`functions`], [`aggregation`] and
-//! [`binary`]. Pure: the time is an argument, data comes only through [`Queryable`].
+//! `[t - 5m, t]` window in 2.42) ended early by stale markers, range selectors over closed
+//! `[t - range, t]` windows (stale markers are not samples), and the dispatch to
+//! [`functions`], [`aggregation`] and [`binary`]. Pure: the time is an argument, data comes
+//! only through [`Queryable`].
 
 pub mod aggregation;
 pub mod binary;
@@ -22,6 +24,14 @@ pub type Labels = BTreeMap<String, String>;
 
 /// The metric name label.
 pub const NAME: &str = "__name__";
+
+/// Prometheus's stale marker: a NaN with this exact bit pattern says the series ended here.
+pub const STALE_NAN: f64 = f64::from_bits(0x7ff0_0000_0000_0002);
+
+/// Whether a value is the stale marker (and not any other NaN).
+pub fn is_stale(v: f64) -> bool {
+    v.to_bits() == STALE_NAN.to_bits()
+}
 
 /// How far back a selector looks for a sample.
 pub const LOOKBACK_MS: i64 = 5 * 60 * 1000;
@@ -219,7 +229,8 @@ impl<'a> Evaluator<'a> {
                     .iter()
                     .rev()
                     .find(|p| p.0 <= t && p.0 >= t - LOOKBACK_MS)?;
-                Some(Sample {
+                // The newest point being a stale marker means the series has ended.
+                (!is_stale(value)).then_some(Sample {
                     labels: s.labels,
                     value,
                     at_ms,
@@ -233,7 +244,8 @@ impl<'a> Evaluator<'a> {
         let t = self.at_ms - offset_ms(&vs.offset);
         let mut series = self.source.select(&matchers(vs), t - range_ms, t)?;
         for s in &mut series {
-            s.points.retain(|p| p.0 >= t - range_ms && p.0 <= t);
+            s.points
+                .retain(|p| p.0 >= t - range_ms && p.0 <= t && !is_stale(p.1));
         }
         series.retain(|s| !s.points.is_empty());
         Ok(series)
