@@ -54,11 +54,34 @@ enum Command {
     },
     /// Print the embedded default configuration, a commented starting point for your own.
     PrintDefaultConfig,
+    /// Check Prometheus rule files as `promtool check rules` does: exit 0 and a summary, or
+    /// each error (file, line, column, group, rule) and exit 1.
+    CheckRules {
+        /// Rule files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Work with the loaded rules.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Export the history as CSV or JSON, from a running sentinel (--url) or a data dir.
     ///
     /// Raw samples by default; with --step, one point per step (the last sample, or --fn).
     /// Bad input exits with status 2.
     Export(ExportArgs),
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Print every rule the configuration loads (its short-form alerts included) as one
+    /// Prometheus rule file, for `promtool check rules` and for Prometheus itself.
+    Export {
+        /// The configuration (default: the embedded defaults).
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -137,6 +160,39 @@ fn main() -> ExitCode {
             print!("{EMBEDDED_DEFAULT}");
             ExitCode::SUCCESS
         }
+        Command::CheckRules { files } => check_rules(&files),
+        Command::Rules {
+            command: RulesCommand::Export { config },
+        } => {
+            let source = ConfigSource { path: config };
+            match source.load() {
+                Ok((config, groups)) => {
+                    let interval =
+                        (config.cluster.monitoring.collection_interval_seconds.0 * 1000.0) as i64;
+                    match ipfs_sentinel::rules::rulefile::to_yaml(&groups, interval) {
+                        Ok(yaml) => {
+                            print!("{yaml}");
+                            ExitCode::SUCCESS
+                        }
+                        Err(e) => {
+                            eprintln!("{e}");
+                            ExitCode::FAILURE
+                        }
+                    }
+                }
+                Err(e) => {
+                    eprintln!(
+                        "{}",
+                        if e.place == "configuration" {
+                            e.reason
+                        } else {
+                            e.to_string()
+                        }
+                    );
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Export(args) => match export(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(ExportFailure::BadInput(reason)) => {
@@ -148,6 +204,31 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// `check-rules`: every file checked, every error shown.
+fn check_rules(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for file in files {
+        println!("Checking {}", file.display());
+        match ipfs_sentinel::rules::load::load_file(file) {
+            Ok(groups) => {
+                let rules: usize = groups.iter().map(|g| g.rules.len()).sum();
+                println!("  SUCCESS: {rules} rules found");
+            }
+            Err(e) => {
+                failed = true;
+                println!("  FAILED:");
+                eprintln!("{e}");
+            }
+        }
+        println!();
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -1,0 +1,53 @@
+//! Rule tooling as operators use it beside promtool: `check-rules` reaches promtool's verdicts,
+//! and `rules export` writes a file that `promtool check rules` accepts.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::{cli, temp_file};
+
+fn promtool_check_rules(file: &Path) -> bool {
+    Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(file)
+        .output()
+        .expect("promtool (Debian's prometheus package; the README's test command installs it)")
+        .status
+        .success()
+}
+
+#[test]
+#[ignore = "needs Debian's prometheus (promtool); the README's test command runs it"]
+fn exported_rules_pass_promtool_and_check_rules_agrees_with_it() {
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/seed.yaml");
+    let (code, exported, err) = cli(&["rules", "export", "--config", seed.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        exported.contains("alert: NodeStatusOffline") && exported.contains("for: 5m"),
+        "{exported}"
+    );
+    let (_dir, file) = temp_file("exported.yml", &exported);
+    assert!(
+        promtool_check_rules(&file),
+        "promtool accepts the export:\n{exported}"
+    );
+
+    for (text, valid) in [
+        ("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        for: 5m\n", true),
+        ("groups:\n  - name: g\n    rules:\n      - record: job:up:sum\n        expr: sum by (job) (up)\n", true),
+        ("groups:\n  - name: g\n    rules:\n      - record: x\n        expr: up\n        for: 5m\n", false),
+        ("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: sum(up\n", false),
+        ("groups:\n  - name: g\n  - name: g\n", false),
+        ("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up\n        annotations: {s: '{{ $value '}\n", false),
+    ] {
+        let (_dir, file) = temp_file("r.yml", text);
+        assert_eq!(promtool_check_rules(&file), valid, "promtool on:\n{text}");
+        let (code, out, err) = cli(&["check-rules", file.to_str().unwrap()]);
+        assert_eq!(code == 0, valid, "check-rules on:\n{text}\n{out}{err}");
+        if !valid {
+            assert!(err.starts_with(file.to_str().unwrap()), "the error names the file: {err}");
+        }
+    }
+}
