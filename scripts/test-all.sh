@@ -34,6 +34,9 @@ else
   cp tests/ipfs-node/package-lock.json "$stamp"
 fi
 
+step "promtool test rules on the bundled rules (rules/*.test.yml)"
+for t in rules/*.test.yml; do promtool test rules "$t"; done
+
 step "cargo fmt --check"
 cargo fmt --check
 

@@ -51,3 +51,11 @@ fn exported_rules_pass_promtool_and_check_rules_agrees_with_it() {
         }
     }
 }
+
+#[test]
+fn the_bundled_rules_load_in_the_sentinel() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/ipfs-sentinel.rules.yml");
+    let (code, out, err) = cli(&["check-rules", rules.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("SUCCESS: 14 rules found"), "{out}");
+}
