@@ -236,6 +236,39 @@ pub struct MonitoringConfig {
     /// `generatorURL` (default: none).
     #[serde(default)]
     pub external_url: String,
+    /// Where rules read their data: the local history (default), or a Prometheus-compatible
+    /// query API for clusters too big for one node's view.
+    #[serde(default)]
+    pub datasource: Option<DatasourceConfig>,
+}
+
+/// `cluster.monitoring.datasource`: a Prometheus-compatible query API (Prometheus, Thanos,
+/// Mimir, VictoriaMetrics) that rules send their expressions to instead of the local history.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasourceConfig {
+    /// Only `prometheus` (the HTTP API's `/api/v1/query`).
+    #[serde(rename = "type")]
+    pub kind: DatasourceKind,
+    /// Base URL, e.g. `http://prometheus:9090`.
+    pub url: HttpUrl,
+    /// Timeout of each query, in seconds (default 10).
+    #[serde(default = "default_collector_timeout")]
+    pub timeout_seconds: PositiveSeconds,
+    /// A file holding `user:password` for basic authentication.
+    #[serde(default)]
+    pub basic_auth_file: Option<std::path::PathBuf>,
+    /// A file holding a bearer token.
+    #[serde(default)]
+    pub bearer_token_file: Option<std::path::PathBuf>,
+}
+
+/// The kind of a remote datasource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasourceKind {
+    /// Prometheus's HTTP API.
+    Prometheus,
 }
 
 impl Default for MonitoringConfig {
@@ -250,6 +283,7 @@ impl Default for MonitoringConfig {
             rule_files: Vec::new(),
             external_labels: BTreeMap::new(),
             external_url: String::new(),
+            datasource: None,
         }
     }
 }

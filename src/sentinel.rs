@@ -109,7 +109,14 @@ pub struct Options {
 /// The rule engine of a configuration, its saved alert states restored.
 fn start_rules(config: &Config, options: &Options) -> Result<SharedEngine, ServeError> {
     let groups = crate::rules::load_all(config, &options.source.name(), &options.source.dir())?;
-    let mut engine = RuleEngine::new(rules_reload::globals(config), groups);
+    let globals = rules_reload::globals(config).map_err(|reason| RuleError {
+        file: options.source.name(),
+        line: 0,
+        column: 0,
+        place: "cluster.monitoring.datasource".into(),
+        reason,
+    })?;
+    let mut engine = RuleEngine::new(globals, groups);
     rules_reload::restore_state(&mut engine, &options.data_dir, system_ms(SystemTime::now()));
     Ok(Arc::new(Mutex::new(engine)))
 }

@@ -184,3 +184,60 @@ async fn reload_swaps_good_rules_and_keeps_the_old_ones_on_a_broken_file() {
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Debian's prometheus; the README's test command runs it"]
+async fn a_remote_datasource_fires_what_the_local_history_fires() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("same.rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: same\n    rules:\n      - alert: MemoryInUse\n        expr: max(ipfs_sentinel_node_memory_usage_ratio) > 0\n        labels: {severity: info}\n",
+    )
+    .unwrap();
+    let rule_files = format!("    rule_files: ['{}']\n", rules.display());
+    let local = Sentinel::start(&config(&rule_files)).await;
+    let target = local.url.trim_start_matches("http://").to_owned();
+    let prometheus = Prometheus::start(std::slice::from_ref(&target)).await;
+    support::eventually("Prometheus to have the sentinel's memory ratio", || async {
+        (!prometheus
+            .query("ipfs_sentinel_node_memory_usage_ratio")
+            .await
+            .is_empty())
+        .then_some(())
+    })
+    .await;
+    let remote = Sentinel::start(&config(&format!(
+        "{rule_files}    datasource: {{type: prometheus, url: '{}', timeout_seconds: 2}}\n",
+        prometheus.url
+    )))
+    .await;
+
+    let firing = |sentinel: &Sentinel| {
+        let url = format!("{}/api/v1/alerts", sentinel.url);
+        async move {
+            let v = get_json(&url, &[]).await;
+            let mut alerts: Vec<String> = v["data"]["alerts"]
+                .as_array()?
+                .iter()
+                .filter(|a| a["state"] == "firing" && a["labels"]["alertname"] == "MemoryInUse")
+                .map(|a| a["labels"].to_string())
+                .collect();
+            alerts.sort();
+            (!alerts.is_empty()).then_some(alerts)
+        }
+    };
+    let from_local = support::eventually("the local sentinel firing", || firing(&local)).await;
+    let from_remote =
+        support::eventually("the remote-datasource sentinel firing", || firing(&remote)).await;
+    assert_eq!(from_local, from_remote, "same names and labels");
+    let rules = get_json(&format!("{}/api/v1/rules", remote.url), &[]).await;
+    let rule = rules["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "same")
+        .unwrap()["rules"][0]
+        .clone();
+    assert_eq!(rule["health"], "ok", "{rule}");
+}

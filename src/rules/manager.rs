@@ -59,6 +59,8 @@ pub struct Globals {
     pub external_labels: BTreeMap<String, String>,
     /// `$externalURL` in templates.
     pub external_url: String,
+    /// A remote query API the expressions go to, instead of the local history.
+    pub datasource: Option<super::remote::RemoteDatasource>,
 }
 
 /// The state kept across restarts: each alerting rule's alerts, by group and rule name.
@@ -399,6 +401,18 @@ fn rule_json(r: &RuleRun) -> Json {
     j
 }
 
+/// Sends an expression to the remote datasource, waiting for the answer. Evaluation runs on a
+/// blocking thread of the runtime, where waiting is allowed.
+fn query_remote(
+    remote: &super::remote::RemoteDatasource,
+    expr: &str,
+    now_ms: i64,
+) -> Result<Vec<(Labels, f64)>, EvalError> {
+    let handle = tokio::runtime::Handle::try_current()
+        .map_err(|_| EvalError("the remote datasource needs the async runtime".into()))?;
+    handle.block_on(remote.query(expr, now_ms))
+}
+
 /// Evaluates one rule: alert state changes, or the samples to record.
 fn evaluate_rule(
     r: &mut RuleRun,
@@ -408,18 +422,21 @@ fn evaluate_rule(
     interval_ms: i64,
     source: &dyn Queryable,
 ) -> Result<Vec<Recorded>, EvalError> {
-    let result = match Evaluator::new(source, now_ms).eval(&r.rule.expr)? {
-        Value::Vector(v) => v
-            .into_iter()
-            .map(|s| (s.labels, s.value))
-            .collect::<Vec<_>>(),
-        Value::Scalar(v) if r.alerting.is_none() => vec![(Labels::new(), v)],
-        other => {
-            return Err(EvalError(format!(
-                "rule result is a {}, not an instant vector",
-                super::promql::type_name(&other)
-            )))
-        }
+    let result = match &globals.datasource {
+        Some(remote) => query_remote(remote, &r.rule.expr_text, now_ms)?,
+        None => match Evaluator::new(source, now_ms).eval(&r.rule.expr)? {
+            Value::Vector(v) => v
+                .into_iter()
+                .map(|s| (s.labels, s.value))
+                .collect::<Vec<_>>(),
+            Value::Scalar(v) if r.alerting.is_none() => vec![(Labels::new(), v)],
+            other => {
+                return Err(EvalError(format!(
+                    "rule result is a {}, not an instant vector",
+                    super::promql::type_name(&other)
+                )))
+            }
+        },
     };
     match (&mut r.alerting, &r.rule.kind) {
         (Some(alerting), _) => {
@@ -632,6 +649,47 @@ mod tests {
         assert_eq!(
             failures.samples[0].value, 1.0,
             "evaluated once: the group's interval is 2 minutes"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failing_datasource_marks_the_rule_err_and_keeps_its_alerts() {
+        let mut engine = seed_engine();
+        engine.evaluate_due(0, &injected());
+        assert_eq!(states(&engine).len(), 3);
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let config: crate::config::DatasourceConfig = serde_json::from_value(serde_json::json!({
+            "type": "prometheus", "url": format!("http://{closed}"), "timeout_seconds": 1
+        }))
+        .unwrap_or_else(|_| {
+            crate::config::Config::parse(
+                &format!("cluster:\n  monitoring:\n    datasource: {{type: prometheus, url: 'http://{closed}'}}\n"),
+                "t.yaml",
+            )
+            .unwrap()
+            .cluster
+            .monitoring
+            .datasource
+            .unwrap()
+        });
+        engine.globals.datasource =
+            Some(crate::rules::remote::RemoteDatasource::new(&config).unwrap());
+        let engine = tokio::task::spawn_blocking(move || {
+            engine.evaluate_due(10 * MINUTE, &injected());
+            engine
+        })
+        .await
+        .unwrap();
+        assert_eq!(states(&engine).len(), 3, "the alerts keep their state");
+        let rules = engine.rules_json();
+        let rule = &rules["data"]["groups"][0]["rules"][0];
+        assert_eq!(rule["health"], "err");
+        assert!(
+            rule["lastError"].as_str().unwrap().contains("datasource"),
+            "{rule}"
         );
     }
 }

@@ -8,6 +8,7 @@ pub mod load;
 pub mod manager;
 pub mod promql;
 pub mod reload;
+pub mod remote;
 pub mod rulefile;
 pub mod source;
 pub mod template;

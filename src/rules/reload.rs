@@ -21,13 +21,18 @@ pub fn lock(engine: &SharedEngine) -> MutexGuard<'_, RuleEngine> {
 }
 
 /// The settings every rule shares, from a configuration.
-pub fn globals(config: &Config) -> Globals {
+pub fn globals(config: &Config) -> Result<Globals, String> {
     let m = &config.cluster.monitoring;
-    Globals {
+    Ok(Globals {
         interval_ms: (m.collection_interval_seconds.0 * 1000.0) as i64,
         external_labels: m.external_labels.clone(),
         external_url: m.external_url.clone(),
-    }
+        datasource: m
+            .datasource
+            .as_ref()
+            .map(super::remote::RemoteDatasource::new)
+            .transpose()?,
+    })
 }
 
 /// Where the configuration comes from, to read it again on reload.
@@ -55,6 +60,21 @@ impl ConfigSource {
             .unwrap_or_else(|| PathBuf::from("."))
     }
 
+    /// Reads the configuration, every rule it names, and the settings they share.
+    pub fn load_with_globals(
+        &self,
+    ) -> Result<(Config, Vec<super::load::Group>, Globals), RuleError> {
+        let (config, groups) = self.load()?;
+        let globals = globals(&config).map_err(|reason| RuleError {
+            file: self.name(),
+            line: 0,
+            column: 0,
+            place: "cluster.monitoring.datasource".into(),
+            reason,
+        })?;
+        Ok((config, groups, globals))
+    }
+
     /// Reads the configuration and every rule it names.
     pub fn load(&self) -> Result<(Config, Vec<super::load::Group>), RuleError> {
         let config = match &self.path {
@@ -75,9 +95,9 @@ impl ConfigSource {
     /// Re-reads everything and swaps the rules in; a failure keeps the old rules. Returns the
     /// error, if any, for the caller to report.
     pub fn reload(&self, engine: &SharedEngine) -> Result<(), String> {
-        match self.load() {
-            Ok((config, groups)) => {
-                lock(engine).reload(globals(&config), Ok(groups));
+        match self.load_with_globals() {
+            Ok((_, groups, globals)) => {
+                lock(engine).reload(globals, Ok(groups));
                 tracing::info!(config = %self.name(), "rules reloaded");
                 Ok(())
             }
