@@ -664,17 +664,7 @@ mod tests {
         let config: crate::config::DatasourceConfig = serde_json::from_value(serde_json::json!({
             "type": "prometheus", "url": format!("http://{closed}"), "timeout_seconds": 1
         }))
-        .unwrap_or_else(|_| {
-            crate::config::Config::parse(
-                &format!("cluster:\n  monitoring:\n    datasource: {{type: prometheus, url: 'http://{closed}'}}\n"),
-                "t.yaml",
-            )
-            .unwrap()
-            .cluster
-            .monitoring
-            .datasource
-            .unwrap()
-        });
+        .unwrap();
         engine.globals.datasource =
             Some(crate::rules::remote::RemoteDatasource::new(&config).unwrap());
         let engine = tokio::task::spawn_blocking(move || {
