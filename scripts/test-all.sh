@@ -34,14 +34,23 @@ else
   cp tests/ipfs-node/package-lock.json "$stamp"
 fi
 
-step "promtool test rules on the bundled rules (rules/*.test.yml)"
-for t in rules/*.test.yml; do promtool test rules "$t"; done
-
 step "cargo fmt --check"
 cargo fmt --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --quiet --all-targets -- -D warnings
+
+step "rule unit tests: promtool and ipfs-sentinel test-rules must reach the same verdict"
+cargo build --quiet
+for t in rules/*.test.yml tests/conformance/*.test.yml; do
+  p=0; promtool test rules "$t" >/dev/null 2>&1 || p=$?
+  s=0; target/debug/ipfs-sentinel test-rules "$t" >/dev/null 2>&1 || s=$?
+  if [ "$p" -ne "$s" ]; then
+    echo "disagree on $t: promtool exit $p, ipfs-sentinel exit $s"
+    exit 1
+  fi
+  if [ "$p" -eq 0 ]; then echo "$t: both pass"; else echo "$t: both fail"; fi
+done
 
 step "cargo test (every test, the ones against real services included; benches are run by cargo bench)"
 cargo test --lib --bins --tests -- --include-ignored

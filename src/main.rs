@@ -61,6 +61,13 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run rule unit tests in promtool's format (`promtool test rules`), with its verdicts:
+    /// exit 0 when every test passes, 1 otherwise.
+    TestRules {
+        /// Test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Work with the loaded rules.
     Rules {
         #[command(subcommand)]
@@ -161,6 +168,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::CheckRules { files } => check_rules(&files),
+        Command::TestRules { files } => test_rules(&files),
         Command::Rules {
             command: RulesCommand::Export { config },
         } => {
@@ -221,6 +229,35 @@ fn check_rules(files: &[PathBuf]) -> ExitCode {
                 failed = true;
                 println!("  FAILED:");
                 eprintln!("{e}");
+            }
+        }
+        println!();
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `test-rules`: every file run, promtool's output shape.
+fn test_rules(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for file in files {
+        println!("Unit Testing:  {}", file.display());
+        match ipfs_sentinel::rules::unit_test::run_file(file) {
+            Ok(outcome) if outcome.failures.is_empty() => println!("  SUCCESS"),
+            Ok(outcome) => {
+                failed = true;
+                println!("  FAILED:");
+                for f in &outcome.failures {
+                    println!("{f}");
+                }
+            }
+            Err(e) => {
+                failed = true;
+                println!("  FAILED:");
+                println!("    {e}");
             }
         }
         println!();

@@ -249,15 +249,13 @@ impl History {
 
     /// Every series with samples, sorted, that `keep` accepts.
     pub fn series(&self, keep: impl Fn(&SeriesKey) -> bool) -> Vec<Arc<SeriesKey>> {
+        // A key held by the index alone has no samples (it was interned for a tick that was
+        // refused, or its blocks expired): leave it out.
         let mut found: Vec<Arc<SeriesKey>> = self
-            .sealed
+            .keys
             .iter()
-            .flat_map(|b| b.columns.iter().map(|c| &c.key))
-            .chain(self.head.columns.keys())
-            .filter(|k| keep(k))
+            .filter(|k| Arc::strong_count(k) > 1 && keep(k))
             .cloned()
-            .collect::<HashSet<_>>()
-            .into_iter()
             .collect();
         found.sort();
         found
@@ -275,9 +273,11 @@ impl History {
             if block.last_ms < start_ms || block.first_ms > end_ms {
                 continue;
             }
-            let Some(column) = block.columns.iter().find(|c| *c.key == *key) else {
+            // Columns are sorted by key when a block is sealed.
+            let Ok(at) = block.columns.binary_search_by(|c| (*c.key).cmp(key)) else {
                 continue;
             };
+            let column = &block.columns[at];
             let ticks = &block.ticks;
             let flags = column.presence.flags(block.n_ticks)?;
             let values = codec::decompress_values(&column.values)?;

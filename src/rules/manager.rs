@@ -453,14 +453,8 @@ fn evaluate_rule(
                     },
                 )
             };
-            let mut with_external: Vec<(Labels, f64)> = result;
-            for (labels, _) in &mut with_external {
-                for (k, v) in &globals.external_labels {
-                    labels.entry(k.clone()).or_insert_with(|| v.clone());
-                }
-            }
             alerting
-                .eval(now_ms, interval_ms, with_external, group.limit, &expand)
+                .eval(now_ms, interval_ms, result, group.limit, &expand)
                 .map_err(|e| EvalError(e.to_string()))?;
             Ok(Vec::new())
         }

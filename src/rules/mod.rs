@@ -2,7 +2,8 @@
 //! own history ([`source`]) with a PromQL evaluator of Prometheus 2.42's semantics
 //! ([`promql`]): rules are read by [`load`], alert states kept by [`alerting`], templates
 //! expanded by [`template`], everything scheduled and reported by [`manager`], kept across
-//! restarts and reloads by [`reload`].
+//! restarts and reloads by [`reload`]; rule unit tests in promtool's format are run by
+//! [`unit_test`].
 pub mod alerting;
 pub mod load;
 pub mod manager;
@@ -12,6 +13,7 @@ pub mod remote;
 pub mod rulefile;
 pub mod source;
 pub mod template;
+pub mod unit_test;
 
 use std::path::Path;
 

@@ -31,6 +31,10 @@ pub struct TemplateData {
 /// `<error expanding template: ERROR>` (ERROR being a one-line description naming the
 /// template `name`), never panics.
 pub fn expand(name: &str, text: &str, data: &TemplateData) -> String {
+    // Text without an action is its own expansion: most rule labels (`severity: warning`).
+    if !text.contains("{{") {
+        return text.to_owned();
+    }
     match render(name, text, data) {
         Ok(output) => output,
         Err(error) => format!("<error expanding template: {}>", one_line(&error)),
