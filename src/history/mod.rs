@@ -81,6 +81,8 @@ pub struct History {
     retention_ms: i64,
     block_ticks: usize,
     keys: HashSet<Arc<SeriesKey>>,
+    /// The same keys by metric name, for selectors that name their metric (most do).
+    by_name: HashMap<String, Vec<Arc<SeriesKey>>>,
     sealed: VecDeque<SealedBlock>,
     head: Head,
 }
@@ -92,6 +94,7 @@ impl History {
             retention_ms,
             block_ticks: block_ticks.max(1),
             keys: HashSet::new(),
+            by_name: HashMap::new(),
             sealed: VecDeque::new(),
             head: Head::default(),
         }
@@ -104,6 +107,10 @@ impl History {
         }
         let k = Arc::new(key);
         self.keys.insert(Arc::clone(&k));
+        self.by_name
+            .entry(k.name.clone())
+            .or_default()
+            .push(Arc::clone(&k));
         k
     }
 
@@ -214,7 +221,13 @@ impl History {
         }
         if !dropped.is_empty() {
             // A key only the store's index holds has aged out.
-            self.keys.retain(|k| Arc::strong_count(k) > 1);
+            // The name index holds a second reference to every key: a key held by those two
+            // alone has aged out.
+            self.keys.retain(|k| Arc::strong_count(k) > 2);
+            for named in self.by_name.values_mut() {
+                named.retain(|k| Arc::strong_count(k) > 2);
+            }
+            self.by_name.retain(|_, named| !named.is_empty());
         }
         dropped
     }
@@ -249,16 +262,36 @@ impl History {
 
     /// Every series with samples, sorted, that `keep` accepts.
     pub fn series(&self, keep: impl Fn(&SeriesKey) -> bool) -> Vec<Arc<SeriesKey>> {
-        // A key held by the index alone has no samples (it was interned for a tick that was
-        // refused, or its blocks expired): leave it out.
+        // A key held by the two indexes alone has no samples (it was interned for a tick that
+        // was refused, or its blocks expired): leave it out.
         let mut found: Vec<Arc<SeriesKey>> = self
             .keys
             .iter()
-            .filter(|k| Arc::strong_count(k) > 1 && keep(k))
+            .filter(|k| Arc::strong_count(k) > 2 && keep(k))
             .cloned()
             .collect();
         found.sort();
         found
+    }
+
+    /// Like [`History::series`], for the series of one metric name only: a lookup instead of a
+    /// scan, for selectors that name their metric. In no particular order: evaluation needs
+    /// none, and sorting was a tenth of a rule round.
+    pub fn series_named(
+        &self,
+        name: &str,
+        keep: impl Fn(&SeriesKey) -> bool,
+    ) -> Vec<Arc<SeriesKey>> {
+        self.by_name
+            .get(name)
+            .map(|named| {
+                named
+                    .iter()
+                    .filter(|k| Arc::strong_count(k) > 2 && keep(k))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The samples of `key` with `start_ms <= t <= end_ms`, oldest first.

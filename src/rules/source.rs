@@ -20,11 +20,18 @@ impl Queryable for History {
         end_ms: i64,
     ) -> Result<Vec<RangeSeries>, EvalError> {
         let ticks = self.ticks(start_ms, end_ms);
-        self.series(|k| {
+        let keep = |k: &crate::history::SeriesKey| {
             matchers
                 .iter()
                 .all(|m| m.is_match(k.label(&m.name).unwrap_or("")))
-        })
+        };
+        let named = matchers
+            .iter()
+            .find(|m| m.name == NAME && matches!(m.op, promql_parser::label::MatchOp::Equal));
+        match named {
+            Some(m) => self.series_named(&m.value, keep),
+            None => self.series(keep),
+        }
         .into_iter()
         .map(|key| {
             let points = self
