@@ -1,7 +1,8 @@
 //! ipfs-sentinel: a Prometheus-native monitor for IPFS (Kubo) nodes and clusters.
 //!
-//! It collects node and IPFS metrics in the background and serves them on `/metrics`; later
-//! stages add the cluster view, history, a rule engine, recovery actions and a dashboard.
+//! It collects node, IPFS and cluster metrics in the background and serves them on `/metrics`,
+//! keeps them as history, and evaluates Prometheus rules over them; recovery actions and a
+//! dashboard come next.
 //!
 //! # Layout
 //! One flow of data, one module per stage:
@@ -13,7 +14,11 @@
 //!   [`collect::cluster`] for peer sentinels, [`collect::ipfs_cluster`] for IPFS Cluster).
 //! - [`status`]: the node status report (`/api/v1/status`), derived from a snapshot.
 //! - [`exposition`]: snapshot to OpenMetrics text and gzip, cached for scrapes.
-//! - [`http`]: the server and its routes.
+//! - [`history`]: the compact store of every collection (shared ticks, pco-sealed blocks,
+//!   crash-safe files), aggregation, selectors and export formats.
+//! - [`rules`]: rule loading (both forms), the PromQL evaluator, the alert state machine,
+//!   templates, the manager with reloads, promtool-format unit tests, a remote datasource.
+//! - [`http`]: the server, its routes and the JSON API.
 //! - [`sentinel`]: builds the parts from a [`config::Config`] and runs them together.
 #![warn(missing_docs)]
 
