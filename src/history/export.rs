@@ -229,17 +229,23 @@ pub fn at_steps(points: &Points, start_ms: i64, end_ms: i64, step_ms: i64) -> Po
     out
 }
 
+/// A series' labels as Prometheus's API writes a `metric` object, `__name__` included.
+pub fn metric_json(key: &SeriesKey) -> Value {
+    let mut metric = serde_json::Map::new();
+    metric.insert("__name__".into(), json!(key.name));
+    for (k, v) in &key.labels {
+        metric.insert(k.clone(), json!(v));
+    }
+    Value::Object(metric)
+}
+
 /// The matrix of a `query_range` answer, in Prometheus's HTTP API shape.
 pub fn prometheus_matrix(series: &[(Arc<SeriesKey>, Points)]) -> Value {
     let result: Vec<Value> = series
         .iter()
         .filter(|(_, points)| !points.is_empty())
         .map(|(key, points)| {
-            let mut metric = serde_json::Map::new();
-            metric.insert("__name__".into(), json!(key.name));
-            for (k, v) in &key.labels {
-                metric.insert(k.clone(), json!(v));
-            }
+            let metric = metric_json(key);
             let values: Vec<Value> = points
                 .iter()
                 .map(|(t, v)| json!([*t as f64 / 1000.0, prometheus_value(*v)]))

@@ -64,6 +64,16 @@ struct Column {
     present: Vec<bool>,
 }
 
+impl Column {
+    /// A column with no value at any of the first `ticks` ticks.
+    fn absent_for(ticks: usize) -> Column {
+        Column {
+            values: vec![0.0; ticks],
+            present: vec![false; ticks],
+        }
+    }
+}
+
 /// Size figures of the store, for `ipfs_sentinel_history_*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
@@ -148,10 +158,7 @@ impl History {
                 .head
                 .columns
                 .entry(Arc::clone(key))
-                .or_insert_with(|| Column {
-                    values: vec![0.0; before],
-                    present: vec![false; before],
-                });
+                .or_insert_with(|| Column::absent_for(before));
             if column.present.len() == before + 1 {
                 // The same series twice in one tick: the first value stands.
                 continue;
@@ -181,10 +188,7 @@ impl History {
                 .head
                 .columns
                 .entry(Arc::clone(key))
-                .or_insert_with(|| Column {
-                    values: vec![0.0; n],
-                    present: vec![false; n],
-                });
+                .or_insert_with(|| Column::absent_for(n));
             if !column.present[n - 1] {
                 column.values[n - 1] = *value;
                 column.present[n - 1] = true;

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use super::server::AppState;
 use crate::history::aggregate::{summarize, summarize_cluster};
-use crate::history::export::{at_steps, prometheus_matrix, Export, Format};
+use crate::history::export::{at_steps, metric_json, prometheus_matrix, Export, Format};
 use crate::history::query::{system_ms, BadRequest, Selector, WindowParams};
 use crate::history::recorder::lock;
 use crate::status;
@@ -110,11 +110,7 @@ pub async fn query(State(state): State<AppState>, Query(p): Params) -> Response 
             Err(e) => return internal(e),
         };
         if let Some((_, v)) = at_steps(&points, at, at, 1).first() {
-            let mut metric = serde_json::Map::new();
-            metric.insert("__name__".into(), json!(key.name));
-            for (k, val) in &key.labels {
-                metric.insert(k.clone(), json!(val));
-            }
+            let metric = metric_json(&key);
             result.push(json!({"metric": metric, "value": [at as f64 / 1000.0, crate::history::export::value_text(*v)]}));
         }
     }
@@ -135,14 +131,7 @@ pub async fn series(
     let data: Vec<serde_json::Value> = history
         .series(|k| selectors.iter().any(|s| s.matches(k)))
         .iter()
-        .map(|k| {
-            let mut m = serde_json::Map::new();
-            m.insert("__name__".into(), json!(k.name));
-            for (name, v) in &k.labels {
-                m.insert(name.clone(), json!(v));
-            }
-            serde_json::Value::Object(m)
-        })
+        .map(|k| metric_json(k))
         .collect();
     Json(json!({"status": "success", "data": data})).into_response()
 }
