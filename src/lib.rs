@@ -18,10 +18,12 @@
 //!   crash-safe files), aggregation, selectors and export formats.
 //! - [`rules`]: rule loading (both forms), the PromQL evaluator, the alert state machine,
 //!   templates, the manager with reloads, promtool-format unit tests, a remote datasource.
+//! - [`actions`]: recovery actions and their audit log.
 //! - [`http`]: the server, its routes and the JSON API.
 //! - [`sentinel`]: builds the parts from a [`config::Config`] and runs them together.
 #![warn(missing_docs)]
 
+pub mod actions;
 pub mod collect;
 pub mod config;
 pub mod dotted;

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::actions::audit::AuditLog;
 use crate::collect::cluster::ClusterCollector;
 use crate::collect::ipfs::IpfsCollector;
 use crate::collect::ipfs_cluster::IpfsClusterCollector;
@@ -43,6 +44,9 @@ pub enum ServeError {
     /// The history in the data dir could not be opened.
     #[error("cannot open the history in the data dir: {0}")]
     History(std::io::Error),
+    /// The recovery actions' files in the data dir could not be opened.
+    #[error("cannot open the recovery actions' files in the data dir: {0}")]
+    Actions(std::io::Error),
     /// The server failed.
     #[error("HTTP server failed: {0}")]
     Http(#[from] std::io::Error),
@@ -227,6 +231,7 @@ pub async fn serve(
         history,
         engine: Arc::clone(&engine),
         reload: options.enable_lifecycle.then(|| options.source.clone()),
+        audit: AuditLog::open(&options.data_dir.join("actions")).map_err(ServeError::Actions)?,
     };
     tokio::spawn(reload_on_sighup(
         options.source.clone(),

@@ -15,6 +15,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use super::api;
+use crate::actions::audit::AuditLog;
 use crate::exposition::{ExpositionCache, Format};
 use crate::history::recorder::SharedHistory;
 use crate::rules::reload::{ConfigSource, SharedEngine};
@@ -35,6 +36,8 @@ pub struct AppState {
     pub engine: SharedEngine,
     /// Where to reload the configuration from, when `POST /-/reload` is enabled.
     pub reload: Option<ConfigSource>,
+    /// Recent recovery action runs, for `/api/v1/actions` and the dashboard.
+    pub audit: AuditLog,
 }
 
 /// The routes, ready to serve.
