@@ -240,6 +240,74 @@ pub struct MonitoringConfig {
     /// query API for clusters too big for one node's view.
     #[serde(default)]
     pub datasource: Option<DatasourceConfig>,
+    /// How recovery actions are delivered: dry run, concurrency, retries, and routes for
+    /// alerts received from Alertmanager.
+    #[serde(default)]
+    pub actions: ActionsConfig,
+}
+
+/// `cluster.monitoring.actions`: delivery of recovery actions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionsConfig {
+    /// Run nothing, but record, log and count what would have run, cool-downs included
+    /// (default false; `serve --dry-run` sets it too).
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Actions running at once, at most (default 4); the rest wait in the outbox.
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: NonZeroCount,
+    /// Attempts of one run before it becomes a dead letter (default 5).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: NonZeroCount,
+    /// Wait before the first retry, in seconds; doubled at each retry, with jitter (default 5).
+    #[serde(default = "default_retry_initial")]
+    pub retry_initial_seconds: PositiveSeconds,
+    /// The longest wait between two attempts, in seconds (default 300).
+    #[serde(default = "default_retry_max")]
+    pub retry_max_seconds: PositiveSeconds,
+    /// For alerts received from Alertmanager (`POST /api/v1/alertmanager/webhook`): which
+    /// actions run for which labels. An alert's own `action` label (comma-separated names)
+    /// is used first; otherwise every route whose `match_labels` all equal the alert's runs
+    /// its actions.
+    #[serde(default)]
+    pub routes: Vec<ActionRoute>,
+}
+
+impl Default for ActionsConfig {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            max_concurrent: default_max_concurrent(),
+            max_attempts: default_max_attempts(),
+            retry_initial_seconds: default_retry_initial(),
+            retry_max_seconds: default_retry_max(),
+            routes: Vec::new(),
+        }
+    }
+}
+
+fn default_max_concurrent() -> NonZeroCount {
+    NonZeroCount(4)
+}
+fn default_max_attempts() -> NonZeroCount {
+    NonZeroCount(5)
+}
+fn default_retry_initial() -> PositiveSeconds {
+    PositiveSeconds(5.0)
+}
+fn default_retry_max() -> PositiveSeconds {
+    PositiveSeconds(300.0)
+}
+
+/// One route of `cluster.monitoring.actions.routes`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionRoute {
+    /// Labels the alert must carry, with these exact values.
+    pub match_labels: BTreeMap<String, String>,
+    /// The recovery actions to run.
+    pub actions: Vec<Spanned<String>>,
 }
 
 /// `cluster.monitoring.datasource`: a Prometheus-compatible query API (Prometheus, Thanos,
@@ -284,6 +352,7 @@ impl Default for MonitoringConfig {
             external_labels: BTreeMap::new(),
             external_url: String::new(),
             datasource: None,
+            actions: ActionsConfig::default(),
         }
     }
 }
@@ -460,6 +529,28 @@ pub struct RecoveryActionConfig {
 }
 
 impl RecoveryActionConfig {
+    /// The longest a command or built-in may run (default 60 s).
+    pub fn timeout(&self) -> Duration {
+        self.timeout_seconds
+            .map_or(Duration::from_secs(60), PositiveSeconds::duration)
+    }
+
+    /// Milliseconds before the action may run again for the same node (default 600 s).
+    pub fn cooldown_ms(&self) -> i64 {
+        self.cooldown_seconds
+            .map_or(600_000, |c| (c.0 * 1000.0) as i64)
+    }
+
+    /// Runs per alert episode at most (default 3).
+    pub fn max_runs(&self) -> u64 {
+        self.max_runs.map_or(3, |m| m.0)
+    }
+
+    /// The built-in this action runs, in either spelling.
+    pub fn builtin(&self) -> Option<Builtin> {
+        self.method.or(self.builtin)
+    }
+
     /// A short description of what the action does, for summaries.
     pub fn describe(&self) -> String {
         if let Some(c) = &self.command {
@@ -767,6 +858,14 @@ impl Config {
                     } else {
                         format!("{at}.actions")
                     };
+                    return Err(unknown_action(file, &key, name, monitoring));
+                }
+            }
+        }
+        for (i, route) in monitoring.actions.routes.iter().enumerate() {
+            for name in &route.actions {
+                if !monitoring.recovery_actions.contains_key(&name.value) {
+                    let key = format!("cluster.monitoring.actions.routes[{i}].actions");
                     return Err(unknown_action(file, &key, name, monitoring));
                 }
             }

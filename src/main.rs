@@ -46,6 +46,15 @@ enum Command {
         /// too). Off by default, as in Prometheus: the endpoint changes state.
         #[arg(long = "web.enable-lifecycle")]
         enable_lifecycle: bool,
+        /// Serve POST /api/v1/alertmanager/webhook (Alertmanager's webhook receiver) and
+        /// POST /api/v1/actions/NAME/run (peer sentinels running actions here). Off by
+        /// default: both make this node run recovery actions.
+        #[arg(long = "web.enable-remote-actions")]
+        enable_remote_actions: bool,
+        /// Run no recovery action: record, log and count what would have run, cool-downs
+        /// included (as cluster.monitoring.actions.dry_run: true).
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Check a configuration file: prints a summary and exits 0, or the error and exits 1.
     CheckConfig {
@@ -130,7 +139,18 @@ fn main() -> ExitCode {
             listen,
             data_dir,
             enable_lifecycle,
-        } => report(serve(config.as_deref(), listen, data_dir, enable_lifecycle)),
+            enable_remote_actions,
+            dry_run,
+        } => report(serve(
+            config.as_deref(),
+            listen,
+            data_dir,
+            Switches {
+                enable_lifecycle,
+                enable_remote_actions,
+                dry_run,
+            },
+        )),
         Command::CheckConfig { file } => {
             let source = ConfigSource {
                 path: Some(file.clone()),
@@ -406,11 +426,18 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
+/// The on/off flags of `serve`.
+struct Switches {
+    enable_lifecycle: bool,
+    enable_remote_actions: bool,
+    dry_run: bool,
+}
+
 fn serve(
     config: Option<&Path>,
     listen: SocketAddr,
     data_dir: Option<PathBuf>,
-    enable_lifecycle: bool,
+    switches: Switches,
 ) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -454,7 +481,9 @@ fn serve(
         let options = sentinel::Options {
             data_dir,
             source: ConfigSource { path: config_path },
-            enable_lifecycle,
+            enable_lifecycle: switches.enable_lifecycle,
+            enable_remote_actions: switches.enable_remote_actions,
+            dry_run: switches.dry_run,
         };
         sentinel::serve(config, listener, options, shutdown_signal()).await?;
         tracing::info!("ipfs-sentinel stopped");

@@ -11,7 +11,12 @@ use std::time::SystemTime;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::actions;
 use crate::actions::audit::AuditLog;
+use crate::actions::deliver::Settings;
+use crate::actions::dispatcher::Actions;
+use crate::actions::outbox::Outbox;
+use crate::actions::stats::{ActionsCollector, Stats};
 use crate::collect::cluster::ClusterCollector;
 use crate::collect::ipfs::IpfsCollector;
 use crate::collect::ipfs_cluster::IpfsClusterCollector;
@@ -79,12 +84,14 @@ pub fn open_history(
 }
 
 /// The collectors this configuration asks for, in the order they are listed. The cluster
-/// collector reads this node's own state from `local`.
+/// collector reads this node's own state from `local`; the actions collector exposes
+/// `action_stats`.
 pub fn collectors(
     config: &Config,
     local: &ExpositionCache,
     history: &SharedHistory,
     engine: &SharedEngine,
+    action_stats: &Stats,
 ) -> Result<Vec<Box<dyn Collector>>, CollectError> {
     let mut collectors: Vec<Box<dyn Collector>> = vec![
         Box::new(NodeCollector::new()?),
@@ -92,6 +99,7 @@ pub fn collectors(
         Box::new(ClusterCollector::new(&config.cluster, local.clone())?),
         Box::new(HistoryCollector::new(Arc::clone(history))),
         Box::new(RulesCollector::new(Arc::clone(engine))),
+        Box::new(ActionsCollector::new(action_stats.clone())),
     ];
     if let Some(ipfs_cluster) = &config.cluster.ipfs_cluster {
         collectors.push(Box::new(IpfsClusterCollector::new(ipfs_cluster)?));
@@ -108,6 +116,10 @@ pub struct Options {
     pub source: ConfigSource,
     /// Serve `POST /-/reload` (Prometheus's `--web.enable-lifecycle`).
     pub enable_lifecycle: bool,
+    /// Serve the Alertmanager webhook receiver and the remote action endpoint.
+    pub enable_remote_actions: bool,
+    /// Run no recovery action; record what would have run.
+    pub dry_run: bool,
 }
 
 /// The rule engine of a configuration, its saved alert states restored.
@@ -125,12 +137,18 @@ fn start_rules(config: &Config, options: &Options) -> Result<SharedEngine, Serve
     Ok(Arc::new(Mutex::new(engine)))
 }
 
-/// After each history tick: evaluate the rules that are due over the history, save their
-/// alert states, and return the recorded series for the same tick.
-fn evaluate_rules(engine: SharedEngine, data_dir: PathBuf) -> recorder::AfterAppend {
+/// After each history tick: evaluate the rules that are due over the history, hand their
+/// alerts to the recovery actions, save their alert states, and return the recorded series
+/// for the same tick.
+fn evaluate_rules(
+    engine: SharedEngine,
+    data_dir: PathBuf,
+    actions: Actions,
+) -> recorder::AfterAppend {
     Box::new(move |now_ms, history: &mut History| {
         let mut locked = rules_reload::lock(&engine);
         let recorded = locked.evaluate_due(now_ms, history);
+        actions.offer(locked.sightings(now_ms));
         if let Err(e) = rules_reload::save_state(&locked, &data_dir) {
             tracing::warn!(error = %e, "cannot save the alert states to the data dir");
         }
@@ -195,18 +213,42 @@ pub async fn serve(
     };
 
     let monitoring = &config.cluster.monitoring;
+    let actions_dir = options.data_dir.join("actions");
+    let audit = AuditLog::open(&actions_dir).map_err(ServeError::Actions)?;
+    let (outbox, set_aside) = Outbox::open(&actions_dir).map_err(ServeError::Actions)?;
+    if let Some(warning) = set_aside {
+        tracing::warn!("{warning}");
+    }
+    let action_stats = Stats::default();
+    let (actions, dispatcher) = actions::dispatcher::start(
+        Settings::new(
+            &config.cluster,
+            config.ipfs.api_url.clone(),
+            options.dry_run,
+            None,
+        ),
+        outbox,
+        audit.clone(),
+        action_stats.clone(),
+        stopped(stop_rx.clone()),
+    )
+    .map_err(|e| ServeError::Actions(std::io::Error::other(e)))?;
     let collector_loop = if monitoring.enabled {
         let publish_to = cache.clone();
         tokio::spawn(recorder::run(
             Arc::clone(&history),
             persistence,
             cache.clone(),
-            evaluate_rules(Arc::clone(&engine), options.data_dir.clone()),
+            evaluate_rules(
+                Arc::clone(&engine),
+                options.data_dir.clone(),
+                actions.clone(),
+            ),
             monitoring.collection_interval_seconds.duration(),
             stopped(stop_rx.clone()),
         ));
         Some(tokio::spawn(collect::run(
-            collectors(&config, &cache, &history, &engine)?,
+            collectors(&config, &cache, &history, &engine, &action_stats)?,
             monitoring.collection_interval_seconds.duration(),
             monitoring.collector_timeout_seconds.duration(),
             move |snapshot, complete| publish_to.publish(snapshot, complete),
@@ -231,7 +273,9 @@ pub async fn serve(
         history,
         engine: Arc::clone(&engine),
         reload: options.enable_lifecycle.then(|| options.source.clone()),
-        audit: AuditLog::open(&options.data_dir.join("actions")).map_err(ServeError::Actions)?,
+        audit,
+        actions: Some(actions),
+        remote_actions: options.enable_remote_actions,
     };
     tokio::spawn(reload_on_sighup(
         options.source.clone(),
@@ -246,5 +290,7 @@ pub async fn serve(
     if let Some(handle) = collector_loop {
         let _ = handle.await;
     }
+    // The dispatcher saves its outbox as it stops.
+    let _ = dispatcher.await;
     Ok(served?)
 }

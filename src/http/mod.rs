@@ -2,5 +2,6 @@
 //!
 //! Owns request handling only; what is served comes ready-made from the exposition cache.
 
+pub mod actions;
 pub mod api;
 pub mod server;

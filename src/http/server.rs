@@ -14,8 +14,10 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use super::actions as action_api;
 use super::api;
 use crate::actions::audit::AuditLog;
+use crate::actions::dispatcher::Actions;
 use crate::exposition::{ExpositionCache, Format};
 use crate::history::recorder::SharedHistory;
 use crate::rules::reload::{ConfigSource, SharedEngine};
@@ -38,6 +40,10 @@ pub struct AppState {
     pub reload: Option<ConfigSource>,
     /// Recent recovery action runs, for `/api/v1/actions` and the dashboard.
     pub audit: AuditLog,
+    /// The recovery actions' dispatcher (none when monitoring is off).
+    pub actions: Option<Actions>,
+    /// Serve the state-changing action endpoints (`--web.enable-remote-actions`).
+    pub remote_actions: bool,
 }
 
 /// The routes, ready to serve.
@@ -55,6 +61,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/summary", get(api::summary))
         .route("/api/v1/rules", get(api::rules))
         .route("/api/v1/alerts", get(api::alerts))
+        .route("/api/v1/actions", get(action_api::list))
+        .route(
+            "/api/v1/actions/{name}/run",
+            axum::routing::post(action_api::run_for_peer),
+        )
+        .route(
+            "/api/v1/alertmanager/webhook",
+            axum::routing::post(action_api::alertmanager_webhook),
+        )
         .route("/-/reload", axum::routing::post(api::reload))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))

@@ -16,6 +16,8 @@ use super::alerting::{AlertState, AlertingRule, RuleStateSnapshot};
 use super::load::{Group, Rule, RuleError, RuleKind};
 use super::promql::{EvalError, Evaluator, Labels, Queryable, Value, NAME};
 use super::template::{self, TemplateData};
+use crate::actions::alert::{AlertEvent, Status};
+use crate::actions::dispatcher::Sighting;
 use crate::history::query::rfc3339;
 use crate::model::Family;
 
@@ -221,6 +223,45 @@ impl RuleEngine {
             })
             .filter(|(_, a)| a.state != AlertState::Inactive)
             .collect()
+    }
+
+    /// Every firing or resolved alert of the rules that name recovery actions, as the
+    /// actions see them: external labels added (without overriding the alert's own), Prometheus's
+    /// `startsAt`/`endsAt`, and whether the evaluation at `now_ms` marked it for sending to
+    /// Alertmanager.
+    pub fn sightings(&self, now_ms: i64) -> Vec<Sighting> {
+        let mut sightings = Vec::new();
+        for r in self.groups.iter().flat_map(|g| &g.rules) {
+            let Some(alerting) = r.alerting.as_ref().filter(|_| !r.rule.actions.is_empty()) else {
+                continue;
+            };
+            for alert in alerting.active_alerts() {
+                let (status, ends_at_ms) = match (alert.state, alert.resolved_at_ms) {
+                    (AlertState::Firing, _) => (Status::Firing, alert.valid_until_ms),
+                    (AlertState::Inactive, Some(resolved)) => (Status::Resolved, resolved),
+                    _ => continue,
+                };
+                let mut labels = alert.labels.clone();
+                for (k, v) in &self.globals.external_labels {
+                    labels.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+                sightings.push(Sighting {
+                    alert: AlertEvent {
+                        labels,
+                        annotations: alert.annotations.clone(),
+                        status,
+                        value: alert.value,
+                        starts_at_ms: alert.fired_at_ms.unwrap_or(alert.active_at_ms),
+                        ends_at_ms,
+                        generator_url: generator_url(&self.globals.external_url, &r.rule.expr_text),
+                        actions: r.rule.actions.clone(),
+                        expr: r.rule.expr_text.clone(),
+                    },
+                    due_for_sending: alert.last_sent_at_ms == Some(now_ms),
+                });
+            }
+        }
+        sightings
     }
 
     /// `ALERTS`, `ALERTS_FOR_STATE` and the engine's own metrics.
@@ -489,6 +530,17 @@ fn evaluate_rule(
         }
         (None, RuleKind::Alert { .. }) => Ok(Vec::new()),
     }
+}
+
+/// Prometheus's link to an expression: `<external URL>/graph?g0.expr=...&g0.tab=1`.
+fn generator_url(external_url: &str, expr: &str) -> String {
+    let mut url = format!("{}/graph?", external_url.trim_end_matches('/'));
+    url.push_str(
+        &reqwest::Url::parse_with_params("http://x/", [("g0.expr", expr), ("g0.tab", "1")])
+            .map(|u| u.query().unwrap_or_default().to_owned())
+            .unwrap_or_default(),
+    );
+    url
 }
 
 #[cfg(test)]

@@ -51,7 +51,31 @@ pub fn load_all(
             groups.extend(load::load_file(&file)?);
         }
     }
+    check_action_names(&groups, config)?;
     Ok(groups)
+}
+
+/// Every action a rule names (the `action` label, the `actions` annotation) must be defined
+/// under `cluster.monitoring.recovery_actions`.
+fn check_action_names(groups: &[Group], config: &Config) -> Result<(), RuleError> {
+    let defined = &config.cluster.monitoring.recovery_actions;
+    for group in groups {
+        for rule in &group.rules {
+            if let Some(missing) = rule.actions.iter().find(|a| !defined.contains_key(*a)) {
+                return Err(RuleError {
+                    file: group.file.clone(),
+                    line: 0,
+                    column: 0,
+                    place: format!("group {:?}, rule {:?}", group.name, rule.name()),
+                    reason: format!(
+                        "names the recovery action {missing:?}, which cluster.monitoring.recovery_actions does not define (defined: {})",
+                        if defined.is_empty() { "none".to_owned() } else { defined.keys().cloned().collect::<Vec<_>>().join(", ") }
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn glob_has_wildcards(pattern: &str) -> bool {

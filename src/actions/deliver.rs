@@ -1,0 +1,301 @@
+//! One attempt at one outbox entry: runs the command or script, posts the webhook, pushes to
+//! Alertmanager, runs the built-in, or asks the peer it belongs to; in a dry run, says what
+//! it would have done instead. Returns what the attempt came to; retrying and recording are
+//! the dispatcher's.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::alert::AlertEvent;
+use super::argv::{self, RunContext};
+use super::audit::RunResult;
+use super::outbox::Job;
+use super::policy::Trigger;
+use super::remote::{self, RemoteRequest};
+use super::{command, payload, webhook};
+use crate::config::{
+    ActionsConfig, Builtin, ClusterConfig, HttpUrl, IpfsClusterConfig, RecoveryActionConfig, Target,
+};
+
+/// What the actions need to know of the rest of the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// This node's id.
+    pub node_id: String,
+    /// The actions, by name.
+    pub actions: std::collections::BTreeMap<String, RecoveryActionConfig>,
+    /// Delivery settings.
+    pub delivery: ActionsConfig,
+    /// Run nothing, record what would run.
+    pub dry_run: bool,
+    /// `$externalURL`, for payloads.
+    pub external_url: String,
+    /// This node's Kubo RPC API.
+    pub kubo_api_url: HttpUrl,
+    /// The IPFS Cluster REST API, for `reallocate_pins`.
+    pub ipfs_cluster: Option<IpfsClusterConfig>,
+    /// Peer sentinels.
+    pub peers: Vec<HttpUrl>,
+    /// Timeout of calls to peers, besides the remote action's own time.
+    pub peer_timeout: Duration,
+    /// The token peers require, from a file.
+    pub peer_token_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// The settings of a configuration.
+    pub fn new(
+        cluster: &ClusterConfig,
+        kubo_api_url: HttpUrl,
+        dry_run: bool,
+        peer_token_file: Option<PathBuf>,
+    ) -> Self {
+        let monitoring = &cluster.monitoring;
+        Self {
+            node_id: cluster.node_id.clone(),
+            actions: monitoring.recovery_actions.clone(),
+            delivery: monitoring.actions.clone(),
+            dry_run: dry_run || monitoring.actions.dry_run,
+            external_url: monitoring.external_url.clone(),
+            kubo_api_url,
+            ipfs_cluster: cluster.ipfs_cluster.clone(),
+            peers: cluster.peers.clone(),
+            peer_timeout: cluster.peer_timeout_seconds.duration(),
+            peer_token_file,
+        }
+    }
+
+    /// Whether this entry runs on a peer rather than here: `target: alerting_node` for another
+    /// node, for the kinds that act on a node (commands, scripts, `run_gc`,
+    /// `connect_bootstrap_peers`). Webhooks, Alertmanager and `reallocate_pins` always run
+    /// here; a run a peer asked for always runs here.
+    pub fn runs_on_peer(&self, action: &RecoveryActionConfig, job: &Job) -> bool {
+        let node_kind = action.command.is_some()
+            || action.script.is_some()
+            || matches!(
+                action.builtin(),
+                Some(Builtin::RunGc | Builtin::ConnectBootstrapPeers)
+            );
+        node_kind
+            && action.target == Target::AlertingNode
+            && job.trigger != Trigger::Remote
+            && job.node_id != self.node_id
+    }
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// Success, failure, timeout or dry run.
+    pub result: RunResult,
+    /// Output, answer or reason, for the audit log.
+    pub output: String,
+    /// How long it took.
+    pub duration: Duration,
+}
+
+impl Attempt {
+    fn of(ok: bool, output: String, duration: Duration) -> Self {
+        Self {
+            result: if ok {
+                RunResult::Success
+            } else {
+                RunResult::Failure
+            },
+            output,
+            duration,
+        }
+    }
+}
+
+/// Makes one attempt at `job`.
+pub async fn attempt(settings: &Settings, client: &reqwest::Client, job: &Job) -> Attempt {
+    let started = Instant::now();
+    let Some(action) = settings.actions.get(&job.action) else {
+        return Attempt::of(
+            false,
+            format!(
+                "no recovery action named {:?} in this sentinel's configuration",
+                job.action
+            ),
+            started.elapsed(),
+        );
+    };
+    let run = RunContext {
+        action: &job.action,
+        trigger: job.trigger,
+        node_id: &job.node_id,
+    };
+    if settings.runs_on_peer(action, job) {
+        if settings.dry_run {
+            return dry(
+                format!("would ask node {}'s sentinel to run it", job.node_id),
+                started,
+            );
+        }
+        return on_peer(settings, client, action, job, started).await;
+    }
+    if action.command.is_some() || action.script.is_some() {
+        let template = match argv::template(action) {
+            Ok(t) => t,
+            Err(e) => return Attempt::of(false, e.to_string(), started.elapsed()),
+        };
+        let argv = argv::argv(&template, &job.alert, &run);
+        if settings.dry_run {
+            return dry(format!("would run: {}", shell_words::join(&argv)), started);
+        }
+        let env = argv::environment(&job.alert, &run);
+        let ran = command::run(&argv, &env, action.timeout()).await;
+        return Attempt {
+            result: match ran.exit {
+                command::Exit::TimedOut => RunResult::Timeout,
+                _ if ran.succeeded() => RunResult::Success,
+                _ => RunResult::Failure,
+            },
+            output: ran.describe(),
+            duration: ran.duration,
+        };
+    }
+    if let Some(hook) = &action.webhook {
+        if settings.dry_run {
+            return dry(format!("would POST to {}", hook.url), started);
+        }
+        let body = payload::webhook(
+            &job.action,
+            std::slice::from_ref(&job.alert),
+            &settings.external_url,
+        );
+        let posted = webhook::post_json(
+            client,
+            hook.url.0.as_str(),
+            &hook.headers,
+            hook.bearer_token_file.as_deref(),
+            &body,
+        )
+        .await;
+        return Attempt::of(posted.ok, posted.output, posted.duration);
+    }
+    if let Some(am) = &action.alertmanager {
+        if settings.dry_run {
+            return dry("would push the alert to Alertmanager".into(), started);
+        }
+        return push_once(client, &am.urls, &job.alert, started).await;
+    }
+    match action.builtin() {
+        Some(builtin) if settings.dry_run => dry(
+            format!(
+                "would run the built-in {} for {}",
+                builtin.as_str(),
+                job.node_id
+            ),
+            started,
+        ),
+        Some(builtin) => {
+            let outcome = tokio::time::timeout(
+                action.timeout(),
+                run_builtin(builtin, settings, client, job),
+            )
+            .await;
+            match outcome {
+                Ok(Ok((success, summary))) => Attempt::of(success, summary, started.elapsed()),
+                Ok(Err(e)) => Attempt::of(false, e, started.elapsed()),
+                Err(_) => Attempt {
+                    result: RunResult::Timeout,
+                    output: format!("{} timed out", builtin.as_str()),
+                    duration: started.elapsed(),
+                },
+            }
+        }
+        None => Attempt::of(false, "the action does nothing".into(), started.elapsed()),
+    }
+}
+
+fn dry(output: String, started: Instant) -> Attempt {
+    Attempt {
+        result: RunResult::DryRun,
+        output,
+        duration: started.elapsed(),
+    }
+}
+
+/// Pushes one alert to every Alertmanager (an escalation or a route naming an
+/// `alertmanager` action); success when every one took it.
+async fn push_once(
+    client: &reqwest::Client,
+    urls: &[HttpUrl],
+    alert: &AlertEvent,
+    started: Instant,
+) -> Attempt {
+    let body = payload::alertmanager_alerts(std::slice::from_ref(alert));
+    let mut ok = true;
+    let mut output = Vec::new();
+    for base in urls {
+        let url = format!("{}/api/v2/alerts", base.0.as_str().trim_end_matches('/'));
+        let posted = webhook::post_json(client, &url, &Default::default(), None, &body).await;
+        ok &= posted.ok;
+        output.push(posted.output);
+    }
+    Attempt::of(ok, output.join("; "), started.elapsed())
+}
+
+async fn on_peer(
+    settings: &Settings,
+    client: &reqwest::Client,
+    action: &RecoveryActionConfig,
+    job: &Job,
+    started: Instant,
+) -> Attempt {
+    let peer = match remote::find_peer(client, &settings.peers, &job.node_id).await {
+        Ok(peer) => peer,
+        Err(e) => return Attempt::of(false, e, started.elapsed()),
+    };
+    let request = RemoteRequest {
+        job: job.id.clone(),
+        alert: job.alert.clone(),
+        trigger: job.trigger,
+    };
+    // The peer answers when its run ends: allow the action's time on top of the usual.
+    let wait = action.timeout() + command::KILL_GRACE + settings.peer_timeout;
+    let asked = tokio::time::timeout(
+        wait,
+        remote::run_on_peer(
+            client,
+            &peer,
+            &job.action,
+            &request,
+            settings.peer_token_file.as_deref(),
+        ),
+    )
+    .await;
+    match asked {
+        Ok(Ok(answer)) => Attempt {
+            result: match answer.result {
+                RunResult::Success | RunResult::DryRun => answer.result,
+                RunResult::Timeout => RunResult::Timeout,
+                _ => RunResult::Failure,
+            },
+            output: format!("on {}: {}", job.node_id, answer.output),
+            duration: started.elapsed(),
+        },
+        Ok(Err(e)) => Attempt::of(false, e, started.elapsed()),
+        Err(_) => Attempt {
+            result: RunResult::Timeout,
+            output: format!("node {}'s sentinel did not answer in time", job.node_id),
+            duration: started.elapsed(),
+        },
+    }
+}
+
+/// Runs a built-in; `(success, summary)` or why it could not run.
+async fn run_builtin(
+    builtin: Builtin,
+    settings: &Settings,
+    client: &reqwest::Client,
+    job: &Job,
+) -> Result<(bool, String), String> {
+    let _ = (settings, client, job);
+    Err(format!(
+        "the built-in {} is not available yet",
+        builtin.as_str()
+    ))
+}

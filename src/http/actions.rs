@@ -1,0 +1,232 @@
+//! The recovery actions' endpoints: `GET /api/v1/actions` (the audit log),
+//! `POST /api/v1/alertmanager/webhook` (Alertmanager's webhook receiver: alerts evaluated by
+//! Prometheus run the same recovery) and `POST /api/v1/actions/{name}/run` (a peer sentinel
+//! asking this one to run an action for this node). The two POSTs change state: they answer
+//! 403 unless the sentinel was started with `--web.enable-remote-actions`.
+//!
+//! Owns request parsing and answers; deciding and running are the dispatcher's.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::server::AppState;
+use crate::actions::alert::{AlertEvent, LabelSet, Status};
+use crate::actions::dispatcher::{RemoteRefusal, Sighting};
+use crate::actions::remote::RemoteRequest;
+
+/// Records listed by default, and at most.
+const DEFAULT_LIMIT: usize = 100;
+
+fn not_enabled() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        "Remote actions are not enabled: start the sentinel with --web.enable-remote-actions.\n",
+    )
+        .into_response()
+}
+
+/// `GET /api/v1/actions?limit=N`: recent runs, newest first.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(p): Query<HashMap<String, String>>,
+) -> Response {
+    let limit = match p.get("limit").map(|l| l.parse::<usize>()) {
+        None => DEFAULT_LIMIT,
+        Some(Ok(n)) => n.min(crate::actions::audit::KEEP),
+        Some(Err(_)) => {
+            return (StatusCode::BAD_REQUEST, "limit must be a whole number\n").into_response()
+        }
+    };
+    Json(json!({
+        "status": "success",
+        "data": {
+            "dry_run": state.actions.as_ref().is_some_and(|a| a.dry_run()),
+            "runs": state.audit.recent(limit),
+        }
+    }))
+    .into_response()
+}
+
+/// One alert of Alertmanager's webhook payload.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReceivedAlert {
+    status: String,
+    #[serde(default)]
+    labels: LabelSet,
+    #[serde(default)]
+    annotations: LabelSet,
+    #[serde(default)]
+    starts_at: String,
+    #[serde(default)]
+    ends_at: String,
+    #[serde(default, rename = "generatorURL")]
+    generator_url: String,
+}
+
+/// Alertmanager's webhook payload, the parts used.
+#[derive(Debug, Deserialize)]
+struct Payload {
+    version: String,
+    alerts: Vec<ReceivedAlert>,
+}
+
+fn parse_time(text: &str) -> i64 {
+    humantime::parse_rfc3339_weak(text.trim_end_matches('Z'))
+        .ok()
+        .map_or(0, crate::history::query::system_ms)
+}
+
+/// Reads Alertmanager's webhook payload (version 4) into alerts, without their actions.
+pub fn parse_alertmanager_payload(body: &[u8]) -> Result<Vec<AlertEvent>, String> {
+    let payload: Payload = serde_json::from_slice(body)
+        .map_err(|e| format!("not an Alertmanager webhook payload: {e}"))?;
+    if payload.version != "4" {
+        return Err(format!(
+            "Alertmanager webhook payload version {:?}; only \"4\" is understood",
+            payload.version
+        ));
+    }
+    payload
+        .alerts
+        .into_iter()
+        .map(|a| {
+            let status = match a.status.as_str() {
+                "firing" => Status::Firing,
+                "resolved" => Status::Resolved,
+                other => {
+                    return Err(format!(
+                        "alert status {other:?} is neither firing nor resolved"
+                    ))
+                }
+            };
+            Ok(AlertEvent {
+                labels: a.labels,
+                annotations: a.annotations,
+                status,
+                value: f64::NAN,
+                starts_at_ms: parse_time(&a.starts_at),
+                ends_at_ms: parse_time(&a.ends_at),
+                generator_url: a.generator_url,
+                actions: Vec::new(),
+                expr: String::new(),
+            })
+        })
+        .collect()
+}
+
+/// `POST /api/v1/alertmanager/webhook`: runs the actions each alert's `action` label or the
+/// configured routes name, under the same policy as this sentinel's own alerts. 400 for a body
+/// that is not a webhook payload; 200 with what was accepted otherwise (unknown action names
+/// are listed and logged, not retried by Alertmanager).
+pub async fn alertmanager_webhook(State(state): State<AppState>, body: Bytes) -> Response {
+    let Some(actions) = state.actions.clone().filter(|_| state.remote_actions) else {
+        return not_enabled();
+    };
+    let alerts = match parse_alertmanager_payload(&body) {
+        Ok(alerts) => alerts,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    let mut unknown: BTreeMap<String, ()> = BTreeMap::new();
+    let mut sightings = Vec::new();
+    for mut alert in alerts {
+        let (known, missing): (Vec<String>, Vec<String>) = actions
+            .actions_for(&alert.labels)
+            .into_iter()
+            .partition(|a| actions.knows(a));
+        for m in missing {
+            unknown.insert(m, ());
+        }
+        if known.is_empty() {
+            continue;
+        }
+        alert.actions = known;
+        sightings.push(Sighting {
+            alert,
+            due_for_sending: false,
+        });
+    }
+    if !unknown.is_empty() {
+        tracing::warn!(actions = ?unknown.keys().collect::<Vec<_>>(), "Alertmanager named recovery actions this sentinel does not define");
+    }
+    let accepted = sightings.len();
+    actions.send(sightings).await;
+    Json(json!({
+        "status": "success",
+        "data": {"accepted": accepted, "unknown_actions": unknown.keys().collect::<Vec<_>>()}
+    }))
+    .into_response()
+}
+
+/// `POST /api/v1/actions/{name}/run`: a peer asks this sentinel to run one of its actions for
+/// this node. Answers when the run ends; the same job id is run once, its result given again.
+pub async fn run_for_peer(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(actions) = state.actions.clone().filter(|_| state.remote_actions) else {
+        return not_enabled();
+    };
+    let request: RemoteRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("not a remote run request: {e}\n"),
+            )
+                .into_response()
+        }
+    };
+    match actions.run_for_peer(name, request).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(e @ RemoteRefusal::UnknownAction(_)) => {
+            (StatusCode::NOT_FOUND, format!("{e}\n")).into_response()
+        }
+        Err(e @ RemoteRefusal::Running(_)) => {
+            (StatusCode::CONFLICT, format!("{e}\n")).into_response()
+        }
+        Err(e @ RemoteRefusal::ShuttingDown) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_alertmanagers_payload() {
+        let body = br#"{"receiver":"sentinel","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"DiskFull","action":"gc"},"annotations":{"summary":"x"},"startsAt":"2026-11-28T10:00:00.123456789Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://p/graph","fingerprint":"abc"}],"groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://am","version":"4","groupKey":"{}:{}","truncatedAlerts":0}"#;
+        let alerts = parse_alertmanager_payload(body).unwrap();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].alertname(), "DiskFull");
+        assert_eq!(alerts[0].status, Status::Firing);
+        assert_eq!(alerts[0].starts_at_ms, 1_795_860_000_123);
+    }
+
+    #[test]
+    fn bad_payloads_say_why() {
+        assert!(parse_alertmanager_payload(b"[]")
+            .unwrap_err()
+            .contains("not an Alertmanager"));
+        assert!(
+            parse_alertmanager_payload(br#"{"version":"3","alerts":[]}"#)
+                .unwrap_err()
+                .contains("version")
+        );
+        assert!(
+            parse_alertmanager_payload(br#"{"version":"4","alerts":[{"status":"odd"}]}"#)
+                .unwrap_err()
+                .contains("odd")
+        );
+    }
+}
