@@ -5,6 +5,7 @@
 //! Every test binary includes this module and uses part of it.
 #![allow(dead_code)]
 
+pub mod alertmanager;
 pub mod ipfs_cluster;
 pub mod kubo_fixtures;
 
@@ -186,6 +187,18 @@ impl Sentinel {
 
     /// Like [`Sentinel::start_on`], keeping its state in `data_dir` (which may outlive it).
     pub async fn start_in(port: u16, config_yaml: &str, data_dir: &Path, dir: TempDir) -> Sentinel {
+        Sentinel::start_with(port, config_yaml, data_dir, dir, &[], &[]).await
+    }
+
+    /// Like [`Sentinel::start_in`], with extra `serve` arguments and environment variables.
+    pub async fn start_with(
+        port: u16,
+        config_yaml: &str,
+        data_dir: &Path,
+        dir: TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Sentinel {
         let config = dir.path().join("sentinel.yaml");
         std::fs::write(&config, config_yaml).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_ipfs-sentinel"));
@@ -197,6 +210,8 @@ impl Sentinel {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
             .arg(data_dir)
+            .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info");
         let mut process =
             Process::spawn("ipfs-sentinel", command, &dir.path().join("sentinel.log"));
