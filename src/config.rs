@@ -526,6 +526,11 @@ pub struct RecoveryActionConfig {
     /// The action to run on escalation.
     #[serde(default)]
     pub escalate_to: Option<Spanned<String>>,
+    /// `reallocate_pins` only: also move pins whose other allocations already meet their
+    /// `replication_factor_min` (default false: such pins keep their allocation on the
+    /// Offline node, as IPFS Cluster itself would keep it, and come back with it).
+    #[serde(default)]
+    pub include_satisfied_pins: bool,
 }
 
 impl RecoveryActionConfig {

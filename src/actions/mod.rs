@@ -5,12 +5,14 @@
 //! action and node, runs per episode, resolve, escalation), writes each run to the durable
 //! [`outbox`] before trying it, and [`deliver`]s it: a [`command`] (argv and environment from
 //! [`argv`], never a shell), a webhook ([`webhook`], with Alertmanager's [`payload`]), a push to
-//! Alertmanager ([`alertmanager`]), a built-in, or a run on the peer the alert is about
-//! ([`remote`]). Every attempt lands in the [`audit`] log and the [`stats`].
+//! Alertmanager ([`alertmanager`]), a [`builtin`] (repo GC, pin reallocation, bootstrap
+//! reconnection), or a run on the peer the alert is about ([`remote`]). Every attempt lands in
+//! the [`audit`] log and the [`stats`].
 pub mod alert;
 pub mod alertmanager;
 pub mod argv;
 pub mod audit;
+pub mod builtin;
 pub mod command;
 pub mod deliver;
 pub mod dispatcher;

@@ -359,19 +359,7 @@ fn ipfs_up(value: f64) -> Family {
 }
 
 fn describe_reqwest_error(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "no answer before the timeout".to_owned()
-    } else if e.is_connect() {
-        "cannot connect (is the IPFS daemon running?)".to_owned()
-    } else {
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            reason = format!("{reason}: {s}");
-            source = s.source();
-        }
-        reason
-    }
+    super::describe_transport_error(e, "the IPFS daemon")
 }
 
 impl Collector for IpfsCollector {

@@ -160,8 +160,8 @@ pub fn figures(
     }
 }
 
-/// Reads `user:password` from a basic-auth file.
-fn read_basic_auth(path: &std::path::Path) -> Result<(String, String), CollectError> {
+/// Reads `user:password` from a basic-auth file (`cluster.ipfs_cluster.basic_auth_file`).
+pub fn read_basic_auth(path: &std::path::Path) -> Result<(String, String), CollectError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         CollectError::Source(format!(
             "cannot read cluster.ipfs_cluster.basic_auth_file {}: {e}",

@@ -40,6 +40,24 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, CollectError> {
         .map_err(|e| CollectError::Source(format!("cannot build an HTTP client: {e}")))
 }
 
+/// Says why an HTTP call got no answer, for a log line or an error a user reads: a timeout, a
+/// refused connection (with a hint naming `service`, e.g. "the IPFS daemon"), or the error's chain.
+pub fn describe_transport_error(e: &reqwest::Error, service: &str) -> String {
+    if e.is_timeout() {
+        "no answer before the timeout".to_owned()
+    } else if e.is_connect() {
+        format!("cannot connect (is {service} running?)")
+    } else {
+        let mut reason = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            reason = format!("{reason}: {s}");
+            source = s.source();
+        }
+        reason
+    }
+}
+
 /// One source of metrics.
 pub trait Collector: Send {
     /// Short name, the value of the `collector` label.
