@@ -7,13 +7,24 @@
 //! Like IPFS Cluster 1.x it streams lists as NDJSON and answers `204 No Content` for an empty
 //! one, and `401` without the right credentials. It serves whatever the test puts in its state;
 //! it does not pin anything.
+//!
+//! `POST /pins/{cid}` (REST API reference: "Pin a CID", options as query arguments
+//! `replication-min`, `replication-max`, `name`, `mode`, `user-allocations`, `meta-<key>`,
+//! `expire-at`; the Go client's `PinOptions.ToQuery`) is recorded and answered with the `Pin`
+//! as stored, its allocations chosen the way IPFS Cluster's `allocate.go` chooses them: peers
+//! without an `error` count as having valid metrics; valid current allocations are kept; if
+//! they already meet `replication-min` the allocations stay as they were (invalid ones too);
+//! otherwise `user-allocations` come first, then the other valid peers (by id here, by
+//! metrics in IPFS Cluster), up to `replication-max`; too few is a 500 "not enough peers to
+//! allocate CID". A CID the test marks as failing gets a 500 instead, as a failed consensus
+//! write would.
 
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
@@ -50,25 +61,169 @@ impl ClusterState {
         })
     }
 
-    /// A Pin as `GET /allocations` lists it.
+    /// A Pin as `GET /allocations` lists it, replicated exactly on `allocations` (everywhere
+    /// when empty).
     pub fn allocation(cid: &str, allocations: &[&str]) -> Value {
-        let min = if allocations.is_empty() {
+        let factor = if allocations.is_empty() {
             -1
         } else {
             allocations.len() as i64
         };
+        ClusterState::replicated(cid, allocations, factor, factor)
+    }
+
+    /// A Pin as `GET /allocations` lists it, with its replication factors.
+    pub fn replicated(cid: &str, allocations: &[&str], min: i64, max: i64) -> Value {
         json!({
-            "cid": cid, "type": 2, "allocations": allocations, "max_depth": -1, "reference": null,
-            "replication_factor_min": min, "replication_factor_max": min, "name": "",
+            "cid": cid, "type": "pin", "allocations": allocations, "max_depth": -1, "reference": null,
+            "replication_factor_min": min, "replication_factor_max": max, "name": "",
             "mode": "recursive", "shard_size": 0, "user_allocations": null, "expire_at": "0001-01-01T00:00:00Z",
-            "metadata": null, "pin_update": null, "origins": []
+            "metadata": null, "pin_update": null, "origins": [], "timestamp": "2026-11-28T10:00:00Z"
         })
     }
+
+    /// The Pin of `cid` as it is stored now.
+    pub fn allocation_of(&self, cid: &str) -> Option<&Value> {
+        self.allocations.iter().find(|a| a["cid"] == cid)
+    }
+
+    /// Peers with valid metrics: those without an error.
+    fn valid_peers(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|p| p["error"].as_str().unwrap_or("").is_empty())
+            .filter_map(|p| p["id"].as_str().map(str::to_owned))
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// `POST /pins/{cid}`: allocates as IPFS Cluster's `allocate.go` does and stores the pin.
+    fn repin(&mut self, cid: &str, query: &[(String, String)]) -> Result<Value, String> {
+        let arg = |key: &str| {
+            query
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        let factor = |key: &str| -> Result<i64, String> {
+            match arg(key) {
+                None | Some("") => Ok(-1),
+                Some(v) => v.parse().map_err(|_| format!("parameter {key} invalid")),
+            }
+        };
+        let (min, max) = (factor("replication-min")?, factor("replication-max")?);
+        let user_allocations: Vec<String> = arg("user-allocations")
+            .filter(|v| !v.is_empty())
+            .map(|v| v.split(',').map(str::to_owned).collect())
+            .unwrap_or_default();
+        let existing = self.allocation_of(cid).cloned();
+        let existing_allocations: Vec<String> = existing
+            .as_ref()
+            .and_then(|p| p["allocations"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect();
+        let valid = self.valid_peers();
+        let current: Vec<String> = existing_allocations
+            .iter()
+            .filter(|a| valid.contains(a))
+            .cloned()
+            .collect();
+        let allocations: Vec<String> = if min == -1 && max == -1 {
+            Vec::new()
+        } else {
+            let needed = min - current.len() as i64;
+            let wanted = max - current.len() as i64;
+            if wanted < 0 {
+                current[..(current.len() as i64 + wanted) as usize].to_vec()
+            } else if needed <= 0 {
+                existing_allocations.clone()
+            } else {
+                let mut pool: Vec<String> = user_allocations
+                    .iter()
+                    .filter(|p| valid.contains(p) && !current.contains(p))
+                    .cloned()
+                    .collect();
+                for peer in &valid {
+                    if !current.contains(peer) && !pool.contains(peer) {
+                        pool.push(peer.clone());
+                    }
+                }
+                if (pool.len() as i64) < needed {
+                    return Err(format!(
+                        "not enough peers to allocate CID. Needed at least: {needed}. Wanted at most: {wanted}. Available candidates: {}. See logs for more info.",
+                        pool.len()
+                    ));
+                }
+                let mut chosen = current.clone();
+                chosen.extend(pool.into_iter().take(wanted.max(0) as usize));
+                chosen
+            }
+        };
+        let mut pin = existing.unwrap_or_else(|| ClusterState::replicated(cid, &[], min, max));
+        pin["allocations"] = json!(allocations);
+        pin["replication_factor_min"] = json!(min);
+        pin["replication_factor_max"] = json!(max);
+        pin["name"] = json!(arg("name").unwrap_or(""));
+        pin["mode"] = json!(arg("mode").filter(|m| !m.is_empty()).unwrap_or("recursive"));
+        pin["user_allocations"] = if user_allocations.is_empty() {
+            Value::Null
+        } else {
+            json!(user_allocations)
+        };
+        let metadata: serde_json::Map<String, Value> = query
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("meta-")?.to_owned(), json!(v))))
+            .collect();
+        pin["metadata"] = if metadata.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(metadata)
+        };
+        if let Some(at) = arg("expire-at") {
+            pin["expire_at"] = json!(at);
+        }
+        self.allocations.retain(|a| a["cid"] != cid);
+        self.allocations.push(pin.clone());
+        Ok(pin)
+    }
+}
+
+/// One `POST /pins/{cid}` the stand-in received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PinRequest {
+    /// The CID in the path.
+    pub cid: String,
+    /// The query arguments, in order.
+    pub query: Vec<(String, String)>,
+}
+
+impl PinRequest {
+    /// The value of one query argument.
+    pub fn arg(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The writes the stand-in received, and the CIDs it is told to fail.
+#[derive(Debug, Clone, Default)]
+pub struct PinWrites {
+    /// Every authorized `POST /pins/{cid}`, in order.
+    pub requests: Vec<PinRequest>,
+    /// CIDs whose `POST /pins/{cid}` answers 500.
+    pub failing: Vec<String>,
 }
 
 #[derive(Clone)]
 struct Shared {
     state: Arc<Mutex<ClusterState>>,
+    writes: Arc<Mutex<PinWrites>>,
     credentials: String,
 }
 
@@ -112,6 +267,7 @@ fn unauthorized() -> Response {
 pub struct IpfsClusterStandIn {
     pub url: String,
     pub state: Arc<Mutex<ClusterState>>,
+    pub writes: Arc<Mutex<PinWrites>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -120,8 +276,10 @@ impl IpfsClusterStandIn {
     /// Serves `state` on a free loopback port, requiring basic auth `credentials` (user:password).
     pub async fn start(state: ClusterState, credentials: &str) -> IpfsClusterStandIn {
         let state = Arc::new(Mutex::new(state));
+        let writes = Arc::new(Mutex::new(PinWrites::default()));
         let shared = Shared {
             state: Arc::clone(&state),
+            writes: Arc::clone(&writes),
             credentials: credentials.to_owned(),
         };
         let app = Router::new()
@@ -147,6 +305,32 @@ impl IpfsClusterStandIn {
                 }),
             )
             .route(
+                "/pins/{cid}",
+                post(|State(s): State<Shared>, h: HeaderMap, Path(cid): Path<String>, Query(query): Query<Vec<(String, String)>>| async move {
+                    if !authorized(&s, &h) {
+                        return unauthorized();
+                    }
+                    let fail = {
+                        let mut writes = s.writes.lock().unwrap();
+                        writes.requests.push(PinRequest { cid: cid.clone(), query: query.clone() });
+                        writes.failing.contains(&cid)
+                    };
+                    let stored = if fail {
+                        Err("error logging pin: the stand-in was told to fail this CID".to_owned())
+                    } else {
+                        s.state.lock().unwrap().repin(&cid, &query)
+                    };
+                    match stored {
+                        Ok(pin) => axum::Json(pin).into_response(),
+                        Err(message) => (
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            axum::Json(json!({"code": 500, "message": message})),
+                        )
+                            .into_response(),
+                    }
+                }),
+            )
+            .route(
                 "/allocations",
                 get(|State(s): State<Shared>, h: HeaderMap| async move {
                     if !authorized(&s, &h) {
@@ -169,9 +353,20 @@ impl IpfsClusterStandIn {
         IpfsClusterStandIn {
             url,
             state,
+            writes,
             stop: Some(stop),
             server,
         }
+    }
+
+    /// Makes `POST /pins/{cid}` answer 500 for this CID.
+    pub fn fail_pin(&self, cid: &str) {
+        self.writes.lock().unwrap().failing.push(cid.to_owned());
+    }
+
+    /// The `POST /pins/{cid}` requests received so far.
+    pub fn pin_requests(&self) -> Vec<PinRequest> {
+        self.writes.lock().unwrap().requests.clone()
     }
 
     /// Stops serving and closes the port.
