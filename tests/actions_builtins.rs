@@ -519,3 +519,60 @@ async fn an_unknown_node_or_refused_credentials_change_nothing_and_say_why() {
     assert_eq!(allocations_of(&stand_in, "QmOnlyA"), [A]);
     stand_in.stop().await;
 }
+
+#[tokio::test]
+async fn a_peer_ipfs_cluster_still_counts_as_up_keeps_its_pins_and_the_report_says_so() {
+    // The sentinel sees node-a Offline, but IPFS Cluster still has valid metrics for it.
+    let mut peers = four_peers();
+    peers[0] = ClusterState::peer(A, "node-a", "");
+    let state = ClusterState {
+        peers,
+        pins: Vec::new(),
+        allocations: vec![
+            ClusterState::replicated("QmOnlyA", &[A], 1, 1),
+            ClusterState::replicated("QmSatisfied", &[A, B], 1, 2),
+        ],
+    };
+    let stand_in = IpfsClusterStandIn::start(state, CREDENTIALS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster_config(&stand_in, &dir, CREDENTIALS);
+
+    let report = reallocate_pins(&client(5), &config, "node-a", true)
+        .await
+        .unwrap();
+
+    assert!(!report.success, "{report:?}");
+    assert_eq!(cids(&report.details["failed"]), ["QmOnlyA", "QmSatisfied"]);
+    assert!(
+        report.details["failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("IPFS Cluster kept its allocation on {A}")),
+        "{report:?}"
+    );
+    assert_eq!(allocations_of(&stand_in, "QmOnlyA"), [A]);
+    assert_eq!(allocations_of(&stand_in, "QmSatisfied"), [A, B]);
+    let minimums: Vec<(String, Option<String>)> = stand_in
+        .pin_requests()
+        .iter()
+        .map(|r| (r.cid.clone(), r.arg("replication-min").map(str::to_owned)))
+        .collect();
+    assert_eq!(
+        minimums,
+        [
+            ("QmOnlyA".to_owned(), Some("1".to_owned())),
+            ("QmSatisfied".to_owned(), Some("2".to_owned())),
+            ("QmSatisfied".to_owned(), Some("1".to_owned())),
+        ],
+        "a raised minimum is put back even when nothing moved"
+    );
+    let restored = stand_in
+        .state
+        .lock()
+        .unwrap()
+        .allocation_of("QmSatisfied")
+        .unwrap()["replication_factor_min"]
+        .clone();
+    assert_eq!(restored, 1);
+    stand_in.stop().await;
+}

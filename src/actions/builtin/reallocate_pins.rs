@@ -37,7 +37,8 @@
 //!   `replication-min` raised to its healthy allocations plus one, which makes IPFS Cluster
 //!   draw one more peer in place of the Offline one; the second with the pin's own
 //!   `replication-min` and the new allocations as `user-allocations`, which puts the option
-//!   back and changes nothing else (the valid allocations now meet the minimum). No pin is
+//!   back and changes nothing else (the valid allocations now meet the minimum); the second
+//!   is sent even when the first moved nothing. No pin is
 //!   ever unpinned: `DELETE /pins/{cid}` would make the healthy peers drop it too.
 //! - A pin is moved when the allocations IPFS Cluster answers no longer contain the Offline
 //!   peer; if they still do (IPFS Cluster still has valid metrics for it) or the call fails,
@@ -366,12 +367,13 @@ impl ClusterApi<'_> {
         let mut stored = self
             .pin(&pin.cid, &pin.repin_query(min, user_allocations))
             .await?;
-        if forced_min.is_some() && !stored.allocations.iter().any(|a| a == offline) {
+        if forced_min.is_some() {
+            // Put the pin's own minimum back whether or not it moved.
             let restore = pin.repin_query(pin.replication_factor_min, &stored.allocations);
             stored = self.pin(&pin.cid, &restore).await.map_err(|e| {
                 format!(
-                    "moved, but putting replication-min back to {} failed (re-pin it with \
-                     replication-min {} to restore it): {e}",
+                    "re-pinned with replication-min {min}, but putting it back to {} failed \
+                     (re-pin it with replication-min {} to restore it): {e}",
                     pin.replication_factor_min, pin.replication_factor_min
                 )
             })?;
