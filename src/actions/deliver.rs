@@ -193,7 +193,13 @@ pub async fn attempt(settings: &Settings, client: &reqwest::Client, job: &Job) -
         Some(builtin) => {
             let outcome = tokio::time::timeout(
                 action.timeout(),
-                run_builtin(builtin, settings, client, job),
+                run_builtin(
+                    builtin,
+                    settings,
+                    client,
+                    job,
+                    action.include_satisfied_pins,
+                ),
             )
             .await;
             match outcome {
@@ -286,16 +292,44 @@ async fn on_peer(
     }
 }
 
-/// Runs a built-in; `(success, summary)` or why it could not run.
+/// Runs a built-in; `(success, summary)` or why it could not run. `run_gc` and
+/// `connect_bootstrap_peers` act on this node's IPFS; `reallocate_pins` moves the pins of the
+/// node the alert names, through IPFS Cluster.
 async fn run_builtin(
     builtin: Builtin,
     settings: &Settings,
     client: &reqwest::Client,
     job: &Job,
+    include_satisfied: bool,
 ) -> Result<(bool, String), String> {
-    let _ = (settings, client, job);
-    Err(format!(
-        "the built-in {} is not available yet",
-        builtin.as_str()
-    ))
+    let kubo = &settings.kubo_api_url.0;
+    let report = match builtin {
+        Builtin::RunGc => super::builtin::run_gc(client, kubo).await,
+        Builtin::ConnectBootstrapPeers => {
+            super::builtin::connect_bootstrap_peers(client, kubo).await
+        }
+        Builtin::ReallocatePins => {
+            let Some(cluster) = &settings.ipfs_cluster else {
+                return Err(
+                    "reallocate_pins needs cluster.ipfs_cluster (the IPFS Cluster REST API) in the configuration"
+                        .into(),
+                );
+            };
+            super::builtin::reallocate_pins(client, cluster, &job.node_id, include_satisfied).await
+        }
+    };
+    report
+        .map(|r| {
+            let details = r.details.to_string();
+            let mut line = format!("{} {details}", r.summary);
+            if line.len() > super::command::OUTPUT_LIMIT {
+                let mut cut = super::command::OUTPUT_LIMIT;
+                while !line.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                line.truncate(cut);
+            }
+            (r.success, line)
+        })
+        .map_err(|e| e.to_string())
 }
