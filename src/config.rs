@@ -119,6 +119,10 @@ pub struct ClusterConfig {
     /// Timeout of each call to a peer sentinel, in seconds (default 3).
     #[serde(default = "default_peer_timeout")]
     pub peer_timeout_seconds: PositiveSeconds,
+    /// A file holding the token sent to peer sentinels as `Authorization: Bearer` (their
+    /// `--web.token-file`), for peers that require basic auth or a token (default: none).
+    #[serde(default)]
+    pub peer_token_file: Option<std::path::PathBuf>,
     /// A peer unreachable for this long is `Offline`; before that it is `Degraded` (default 30).
     #[serde(default = "default_offline_after")]
     pub offline_after_seconds: PositiveSeconds,
@@ -144,6 +148,7 @@ impl Default for ClusterConfig {
             role: Role::default(),
             peers: Vec::new(),
             peer_timeout_seconds: default_peer_timeout(),
+            peer_token_file: None,
             offline_after_seconds: default_offline_after(),
             export_peer_metrics: true,
             ipfs_cluster: None,
@@ -834,19 +839,7 @@ impl Config {
 
     /// Parses and validates configuration text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let mut path = String::new();
-        let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
-            serde_path_to_error::deserialize::<_, Option<Config>>(de).map_err(|e| {
-                path = e.path().to_string();
-                e.into_inner()
-            })
-        });
-        let config = match parsed {
-            Ok(Some(config)) => config,
-            // An empty file, or one holding only comments: every default.
-            Ok(None) => Config::default(),
-            Err(e) => return Err(invalid_from_yaml(file, &path, &e)),
-        };
+        let config = parse_yaml::<Config>(text, file)?.unwrap_or_default();
         config.validate(file)?;
         Ok(config)
     }
@@ -1004,6 +997,23 @@ fn unknown_action(
             if defined.is_empty() { "none".to_owned() } else { defined.join(", ") }
         ),
     }
+}
+
+/// Reads YAML text into `T`; `None` for an empty file (or one holding only comments). An error
+/// names `file`, line, column and the key path. Other files in YAML (the web configuration)
+/// share it.
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+) -> Result<Option<T>, ConfigError> {
+    let mut path = String::new();
+    serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize::<_, Option<T>>(de).map_err(|e| {
+            path = e.path().to_string();
+            e.into_inner()
+        })
+    })
+    .map_err(|e| invalid_from_yaml(file, &path, &e))
 }
 
 fn invalid_from_yaml(file: &str, path: &str, e: &serde_saphyr::Error) -> ConfigError {

@@ -12,6 +12,9 @@ use clap::{Parser, Subcommand};
 use ipfs_sentinel::config::{Config, Threshold, EMBEDDED_DEFAULT};
 use ipfs_sentinel::history::export::{Export, Format};
 use ipfs_sentinel::history::query::{system_ms, Selector, WindowParams};
+use ipfs_sentinel::http::auth::WebToken;
+use ipfs_sentinel::http::connections::{Limits, ServerOptions};
+use ipfs_sentinel::http::web_config::WebConfig;
 use ipfs_sentinel::rules::load::{Group, SHORT_FORM_GROUP};
 use ipfs_sentinel::rules::reload::ConfigSource;
 use ipfs_sentinel::{dotted, sentinel};
@@ -55,6 +58,8 @@ enum Command {
         /// included (as cluster.monitoring.actions.dry_run: true).
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        web: WebArgs,
     },
     /// Check a configuration file: prints a summary and exits 0, or the error and exits 1.
     CheckConfig {
@@ -87,6 +92,64 @@ enum Command {
     /// Raw samples by default; with --step, one point per step (the last sample, or --fn).
     /// Bad input exits with status 2.
     Export(ExportArgs),
+}
+
+/// `serve`'s web security and limits.
+#[derive(clap::Args)]
+struct WebArgs {
+    /// Web configuration in Prometheus exporter-toolkit's format, the file node_exporter's
+    /// --web.config.file takes: tls_server_config (TLS, client certificates),
+    /// basic_auth_users (bcrypt hashes), http_server_config.headers.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    config_file: Option<PathBuf>,
+    /// A file holding the token that state-changing endpoints (POST /-/reload, ...) require as
+    /// `Authorization: Bearer TOKEN`; with it they are on without their --web.enable-* switch.
+    /// The token itself is never given on the command line.
+    #[arg(
+        long = "web.token-file",
+        value_name = "FILE",
+        env = "IPFS_SENTINEL_WEB_TOKEN_FILE"
+    )]
+    token_file: Option<PathBuf>,
+    /// The longest a connection may take, from its start, to send a request head; slow
+    /// clients are cut there.
+    #[arg(long = "web.header-read-timeout", value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    header_read_timeout: std::time::Duration,
+    /// Connections served at once; past it a new one gets 503 at once.
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// The largest request body taken, in bytes (larger: 413).
+    #[arg(
+        long = "web.max-request-body-bytes",
+        value_name = "BYTES",
+        default_value_t = 1 << 20
+    )]
+    max_request_body_bytes: usize,
+}
+
+impl WebArgs {
+    /// The server options and token these flags ask for; reads the files now.
+    fn load(&self) -> anyhow::Result<(ServerOptions, Option<WebToken>)> {
+        let web = match &self.config_file {
+            Some(path) => WebConfig::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+            None => WebConfig::default(),
+        };
+        let token = self.token_file.as_deref().map(WebToken::read).transpose()?;
+        let limits = Limits {
+            header_read_timeout: self.header_read_timeout,
+            max_connections: self.max_connections as usize,
+            max_body_bytes: self.max_request_body_bytes,
+            ..Limits::default()
+        };
+        Ok((
+            ServerOptions {
+                web,
+                limits,
+                stats: Default::default(),
+            },
+            token,
+        ))
+    }
 }
 
 #[derive(Subcommand)]
@@ -141,6 +204,7 @@ fn main() -> ExitCode {
             enable_lifecycle,
             enable_remote_actions,
             dry_run,
+            web,
         } => report(serve(
             config.as_deref(),
             listen,
@@ -150,6 +214,7 @@ fn main() -> ExitCode {
                 enable_remote_actions,
                 dry_run,
             },
+            &web,
         )),
         Command::CheckConfig { file } => {
             let source = ConfigSource {
@@ -438,6 +503,7 @@ fn serve(
     listen: SocketAddr,
     data_dir: Option<PathBuf>,
     switches: Switches,
+    web: &WebArgs,
 ) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -450,6 +516,7 @@ fn serve(
         Some(path) => Config::load(path)?,
         None => Config::parse(EMBEDDED_DEFAULT, "<embedded default config>")?,
     };
+    let (server, token) = web.load()?;
     let data_dir = match data_dir {
         Some(dir) => dir,
         None => default_data_dir()?,
@@ -475,6 +542,9 @@ fn serve(
             data_dir = %data_dir.display(),
             node_id = %config.cluster.node_id,
             ipfs_api = %config.ipfs.api_url,
+            tls = server.web.tls.is_some(),
+            basic_auth = !server.web.users.is_empty(),
+            token = token.is_some(),
             "ipfs-sentinel {} started",
             env!("CARGO_PKG_VERSION")
         );
@@ -484,6 +554,8 @@ fn serve(
             enable_lifecycle: switches.enable_lifecycle,
             enable_remote_actions: switches.enable_remote_actions,
             dry_run: switches.dry_run,
+            token,
+            server,
         };
         sentinel::serve(config, listener, options, shutdown_signal()).await?;
         tracing::info!("ipfs-sentinel stopped");

@@ -1,7 +1,10 @@
 //! Wires the parts together from a [`Config`]: the collectors and their loop, the exposition
 //! cache and the HTTP server, all stopped by one shutdown signal.
 //!
-//! Owns start-up order and nothing else: each part keeps its own logic.
+//! Owns start-up and shutdown order and nothing else: each part keeps its own logic. Shutdown
+//! (SIGTERM, SIGINT): the server stops accepting and finishes in-flight requests, then the
+//! collectors stop, then the history writes what it holds only in memory; see
+//! [`serve`] for where further flushes go.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -26,8 +29,10 @@ use crate::config::Config;
 use crate::exposition::ExpositionCache;
 use crate::history::persist::Persistence;
 use crate::history::query::system_ms;
-use crate::history::recorder::{self, HistoryCollector, SharedHistory};
+use crate::history::recorder::{self, HistoryCollector, SharedHistory, WriteHealth};
 use crate::history::{History, SeriesKey};
+use crate::http::auth::{self, WebToken};
+use crate::http::connections::{HttpCollector, ServerOptions};
 use crate::http::server::{self, AppState};
 use crate::model::Snapshot;
 use crate::rules::load::RuleError;
@@ -84,12 +89,13 @@ pub fn open_history(
 }
 
 /// The collectors this configuration asks for, in the order they are listed. The cluster
-/// collector reads this node's own state from `local`; the actions collector exposes
-/// `action_stats`.
+/// collector reads this node's own state from `local`; the history collector reads how
+/// writing the history goes from `writes`; the actions collector exposes `action_stats`.
 pub fn collectors(
     config: &Config,
     local: &ExpositionCache,
     history: &SharedHistory,
+    writes: &Arc<WriteHealth>,
     engine: &SharedEngine,
     action_stats: &Stats,
 ) -> Result<Vec<Box<dyn Collector>>, CollectError> {
@@ -97,7 +103,10 @@ pub fn collectors(
         Box::new(NodeCollector::new()?),
         Box::new(IpfsCollector::new(&config.ipfs)?),
         Box::new(ClusterCollector::new(&config.cluster, local.clone())?),
-        Box::new(HistoryCollector::new(Arc::clone(history))),
+        Box::new(HistoryCollector::new(
+            Arc::clone(history),
+            Arc::clone(writes),
+        )),
         Box::new(RulesCollector::new(Arc::clone(engine))),
         Box::new(ActionsCollector::new(action_stats.clone())),
     ];
@@ -114,12 +123,16 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// Where the configuration came from, to reload it.
     pub source: ConfigSource,
-    /// Serve `POST /-/reload` (Prometheus's `--web.enable-lifecycle`).
+    /// Serve `POST /-/reload` (Prometheus's `--web.enable-lifecycle`); a token turns it on too.
     pub enable_lifecycle: bool,
     /// Serve the Alertmanager webhook receiver and the remote action endpoint.
     pub enable_remote_actions: bool,
     /// Run no recovery action; record what would have run.
     pub dry_run: bool,
+    /// The token state-changing endpoints require (`--web.token-file`).
+    pub token: Option<WebToken>,
+    /// The web configuration (TLS, basic auth, headers) and the server's limits.
+    pub server: ServerOptions,
 }
 
 /// The rule engine of a configuration, its saved alert states restored.
@@ -202,6 +215,7 @@ pub async fn serve(
     let (history, persistence) =
         open_history(&config, &options.data_dir, false).map_err(ServeError::History)?;
     let history: SharedHistory = Arc::new(Mutex::new(history));
+    let writes = Arc::new(WriteHealth::default());
     let cache = ExpositionCache::new(Snapshot::new(
         SystemTime::now(),
         vec![collect::build_info()],
@@ -225,7 +239,6 @@ pub async fn serve(
             &config.cluster,
             config.ipfs.api_url.clone(),
             options.dry_run,
-            None,
         ),
         outbox,
         audit.clone(),
@@ -233,11 +246,15 @@ pub async fn serve(
         stopped(stop_rx.clone()),
     )
     .map_err(|e| ServeError::Actions(std::io::Error::other(e)))?;
-    let collector_loop = if monitoring.enabled {
+    let loops = if monitoring.enabled {
         let publish_to = cache.clone();
-        tokio::spawn(recorder::run(
+        let mut collectors =
+            collectors(&config, &cache, &history, &writes, &engine, &action_stats)?;
+        collectors.push(Box::new(HttpCollector::new(options.server.stats.clone())));
+        let recorder = tokio::spawn(recorder::run(
             Arc::clone(&history),
             persistence,
+            Arc::clone(&writes),
             cache.clone(),
             evaluate_rules(
                 Arc::clone(&engine),
@@ -247,20 +264,21 @@ pub async fn serve(
             monitoring.collection_interval_seconds.duration(),
             stopped(stop_rx.clone()),
         ));
-        Some(tokio::spawn(collect::run(
-            collectors(&config, &cache, &history, &engine, &action_stats)?,
+        let collecting = tokio::spawn(collect::run(
+            collectors,
             monitoring.collection_interval_seconds.duration(),
             monitoring.collector_timeout_seconds.duration(),
             move |snapshot, complete| publish_to.publish(snapshot, complete),
             stopped(stop_rx.clone()),
-        )))
+        ));
+        vec![collecting, recorder]
     } else {
         tracing::info!("cluster.monitoring.enabled is false: serving build info only");
         cache.publish(
             Snapshot::new(SystemTime::now(), vec![collect::build_info()]),
             true,
         );
-        None
+        Vec::new()
     };
 
     let state = AppState {
@@ -272,22 +290,23 @@ pub async fn serve(
         started: SystemTime::now(),
         history,
         engine: Arc::clone(&engine),
-        reload: options.enable_lifecycle.then(|| options.source.clone()),
+        reload: auth::routes_enabled(options.token.as_ref(), options.enable_lifecycle)
+            .then(|| options.source.clone()),
+        token: options.token.clone(),
         audit,
         actions: Some(actions),
-        remote_actions: options.enable_remote_actions,
+        remote_actions: auth::routes_enabled(options.token.as_ref(), options.enable_remote_actions),
     };
     tokio::spawn(reload_on_sighup(
         options.source.clone(),
         Arc::clone(&engine),
         stopped(stop_rx.clone()),
     ));
-    let served = server::run(listener, state, async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    })
-    .await;
-    if let Some(handle) = collector_loop {
+    // Shutdown, in order: the server stops accepting and finishes in-flight requests; then
+    // the collectors and the recorder stop, the recorder writing what it holds only in memory.
+    let served = server::run_with(listener, state, options.server.clone(), shutdown).await;
+    let _ = stop_tx.send(true);
+    for handle in loops {
         let _ = handle.await;
     }
     // The dispatcher saves its outbox as it stops.

@@ -44,12 +44,7 @@ pub struct Settings {
 
 impl Settings {
     /// The settings of a configuration.
-    pub fn new(
-        cluster: &ClusterConfig,
-        kubo_api_url: HttpUrl,
-        dry_run: bool,
-        peer_token_file: Option<PathBuf>,
-    ) -> Self {
+    pub fn new(cluster: &ClusterConfig, kubo_api_url: HttpUrl, dry_run: bool) -> Self {
         let monitoring = &cluster.monitoring;
         Self {
             node_id: cluster.node_id.clone(),
@@ -61,7 +56,7 @@ impl Settings {
             ipfs_cluster: cluster.ipfs_cluster.clone(),
             peers: cluster.peers.clone(),
             peer_timeout: cluster.peer_timeout_seconds.duration(),
-            peer_token_file,
+            peer_token_file: cluster.peer_token_file.clone(),
         }
     }
 

@@ -57,9 +57,29 @@ struct Row {
     headline: Option<Headline>,
 }
 
+/// Reads the token peers expect from `cluster.peer_token_file`.
+fn read_peer_token(path: &std::path::Path) -> Result<String, CollectError> {
+    let token = std::fs::read_to_string(path).map_err(|e| {
+        CollectError::Source(format!(
+            "cannot read cluster.peer_token_file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(CollectError::Source(format!(
+            "cluster.peer_token_file {} is empty; write the peers' token in it",
+            path.display()
+        )));
+    }
+    Ok(token.to_owned())
+}
+
 /// Builds the cluster view from peer sentinels and this node's own snapshot.
 pub struct ClusterCollector {
     client: reqwest::Client,
+    /// Sent to peers as `Authorization: Bearer`, from `cluster.peer_token_file`.
+    token: Option<String>,
     me: Identity,
     local: ExpositionCache,
     peers: Vec<Peer>,
@@ -72,6 +92,11 @@ impl ClusterCollector {
     /// A collector for `config.peers`, reading this node's state from `local`.
     pub fn new(config: &ClusterConfig, local: ExpositionCache) -> Result<Self, CollectError> {
         let client = super::http_client(config.peer_timeout_seconds.duration())?;
+        let token = config
+            .peer_token_file
+            .as_deref()
+            .map(read_peer_token)
+            .transpose()?;
         let peers = config
             .peers
             .iter()
@@ -86,6 +111,7 @@ impl ClusterCollector {
             .collect();
         Ok(Self {
             client,
+            token,
             me: Identity {
                 node_id: config.node_id.clone(),
                 role: config.role,
@@ -98,9 +124,17 @@ impl ClusterCollector {
         })
     }
 
-    async fn ask(client: &reqwest::Client, base: &reqwest::Url) -> Result<StatusReport, String> {
+    async fn ask(
+        client: &reqwest::Client,
+        token: Option<&str>,
+        base: &reqwest::Url,
+    ) -> Result<StatusReport, String> {
         let url = base.join("api/v1/status").map_err(|e| e.to_string())?;
-        let response = client.get(url).send().await.map_err(|e| {
+        let mut request = client.get(url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| {
             if e.is_timeout() {
                 "no answer before peer_timeout_seconds".to_owned()
             } else {
@@ -117,9 +151,13 @@ impl ClusterCollector {
     }
 
     async fn round(&mut self) -> Vec<Family> {
-        let answers =
-            futures::future::join_all(self.peers.iter().map(|p| Self::ask(&self.client, &p.url)))
-                .await;
+        let token = self.token.as_deref();
+        let answers = futures::future::join_all(
+            self.peers
+                .iter()
+                .map(|p| Self::ask(&self.client, token, &p.url)),
+        )
+        .await;
         let now = SystemTime::now();
         let local = self.local.current();
         let mut rows = vec![Row {

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -57,6 +58,12 @@ pub struct Persistence {
     read_only: bool,
     wal: Option<File>,
     wal_ids: HashMap<Arc<SeriesKey>, u64>,
+    /// A write to the log failed: it may end in a torn record or lack ticks, so it is not
+    /// appended to again, only rewritten whole.
+    behind: bool,
+    /// Sealed blocks whose file could not be written yet; the log keeps their ticks until
+    /// they are.
+    unwritten: Vec<SealedBlock>,
 }
 
 fn io_context(path: &Path, e: io::Error) -> io::Error {
@@ -66,10 +73,17 @@ fn io_context(path: &Path, e: io::Error) -> io::Error {
 /// Writes `bytes` to `path` crash-safely: temporary file, fsync, rename, fsync of the folder.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(|e| io_context(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| io_context(&tmp, e))?;
-    f.sync_all().map_err(|e| io_context(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| io_context(path, e))?;
+    let written = File::create(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = written {
+        // A full disk must not stay fuller for the attempt.
+        let _ = fs::remove_file(&tmp);
+        return Err(io_context(&tmp, e));
+    }
     if let Some(parent) = path.parent() {
         File::open(parent)
             .and_then(|d| d.sync_all())
@@ -247,6 +261,8 @@ impl Persistence {
             read_only,
             wal: None,
             wal_ids: HashMap::new(),
+            behind: false,
+            unwritten: Vec::new(),
         };
         // Ticks replayed from the log may complete a block, and old blocks may have expired.
         if let Some(block) = history.take_full_block() {
@@ -273,6 +289,7 @@ impl Persistence {
             bytes.extend(self.tick_bytes(at, &samples));
         }
         let path = self.wal_path();
+        self.behind = true;
         write_atomically(&path, &bytes)?;
         self.wal = Some(
             OpenOptions::new()
@@ -280,6 +297,61 @@ impl Persistence {
                 .open(&path)
                 .map_err(|e| io_context(&path, e))?,
         );
+        self.behind = false;
+        Ok(())
+    }
+
+    /// Whether the files lack ticks held in memory (a write failed); [`Persistence::flush`]
+    /// writes them.
+    pub fn is_behind(&self) -> bool {
+        self.behind || !self.unwritten.is_empty()
+    }
+
+    /// Writes one tick: appends it to the log, writes the block sealed with it, then catches up
+    /// as [`Persistence::flush`] does. `head` locks the store, only when the log is rewritten.
+    pub fn persist_tick<H: Deref<Target = History>>(
+        &mut self,
+        at_ms: i64,
+        samples: &[(Arc<SeriesKey>, f64)],
+        sealed: Option<SealedBlock>,
+        head: impl FnOnce() -> H,
+    ) -> io::Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.unwritten.extend(sealed);
+        let appended = if self.behind {
+            Ok(())
+        } else {
+            self.record_tick(at_ms, samples)
+        };
+        let flushed = self.flush(head);
+        // An append that failed is healed when the flush rewrote the log.
+        appended
+            .and(flushed)
+            .or_else(|e| if self.is_behind() { Err(e) } else { Ok(()) })
+    }
+
+    /// Writes what an earlier failure left only in memory: blocks not yet written, then, when
+    /// one was written or the log is behind, the whole log from the head `head` returns. The
+    /// log is never rewritten while a block is unwritten, since it still holds that block's
+    /// ticks: what reached the disk stays there until it is superseded.
+    pub fn flush<H: Deref<Target = History>>(
+        &mut self,
+        head: impl FnOnce() -> H,
+    ) -> io::Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        let mut wrote_block = false;
+        while let Some(block) = self.unwritten.first() {
+            self.write_block(block)?;
+            self.unwritten.remove(0);
+            wrote_block = true;
+        }
+        if wrote_block || self.behind {
+            self.rewrite_log(&head())?;
+        }
         Ok(())
     }
 
@@ -315,12 +387,14 @@ impl Persistence {
             .wal
             .as_mut()
             .ok_or_else(|| io::Error::other("head log not open"))?;
-        wal.write_all(&bytes).map_err(|e| io_context(&path, e))?;
-        wal.sync_data().map_err(|e| io_context(&path, e))
+        let appended = wal.write_all(&bytes).and_then(|()| wal.sync_data());
+        // A torn record may end the log now: only a rewrite may touch it again.
+        self.behind |= appended.is_err();
+        appended.map_err(|e| io_context(&path, e))
     }
 
     /// Writes a sealed block's file. The caller then rewrites the log (see [`Persistence::rewrite_log`]).
-    pub fn write_block(&mut self, block: &SealedBlock) -> io::Result<()> {
+    pub fn write_block(&self, block: &SealedBlock) -> io::Result<()> {
         if self.read_only {
             return Ok(());
         }

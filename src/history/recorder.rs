@@ -1,11 +1,14 @@
 //! Feeds the history: once per collection interval it takes the latest complete snapshot,
 //! appends it as one tick, lets a hook add what it derives from it (the rule engine's recorded
 //! series, at the same tick), writes the tick to the head log, seals and writes full blocks,
-//! and drops what aged out. Also the `history` collector, which exposes the store's size.
+//! and drops what aged out. When a write fails (data dir read-only or full) the tick stays in
+//! memory and is written once writes succeed again, and at shutdown. Also the `history`
+//! collector, which exposes the store's size and how writing it goes.
 //!
 //! Owns the schedule and the order of those steps; the store is [`super::History`], the files
 //! [`super::persist`]. The store's lock is never held across a wait or a file write.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -28,14 +31,46 @@ pub fn lock(history: &SharedHistory) -> std::sync::MutexGuard<'_, History> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A write to the history's files failed: one warning line; the tick stays in memory.
+/// A write to the history's files failed: one warning line and
+/// `ipfs_sentinel_history_write_failures_total`; the tick stays in memory and is written when
+/// the data dir takes writes again.
 struct HistoryWriteFailed<'a> {
     error: &'a std::io::Error,
 }
 
 impl HistoryWriteFailed<'_> {
-    fn emit(&self) {
-        tracing::warn!(error = %self.error, "cannot write the history to the data dir; it is kept in memory");
+    fn emit(&self, health: &WriteHealth) {
+        health.failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(error = %self.error, "cannot write the history to the data dir; it is kept in memory and written when the data dir takes writes again");
+    }
+}
+
+/// How writing the history to the data dir goes, shared by the recorder and the `history`
+/// collector.
+#[derive(Debug, Default)]
+pub struct WriteHealth {
+    failures: AtomicU64,
+    behind: AtomicBool,
+}
+
+impl WriteHealth {
+    fn families(&self) -> Vec<Family> {
+        vec![
+            Family::counter(
+                "ipfs_sentinel_history_write_failures_total",
+                "Ticks whose write to the data dir failed (read-only, full, or gone).",
+            )
+            .with(&[], self.failures.load(Ordering::Relaxed) as f64),
+            Family::single_gauge(
+                "ipfs_sentinel_history_behind",
+                "1 when the data dir lacks ticks held in memory because a write failed, else 0.",
+                if self.behind.load(Ordering::Relaxed) {
+                    1.0
+                } else {
+                    0.0
+                },
+            ),
+        ]
     }
 }
 
@@ -47,6 +82,7 @@ pub type AfterAppend = Box<dyn FnMut(i64, &mut History) -> TickSamples + Send>;
 pub fn record_tick(
     history: &SharedHistory,
     persistence: &mut Persistence,
+    health: &WriteHealth,
     cache: &ExpositionCache,
     after_append: &mut AfterAppend,
     now: SystemTime,
@@ -67,23 +103,24 @@ pub fn record_tick(
         samples.extend(derived);
         (samples, h.take_full_block(), h.expire(now_ms))
     };
-    let written = persistence.record_tick(now_ms, &samples).and_then(|()| {
-        if let Some(block) = &sealed {
-            persistence.write_block(block)?;
-            persistence.rewrite_log(&lock(history))?;
-        }
-        persistence.remove_blocks(&expired)
-    });
+    let written = persistence
+        .persist_tick(now_ms, &samples, sealed, || lock(history))
+        .and_then(|()| persistence.remove_blocks(&expired));
     if let Err(error) = written {
-        HistoryWriteFailed { error: &error }.emit();
+        HistoryWriteFailed { error: &error }.emit(health);
     }
+    health
+        .behind
+        .store(persistence.is_behind(), Ordering::Relaxed);
     true
 }
 
-/// Records a tick every `interval` until `shutdown` resolves.
+/// Records a tick every `interval` until `shutdown` resolves, then writes what a failed write
+/// left only in memory (one last try) and returns.
 pub async fn run(
     history: SharedHistory,
     mut persistence: Persistence,
+    health: Arc<WriteHealth>,
     cache: ExpositionCache,
     mut after_append: AfterAppend,
     interval: Duration,
@@ -96,11 +133,11 @@ pub async fn run(
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            _ = &mut shutdown => return,
+            _ = &mut shutdown => break,
             _ = ticker.tick() => {
-                let (h, c) = (Arc::clone(&history), cache.clone());
+                let (h, c, w) = (Arc::clone(&history), cache.clone(), Arc::clone(&health));
                 (persistence, after_append) = match tokio::task::spawn_blocking(move || {
-                    record_tick(&h, &mut persistence, &c, &mut after_append, SystemTime::now());
+                    record_tick(&h, &mut persistence, &w, &c, &mut after_append, SystemTime::now());
                     (persistence, after_append)
                 })
                 .await
@@ -114,17 +151,25 @@ pub async fn run(
             }
         }
     }
+    if persistence.is_behind() {
+        let flushed =
+            tokio::task::spawn_blocking(move || persistence.flush(|| lock(&history))).await;
+        if let Ok(Err(error)) = flushed {
+            HistoryWriteFailed { error: &error }.emit(&health);
+        }
+    }
 }
 
 /// Exposes the history's size: `ipfs_sentinel_history_{series,samples,bytes}`.
 pub struct HistoryCollector {
     history: SharedHistory,
+    health: Arc<WriteHealth>,
 }
 
 impl HistoryCollector {
-    /// A collector reading `history`.
-    pub fn new(history: SharedHistory) -> Self {
-        Self { history }
+    /// A collector reading `history`, and how writing it goes from `health`.
+    pub fn new(history: SharedHistory, health: Arc<WriteHealth>) -> Self {
+        Self { history, health }
     }
 }
 
@@ -134,7 +179,8 @@ impl Collector for HistoryCollector {
     }
 
     fn collect(&mut self) -> BoxFuture<'_, Result<Vec<Family>, CollectError>> {
-        let stats = lock(&self.history).stats();
-        Box::pin(async move { Ok(super::stats_families(stats)) })
+        let mut families = super::stats_families(lock(&self.history).stats());
+        families.extend(self.health.families());
+        Box::pin(async move { Ok(families) })
     }
 }

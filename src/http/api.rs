@@ -266,7 +266,7 @@ pub async fn alerts(State(state): State<AppState>) -> Json<serde_json::Value> {
 }
 
 /// `POST /-/reload`: re-reads the configuration and rule files; 403 unless the sentinel was
-/// started with `--web.enable-lifecycle`, 500 with the reason when the new rules are broken
+/// started with `--web.enable-lifecycle` or a token (which it then requires), 500 with the reason when the new rules are broken
 /// (the old ones keep running).
 pub async fn reload(State(state): State<AppState>) -> Response {
     let Some(source) = state.reload.clone() else {

@@ -4,4 +4,7 @@
 
 pub mod actions;
 pub mod api;
+pub mod auth;
+pub mod connections;
 pub mod server;
+pub mod web_config;

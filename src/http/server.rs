@@ -2,7 +2,8 @@
 //! `GET /-/healthy`, `GET /-/ready`, and a landing page at `/`.
 //!
 //! Takes a bound listener and a shutdown future, so tests bind port 0 and stop it cleanly. It
-//! serves cached bytes and never waits on a collector.
+//! serves cached bytes and never waits on a collector. Connections, TLS and limits are
+//! [`super::connections`]'s; state-changing routes go through [`super::auth::state_changing`].
 
 use std::future::Future;
 use std::time::SystemTime;
@@ -16,6 +17,8 @@ use tokio::net::TcpListener;
 
 use super::actions as action_api;
 use super::api;
+use super::auth;
+use super::connections::{self, ServerOptions};
 use crate::actions::audit::AuditLog;
 use crate::actions::dispatcher::Actions;
 use crate::exposition::{ExpositionCache, Format};
@@ -36,8 +39,11 @@ pub struct AppState {
     pub history: SharedHistory,
     /// The rule engine, for `/api/v1/rules` and `/api/v1/alerts`.
     pub engine: SharedEngine,
-    /// Where to reload the configuration from, when `POST /-/reload` is enabled.
+    /// Where to reload the configuration from, when `POST /-/reload` is enabled (a token is
+    /// configured, or `--web.enable-lifecycle`).
     pub reload: Option<ConfigSource>,
+    /// The token state-changing routes require (`--web.token-file`), if any.
+    pub token: Option<auth::WebToken>,
     /// Recent recovery action runs, for `/api/v1/actions` and the dashboard.
     pub audit: AuditLog,
     /// The recovery actions' dispatcher (none when monitoring is off).
@@ -62,29 +68,43 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/rules", get(api::rules))
         .route("/api/v1/alerts", get(api::alerts))
         .route("/api/v1/actions", get(action_api::list))
-        .route(
-            "/api/v1/actions/{name}/run",
-            axum::routing::post(action_api::run_for_peer),
-        )
-        .route(
-            "/api/v1/alertmanager/webhook",
-            axum::routing::post(action_api::alertmanager_webhook),
-        )
-        .route("/-/reload", axum::routing::post(api::reload))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
+        .merge(auth::state_changing(
+            Router::new()
+                .route("/-/reload", axum::routing::post(api::reload))
+                .route(
+                    "/api/v1/actions/{name}/run",
+                    axum::routing::post(action_api::run_for_peer),
+                )
+                .route(
+                    "/api/v1/alertmanager/webhook",
+                    axum::routing::post(action_api::alertmanager_webhook),
+                ),
+            &state,
+        ))
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests and returns.
+/// Serves until `shutdown` resolves, then finishes in-flight requests and returns; plain
+/// HTTP with the default limits.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    run_with(listener, state, ServerOptions::default(), shutdown).await
+}
+
+/// [`run`] with a web configuration (TLS, basic auth, headers) and limits.
+pub async fn run_with(
+    listener: TcpListener,
+    state: AppState,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = connections::guard(router(state.clone()), &options.web, state.token.clone());
+    connections::serve(listener, app, options, shutdown).await
 }
 
 /// Whether a list header (`Accept`, `Accept-Encoding`) names `token` with a weight above 0.
