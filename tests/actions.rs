@@ -47,6 +47,7 @@ async fn start(rules: &str, monitoring_extra: &str, args: &[&str]) -> Sentinel {
         dir,
         args,
         &[],
+        true,
     )
     .await
 }
@@ -247,6 +248,7 @@ async fn a_webhook_down_at_first_is_delivered_once_across_a_restart() {
         dir,
         &[],
         &[],
+        true,
     )
     .await;
     let failed = run_with(&sentinel, "page", "failure").await;
@@ -270,6 +272,7 @@ async fn a_webhook_down_at_first_is_delivered_once_across_a_restart() {
         kept,
         &[],
         &[],
+        true,
     )
     .await;
     let body = eventually("the webhook to arrive", || async {

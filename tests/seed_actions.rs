@@ -171,6 +171,7 @@ cluster:
         sentinel_dir,
         &[],
         &[("PATH", &path)],
+        true,
     )
     .await;
 

@@ -66,6 +66,29 @@ impl Process {
         }
     }
 
+    /// Sends SIGTERM and waits (up to [`PATIENCE`]) for the exit; returns its exit code
+    /// (None when a signal ended it).
+    pub fn terminate(&mut self) -> Option<i32> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {}", self.child.id());
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the process") {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit after SIGTERM:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Stops the process now (SIGKILL) and waits for it.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
@@ -187,10 +210,12 @@ impl Sentinel {
 
     /// Like [`Sentinel::start_on`], keeping its state in `data_dir` (which may outlive it).
     pub async fn start_in(port: u16, config_yaml: &str, data_dir: &Path, dir: TempDir) -> Sentinel {
-        Sentinel::start_with(port, config_yaml, data_dir, dir, &[], &[]).await
+        Sentinel::start_with(port, config_yaml, data_dir, dir, &[], &[], true).await
     }
 
-    /// Like [`Sentinel::start_in`], with extra `serve` arguments and environment variables.
+    /// Like [`Sentinel::start_in`], with more `serve` arguments and environment variables;
+    /// waits for `/-/healthy` over plain HTTP when `plain_http`, else only until the port takes
+    /// connections (TLS, basic auth).
     pub async fn start_with(
         port: u16,
         config_yaml: &str,
@@ -198,6 +223,7 @@ impl Sentinel {
         dir: TempDir,
         args: &[&str],
         env: &[(&str, &str)],
+        plain_http: bool,
     ) -> Sentinel {
         let config = dir.path().join("sentinel.yaml");
         std::fs::write(&config, config_yaml).unwrap();
@@ -219,7 +245,17 @@ impl Sentinel {
         let healthy = format!("{url}/-/healthy");
         eventually("ipfs-sentinel to answer /-/healthy", || {
             process.assert_running();
-            get_text(&healthy)
+            let healthy = healthy.clone();
+            async move {
+                if plain_http {
+                    get_text(&healthy).await.map(drop)
+                } else {
+                    tokio::net::TcpStream::connect(("127.0.0.1", port))
+                        .await
+                        .ok()
+                        .map(drop)
+                }
+            }
         })
         .await;
         Sentinel { process, url, dir }
