@@ -1,0 +1,585 @@
+//! Load and faults: 200 connections for 30 s with zero errors while collections keep their
+//! interval; an IPFS API that hangs, resets, answers garbage, truncated JSON or a 500; a slow
+//! peer; a data dir that turns read-only or full; a slowloris client; more connections than
+//! the cap; SIGTERM. Through each the sentinel keeps serving, reports the fault as a metric and
+//! a log line, and loses no history it had written.
+
+mod support;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use support::{eventually, free_port, impatient_http, kubo_fixtures, sample, Sentinel};
+
+/// The ticks recorded in a data dir, read by `ipfs-sentinel export` (the sentinel stopped).
+fn ticks_on_disk(data_dir: &Path) -> Vec<i64> {
+    let (code, out, err) = support::cli(&[
+        "export",
+        "--format",
+        "json",
+        "--match",
+        "ipfs_sentinel_build_info",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    ticks_of(&out)
+}
+
+/// The timestamps (ms) of the export's one series.
+fn ticks_of(export_json: &str) -> Vec<i64> {
+    let v: serde_json::Value = serde_json::from_str(export_json)
+        .unwrap_or_else(|e| panic!("an export in JSON: {e}: {export_json}"));
+    v["series"][0]["points"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            let at = humantime::parse_rfc3339(p[0].as_str().unwrap()).unwrap();
+            at.duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64
+        })
+        .collect()
+}
+
+/// The ticks a running sentinel holds.
+async fn ticks_served(url: &str) -> Vec<i64> {
+    let body = support::http()
+        .get(format!("{url}/api/v1/export"))
+        .query(&[("format", "json"), ("match", "ipfs_sentinel_build_info")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    ticks_of(&body)
+}
+
+const FAST: &str = "cluster:\n  monitoring:\n    collection_interval_seconds: 1\n    collector_timeout_seconds: 2\n";
+
+async fn value(sentinel: &Sentinel, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let body = support::get_text(&format!("{}/metrics", sentinel.url)).await?;
+    sample(&body, name, labels)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "30 s of load; run by scripts/test-all.sh"]
+async fn two_hundred_connections_for_thirty_seconds_with_zero_errors() {
+    // The fixture API on a thread of its own, so the load this test makes cannot starve it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            tx.send(kubo_fixtures::serve().await).unwrap();
+            std::future::pending::<()>().await
+        })
+    });
+    let api = rx.recv().unwrap();
+    let sentinel = Sentinel::start(&format!("ipfs:\n  api_url: {api}\n{FAST}")).await;
+    let url = format!("{}/metrics", sentinel.url);
+    sentinel
+        .metrics_until("a first history tick", |b| {
+            sample(b, "ipfs_sentinel_history_samples", &[]).is_some_and(|v| v > 0.0)
+        })
+        .await;
+    let started_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ok = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let longest_collection = Arc::new(std::sync::Mutex::new(0.0f64));
+    let workers: Vec<_> = (0..200)
+        .map(|_| {
+            let (url, ok, errors, longest) = (
+                url.clone(),
+                Arc::clone(&ok),
+                Arc::clone(&errors),
+                Arc::clone(&longest_collection),
+            );
+            tokio::spawn(async move {
+                // One client each: 200 connections, kept alive.
+                let client = reqwest::Client::builder()
+                    .no_proxy()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap();
+                while Instant::now() < deadline {
+                    match client.get(&url).send().await {
+                        Ok(r) if r.status() == 200 => match r.text().await {
+                            Ok(body) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                                for line in body.lines().filter(|l| {
+                                    l.starts_with("ipfs_sentinel_collector_duration_seconds{")
+                                }) {
+                                    let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+                                    let mut m = longest.lock().unwrap();
+                                    *m = m.max(v);
+                                }
+                            }
+                            Err(e) => errors.lock().unwrap().push(e.to_string()),
+                        },
+                        Ok(r) => errors.lock().unwrap().push(format!("HTTP {}", r.status())),
+                        Err(e) => errors.lock().unwrap().push(format!("{e:?}")),
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let errors = errors.lock().unwrap().clone();
+    let served = ok.load(Ordering::Relaxed);
+    let ticks: Vec<i64> = ticks_served(&sentinel.url)
+        .await
+        .into_iter()
+        .filter(|t| *t >= started_ms)
+        .collect();
+    let gaps: Vec<i64> = ticks.windows(2).map(|w| w[1] - w[0]).collect();
+    let widest = gaps.iter().copied().max().unwrap_or(0);
+    let longest = *longest_collection.lock().unwrap();
+    println!(
+        "200 connections, 30 s: {served} scrapes ({:.0}/s), {} errors; {} history ticks, widest gap {widest} ms; longest collection {longest:.3} s",
+        served as f64 / 30.0,
+        errors.len(),
+        ticks.len()
+    );
+    assert!(
+        errors.is_empty(),
+        "{} errors, e.g. {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+    assert!(served > 200, "every connection was served");
+    assert!(ticks.len() >= 20, "ticks kept coming: {ticks:?}");
+    // A 1 s interval: a gap of 2.5 s would mean a collection was skipped.
+    assert!(widest < 2500, "a history tick was skipped: gaps {gaps:?}");
+    assert!(
+        longest < 1.0,
+        "a collection took longer than its interval: {longest} s"
+    );
+}
+
+/// How the fake IPFS API misbehaves.
+const HANG: u8 = 0;
+const RESET: u8 = 1;
+const GARBAGE: u8 = 2;
+const TRUNCATED: u8 = 3;
+const ERROR_500: u8 = 4;
+
+/// A TCP server standing in for a broken Kubo RPC API; `mode` says how it breaks.
+async fn broken_ipfs_api(mode: Arc<AtomicU8>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mode = mode.load(Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let answer: &[u8] = match mode {
+                    HANG => {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        return;
+                    }
+                    RESET => {
+                        // SO_LINGER 0: close with a RST.
+                        let _ = socket.set_zero_linger();
+                        drop(socket);
+                        return;
+                    }
+                    GARBAGE => b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n\x00\xffnot json!!\x01",
+                    TRUNCATED => b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"ID\":\"12D3KooW\",\"Agent",
+                    _ => b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: 46\r\n\r\n{\"Message\":\"broken\",\"Code\":0,\"Type\":\"error\"}  ",
+                };
+                let _ = socket.write_all(answer).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_ipfs_api_and_a_slow_peer_are_reported_while_scrapes_go_on() {
+    let mode = Arc::new(AtomicU8::new(HANG));
+    let api = broken_ipfs_api(Arc::clone(&mode)).await;
+    let peer = support::black_hole().await;
+    let sentinel = Sentinel::start(&format!(
+        "ipfs:\n  api_url: {api}\n  timeout_seconds: 1\ncluster:\n  peers: [{peer}]\n  peer_timeout_seconds: 1\n  monitoring:\n    collection_interval_seconds: 1\n    collector_timeout_seconds: 3\n"
+    ))
+    .await;
+    for (m, what) in [
+        (HANG, "hangs"),
+        (RESET, "resets"),
+        (GARBAGE, "answers garbage"),
+        (TRUNCATED, "answers truncated JSON"),
+        (ERROR_500, "answers 500"),
+    ] {
+        mode.store(m, Ordering::Relaxed);
+        let failed_before = sentinel
+            .process
+            .log()
+            .matches("Kubo RPC call failed")
+            .count();
+        eventually(
+            &format!("a new failure to be logged when the IPFS API {what}"),
+            || {
+                let n = sentinel
+                    .process
+                    .log()
+                    .matches("Kubo RPC call failed")
+                    .count();
+                async move { (n > failed_before + 2).then_some(()) }
+            },
+        )
+        .await;
+        // Scrapes answer at once meanwhile, and say what is wrong.
+        let body = impatient_http()
+            .get(format!("{}/metrics", sentinel.url))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("scrape while the IPFS API {what}: {e}"))
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            sample(&body, "ipfs_sentinel_ipfs_up", &[]),
+            Some(0.0),
+            "{what}"
+        );
+        assert!(
+            sample(
+                &body,
+                "ipfs_sentinel_ipfs_api_errors_total",
+                &[("endpoint", "id")]
+            )
+            .is_some_and(|v| v > 0.0),
+            "{what}"
+        );
+        assert_eq!(
+            sample(
+                &body,
+                "ipfs_sentinel_collector_success",
+                &[("collector", "node")]
+            ),
+            Some(1.0),
+            "other collectors go on ({what})"
+        );
+    }
+    let log = sentinel.process.log();
+    assert!(
+        log.contains("peer sentinel unreachable")
+            && log.contains("no answer before peer_timeout_seconds"),
+        "the slow peer is logged:\n{log}"
+    );
+    let body = sentinel.metrics().await;
+    assert!(
+        body.lines()
+            .any(
+                |l| l.starts_with("ipfs_sentinel_cluster_node_status{") && l.contains("Degraded")
+                    || l.contains("Offline")
+            ),
+        "the slow peer is reported:\n{body}"
+    );
+}
+
+/// Whether `chattr +i` works here and stops writes through open files (root, on ext4).
+fn immutable_works(dir: &Path) -> bool {
+    let probe = dir.join("probe");
+    std::fs::write(&probe, b"x").unwrap();
+    let mut open = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&probe)
+        .unwrap();
+    let ok = std::process::Command::new("chattr")
+        .arg("+i")
+        .arg(&probe)
+        .status()
+        .is_ok_and(|s| s.success());
+    let blocked = ok && std::io::Write::write_all(&mut open, b"y").is_err();
+    let _ = std::process::Command::new("chattr")
+        .arg("-i")
+        .arg(&probe)
+        .status();
+    let _ = std::fs::remove_file(&probe);
+    blocked
+}
+
+fn chattr(flag: &str, paths: &[&Path]) {
+    let status = std::process::Command::new("chattr")
+        .arg(flag)
+        .args(paths)
+        .status()
+        .unwrap();
+    assert!(status.success(), "chattr {flag}");
+}
+
+/// Runs `fault` on a sentinel writing every second, checks that it is reported while scrapes
+/// go on, heals it with `heal`, faults again and stops with SIGTERM: exit 0, and every tick it
+/// had written is still on disk.
+async fn survives(data_dir: &Path, what: &str, fault: impl Fn(), heal: impl Fn()) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sentinel = Sentinel::start_with(free_port(), FAST, data_dir, dir, &[], true).await;
+    eventually("a few ticks", || {
+        let url = sentinel.url.clone();
+        async move { (ticks_served(&url).await.len() >= 3).then_some(()) }
+    })
+    .await;
+    fault();
+    sentinel
+        .metrics_until(&format!("the {what} data dir to be reported"), |b| {
+            sample(b, "ipfs_sentinel_history_write_failures_total", &[]).is_some_and(|v| v > 0.0)
+                && sample(b, "ipfs_sentinel_history_behind", &[]) == Some(1.0)
+        })
+        .await;
+    assert!(sentinel
+        .process
+        .log()
+        .contains("cannot write the history to the data dir"));
+    heal();
+    sentinel
+        .metrics_until("the history to catch up", |b| {
+            sample(b, "ipfs_sentinel_history_behind", &[]) == Some(0.0)
+        })
+        .await;
+    let caught_up = ticks_served(&sentinel.url).await;
+    fault();
+    let failures = value(&sentinel, "ipfs_sentinel_history_write_failures_total", &[])
+        .await
+        .unwrap();
+    sentinel
+        .metrics_until("a failure again", |b| {
+            sample(b, "ipfs_sentinel_history_write_failures_total", &[])
+                .is_some_and(|v| v > failures)
+        })
+        .await;
+    assert_eq!(
+        sentinel.process.terminate(),
+        Some(0),
+        "{}",
+        sentinel.process.log()
+    );
+    heal();
+    let on_disk = ticks_on_disk(data_dir);
+    let lost: Vec<&i64> = caught_up.iter().filter(|t| !on_disk.contains(t)).collect();
+    assert!(
+        lost.is_empty(),
+        "{what}: ticks written before were lost: {lost:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs root: chattr +i and a tmpfs mount; run by scripts/test-all.sh"]
+async fn a_data_dir_that_turns_read_only_or_full_loses_no_written_history() {
+    // Read-only: the immutable flag stops writes even through files the sentinel holds open
+    // (chmod does not stop root, and a busy mount cannot be remounted read-only).
+    let base = tempfile::tempdir().unwrap();
+    if !immutable_works(base.path()) {
+        println!("SKIPPED read-only: chattr +i does not stop writes here (not root, or not ext4)");
+    } else {
+        let data = base.path().join("data");
+        let history = data.join("history");
+        let wal = history.join("head.wal");
+        survives(
+            &data,
+            "read-only",
+            || chattr("+i", &[&wal, &history, &data]),
+            || chattr("-i", &[&wal, &history, &data]),
+        )
+        .await;
+    }
+    // Full: a 2 MiB tmpfs filled up by another file.
+    let mount_point = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(mount_point.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        println!("SKIPPED full: cannot mount a tmpfs here (not root)");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount_point.path());
+    let data = mount_point.path().join("data");
+    let filler = mount_point.path().join("filler");
+    let fill = || {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 4096];
+        while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+        let _ = f.sync_all();
+    };
+    let free = || std::fs::remove_file(&filler).unwrap();
+    survives(&data, "full", fill, free).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slowloris_client_is_cut_at_the_header_timeout_while_scrapes_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sentinel = Sentinel::start_with(
+        free_port(),
+        FAST,
+        &data,
+        dir,
+        &["--web.header-read-timeout", "2s"],
+        true,
+    )
+    .await;
+    let addr = sentinel.url.trim_start_matches("http://").to_owned();
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nX-Padding: {}\r\n\r\n",
+        "a".repeat(600)
+    );
+    let started = Instant::now();
+    let mut sent = 0;
+    let mut scrapes = 0;
+    let mut buf = [0u8; 1024];
+    // One byte every 100 ms: the whole head would take a minute.
+    let cut = loop {
+        if slow
+            .write_all(&head.as_bytes()[sent..sent + 1])
+            .await
+            .is_err()
+        {
+            break true;
+        }
+        sent += 1;
+        if let Ok(read) =
+            tokio::time::timeout(Duration::from_millis(100), slow.read(&mut buf)).await
+        {
+            // Closed (0 bytes or an error), or an answer such as 408 before closing.
+            if matches!(read, Ok(0) | Err(_)) {
+                break true;
+            }
+        }
+        if sent % 5 == 0 {
+            let r = impatient_http()
+                .get(format!("{}/metrics", sentinel.url))
+                .send()
+                .await;
+            assert!(
+                r.is_ok_and(|r| r.status() == 200),
+                "a scrape while the slow client hangs on"
+            );
+            scrapes += 1;
+        }
+        if sent == head.len() {
+            break false;
+        }
+    };
+    assert!(
+        cut,
+        "the slow client was never cut ({sent} bytes over {:?})",
+        started.elapsed()
+    );
+    assert!(scrapes > 0);
+    sentinel
+        .metrics_until("the header timeout to be counted", |b| {
+            sample(b, "ipfs_sentinel_http_header_timeouts_total", &[]).is_some_and(|v| v >= 1.0)
+        })
+        .await;
+    assert!(sentinel
+        .process
+        .log()
+        .contains("no request head within the header read timeout"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn past_the_connection_cap_a_new_connection_gets_503_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sentinel = Sentinel::start_with(
+        free_port(),
+        FAST,
+        &data,
+        dir,
+        &[
+            "--web.max-connections",
+            "3",
+            "--web.header-read-timeout",
+            "60s",
+        ],
+        true,
+    )
+    .await;
+    let addr = sentinel.url.trim_start_matches("http://").to_owned();
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    // The server takes them in the background: ask until the cap shows.
+    let turned_away = eventually("a 503 past the cap", || async {
+        let r = impatient_http()
+            .get(format!("{}/metrics", sentinel.url))
+            .send()
+            .await
+            .ok()?;
+        (r.status() == 503).then_some(r)
+    })
+    .await;
+    assert_eq!(turned_away.headers()["connection"], "close");
+    idle.pop();
+    let body = sentinel
+        .metrics_until("the rejection to be counted", |b| {
+            sample(b, "ipfs_sentinel_http_connections_rejected_total", &[])
+                .is_some_and(|v| v >= 1.0)
+        })
+        .await;
+    assert!(body.contains("ipfs_sentinel_http_connections_open"));
+    assert!(sentinel.process.log().contains("connection cap reached"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_exits_0_with_the_history_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut sentinel = Sentinel::start_with(free_port(), FAST, &data, dir, &[], true).await;
+    let held = eventually("a few ticks", || {
+        let url = sentinel.url.clone();
+        async move {
+            let t = ticks_served(&url).await;
+            (t.len() >= 3).then_some(t)
+        }
+    })
+    .await;
+    // A kept-alive connection is open at the signal: it must not hold the exit.
+    let client = support::http();
+    assert!(client
+        .get(format!("{}/metrics", sentinel.url))
+        .send()
+        .await
+        .is_ok());
+    assert_eq!(
+        sentinel.process.terminate(),
+        Some(0),
+        "{}",
+        sentinel.process.log()
+    );
+    assert!(sentinel.process.log().contains("ipfs-sentinel stopped"));
+    let on_disk = ticks_on_disk(&data);
+    assert!(
+        held.iter().all(|t| on_disk.contains(t)),
+        "every tick served before SIGTERM is on disk: {held:?} vs {on_disk:?}"
+    );
+}
