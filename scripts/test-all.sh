@@ -2,7 +2,9 @@
 # Installs what ipfs-sentinel's tests need on a fresh Debian machine, then runs every test,
 # the ones against real services included. This is the README's test command; .ci/run calls it.
 #
-# Installs: Debian's prometheus (prometheus + promtool), prometheus-alertmanager and curl, Node.js and npm when missing, and
+# Installs: Debian's prometheus (prometheus + promtool), prometheus-alertmanager (Alertmanager
+# and amtool), prometheus-node-exporter (the web config reference), e2fsprogs (chattr, for the
+# read-only data dir test), curl, Node.js and npm when missing, and
 # js-ipfs 0.66.1 (a real IPFS node serving the Kubo RPC API) from tests/ipfs-node's lockfile.
 # Needs: a Rust toolchain (rustup) with clippy and rustfmt.
 set -euo pipefail
@@ -17,7 +19,7 @@ command -v cargo >/dev/null || {
 }
 
 step "Debian packages (prometheus, promtool; Node.js when missing)"
-packages=(prometheus prometheus-alertmanager curl)
+packages=(prometheus prometheus-alertmanager prometheus-node-exporter e2fsprogs curl)
 command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)
 as_root apt-get update -qq

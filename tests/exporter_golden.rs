@@ -14,6 +14,7 @@ fn is_volatile(name: &str) -> bool {
         || name.starts_with("ipfs_sentinel_cluster_")
         || name.starts_with("ipfs_sentinel_history_")
         || name.starts_with("ipfs_sentinel_rule_")
+        || name.starts_with("ipfs_sentinel_http_")
         || name == "ipfs_sentinel_collector_duration_seconds"
 }
 
