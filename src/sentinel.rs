@@ -32,7 +32,8 @@ use crate::history::query::system_ms;
 use crate::history::recorder::{self, HistoryCollector, SharedHistory, WriteHealth};
 use crate::history::{History, SeriesKey};
 use crate::http::auth::{self, WebToken};
-use crate::http::connections::{HttpCollector, ServerOptions};
+use crate::http::connections::{self, HttpCollector, ServerOptions};
+use crate::http::dashboard;
 use crate::http::server::{self, AppState};
 use crate::model::Snapshot;
 use crate::rules::load::RuleError;
@@ -60,6 +61,9 @@ pub enum ServeError {
     /// The server failed.
     #[error("HTTP server failed: {0}")]
     Http(#[from] std::io::Error),
+    /// The dashboard's own listener could not be set up.
+    #[error("cluster.dashboard: {0}")]
+    DashboardListener(String),
 }
 
 /// Ticks per sealed history block: about two hours of collections.
@@ -204,6 +208,37 @@ async fn reload_on_sighup(
     }
 }
 
+/// How the dashboard is served, from `cluster.dashboard`.
+fn dashboard_settings(config: &Config) -> Option<dashboard::Settings> {
+    let d = &config.cluster.dashboard;
+    d.enabled.then(|| dashboard::Settings {
+        refresh_seconds: d.refresh_interval_seconds.0,
+        own_listener: d.host.is_some() || d.port.is_some(),
+    })
+}
+
+/// The dashboard's own listener, when `cluster.dashboard` names a host and a port.
+async fn dashboard_listener(config: &Config) -> Result<Option<TcpListener>, ServeError> {
+    let d = &config.cluster.dashboard;
+    if !d.enabled {
+        return Ok(None);
+    }
+    match (&d.host, d.port) {
+        (None, None) => Ok(None),
+        (Some(host), Some(port)) => TcpListener::bind((host.as_str(), port))
+            .await
+            .map(Some)
+            .map_err(|e| {
+                ServeError::DashboardListener(format!(
+                    "cannot listen on {host}:{port}: {e}; is another process using it? change host or port"
+                ))
+            }),
+        _ => Err(ServeError::DashboardListener(
+            "host and port go together: give both to serve the dashboard on a listener of its own, or neither".into(),
+        )),
+    }
+}
+
 /// Runs the sentinel on `listener` until `shutdown` resolves.
 pub async fn serve(
     config: Config,
@@ -296,16 +331,30 @@ pub async fn serve(
         audit,
         actions: Some(actions),
         remote_actions: auth::routes_enabled(options.token.as_ref(), options.enable_remote_actions),
+        dashboard: dashboard_settings(&config),
     };
+    let dashboard_listener = dashboard_listener(&config).await?;
     tokio::spawn(reload_on_sighup(
         options.source.clone(),
         Arc::clone(&engine),
         stopped(stop_rx.clone()),
     ));
-    // Shutdown, in order: the server stops accepting and finishes in-flight requests; then
+    let dashboard_served = dashboard_listener.map(|l| {
+        let app = connections::guard(
+            server::dashboard_router(state.clone()),
+            &options.server.web,
+            state.token.clone(),
+        );
+        let stop = stopped(stop_rx.clone());
+        tokio::spawn(connections::serve(l, app, options.server.clone(), stop))
+    });
+    // Shutdown, in order: the servers stop accepting and finish in-flight requests; then
     // the collectors and the recorder stop, the recorder writing what it holds only in memory.
     let served = server::run_with(listener, state, options.server.clone(), shutdown).await;
     let _ = stop_tx.send(true);
+    if let Some(handle) = dashboard_served {
+        let _ = handle.await;
+    }
     for handle in loops {
         let _ = handle.await;
     }

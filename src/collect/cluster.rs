@@ -284,7 +284,7 @@ fn families(rows: &[Row], export_peer_metrics: bool) -> Vec<Family> {
 
 fn headline_families(rows: &[Row]) -> Vec<Family> {
     type Pick = fn(&Headline) -> Option<f64>;
-    let table: [(&str, &str, Pick); 6] = [
+    let table: [(&str, &str, Pick); 7] = [
         (
             "ipfs_sentinel_cluster_node_cpu_usage_ratio",
             "The node's CPU busy ratio (0-1), as it reports it.",
@@ -306,6 +306,11 @@ fn headline_families(rows: &[Row]) -> Vec<Family> {
             |h| h.repo_size_bytes,
         ),
         (
+            "ipfs_sentinel_cluster_node_repo_storage_max_bytes",
+            "The node's IPFS repo limit (Datastore.StorageMax).",
+            |h| h.repo_storage_max_bytes,
+        ),
+        (
             "ipfs_sentinel_cluster_node_pins",
             "The node's IPFS pins, recursive plus direct.",
             |h| h.pins,
@@ -316,7 +321,7 @@ fn headline_families(rows: &[Row]) -> Vec<Family> {
             |h| h.peers,
         ),
     ];
-    table
+    let mut out: Vec<Family> = table
         .iter()
         .map(|(name, help, pick)| {
             let mut family = Family::gauge(name, help);
@@ -327,7 +332,24 @@ fn headline_families(rows: &[Row]) -> Vec<Family> {
             }
             family
         })
-        .collect()
+        .collect();
+    let mut bandwidth = Family::gauge(
+        "ipfs_sentinel_cluster_node_bandwidth_rate_bytes",
+        "The node's IPFS bandwidth in bytes per second, by direction, as it reports it.",
+    );
+    for row in rows {
+        let Some(h) = &row.headline else { continue };
+        for (direction, rate) in [
+            ("in", h.bandwidth_in_bytes_per_second),
+            ("out", h.bandwidth_out_bytes_per_second),
+        ] {
+            if let Some(v) = rate {
+                bandwidth.push(&[("node_id", &row.node_id), ("direction", direction)], v);
+            }
+        }
+    }
+    out.push(bandwidth);
+    out
 }
 
 impl Collector for ClusterCollector {

@@ -1,10 +1,12 @@
-//! The HTTP side: the listener and the routes it serves.
+//! The HTTP side: the listener and the routes it serves, the JSON API and the dashboard.
 //!
 //! Owns request handling only; what is served comes ready-made from the exposition cache.
 
 pub mod actions;
 pub mod api;
 pub mod auth;
+pub mod chart;
 pub mod connections;
+pub mod dashboard;
 pub mod server;
 pub mod web_config;

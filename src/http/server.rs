@@ -1,5 +1,6 @@
 //! The HTTP server: `GET /metrics` (gzip when asked), the API of [`super::api`],
-//! `GET /-/healthy`, `GET /-/ready`, and a landing page at `/`.
+//! `GET /-/healthy`, `GET /-/ready`, and the dashboard of [`super::dashboard`] at `/` (unless it
+//! is disabled or served on a listener of its own).
 //!
 //! Takes a bound listener and a shutdown future, so tests bind port 0 and stop it cleanly. It
 //! serves cached bytes and never waits on a collector. Connections, TLS and limits are
@@ -19,6 +20,7 @@ use super::actions as action_api;
 use super::api;
 use super::auth;
 use super::connections::{self, ServerOptions};
+use super::dashboard;
 use crate::actions::audit::AuditLog;
 use crate::actions::dispatcher::Actions;
 use crate::exposition::{ExpositionCache, Format};
@@ -50,13 +52,17 @@ pub struct AppState {
     pub actions: Option<Actions>,
     /// Serve the state-changing action endpoints (`--web.enable-remote-actions`).
     pub remote_actions: bool,
+    /// How the dashboard is served; `None` when `cluster.dashboard.enabled` is false.
+    pub dashboard: Option<dashboard::Settings>,
 }
 
 /// The routes, ready to serve.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(landing))
-        .route("/metrics", get(metrics))
+    let main = match &state.dashboard {
+        Some(d) if !d.own_listener => dashboard::routes(),
+        _ => Router::new().route("/", get(landing)),
+    };
+    main.route("/metrics", get(metrics))
         .route("/api/v1/status", get(api::status_report))
         .route("/api/v1/query_range", get(api::query_range))
         .route("/api/v1/query", get(api::query))
@@ -189,16 +195,26 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn landing() -> Html<&'static str> {
-    Html(concat!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>ipfs-sentinel</title></head>",
-        "<body><h1>ipfs-sentinel ",
-        env!("CARGO_PKG_VERSION"),
-        "</h1><ul><li><a href=\"metrics\">metrics</a></li>",
-        "<li><a href=\"api/v1/status\">status (JSON)</a></li>",
-        "<li><a href=\"-/healthy\">health</a></li><li><a href=\"-/ready\">readiness</a></li>",
-        "</ul></body></html>"
+/// `/` when the dashboard is off here: a list of what is served.
+async fn landing(State(state): State<AppState>) -> Html<String> {
+    let why = if state.dashboard.is_some() {
+        "The dashboard is served on its own listener (cluster.dashboard.host and port)."
+    } else {
+        "The dashboard is disabled (cluster.dashboard.enabled: false)."
+    };
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>ipfs-sentinel</title></head>\
+         <body><h1>ipfs-sentinel {}</h1><p>{why}</p><ul><li><a href=\"metrics\">metrics</a></li>\
+         <li><a href=\"api/v1/status\">status (JSON)</a></li>\
+         <li><a href=\"-/healthy\">health</a></li><li><a href=\"-/ready\">readiness</a></li>\
+         </ul></body></html>",
+        env!("CARGO_PKG_VERSION")
     ))
+}
+
+/// The dashboard alone, for its own listener.
+pub fn dashboard_router(state: AppState) -> Router {
+    dashboard::routes().with_state(state)
 }
 
 #[cfg(test)]

@@ -1,0 +1,951 @@
+//! The HTML dashboard at `GET /` and `GET /dashboard`: the cluster's nodes, charts of the last
+//! hours of history, active alerts, recent recovery actions and collector health, rendered
+//! with handlebars from the templates in `templates/` (embedded in the binary).
+//!
+//! Owns the page's model (what is shown and how it is worded) and its rendering. Building the
+//! model is a pure function of a snapshot, the history, the alerts, the audit log and the time
+//! passed in; the handler only gathers those. It changes nothing it reads. Every string from
+//! outside (node ids, labels, annotations, command output) reaches the page through
+//! handlebars' escaping, or [`chart::escape`] inside the SVG.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use handlebars::Handlebars;
+use serde::Serialize;
+
+use super::chart::{self, Chart, Line, Unit};
+use super::server::AppState;
+use crate::actions::audit::ActionRun;
+use crate::history::aggregate::{aggregate, Function};
+use crate::history::codec::DecodeError;
+use crate::history::query::{rfc3339, system_ms};
+use crate::history::recorder::lock;
+use crate::history::{History, SeriesKey};
+use crate::model::{Family, Snapshot};
+use crate::rules::alerting::AlertState;
+use crate::rules::manager::RuleEngine;
+use crate::status::{self, Identity};
+
+/// How far back the charts reach at most.
+pub const CHART_WINDOW_MS: i64 = 6 * 3_600_000;
+/// Points per series at most: older data is averaged into steps.
+pub const CHART_POINTS: i64 = 360;
+/// Recovery action runs shown.
+pub const RECENT_ACTIONS: usize = 20;
+/// Characters of an action's output shown (the audit log keeps up to 4 KiB).
+const OUTPUT_SHOWN: usize = 400;
+
+/// Why the page could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum DashboardError {
+    /// An embedded template does not compile (a bug: the unit tests render every template).
+    #[error("the dashboard template does not compile: {0}")]
+    Template(String),
+    /// Rendering failed.
+    #[error("cannot render the dashboard: {0}")]
+    Render(#[from] handlebars::RenderError),
+    /// A history block could not be decoded.
+    #[error("cannot read the history for the charts: {0}")]
+    History(#[from] DecodeError),
+}
+
+/// How the dashboard is served.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Seconds between refreshes of the page (`cluster.dashboard.refresh_interval_seconds`).
+    pub refresh_seconds: f64,
+    /// True when the page is served on a listener of its own (`cluster.dashboard.host` and
+    /// `port`) rather than beside the API.
+    pub own_listener: bool,
+}
+
+/// The page's routes, `/` and `/dashboard`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(page))
+        .route("/dashboard", get(page))
+}
+
+/// The templates, compiled once.
+fn registry() -> Result<&'static Handlebars<'static>, DashboardError> {
+    static REGISTRY: OnceLock<Result<Handlebars<'static>, String>> = OnceLock::new();
+    REGISTRY
+        .get_or_init(|| {
+            let mut hb = Handlebars::new();
+            hb.set_strict_mode(true);
+            for (name, text) in [
+                ("dashboard", include_str!("../../templates/dashboard.hbs")),
+                ("nodes", include_str!("../../templates/nodes.hbs")),
+                ("alerts", include_str!("../../templates/alerts.hbs")),
+                ("actions", include_str!("../../templates/actions.hbs")),
+            ] {
+                hb.register_template_string(name, text)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(hb)
+        })
+        .as_ref()
+        .map_err(|e| DashboardError::Template(e.clone()))
+}
+
+/// The whole page, as the template sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page {
+    /// ipfs-sentinel's version.
+    pub version: &'static str,
+    /// This node's id.
+    pub node_id: String,
+    /// This node's role.
+    pub role: String,
+    /// When the page was built, RFC 3339 UTC.
+    pub generated: String,
+    /// Seconds between refreshes; `None` for a page written once.
+    pub refresh_seconds: Option<String>,
+    /// The refresh as text, e.g. `30s`.
+    pub refresh_text: Option<String>,
+    /// One row per node, this one first.
+    pub nodes: Vec<NodeRow>,
+    /// How many nodes.
+    pub node_count: usize,
+    /// The charts.
+    pub charts: Vec<ChartView>,
+    /// What the charts span, e.g. `last 6h (UTC)`.
+    pub chart_span: String,
+    /// Pending and firing alerts, firing and most severe first.
+    pub alerts: Vec<AlertRow>,
+    /// Alerts firing.
+    pub firing: usize,
+    /// Alerts pending.
+    pub pending: usize,
+    /// Recent recovery action runs, newest first.
+    pub actions: Vec<ActionRow>,
+    /// Each collector's last run.
+    pub collectors: Vec<CollectorRow>,
+}
+
+/// One node in the cluster table. Absent figures read `—`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeRow {
+    /// The node's id.
+    pub node_id: String,
+    /// True for this node.
+    pub me: bool,
+    /// master, worker, leecher or unknown.
+    pub role: String,
+    /// Online, Degraded or Offline.
+    pub status: String,
+    /// The status in lower case, for the CSS class.
+    pub status_class: String,
+    /// When it last answered, e.g. `12s ago`.
+    pub last_seen: String,
+    /// CPU busy.
+    pub cpu: String,
+    /// Memory in use.
+    pub memory: String,
+    /// The fullest real filesystem's usage.
+    pub disk: String,
+    /// Repo size against StorageMax, e.g. `4.95 GiB of 9.31 GiB (53%)`.
+    pub repo: String,
+    /// Recursive plus direct pins.
+    pub pins: String,
+    /// Connected swarm peers.
+    pub peers: String,
+    /// Incoming and outgoing bandwidth.
+    pub bandwidth: String,
+}
+
+/// A chart and its legend.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChartView {
+    /// The heading.
+    pub title: String,
+    /// The `<svg>` element; its labels are escaped by [`chart::svg`].
+    pub svg: String,
+    /// One entry per series.
+    pub legend: Vec<LegendItem>,
+}
+
+/// One series in a chart's legend.
+#[derive(Debug, Clone, Serialize)]
+pub struct LegendItem {
+    /// Its label.
+    pub label: String,
+    /// Its colour class, `s0` to `s7`.
+    pub class: String,
+    /// Its newest value.
+    pub last: String,
+}
+
+/// One pending or firing alert.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertRow {
+    /// `alertname`.
+    pub alertname: String,
+    /// The `severity` label (empty when none).
+    pub severity: String,
+    /// pending or firing.
+    pub state: String,
+    /// The expression's value at the last evaluation.
+    pub value: String,
+    /// When the condition started holding, RFC 3339.
+    pub since: String,
+    /// How long ago that was, e.g. `5m 3s`.
+    pub since_ago: String,
+    /// The `summary` annotation, or `description`.
+    pub summary: String,
+    /// The other labels, `name="value"` joined by commas.
+    pub labels: String,
+}
+
+/// One recovery action run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionRow {
+    /// When it ended, RFC 3339.
+    pub at: String,
+    /// The alert that asked for it.
+    pub alertname: String,
+    /// The action's name.
+    pub action: String,
+    /// The node it ran for.
+    pub node_id: String,
+    /// firing, resolved, escalation or remote.
+    pub trigger: String,
+    /// Attempt number.
+    pub attempt: u32,
+    /// success, failure, timeout, ...
+    pub result: String,
+    /// `ok`, `bad` or `info`, for the CSS class.
+    pub result_class: &'static str,
+    /// How long it took.
+    pub duration: String,
+    /// The start of its output.
+    pub output: String,
+}
+
+/// One collector's health.
+#[derive(Debug, Clone, Serialize)]
+pub struct CollectorRow {
+    /// The collector's name.
+    pub name: String,
+    /// Whether its last run succeeded.
+    pub ok: bool,
+    /// How long its last run took.
+    pub duration: String,
+}
+
+/// What a page is built from.
+pub struct Inputs<'a> {
+    /// The latest collection.
+    pub snapshot: &'a Snapshot,
+    /// This node.
+    pub identity: &'a Identity,
+    /// The charts, from [`charts`].
+    pub charts: Vec<Chart>,
+    /// The alerts, from [`alert_rows`].
+    pub alerts: Vec<AlertRow>,
+    /// Recent runs, newest first.
+    pub actions: Vec<ActionRun>,
+    /// Seconds between refreshes, `None` for a page written once.
+    pub refresh_seconds: Option<f64>,
+    /// Now, ms since the Unix epoch.
+    pub now_ms: i64,
+}
+
+/// A duration as `1h 2m 3s`, rounded to seconds.
+fn ago(ms: i64) -> String {
+    let seconds = (ms.max(0) + 500) / 1000;
+    humantime::format_duration(Duration::from_secs(seconds as u64)).to_string()
+}
+
+fn or_dash(unit: Unit, v: Option<f64>) -> String {
+    v.map(|v| chart::format_value(unit, v))
+        .unwrap_or_else(|| "—".to_owned())
+}
+
+/// A value as an alert shows it: up to four decimals, no trailing zeros.
+fn plain_number(v: f64) -> String {
+    if !v.is_finite() {
+        return if v.is_nan() {
+            "—".into()
+        } else {
+            v.to_string()
+        };
+    }
+    let text = format!("{v:.4}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// A node's figures: from the `ipfs_sentinel_cluster_node_*{node_id}` families, else (for
+/// this node) from its own collection.
+fn node_row(
+    snapshot: &Snapshot,
+    own: &status::Headline,
+    node: &status::ClusterNode,
+    me: bool,
+    now_ms: i64,
+) -> NodeRow {
+    let get = |metric: &str, own_value: Option<f64>, extra: &[(&str, &str)]| {
+        let mut labels = vec![("node_id", node.node_id.as_str())];
+        labels.extend_from_slice(extra);
+        snapshot
+            .value(&format!("ipfs_sentinel_cluster_node_{metric}"), &labels)
+            .or(if me { own_value } else { None })
+    };
+    let size = get("repo_size_bytes", own.repo_size_bytes, &[]);
+    let max = get("repo_storage_max_bytes", own.repo_storage_max_bytes, &[]);
+    let repo = match (size, max) {
+        (Some(s), Some(m)) if m > 0.0 => format!(
+            "{} of {} ({})",
+            chart::format_value(Unit::Bytes, s),
+            chart::format_value(Unit::Bytes, m),
+            chart::format_value(Unit::Percent, s / m)
+        ),
+        (s, _) => or_dash(Unit::Bytes, s),
+    };
+    let bw_in = get(
+        "bandwidth_rate_bytes",
+        own.bandwidth_in_bytes_per_second,
+        &[("direction", "in")],
+    );
+    let bw_out = get(
+        "bandwidth_rate_bytes",
+        own.bandwidth_out_bytes_per_second,
+        &[("direction", "out")],
+    );
+    let bandwidth = if bw_in.is_none() && bw_out.is_none() {
+        "—".to_owned()
+    } else {
+        format!(
+            "in {} / out {}",
+            or_dash(Unit::BytesPerSecond, bw_in),
+            or_dash(Unit::BytesPerSecond, bw_out)
+        )
+    };
+    let disk = or_dash(
+        Unit::Percent,
+        get("disk_usage_ratio", own.disk_usage_ratio, &[]),
+    );
+    let disk = match (&own.disk_mountpoint, me) {
+        (Some(mount), true) if disk != "—" => format!("{disk} ({mount})"),
+        _ => disk,
+    };
+    NodeRow {
+        node_id: node.node_id.clone(),
+        me,
+        role: node.role.clone(),
+        status: node.status.as_str().to_owned(),
+        status_class: node.status.as_str().to_lowercase(),
+        last_seen: match node.last_seen_timestamp_seconds {
+            Some(t) => format!("{} ago", ago(now_ms - (t * 1000.0) as i64)),
+            None => "never".to_owned(),
+        },
+        cpu: or_dash(
+            Unit::Percent,
+            get("cpu_usage_ratio", own.cpu_usage_ratio, &[]),
+        ),
+        memory: or_dash(
+            Unit::Percent,
+            get("memory_usage_ratio", own.memory_usage_ratio, &[]),
+        ),
+        disk,
+        repo,
+        pins: or_dash(Unit::Count, get("pins", own.pins, &[])),
+        peers: or_dash(Unit::Count, get("peers", own.peers, &[])),
+        bandwidth,
+    }
+}
+
+/// The cluster table: this node first, then the others as its cluster view lists them.
+pub fn node_rows(snapshot: &Snapshot, me: &Identity, now_ms: i64) -> Vec<NodeRow> {
+    let own = status::headline(snapshot);
+    let mut view = status::cluster_view(snapshot);
+    if !view.iter().any(|n| n.node_id == me.node_id) {
+        view.insert(
+            0,
+            status::ClusterNode {
+                node_id: me.node_id.clone(),
+                role: me.role.as_str().to_owned(),
+                status: status::local_health(snapshot),
+                last_seen_timestamp_seconds: Some(system_ms(snapshot.taken_at) as f64 / 1000.0),
+            },
+        );
+    }
+    view.sort_by_key(|n| n.node_id != me.node_id);
+    view.iter()
+        .map(|n| node_row(snapshot, &own, n, n.node_id == me.node_id, now_ms))
+        .collect()
+}
+
+/// A chart and where its series come from: the first source with any series wins, so a
+/// sentinel that does not export its cluster view still charts itself.
+struct ChartSpec {
+    title: &'static str,
+    unit: Unit,
+    /// (metric, the label that names each series; empty: this node's id).
+    sources: &'static [(&'static str, &'static str)],
+}
+
+const CHARTS: [ChartSpec; 6] = [
+    ChartSpec {
+        title: "CPU busy",
+        unit: Unit::Percent,
+        sources: &[
+            ("ipfs_sentinel_cluster_node_cpu_usage_ratio", "node_id"),
+            ("ipfs_sentinel_node_cpu_usage_ratio", ""),
+        ],
+    },
+    ChartSpec {
+        title: "Memory in use",
+        unit: Unit::Percent,
+        sources: &[
+            ("ipfs_sentinel_cluster_node_memory_usage_ratio", "node_id"),
+            ("ipfs_sentinel_node_memory_usage_ratio", ""),
+        ],
+    },
+    ChartSpec {
+        title: "Fullest disk",
+        unit: Unit::Percent,
+        sources: &[
+            ("ipfs_sentinel_cluster_node_disk_usage_ratio", "node_id"),
+            ("ipfs_sentinel_node_disk_usage_ratio", "mountpoint"),
+        ],
+    },
+    ChartSpec {
+        title: "IPFS repo size",
+        unit: Unit::Bytes,
+        sources: &[
+            ("ipfs_sentinel_cluster_node_repo_size_bytes", "node_id"),
+            ("ipfs_sentinel_ipfs_repo_size_bytes", ""),
+        ],
+    },
+    ChartSpec {
+        title: "Swarm peers",
+        unit: Unit::Count,
+        sources: &[
+            ("ipfs_sentinel_cluster_node_peers", "node_id"),
+            ("ipfs_sentinel_ipfs_peers", ""),
+        ],
+    },
+    ChartSpec {
+        title: "IPFS bandwidth",
+        unit: Unit::BytesPerSecond,
+        sources: &[
+            ("ipfs_sentinel_cluster_node_bandwidth_rate_bytes", "node_id"),
+            ("ipfs_sentinel_ipfs_bandwidth_rate_bytes", ""),
+        ],
+    },
+];
+
+/// The series label of `key`: the value of `label`, plus its direction for bandwidth.
+fn series_label(key: &SeriesKey, label: &str, me: &Identity) -> String {
+    let name = match key.label(label) {
+        Some(v) if !label.is_empty() => v.to_owned(),
+        _ => me.node_id.clone(),
+    };
+    match key.label("direction") {
+        Some(d) => format!("{name} {d}"),
+        None => name,
+    }
+}
+
+/// The time window of the charts: the last [`CHART_WINDOW_MS`], or since the oldest sample
+/// when the history is younger; and the step that keeps each series under [`CHART_POINTS`].
+pub fn chart_window(first_tick: Option<i64>, now_ms: i64) -> (i64, i64, i64) {
+    let start = first_tick
+        .unwrap_or(now_ms)
+        .max(now_ms - CHART_WINDOW_MS)
+        .min(now_ms);
+    let step = ((now_ms - start) / CHART_POINTS + 999) / 1000 * 1000;
+    let step = step.max(1000);
+    (start, now_ms, step)
+}
+
+/// The charts of the history up to `now_ms`, each series averaged per step.
+pub fn charts(history: &History, me: &Identity, now_ms: i64) -> Result<Vec<Chart>, DecodeError> {
+    let (start, end, step) = chart_window(history.first_tick(), now_ms);
+    let mut out = Vec::new();
+    for spec in &CHARTS {
+        let mut lines = Vec::new();
+        for (metric, label) in spec.sources {
+            let mut keys = history.series_named(metric, |_| true);
+            keys.sort();
+            for key in keys {
+                let points = history.points(&key, start, end)?;
+                if points.is_empty() {
+                    continue;
+                }
+                lines.push(Line {
+                    label: series_label(&key, label, me),
+                    points: aggregate(&points, start, end, step, Function::Avg),
+                });
+            }
+            if !lines.is_empty() {
+                break;
+            }
+        }
+        out.push(Chart {
+            title: spec.title.to_owned(),
+            unit: spec.unit,
+            start_ms: start,
+            end_ms: end,
+            lines,
+        });
+    }
+    Ok(out)
+}
+
+fn chart_view(c: &Chart) -> ChartView {
+    ChartView {
+        title: c.title.clone(),
+        svg: chart::svg(c),
+        legend: c
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| LegendItem {
+                label: l.label.clone(),
+                class: format!("s{}", i % chart::PALETTE),
+                last: l
+                    .points
+                    .last()
+                    .map(|p| chart::format_value(c.unit, p.1))
+                    .unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+fn severity_rank(severity: &str) -> u8 {
+    match severity {
+        "critical" => 0,
+        "warning" => 1,
+        "info" => 2,
+        _ => 3,
+    }
+}
+
+/// The engine's pending and firing alerts: firing first, then the most severe, then the
+/// oldest.
+pub fn alert_rows(engine: &RuleEngine, now_ms: i64) -> Vec<AlertRow> {
+    let mut alerts: Vec<_> = engine.active_alerts().into_iter().map(|(_, a)| a).collect();
+    alerts.sort_by_key(|a| {
+        (
+            a.state != AlertState::Firing,
+            severity_rank(a.labels.get("severity").map_or("", String::as_str)),
+            a.active_at_ms,
+        )
+    });
+    alerts
+        .into_iter()
+        .map(|a| {
+            let get = |k: &str| a.labels.get(k).cloned().unwrap_or_default();
+            let labels: Vec<String> = a
+                .labels
+                .iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "alertname" | "severity"))
+                .map(|(k, v)| format!("{k}=\"{v}\""))
+                .collect();
+            AlertRow {
+                alertname: get("alertname"),
+                severity: get("severity"),
+                state: if a.state == AlertState::Firing {
+                    "firing"
+                } else {
+                    "pending"
+                }
+                .to_owned(),
+                value: plain_number(a.value),
+                since: rfc3339(a.active_at_ms),
+                since_ago: ago(now_ms - a.active_at_ms),
+                summary: a
+                    .annotations
+                    .get("summary")
+                    .or_else(|| a.annotations.get("description"))
+                    .cloned()
+                    .unwrap_or_default(),
+                labels: labels.join(", "),
+            }
+        })
+        .collect()
+}
+
+fn action_row(run: &ActionRun) -> ActionRow {
+    let result = run.result.as_str();
+    let mut output: String = run.output.chars().take(OUTPUT_SHOWN).collect();
+    if output.len() < run.output.len() {
+        output.push('…');
+    }
+    ActionRow {
+        at: rfc3339(run.at_ms),
+        alertname: run.alertname.clone(),
+        action: run.action.clone(),
+        node_id: run.node_id.clone(),
+        trigger: run.trigger.clone(),
+        attempt: run.attempt,
+        result: result.to_owned(),
+        result_class: match result {
+            "success" => "ok",
+            "failure" | "timeout" | "dead_letter" => "bad",
+            _ => "info",
+        },
+        duration: format!(
+            "{}s",
+            plain_number((run.duration_seconds * 100.0).round() / 100.0)
+        ),
+        output,
+    }
+}
+
+/// Each collector's last result and duration.
+pub fn collector_rows(snapshot: &Snapshot) -> Vec<CollectorRow> {
+    status::collectors(snapshot)
+        .into_iter()
+        .map(|(name, ok)| CollectorRow {
+            duration: snapshot
+                .value(
+                    "ipfs_sentinel_collector_duration_seconds",
+                    &[("collector", &name)],
+                )
+                .map(|d| format!("{}s", plain_number((d * 1000.0).round() / 1000.0)))
+                .unwrap_or_else(|| "—".into()),
+            name,
+            ok,
+        })
+        .collect()
+}
+
+/// The page's model.
+pub fn page_model(inputs: Inputs<'_>) -> Page {
+    let firing = inputs.alerts.iter().filter(|a| a.state == "firing").count();
+    let (start, end) = inputs
+        .charts
+        .first()
+        .map_or((inputs.now_ms, inputs.now_ms), |c| (c.start_ms, c.end_ms));
+    let nodes = node_rows(inputs.snapshot, inputs.identity, inputs.now_ms);
+    Page {
+        version: env!("CARGO_PKG_VERSION"),
+        node_id: inputs.identity.node_id.clone(),
+        role: inputs.identity.role.as_str().to_owned(),
+        generated: rfc3339(inputs.now_ms),
+        refresh_seconds: inputs.refresh_seconds.map(plain_number),
+        refresh_text: inputs.refresh_seconds.map(|s| ago((s * 1000.0) as i64)),
+        node_count: nodes.len(),
+        nodes,
+        charts: inputs.charts.iter().map(chart_view).collect(),
+        chart_span: format!("last {}, UTC", ago(end - start)),
+        pending: inputs.alerts.len() - firing,
+        firing,
+        alerts: inputs.alerts,
+        actions: inputs.actions.iter().map(action_row).collect(),
+        collectors: collector_rows(inputs.snapshot),
+    }
+}
+
+/// The page as HTML.
+pub fn render(page: &Page) -> Result<String, DashboardError> {
+    Ok(registry()?.render("dashboard", page)?)
+}
+
+/// A snapshot of the newest tick in the history, for a page built from a data dir.
+pub fn last_tick_snapshot(history: &History) -> Result<Snapshot, DecodeError> {
+    let Some(last) = history.last_tick() else {
+        return Ok(Snapshot::new(SystemTime::UNIX_EPOCH, Vec::new()));
+    };
+    let mut families: BTreeMap<String, Family> = BTreeMap::new();
+    for key in history.series(|_| true) {
+        if let Some((_, v)) = history.points(&key, last, last)?.first() {
+            let labels: Vec<(&str, &str)> = key
+                .labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            families
+                .entry(key.name.clone())
+                .or_insert_with(|| Family::gauge(&key.name, ""))
+                .push(&labels, *v);
+        }
+    }
+    let taken_at = SystemTime::UNIX_EPOCH + Duration::from_millis(last.max(0) as u64);
+    Ok(Snapshot::new(taken_at, families.into_values().collect()))
+}
+
+/// `GET /` and `GET /dashboard`; `?refresh=0` leaves out the refresh (for a page kept).
+async fn page(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let Some(settings) = &state.dashboard else {
+        return (StatusCode::NOT_FOUND, "The dashboard is disabled.\n").into_response();
+    };
+    let refresh =
+        (q.get("refresh").map(String::as_str) != Some("0")).then_some(settings.refresh_seconds);
+    let now_ms = system_ms(SystemTime::now());
+    let current = state.metrics.current();
+    let charts = match charts(&lock(&state.history), &state.identity, now_ms) {
+        Ok(c) => c,
+        Err(e) => return failed(e.into()),
+    };
+    let alerts = alert_rows(&crate::rules::reload::lock(&state.engine), now_ms);
+    let model = page_model(Inputs {
+        snapshot: &current.snapshot,
+        identity: &state.identity,
+        charts,
+        alerts,
+        actions: state.audit.recent(RECENT_ACTIONS),
+        refresh_seconds: refresh,
+        now_ms,
+    });
+    match render(&model) {
+        Ok(html) => ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+fn failed(e: DashboardError) -> Response {
+    tracing::warn!(error = %e, "dashboard not rendered");
+    (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::audit::RunResult;
+    use crate::config::Role;
+
+    const EVIL: &str = "<script>alert(1)</script>";
+
+    fn me() -> Identity {
+        Identity {
+            node_id: "node-a".into(),
+            role: Role::Master,
+        }
+    }
+
+    fn snapshot() -> Snapshot {
+        let states = Family::gauge("ipfs_sentinel_cluster_node_status", "")
+            .with(
+                &[
+                    ("node_id", "node-a"),
+                    ("role", "master"),
+                    ("status", "Online"),
+                ],
+                1.0,
+            )
+            .with(
+                &[("node_id", EVIL), ("role", "worker"), ("status", "Offline")],
+                1.0,
+            );
+        Snapshot::new(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_000),
+            vec![
+                states,
+                Family::gauge("ipfs_sentinel_cluster_node_last_seen_timestamp_seconds", "")
+                    .with(&[("node_id", "node-a")], 1_000.0)
+                    .with(&[("node_id", EVIL)], 880.0),
+                Family::gauge("ipfs_sentinel_cluster_node_repo_size_bytes", "")
+                    .with(&[("node_id", "node-a")], 5.0 * 1024.0 * 1024.0 * 1024.0),
+                Family::gauge("ipfs_sentinel_cluster_node_repo_storage_max_bytes", "")
+                    .with(&[("node_id", "node-a")], 10.0 * 1024.0 * 1024.0 * 1024.0),
+                Family::gauge("ipfs_sentinel_cluster_node_cpu_usage_ratio", "")
+                    .with(&[("node_id", EVIL)], 0.25),
+                Family::single_gauge("ipfs_sentinel_node_cpu_usage_ratio", "", 0.5),
+                Family::gauge("ipfs_sentinel_ipfs_bandwidth_rate_bytes", "")
+                    .with(&[("direction", "in")], 2048.0)
+                    .with(&[("direction", "out")], 1024.0),
+                Family::gauge("ipfs_sentinel_collector_success", "")
+                    .with(&[("collector", "node")], 1.0)
+                    .with(&[("collector", "ipfs")], 0.0),
+                Family::gauge("ipfs_sentinel_collector_duration_seconds", "")
+                    .with(&[("collector", "node")], 0.0123),
+            ],
+        )
+    }
+
+    fn run() -> ActionRun {
+        ActionRun {
+            at_ms: 990_000,
+            job: "j1".into(),
+            alertname: "DiskFull".into(),
+            severity: "warning".into(),
+            action: "run_gc".into(),
+            node_id: EVIL.into(),
+            trigger: "firing".into(),
+            attempt: 1,
+            result: RunResult::Failure,
+            output: "<script>alert(2)</script>".into(),
+            duration_seconds: 0.456,
+            dry_run: false,
+        }
+    }
+
+    fn alert() -> AlertRow {
+        AlertRow {
+            alertname: "NodeDown".into(),
+            severity: "critical".into(),
+            state: "firing".into(),
+            value: "1".into(),
+            since: rfc3339(900_000),
+            since_ago: ago(100_000),
+            summary: "<img src=x onerror=alert(3)>".into(),
+            labels: format!("node_id=\"{EVIL}\""),
+        }
+    }
+
+    fn html(refresh: Option<f64>) -> String {
+        let model = page_model(Inputs {
+            snapshot: &snapshot(),
+            identity: &me(),
+            charts: vec![Chart {
+                title: "CPU busy".into(),
+                unit: Unit::Percent,
+                start_ms: 0,
+                end_ms: 1_000_000,
+                lines: vec![Line {
+                    label: EVIL.into(),
+                    points: vec![(0, 0.1), (500_000, 0.2)],
+                }],
+            }],
+            alerts: vec![alert()],
+            actions: vec![run()],
+            refresh_seconds: refresh,
+            now_ms: 1_000_000,
+        });
+        render(&model).unwrap()
+    }
+
+    #[test]
+    fn the_page_shows_every_section_and_escapes_what_comes_from_outside() {
+        let page = html(Some(30.0));
+        for part in [
+            "id=\"nodes\"",
+            "id=\"charts\"",
+            "id=\"alerts\"",
+            "id=\"actions\"",
+            "id=\"collectors\"",
+            "NodeDown",
+            "1 firing, 0 pending",
+            "run_gc",
+            "<svg class=\"chart\"",
+            "http-equiv=\"refresh\" content=\"30\"",
+            "refreshes every 30s",
+            "prefers-color-scheme: dark",
+        ] {
+            assert!(page.contains(part), "{part} missing from the page");
+        }
+        assert!(!page.contains("<script>alert"), "unescaped script");
+        assert!(!page.contains("<img"), "unescaped markup");
+        // Every occurrence is escaped text: the node table, the chart and its legend, the
+        // alert's labels, the action's node and output.
+        for (n, at_least) in [(1, 5), (2, 1)] {
+            let raw = format!("alert({n})");
+            let escaped = format!("&lt;script&gt;alert({n})");
+            assert_eq!(page.matches(&raw).count(), page.matches(&escaped).count());
+            assert!(page.matches(&escaped).count() >= at_least, "{page}");
+        }
+        // The only script is the page's own refresh.
+        assert_eq!(page.matches("<script").count(), 1);
+    }
+
+    #[test]
+    fn a_page_written_once_has_no_refresh_and_no_script() {
+        let page = html(None);
+        assert!(!page.contains("refresh"), "{page}");
+        assert!(!page.contains("<script"));
+    }
+
+    #[test]
+    fn the_cluster_table_puts_this_node_first_with_its_own_figures() {
+        let rows = node_rows(&snapshot(), &me(), 1_000_000);
+        assert_eq!(rows.len(), 2);
+        let (a, b) = (&rows[0], &rows[1]);
+        assert!(a.me && !b.me);
+        assert_eq!(a.repo, "5 GiB of 10 GiB (50%)");
+        // This node's CPU comes from its own collection when the cluster view has none.
+        assert_eq!(a.cpu, "50%");
+        assert_eq!(a.bandwidth, "in 2 KiB/s / out 1 KiB/s");
+        assert_eq!(a.last_seen, "0s ago");
+        assert_eq!((b.node_id.as_str(), b.status.as_str()), (EVIL, "Offline"));
+        assert_eq!((b.cpu.as_str(), b.memory.as_str()), ("25%", "—"));
+        assert_eq!(b.last_seen, "2m ago");
+        assert_eq!(b.bandwidth, "—");
+    }
+
+    #[test]
+    fn without_a_cluster_view_this_node_still_has_a_row() {
+        let bare = Snapshot::new(SystemTime::UNIX_EPOCH, vec![]);
+        let rows = node_rows(&bare, &me(), 0);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].status.as_str(), rows[0].cpu.as_str()),
+            ("Degraded", "—")
+        );
+        let collectors = collector_rows(&snapshot());
+        assert_eq!(collectors.len(), 2);
+        assert_eq!(collectors[1].duration, "0.012s");
+    }
+
+    #[test]
+    fn charts_span_the_history_up_to_six_hours_in_at_most_360_steps() {
+        assert_eq!(chart_window(Some(40_000), 100_000), (40_000, 100_000, 1000));
+        assert_eq!(chart_window(None, 100_000), (100_000, 100_000, 1000));
+        let day = 24 * 3_600_000;
+        assert_eq!(
+            chart_window(Some(0), day),
+            (day - CHART_WINDOW_MS, day, 60_000)
+        );
+    }
+
+    #[test]
+    fn charts_read_the_cluster_series_or_fall_back_to_this_node() {
+        let mut history = History::new(i64::MAX, 1000);
+        let key = |name: &str, labels: &[(&str, &str)]| SeriesKey {
+            name: name.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+        };
+        let cpu_b = history.intern(key(
+            "ipfs_sentinel_cluster_node_cpu_usage_ratio",
+            &[("node_id", "b")],
+        ));
+        let cpu_a = history.intern(key(
+            "ipfs_sentinel_cluster_node_cpu_usage_ratio",
+            &[("node_id", "a")],
+        ));
+        let peers = history.intern(key("ipfs_sentinel_ipfs_peers", &[]));
+        for i in 0..10 {
+            history.append(
+                i * 1000,
+                &[
+                    (cpu_a.clone(), 0.1 * i as f64),
+                    (cpu_b.clone(), 0.5),
+                    (peers.clone(), i as f64),
+                ],
+            );
+        }
+        let charts = charts(&history, &me(), 9_000).unwrap();
+        assert_eq!(charts.len(), CHARTS.len());
+        let labels: Vec<&str> = charts[0].lines.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(labels, ["a", "b"]);
+        assert_eq!(charts[0].lines[0].points.len(), 10);
+        assert_eq!(charts[0].lines[0].points[3], (3000, 0.30000000000000004));
+        let peers = &charts[4];
+        assert_eq!(peers.lines.len(), 1);
+        assert_eq!(peers.lines[0].label, "node-a");
+        assert!(charts[1].lines.is_empty());
+        let snapshot = last_tick_snapshot(&history).unwrap();
+        assert_eq!(snapshot.value("ipfs_sentinel_ipfs_peers", &[]), Some(9.0));
+        assert_eq!(
+            snapshot.value(
+                "ipfs_sentinel_cluster_node_cpu_usage_ratio",
+                &[("node_id", "b")]
+            ),
+            Some(0.5)
+        );
+    }
+}
