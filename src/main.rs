@@ -92,6 +92,25 @@ enum Command {
     /// Raw samples by default; with --step, one point per step (the last sample, or --fn).
     /// Bad input exits with status 2.
     Export(ExportArgs),
+    /// Write the dashboard page once, from a running sentinel (--url) or a data dir, for
+    /// mailing or archiving. The page needs no network: its charts are inline SVG.
+    Dashboard(DashboardArgs),
+}
+
+#[derive(clap::Args)]
+struct DashboardArgs {
+    /// The HTML file to write.
+    #[arg(long, short = 'o', value_name = "FILE.html")]
+    output: PathBuf,
+    /// Read from a running sentinel, e.g. http://127.0.0.1:9401.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["data_dir", "config"])]
+    url: Option<String>,
+    /// Read the data dir directly, touching nothing (default: the serve default).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The configuration the data dir was written with (node id, retention, rules).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 /// `serve`'s web security and limits.
@@ -286,6 +305,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Dashboard(args) => report(dashboard(args)),
         Command::Export(args) => match export(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(ExportFailure::BadInput(reason)) => {
@@ -478,6 +498,68 @@ fn export_from_data_dir(args: &ExportArgs, out: &mut dyn Write) -> Result<(), Ex
     plan.write_all(&history, out, |done| progress.set_position(done as u64))
         .context("cannot write the export")?;
     progress.finish_and_clear();
+    Ok(())
+}
+
+fn dashboard(args: DashboardArgs) -> anyhow::Result<()> {
+    let html = match &args.url {
+        Some(url) => {
+            let endpoint = format!("{}/dashboard", url.trim_end_matches('/'));
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(async {
+                let client = reqwest::Client::builder()
+                    .connect_timeout(std::time::Duration::from_secs(10))
+                    .timeout(std::time::Duration::from_secs(60))
+                    .build()
+                    .context("cannot build an HTTP client")?;
+                let response = client
+                    .get(&endpoint)
+                    .query(&[("refresh", "0")])
+                    .send()
+                    .await
+                    .with_context(|| {
+                        format!("cannot reach {endpoint}; is the sentinel running there?")
+                    })?;
+                let status = response.status();
+                let body = response
+                    .text()
+                    .await
+                    .with_context(|| format!("{endpoint}: the page was cut off"))?;
+                anyhow::ensure!(
+                    status.is_success(),
+                    "{endpoint}: HTTP {status}: {}; is the dashboard enabled there (cluster.dashboard)?",
+                    body.trim()
+                );
+                Ok(body)
+            })?
+        }
+        None => {
+            let source = ConfigSource {
+                path: args.config.clone(),
+            };
+            let (config, groups) = source.load().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let data_dir = match &args.data_dir {
+                Some(dir) => dir.clone(),
+                None => default_data_dir()?,
+            };
+            anyhow::ensure!(
+                data_dir.join("history").is_dir(),
+                "{} holds no history; pass --data-dir, or --url to read a running sentinel",
+                data_dir.display()
+            );
+            ipfs_sentinel::http::dashboard::render_from_data_dir(
+                &config,
+                groups,
+                &data_dir,
+                std::time::SystemTime::now(),
+            )?
+        }
+    };
+    std::fs::write(&args.output, html)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
     Ok(())
 }
 

@@ -333,7 +333,7 @@ fn chattr(flag: &str, paths: &[&Path]) {
 /// had written is still on disk.
 async fn survives(data_dir: &Path, what: &str, fault: impl Fn(), heal: impl Fn()) {
     let dir = tempfile::tempdir().unwrap();
-    let mut sentinel = Sentinel::start_with(free_port(), FAST, data_dir, dir, &[], true).await;
+    let mut sentinel = Sentinel::start_with(free_port(), FAST, data_dir, dir, &[], &[], true).await;
     eventually("a few ticks", || {
         let url = sentinel.url.clone();
         async move { (ticks_served(&url).await.len() >= 3).then_some(()) }
@@ -442,6 +442,7 @@ async fn a_slowloris_client_is_cut_at_the_header_timeout_while_scrapes_go_on() {
         &data,
         dir,
         &["--web.header-read-timeout", "2s"],
+        &[],
         true,
     )
     .await;
@@ -520,6 +521,7 @@ async fn past_the_connection_cap_a_new_connection_gets_503_at_once() {
             "--web.header-read-timeout",
             "60s",
         ],
+        &[],
         true,
     )
     .await;
@@ -554,7 +556,7 @@ async fn past_the_connection_cap_a_new_connection_gets_503_at_once() {
 async fn sigterm_exits_0_with_the_history_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut sentinel = Sentinel::start_with(free_port(), FAST, &data, dir, &[], true).await;
+    let mut sentinel = Sentinel::start_with(free_port(), FAST, &data, dir, &[], &[], true).await;
     let held = eventually("a few ticks", || {
         let url = sentinel.url.clone();
         async move {
