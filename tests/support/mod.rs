@@ -406,11 +406,20 @@ pub struct Prometheus {
 impl Prometheus {
     /// Starts Prometheus scraping `targets` (host:port) every second.
     pub async fn start(targets: &[String]) -> Prometheus {
-        let dir = tempfile::tempdir().unwrap();
         let quoted: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: ipfs-sentinel\n    static_configs:\n      - targets: [{}]\n",
+        Prometheus::start_with(&format!(
+            "  - job_name: ipfs-sentinel\n    static_configs:\n      - targets: [{}]\n",
             quoted.join(", ")
+        ))
+        .await
+    }
+
+    /// Starts Prometheus with these `scrape_configs` entries (YAML, indented by two), scraping
+    /// every second.
+    pub async fn start_with(scrape_configs: &str) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{scrape_configs}"
         );
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).unwrap();
