@@ -4,7 +4,9 @@
 #
 # Installs: Debian's prometheus (prometheus + promtool), prometheus-alertmanager (Alertmanager
 # and amtool), prometheus-node-exporter (the web config reference), e2fsprogs (chattr, for the
-# read-only data dir test), curl, Node.js and npm when missing, and
+# read-only data dir test), curl, docker-compose (to check the compose file; no engine is
+# needed), chromium and a font (for the dashboard's browser test), Node.js and npm when
+# missing, and
 # js-ipfs 0.66.1 (a real IPFS node serving the Kubo RPC API) from tests/ipfs-node's lockfile.
 # Needs: a Rust toolchain (rustup) with clippy and rustfmt.
 set -euo pipefail
@@ -18,8 +20,8 @@ command -v cargo >/dev/null || {
   exit 1
 }
 
-step "Debian packages (prometheus, promtool; Node.js when missing)"
-packages=(prometheus prometheus-alertmanager prometheus-node-exporter e2fsprogs curl)
+step "Debian packages (prometheus, promtool, Alertmanager, amtool, node_exporter, docker-compose, chromium; Node.js when missing)"
+packages=(prometheus prometheus-alertmanager prometheus-node-exporter e2fsprogs curl docker-compose chromium fonts-dejavu-core)
 command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)
 as_root apt-get update -qq

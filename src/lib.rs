@@ -1,8 +1,8 @@
 //! ipfs-sentinel: a Prometheus-native monitor for IPFS (Kubo) nodes and clusters.
 //!
 //! It collects node, IPFS and cluster metrics in the background and serves them on `/metrics`,
-//! keeps them as history, and evaluates Prometheus rules over them; recovery actions and a
-//! dashboard come next.
+//! keeps them as history, evaluates Prometheus rules over them, and shows it all on an HTML
+//! dashboard; recovery actions come next.
 //!
 //! # Layout
 //! One flow of data, one module per stage:
@@ -19,7 +19,8 @@
 //! - [`rules`]: rule loading (both forms), the PromQL evaluator, the alert state machine,
 //!   templates, the manager with reloads, promtool-format unit tests, a remote datasource.
 //! - [`actions`]: recovery actions and their audit log.
-//! - [`http`]: the server, its routes and the JSON API.
+//! - [`http`]: the server, its routes and the JSON API; the dashboard page
+//!   ([`http::dashboard`], templates in `templates/`) and its SVG charts ([`http::chart`]).
 //! - [`sentinel`]: builds the parts from a [`config::Config`] and runs them together.
 #![warn(missing_docs)]
 
