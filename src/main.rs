@@ -416,16 +416,8 @@ fn export_from_url(args: &ExportArgs, url: &str, out: &mut dyn Write) -> Result<
         }
     }
     let endpoint = format!("{}/api/v1/export", url.trim_end_matches('/'));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let (runtime, client) = cli_http()?;
     runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .read_timeout(std::time::Duration::from_secs(60))
-            .build()
-            .context("cannot build an HTTP client")?;
         let mut response = client
             .get(&endpoint)
             .query(&query)
@@ -501,20 +493,27 @@ fn export_from_data_dir(args: &ExportArgs, out: &mut dyn Write) -> Result<(), Ex
     Ok(())
 }
 
+/// A runtime and an HTTP client with the CLI's timeouts, for commands that read a running
+/// sentinel.
+fn cli_http() -> anyhow::Result<(tokio::runtime::Runtime, reqwest::Client)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .read_timeout(std::time::Duration::from_secs(60))
+        .build()
+        .context("cannot build an HTTP client")?;
+    Ok((runtime, client))
+}
+
 fn dashboard(args: DashboardArgs) -> anyhow::Result<()> {
     let html = match &args.url {
         Some(url) => {
             let endpoint = format!("{}/dashboard", url.trim_end_matches('/'));
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
+            let (runtime, client) = cli_http()?;
             runtime.block_on(async {
-                let client = reqwest::Client::builder()
-                    .connect_timeout(std::time::Duration::from_secs(10))
-                    .timeout(std::time::Duration::from_secs(60))
-                    .build()
-                    .context("cannot build an HTTP client")?;
                 let response = client
                     .get(&endpoint)
                     .query(&[("refresh", "0")])
