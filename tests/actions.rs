@@ -170,16 +170,17 @@ async fn alertmanager_receives_the_alerts_and_their_resolution() {
         (!active).then_some(())
     })
     .await;
-    let metrics = sentinel.metrics().await;
-    assert!(
-        sample(
-            &metrics,
-            "ipfs_sentinel_actions_total",
-            &[("action", "to_am"), ("result", "success")]
-        )
-        .is_some_and(|n| n >= 2.0),
-        "pushes are counted:\n{metrics}"
-    );
+    // Two pushes at least: the firing alert and its resolution.
+    sentinel
+        .metrics_until("the pushes counted", |m| {
+            sample(
+                m,
+                "ipfs_sentinel_actions_total",
+                &[("action", "to_am"), ("result", "success")],
+            )
+            .is_some_and(|n| n >= 2.0)
+        })
+        .await;
 }
 
 #[tokio::test]
@@ -400,15 +401,98 @@ async fn dry_run_records_what_would_run_and_runs_nothing() {
     let run = run_with(&sentinel, "mark", "dry_run").await;
     assert_eq!(run["dry_run"], true);
     assert_eq!(run["output"], format!("would run: {script} AlwaysFiring"));
-    let metrics = sentinel.metrics().await;
-    assert_eq!(
-        sample(
-            &metrics,
-            "ipfs_sentinel_actions_total",
-            &[("action", "mark"), ("result", "dry_run")]
-        ),
-        Some(1.0),
-        "counted once: the cool-down holds in a dry run too"
-    );
+    let metrics = sentinel
+        .metrics_until("the dry run counted", |m| {
+            sample(
+                m,
+                "ipfs_sentinel_actions_total",
+                &[("action", "mark"), ("result", "dry_run")],
+            )
+            .is_some()
+        })
+        .await;
+    // A few more evaluations of the still-firing alert.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let metrics_later = sentinel.metrics().await;
+    for m in [&metrics, &metrics_later] {
+        assert_eq!(
+            sample(
+                m,
+                "ipfs_sentinel_actions_total",
+                &[("action", "mark"), ("result", "dry_run")]
+            ),
+            Some(1.0),
+            "counted once: the cool-down holds in a dry run too"
+        );
+    }
     assert!(!marker.exists(), "nothing ran");
+}
+
+#[tokio::test]
+async fn an_action_for_another_node_runs_on_that_nodes_sentinel_with_its_token() {
+    const TOKEN: &str = "remote-runs-need-this-token-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let marker = dir.path().join("ran-on");
+    let script = dir.path().join("where.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s %s\\n' \"$SENTINEL_TRIGGER\" \"$1\" >> '{}'\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let action = format!(
+        "    recovery_actions:\n      where: {{command: ['{}', '{{node_id}}'], target: alerting_node}}\n",
+        script.display()
+    );
+    // node-b: runs actions for peers that present its token.
+    let b_dir = dir_with_rules("groups: []\n");
+    let b_data = b_dir.path().join("data");
+    let b = Sentinel::start_with(
+        free_port(),
+        &config("rules.yml", &action).replace("node-a", "node-b"),
+        &b_data,
+        b_dir,
+        &["--web.token-file", token_file.to_str().unwrap()],
+        &[],
+        true,
+    )
+    .await;
+    // node-a: an alert about node-b.
+    let rules = "groups:\n  - name: t\n    rules:\n      - alert: AboutB\n        expr: vector(1)\n        labels: {node_id: node-b, action: where}\n";
+    let a_config = config("rules.yml", &action).replace(
+        "  node_id: node-a\n",
+        &format!(
+            "  node_id: node-a\n  peers: ['{}']\n  peer_token_file: '{}'\n",
+            b.url,
+            token_file.display()
+        ),
+    );
+    let a_dir = dir_with_rules(rules);
+    let a_data = a_dir.path().join("data");
+    let a = Sentinel::start_with(free_port(), &a_config, &a_data, a_dir, &[], &[], true).await;
+
+    let asked = run_with(&a, "where", "success").await;
+    assert_eq!(asked["node_id"], "node-b");
+    assert!(
+        asked["output"].as_str().unwrap().starts_with("on node-b: "),
+        "{asked}"
+    );
+    let ran = run_with(&b, "where", "success").await;
+    assert_eq!(ran["trigger"], "remote");
+    assert_eq!(lines(&marker), vec!["remote node-b"], "ran once, on node-b");
+
+    // Without the token, node-b refuses and runs nothing.
+    let refused = http()
+        .post(format!("{}/api/v1/actions/where/run", b.url))
+        .json(&json!({"job": "x", "alert": asked}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
 }

@@ -246,7 +246,7 @@ async fn prometheus_scraping_a_sentinel_has_data_for_every_panel() {
     let auth = dir.path().join("cluster.auth");
     std::fs::write(&auth, "sentinel:s3cret\n").unwrap();
     let sentinel = Sentinel::start(&format!(
-        "ipfs:\n  api_url: {kubo}\ncluster:\n  node_id: node-a\n  ipfs_cluster:\n    api_url: {}\n    basic_auth_file: {}\n  monitoring:\n    collection_interval_seconds: 1\n    alerts:\n      - {{metric: node.memory_usage_percent, operator: '>', threshold: 0, severity: warning}}\n",
+        "ipfs:\n  api_url: {kubo}\ncluster:\n  node_id: node-a\n  ipfs_cluster:\n    api_url: {}\n    basic_auth_file: {}\n  monitoring:\n    collection_interval_seconds: 1\n    alerts:\n      - {{metric: node.memory_usage_percent, operator: '>', threshold: 0, severity: warning, action: note}}\n    recovery_actions:\n      note: {{command: ['/bin/true'], target: local}}\n",
         cluster.url,
         auth.display()
     ))
