@@ -1,8 +1,8 @@
 //! ipfs-sentinel: a Prometheus-native monitor for IPFS (Kubo) nodes and clusters.
 //!
 //! It collects node, IPFS and cluster metrics in the background and serves them on `/metrics`,
-//! keeps them as history, evaluates Prometheus rules over them, and shows it all on an HTML
-//! dashboard; recovery actions come next.
+//! keeps them as history, evaluates Prometheus rules over them, runs recovery actions when
+//! alerts fire, and shows it all on an HTML dashboard.
 //!
 //! # Layout
 //! One flow of data, one module per stage:
@@ -18,8 +18,10 @@
 //!   crash-safe files), aggregation, selectors and export formats.
 //! - [`rules`]: rule loading (both forms), the PromQL evaluator, the alert state machine,
 //!   templates, the manager with reloads, promtool-format unit tests, a remote datasource.
-//! - [`actions`]: recovery actions and their audit log.
-//! - [`http`]: the server, its routes and the JSON API; the dashboard page
+//! - [`actions`]: recovery actions: the policy, the durable outbox, commands, webhooks,
+//!   Alertmanager pushes, built-ins, runs on peers, the audit log.
+//! - [`http`]: the server (TLS, basic auth, tokens and limits), its routes and the JSON API;
+//!   the dashboard page
 //!   ([`http::dashboard`], templates in `templates/`) and its SVG charts ([`http::chart`]).
 //! - [`sentinel`]: builds the parts from a [`config::Config`] and runs them together.
 #![warn(missing_docs)]

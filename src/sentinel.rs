@@ -183,10 +183,11 @@ fn evaluate_rules(
     })
 }
 
-/// Reloads the rules on every SIGHUP until `shutdown` resolves.
+/// Reloads the rules and the recovery actions on every SIGHUP until `shutdown` resolves.
 async fn reload_on_sighup(
     source: ConfigSource,
     engine: SharedEngine,
+    actions: Actions,
     shutdown: impl Future<Output = ()>,
 ) {
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -202,7 +203,9 @@ async fn reload_on_sighup(
                     return;
                 }
                 let (s, e) = (source.clone(), Arc::clone(&engine));
-                let _ = tokio::task::spawn_blocking(move || s.reload(&e)).await;
+                if let Ok(Ok(config)) = tokio::task::spawn_blocking(move || s.reload(&e)).await {
+                    actions.reload(Settings::of(&config, actions.dry_run_forced())).await;
+                }
             }
         }
     }
@@ -329,7 +332,7 @@ pub async fn serve(
             .then(|| options.source.clone()),
         token: options.token.clone(),
         audit,
-        actions: Some(actions),
+        actions: Some(actions.clone()),
         remote_actions: auth::routes_enabled(options.token.as_ref(), options.enable_remote_actions),
         dashboard: dashboard_settings(&config),
     };
@@ -337,6 +340,7 @@ pub async fn serve(
     tokio::spawn(reload_on_sighup(
         options.source.clone(),
         Arc::clone(&engine),
+        actions,
         stopped(stop_rx.clone()),
     ));
     let dashboard_served = dashboard_listener.map(|l| {

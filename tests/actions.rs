@@ -496,3 +496,48 @@ async fn an_action_for_another_node_runs_on_that_nodes_sentinel_with_its_token()
         .unwrap();
     assert_eq!(refused.status(), 401);
 }
+
+#[tokio::test]
+async fn a_reload_brings_new_actions_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("marker");
+    let script = marker_script(dir.path(), "mark.sh", &marker);
+    let sentinel_dir = dir_with_rules("groups: []\n");
+    let config_path = sentinel_dir.path().join("sentinel.yaml");
+    let rules_path = sentinel_dir.path().join("rules.yml");
+    let data = sentinel_dir.path().join("data");
+    let sentinel = Sentinel::start_with(
+        free_port(),
+        &config("rules.yml", ""),
+        &data,
+        sentinel_dir,
+        &["--web.enable-lifecycle"],
+        &[],
+        true,
+    )
+    .await;
+    // An action and a rule naming it arrive together, as an operator would add them.
+    std::fs::write(
+        &config_path,
+        config(
+            "rules.yml",
+            &format!(
+                "    recovery_actions:\n      added: {{command: ['{script}', 'added', '{{alertname}}'], target: local}}\n"
+            ),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &rules_path,
+        "groups:\n  - name: t\n    rules:\n      - alert: NewRule\n        expr: vector(1)\n        labels: {action: added}\n",
+    )
+    .unwrap();
+    let reloaded = http()
+        .post(format!("{}/-/reload", sentinel.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reloaded.status(), 200, "{}", reloaded.text().await.unwrap());
+    run_with(&sentinel, "added", "success").await;
+    assert_eq!(lines(&marker), vec!["added", "NewRule"]);
+}

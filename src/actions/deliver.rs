@@ -14,7 +14,8 @@ use super::policy::Trigger;
 use super::remote::{self, RemoteRequest};
 use super::{command, payload, webhook};
 use crate::config::{
-    ActionsConfig, Builtin, ClusterConfig, HttpUrl, IpfsClusterConfig, RecoveryActionConfig, Target,
+    ActionsConfig, Builtin, ClusterConfig, Config, HttpUrl, IpfsClusterConfig,
+    RecoveryActionConfig, Target,
 };
 
 /// What the actions need to know of the rest of the configuration.
@@ -28,6 +29,8 @@ pub struct Settings {
     pub delivery: ActionsConfig,
     /// Run nothing, record what would run.
     pub dry_run: bool,
+    /// `serve --dry-run` was given: every reloaded configuration is dry too.
+    pub forced_dry_run: bool,
     /// `$externalURL`, for payloads.
     pub external_url: String,
     /// This node's Kubo RPC API.
@@ -51,6 +54,7 @@ impl Settings {
             actions: monitoring.recovery_actions.clone(),
             delivery: monitoring.actions.clone(),
             dry_run: dry_run || monitoring.actions.dry_run,
+            forced_dry_run: dry_run,
             external_url: monitoring.external_url.clone(),
             kubo_api_url,
             ipfs_cluster: cluster.ipfs_cluster.clone(),
@@ -58,6 +62,11 @@ impl Settings {
             peer_timeout: cluster.peer_timeout_seconds.duration(),
             peer_token_file: cluster.peer_token_file.clone(),
         }
+    }
+
+    /// The settings of a whole configuration; `forced_dry_run` for `serve --dry-run`.
+    pub fn of(config: &Config, forced_dry_run: bool) -> Self {
+        Self::new(&config.cluster, config.ipfs.api_url.clone(), forced_dry_run)
     }
 
     /// Whether this entry runs on a peer rather than here: `target: alerting_node` for another

@@ -13,6 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 
 use super::alert::{AlertEvent, Status};
@@ -41,6 +42,7 @@ pub struct Sighting {
 #[derive(Debug)]
 enum Input {
     Sightings(Vec<Sighting>),
+    Reload(Box<Settings>),
     Remote {
         action: String,
         request: RemoteRequest,
@@ -108,7 +110,7 @@ impl ActionAttempted<'_> {
 #[derive(Debug, Clone)]
 pub struct Actions {
     input: mpsc::Sender<Input>,
-    settings: Arc<Settings>,
+    settings: Arc<ArcSwap<Settings>>,
     /// The audit log the dispatcher writes.
     pub audit: AuditLog,
 }
@@ -161,7 +163,7 @@ impl Actions {
                 .collect();
         }
         let mut names = Vec::new();
-        for route in &self.settings.delivery.routes {
+        for route in &self.settings.load().delivery.routes {
             if route
                 .match_labels
                 .iter()
@@ -177,14 +179,27 @@ impl Actions {
         names
     }
 
+    /// Swaps in the actions of a reloaded configuration: runs decided from now on use them;
+    /// runs already going finish with the old ones. Pending runs of an action the new
+    /// configuration dropped fail with a clear reason and end as dead letters.
+    pub async fn reload(&self, settings: Settings) {
+        self.settings.store(Arc::new(settings.clone()));
+        let _ = self.input.send(Input::Reload(Box::new(settings))).await;
+    }
+
+    /// Whether `serve --dry-run` was given (it outlasts reloads).
+    pub fn dry_run_forced(&self) -> bool {
+        self.settings.load().forced_dry_run
+    }
+
     /// Whether nothing really runs.
     pub fn dry_run(&self) -> bool {
-        self.settings.dry_run
+        self.settings.load().dry_run
     }
 
     /// Whether an action of this name exists.
     pub fn knows(&self, action: &str) -> bool {
-        self.settings.actions.contains_key(action)
+        self.settings.load().actions.contains_key(action)
     }
 }
 
@@ -220,7 +235,7 @@ pub fn start(
     Ok((
         Actions {
             input: input_tx,
-            settings,
+            settings: Arc::new(ArcSwap::new(settings)),
             audit,
         },
         handle,
@@ -279,6 +294,10 @@ impl Dispatcher {
                 _ = &mut shutdown => break,
                 received = input.recv() => match received {
                     Some(Input::Sightings(s)) => self.sightings(s).await,
+                    Some(Input::Reload(settings)) => {
+                        self.settings = Arc::new(*settings);
+                        tracing::info!(actions = self.settings.actions.len(), "recovery actions reloaded");
+                    }
                     Some(Input::Remote { action, request, reply }) => self.remote(action, request, reply, &done_tx),
                     None => break,
                 },

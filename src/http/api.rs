@@ -19,6 +19,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::server::AppState;
+use crate::actions::deliver::Settings;
 use crate::history::aggregate::{summarize, summarize_cluster};
 use crate::history::export::{at_steps, metric_json, prometheus_matrix, Export, Format};
 use crate::history::query::{system_ms, BadRequest, Selector, WindowParams};
@@ -274,7 +275,14 @@ pub async fn reload(State(state): State<AppState>) -> Response {
     };
     let engine = Arc::clone(&state.engine);
     match tokio::task::spawn_blocking(move || source.reload(&engine)).await {
-        Ok(Ok(())) => (StatusCode::OK, "").into_response(),
+        Ok(Ok(config)) => {
+            if let Some(actions) = &state.actions {
+                actions
+                    .reload(Settings::of(&config, actions.dry_run_forced()))
+                    .await;
+            }
+            (StatusCode::OK, "").into_response()
+        }
         Ok(Err(e)) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("failed to reload config: {e}\n"),

@@ -93,13 +93,13 @@ impl ConfigSource {
     }
 
     /// Re-reads everything and swaps the rules in; a failure keeps the old rules. Returns the
-    /// error, if any, for the caller to report.
-    pub fn reload(&self, engine: &SharedEngine) -> Result<(), String> {
+    /// new configuration, for the other parts to take theirs from, or the error to report.
+    pub fn reload(&self, engine: &SharedEngine) -> Result<Config, String> {
         match self.load_with_globals() {
-            Ok((_, groups, globals)) => {
+            Ok((config, groups, globals)) => {
                 lock(engine).reload(globals, Ok(groups));
                 tracing::info!(config = %self.name(), "rules reloaded");
-                Ok(())
+                Ok(config)
             }
             Err(e) => {
                 let message = e.to_string();
