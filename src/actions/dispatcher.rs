@@ -26,6 +26,9 @@ use super::remote::{RemoteAnswer, RemoteRequest};
 use super::stats::Stats;
 use crate::history::query::system_ms;
 
+/// How long a stopping dispatcher waits for runs under way.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Sightings waiting for the dispatcher, at most; more are dropped with a warning.
 const INPUT_CAPACITY: usize = 1024;
 
@@ -305,9 +308,17 @@ impl Dispatcher {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-        if let Err(e) = self.outbox.save() {
-            OutboxWriteFailed { error: &e }.emit();
+        // Runs under way get a little time to finish and be recorded; one cut short stays in
+        // the outbox and runs again after the restart.
+        let grace = tokio::time::sleep(SHUTDOWN_GRACE);
+        tokio::pin!(grace);
+        while !self.running.is_empty() || !self.remote_running.is_empty() {
+            tokio::select! {
+                _ = &mut grace => break,
+                Some(finished) = done_rx.recv() => self.finished(finished),
+            }
         }
+        self.save();
     }
 
     fn save(&self) {
