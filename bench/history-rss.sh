@@ -3,17 +3,11 @@
 # `cargo bench --bench history` with BENCH_DATA_DIR), side by side with the same binary on an
 # empty history, in one run. Prints VmRSS and VmHWM of each after both have settled.
 # Usage: bash bench/history-rss.sh
-set -euo pipefail
-cd "$(dirname "$0")/.."
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 
 cargo build --release --quiet
 BENCH_DATA_DIR="$work/full" cargo bench --quiet --bench history | sed 's/^/  bench: /'
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cat > "$work/sentinel.yaml" <<YAML
 ipfs: {api_url: "http://127.0.0.1:$(free_port)", timeout_seconds: 1}
 cluster:
@@ -30,13 +24,10 @@ start() { # name data-dir -> prints the pid
 read -r full_pid full_port < <(start full "$work/full")
 read -r empty_pid empty_port < <(start empty "$work/empty")
 pids+=("$full_pid" "$empty_pid")
-for port in "$full_port" "$empty_port"; do
-  for _ in $(seq 100); do curl -sf "127.0.0.1:$port/-/ready" >/dev/null && break; sleep 0.2; done
-done
+for port in "$full_port" "$empty_port"; do wait_for "127.0.0.1:$port/-/ready" || true; done
 # Read the whole history once, as a dashboard or export would, then let both settle.
 curl -sf "127.0.0.1:$full_port/api/v1/export?format=csv&step=1h&fn=avg" >/dev/null
 sleep 5
-kb() { awk -v k="$2" '$1==k":" {print $2}' "/proc/$1/status"; }
 samples=$(curl -sf "127.0.0.1:$full_port/metrics" | awk '$1=="ipfs_sentinel_history_samples" {print $2}')
 printf '%-28s %10s %10s\n' "serve with" "VmRSS kB" "VmHWM kB"
 printf '%-28s %10s %10s\n' "24 h history ($samples samples)" "$(kb "$full_pid" VmRSS)" "$(kb "$full_pid" VmHWM)"

@@ -4,15 +4,9 @@
 # (sum(prometheus_rule_group_last_duration_seconds) per round, its VmRSS) and by ipfs-sentinel's
 # engine over a history of the same series (cargo bench --bench rules: per round, VmHWM).
 # Usage: bash bench/rules-vs-prometheus.sh   (needs Debian's prometheus and python3)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 
 python3 ../shared/bench/rule-workload.py "$work/metrics" "$work/rules.yml"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 static_port=$(free_port)
 mkdir -p "$work/static" && cp "$work/metrics" "$work/static/metrics"
 python3 -m http.server "$static_port" --bind 127.0.0.1 --directory "$work/static" >/dev/null 2>&1 &
