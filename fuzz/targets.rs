@@ -1,0 +1,157 @@
+//! What each fuzz target does with one input, shared by the `cargo fuzz` binaries in
+//! `fuzz_targets/` and by `tests/fuzz_regressions.rs`, which replays every input the fuzzers
+//! ever crashed on. Each function feeds the bytes to one parser of untrusted input the way the
+//! sentinel does and says whether the input was accepted (`Ok`) or refused with an error
+//! (`Err`, its message); a panic, a hang or running out of memory is the defect fuzzing looks
+//! for. A new target is one function here, one file in `fuzz_targets/`, one `[[bin]]` in
+//! `fuzz/Cargo.toml`, one line in `TARGETS` and one seed entry in `fuzz/run.sh`.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use ipfs_sentinel::collect::ipfs_cluster::{self, Allocation, ClusterPeer, PinStatus};
+use ipfs_sentinel::collect::kubo;
+use ipfs_sentinel::config::Config;
+use ipfs_sentinel::history::{History, SeriesKey};
+use ipfs_sentinel::rules::promql::{self, Evaluator};
+use ipfs_sentinel::rules::{load, unit_test};
+
+/// Every target by name (the directory names under `tests/fixtures/fuzz/`).
+pub const TARGETS: &[(&str, fn(&[u8]) -> Result<(), String>)] = &[
+    ("config", config),
+    ("rule_file", rule_file),
+    ("expression", expression),
+    ("kubo", kubo),
+    ("ipfs_cluster", ipfs_cluster),
+    ("promtool_test", promtool_test),
+];
+
+fn text(data: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(data).map_err(|e| format!("not UTF-8: {e}"))
+}
+
+/// `Config::parse`, as `--config FILE` and `/-/reload` read the configuration.
+pub fn config(data: &[u8]) -> Result<(), String> {
+    Config::parse(text(data)?, "fuzz.yaml")
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// `rules::load::parse_file`, as `--rules FILE` and `check-rules` read a rule file.
+pub fn rule_file(data: &[u8]) -> Result<(), String> {
+    load::parse_file(text(data)?, "fuzz.rules.yml")
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// A small history: two counters, a gauge with a gap (stale markers) and a NaN, 40 ticks at
+/// 15 s, some sealed into blocks and some in the head.
+fn history() -> &'static History {
+    static HISTORY: OnceLock<History> = OnceLock::new();
+    HISTORY.get_or_init(|| {
+        let mut h = History::new(i64::MAX / 4, 16);
+        let key = |h: &mut History, name: &str, labels: &[(&str, &str)]| {
+            h.intern(SeriesKey {
+                name: name.into(),
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), (*v).into()))
+                    .collect(),
+            })
+        };
+        let a = key(&mut h, "requests_total", &[("job", "a"), ("instance", "x")]);
+        let b = key(&mut h, "requests_total", &[("job", "b"), ("instance", "x")]);
+        let g = key(&mut h, "disk_usage_ratio", &[("mountpoint", "/")]);
+        for i in 0..40_i64 {
+            let mut samples = vec![
+                (a.clone(), (i * 10 % 170) as f64),
+                (b.clone(), i as f64 * 0.5),
+            ];
+            if !(10..14).contains(&i) {
+                let v = if i == 20 {
+                    f64::NAN
+                } else {
+                    0.5 + i as f64 / 100.0
+                };
+                samples.push((g.clone(), v));
+            }
+            h.append(i * 15_000, &samples);
+            if let Some(block) = h.take_full_block() {
+                h.insert_sealed(block);
+            }
+        }
+        h
+    })
+}
+
+/// A PromQL expression parsed and checked as a rule's `expr` is, then evaluated over a fixed
+/// history at its start, its middle, its end and long after.
+pub fn expression(data: &[u8]) -> Result<(), String> {
+    let expr = promql::parse(text(data)?).map_err(|e| e.0)?;
+    promql::check_supported(&expr).map_err(|e| e.0)?;
+    let mut last = Ok(());
+    for at_ms in [0, 300_000, 585_000, 86_400_000] {
+        last = Evaluator::new(history(), at_ms)
+            .eval(&expr)
+            .map(drop)
+            .map_err(|e| e.0);
+    }
+    last
+}
+
+/// Every Kubo RPC response parser on the same body; refused when any of them refuses it.
+pub fn kubo(data: &[u8]) -> Result<(), String> {
+    let results = [
+        kubo::parse_id(data).map(drop),
+        kubo::parse_version(data).map(drop),
+        kubo::parse_repo_stat(data).map(drop),
+        kubo::parse_bandwidth(data).map(drop),
+        kubo::parse_bitswap_stat(data).map(drop),
+        kubo::parse_swarm_peer_count(data).map(drop),
+        kubo::count_pins(data).map(drop),
+    ];
+    let _ = kubo::error_message(data);
+    if let Ok(t) = std::str::from_utf8(data) {
+        let _ = kubo::parse_block_cache(t).map(|c| c.hit_ratio());
+    }
+    results
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// The three IPFS Cluster list parsers on the same body, and the figures of what they read.
+pub fn ipfs_cluster(data: &[u8]) -> Result<(), String> {
+    let peers = ipfs_cluster::parse_list::<ClusterPeer>("peers", data);
+    let pins = ipfs_cluster::parse_list::<PinStatus>("pins", data);
+    let allocations = ipfs_cluster::parse_list::<Allocation>("allocations", data);
+    let _ = ipfs_cluster::figures(
+        peers.as_deref().unwrap_or_default(),
+        pins.as_deref().unwrap_or_default(),
+        allocations.as_deref().unwrap_or_default(),
+    );
+    peers
+        .and(pins)
+        .and(allocations)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// A promtool unit-test file run with `rule_files` read from `tests/conformance/`. Inputs that
+/// could name files elsewhere (a `/`, `..` or an escape) are refused first: the fuzzer must not
+/// read or glob the whole file system.
+pub fn promtool_test(data: &[u8]) -> Result<(), String> {
+    let t = text(data)?;
+    if t.contains(['/', '\\']) || t.contains("..") {
+        return Err("names a path outside tests/conformance/ (skipped)".into());
+    }
+    // Built as the fuzz crate (in `fuzz/`) or as the main crate's regression test.
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = if manifest.ends_with("fuzz") {
+        manifest.parent().unwrap_or(manifest)
+    } else {
+        manifest
+    };
+    unit_test::run_text(t, &root.join("tests/conformance"), "fuzz.test.yml").map(drop)
+}
