@@ -16,8 +16,11 @@ use ipfs_sentinel::history::{History, SeriesKey};
 use ipfs_sentinel::rules::promql::{self, Evaluator};
 use ipfs_sentinel::rules::{load, unit_test};
 
+/// What a target does with one input: `Ok` when accepted, `Err` with the reason when refused.
+pub type Target = fn(&[u8]) -> Result<(), String>;
+
 /// Every target by name (the directory names under `tests/fixtures/fuzz/`).
-pub const TARGETS: &[(&str, fn(&[u8]) -> Result<(), String>)] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("config", config),
     ("rule_file", rule_file),
     ("expression", expression),

@@ -115,8 +115,49 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
             )));
         }
     }
+    check_durations(text)?;
     let renamed = rename_calls(text, "holt_winters", "double_exponential_smoothing");
     promql_parser::parser::parse(&renamed).map_err(|e| ParseError(e.replace('\n', " ")))
+}
+
+/// The longest duration Prometheus accepts: what fits in a Go `time.Duration` (int64 ns).
+const MAX_DURATION_SECONDS: f64 = i64::MAX as f64 / 1e9;
+
+/// Refuses durations Prometheus refuses as out of range: a number of seconds used as a duration
+/// (`x[1e30]`, `offset Inf`, `[5m:NaN]`) that is negative, not finite or too long, and a unit
+/// duration longer than about 292 years. promql-parser 0.11 panics on the first kind
+/// (`Duration::from_secs_f64`), and the second would overflow the evaluator's millisecond
+/// arithmetic. Lexing errors are left to the parser, which reports them.
+fn check_durations(text: &str) -> Result<(), ParseError> {
+    use lrpar::{Lexeme, Lexer, NonStreamingLexer};
+    use promql_parser::parser::token::{
+        T_ADD, T_COLON, T_DURATION, T_LEFT_BRACKET, T_NUMBER, T_OFFSET, T_SUB,
+    };
+    let Ok(lexer) = promql_parser::parser::lexer(text) else {
+        return Ok(());
+    };
+    // The two tokens before the current one: a number is a duration after `[`, after the `:`
+    // of a subquery, and after `offset` (with or without a sign).
+    let mut before = (None, None);
+    for lexeme in lexer.iter().flatten() {
+        let id = lexeme.tok_id();
+        let word = lexer.span_str(lexeme.span());
+        let seconds = match (id, before) {
+            (T_DURATION, _) => promql_parser::util::parse_duration(word)
+                .map(|d| d.as_secs_f64())
+                .ok(),
+            (T_NUMBER, (Some(T_LEFT_BRACKET | T_COLON | T_OFFSET), _))
+            | (T_NUMBER, (Some(T_SUB | T_ADD), Some(T_OFFSET))) => {
+                Some(promql_parser::util::parse_str_radix(word).unwrap_or(f64::NAN))
+            }
+            _ => None,
+        };
+        if seconds.is_some_and(|s| !(0.0..=MAX_DURATION_SECONDS).contains(&s)) {
+            return Err(ParseError(format!("duration out of range: {word}")));
+        }
+        before = (Some(id), before.0);
+    }
+    Ok(())
 }
 
 /// Whether `text` calls `name(` as an identifier (not inside a longer name).
@@ -444,6 +485,31 @@ mod tests {
             .contains("not in Prometheus 2.42"));
         assert!(parse("limitk(2, x)").is_err());
         assert!(parse("sum(x").is_err());
+    }
+
+    #[test]
+    fn durations_out_of_range_are_refused_not_a_panic() {
+        for expr in [
+            "x offset 1e30",
+            "x offset -Inf",
+            "x offset NaN",
+            "rate(x[1e30])",
+            "x[5m:0xffffffffffffffff]",
+            "x[5m:1e300]",
+            "x offset 999999999y",
+        ] {
+            let err = parse(expr).expect_err(expr);
+            assert!(err.0.starts_with("duration out of range"), "{expr}: {err}");
+        }
+        for expr in [
+            "x offset 90",
+            "x offset -1.5",
+            "rate(x[300])",
+            "x[5m:30]",
+            "job:x:1",
+        ] {
+            assert!(parse(expr).is_ok(), "{expr}");
+        }
     }
 
     /// Every expected value below was printed by Prometheus 2.42.0's own `promtool test rules`
