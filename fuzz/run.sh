@@ -12,7 +12,7 @@
 # (-Zsanitizer=address): the stable toolchain gives them with RUSTC_BOOTSTRAP=1. The first build
 # instruments every dependency and takes about 15 minutes on 2 cores.
 # Each target's corpus (fuzz/corpus/<target>/, not committed) is seeded from the test fixtures;
-# a crash, panic, timeout (10 s per input) or out-of-memory (2 GB) stops that target and leaves
+# a crash, panic, timeout (30 s per input) or out-of-memory (2 GB) stops that target and leaves
 # the input in fuzz/artifacts/<target>/. Exits non-zero when any target found something.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +44,7 @@ found=()
 for t in "${targets[@]}"; do
   printf '\n==> %s for %s s\n' "$t" "$seconds"
   if ! fuzz run -a --fuzz-dir fuzz "$t" "fuzz/corpus/$t" -- \
-      -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+      -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 -max_len=65536 \
       -print_final_stats=1 2>&1 | grep -v '^#[0-9]' | tail -n 25; then
     found+=("$t")
   fi

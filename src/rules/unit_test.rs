@@ -25,6 +25,7 @@ use super::manager::{Globals, RuleEngine};
 use super::promql::{
     self, EvalError, Evaluator, Labels, Queryable, RangeSeries, Value, NAME, STALE_NAN,
 };
+use super::rulefile::format_duration;
 
 /// The verdict on one unit-test file.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -242,16 +243,32 @@ impl Queryable for Store {
     }
 }
 
+/// The most samples one input series may expand to. promtool has no limit; this one keeps a
+/// typo such as `0+1x1000000000` from taking gigabytes.
+pub const MAX_SERIES_SAMPLES: u64 = 1_000_000;
+
+/// The most rule evaluations one test group may need (its last `eval_time` over
+/// `evaluation_interval`; a week at 15 s is 40,321). promtool has no limit; this one keeps a
+/// typo such as `eval_time: 3y` at `1s` from running for hours.
+pub const MAX_EVALUATIONS: i64 = 50_000;
+
 /// Expands promtool's value notation into one entry per step, `None` for a missing sample.
 pub fn expand_values(text: &str) -> Result<Vec<Option<f64>>, String> {
     let mut out = Vec::new();
     for token in text.split_whitespace() {
-        out.extend(expand_item(token).map_err(|e| format!("{token:?}: {e}"))?);
+        let left = MAX_SERIES_SAMPLES - out.len() as u64;
+        out.extend(expand_item(token, left).map_err(|e| format!("{token:?}: {e}"))?);
     }
     Ok(out)
 }
 
-fn expand_item(token: &str) -> Result<Vec<Option<f64>>, String> {
+/// One token of the notation; `left` is how many more samples the series may have.
+fn expand_item(token: &str, left: u64) -> Result<Vec<Option<f64>>, String> {
+    if left == 0 {
+        return Err(format!(
+            "more than {MAX_SERIES_SAMPLES} samples in one series"
+        ));
+    }
     if token == "_" {
         return Ok(vec![None]);
     }
@@ -264,6 +281,11 @@ fn expand_item(token: &str) -> Result<Vec<Option<f64>>, String> {
     let n: u64 = times
         .parse()
         .map_err(|_| format!("bad repetition count {times:?}"))?;
+    if n >= left {
+        return Err(format!(
+            "repetition count {n} makes more than {MAX_SERIES_SAMPLES} samples in one series"
+        ));
+    }
     if head == "_" {
         return Ok(vec![None; n as usize]);
     }
@@ -346,8 +368,11 @@ fn load_inputs(test: &TestGroup, interval_ms: i64) -> Result<Store, String> {
     let mut store = Store::default();
     for (labels, values) in by_series {
         for (i, v) in values.into_iter().enumerate() {
+            let at_ms = (i as i64)
+                .checked_mul(interval_ms)
+                .ok_or_else(|| format!("sample {i} of a series is too late at this interval"))?;
             if let Some(v) = v {
-                store.append(labels.clone(), i as i64 * interval_ms, v);
+                store.append(labels.clone(), at_ms, v);
             }
         }
     }
@@ -518,6 +543,14 @@ fn run_group(
         external_url: test.external_url.clone(),
         datasource: None,
     };
+    let evaluations = max_t / eval_interval + 1;
+    if evaluations > MAX_EVALUATIONS {
+        return Err(format!(
+            "{file_name}: eval_time {} needs {evaluations} rule evaluations at evaluation_interval {}; at most {MAX_EVALUATIONS} are run",
+            format_duration(max_t),
+            format_duration(eval_interval)
+        ));
+    }
     let mut rules = runners(groups, &globals);
     let mut failures = Vec::new();
     let mut next_case = 0;
@@ -755,6 +788,24 @@ mod tests {
 
     fn values(text: &str) -> Vec<Option<f64>> {
         expand_values(text).unwrap()
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused_not_run_for_hours() {
+        let err = expand_values("1+1x18446744073709551615").unwrap_err();
+        assert!(err.contains("more than 1000000 samples"), "{err}");
+        let err = expand_values("_x999999 1 2").unwrap_err();
+        assert!(err.contains("more than 1000000 samples"), "{err}");
+        assert_eq!(expand_values("0+1x999999").unwrap().len(), 1_000_000);
+        let file = "tests:\n  - interval: 1m\n    promql_expr_test:\n      - expr: vector(1)\n        eval_time: 3w\n";
+        let ok = run_text(file, Path::new("."), "t.yml").unwrap();
+        assert_eq!(ok.tests, 1, "3 weeks at 1m: 30,241 evaluations");
+        let slow = format!("evaluation_interval: 1s\n{file}");
+        let err = run_text(&slow, Path::new("."), "t.yml").unwrap_err();
+        assert!(
+            err.contains("eval_time 3w needs 1814401 rule evaluations at evaluation_interval 1s"),
+            "{err}"
+        );
     }
 
     #[test]
