@@ -5,7 +5,7 @@
 # tests/fuzz_regressions.rs under `cargo test`).
 #
 # Usage: bash fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]     (default: 240 s, every target)
-#   targets: config rule_file expression kubo ipfs_cluster promtool_test
+#   targets: config rule_file expression kubo ipfs_cluster promtool_test alertmanager_webhook
 #
 # Builds with debug assertions, so an integer overflow counts as a crash too.
 # Needs cargo-fuzz (installed from crates.io when missing). libFuzzer needs nightly flags
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 
 seconds=${1:-240}
 shift || true
-all=(config rule_file expression kubo ipfs_cluster promtool_test)
+all=(config rule_file expression kubo ipfs_cluster promtool_test alertmanager_webhook)
 targets=("${@:-${all[@]}}")
 
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
@@ -32,6 +32,7 @@ seed rule_file rules/*.rules.yml tests/conformance/*.rules.yml
 seed kubo tests/fixtures/kubo/*
 seed ipfs_cluster tests/fixtures/ipfs_cluster/*
 seed promtool_test rules/*.test.yml tests/conformance/*.test.yml
+seed alertmanager_webhook tests/fixtures/alertmanager/*.json
 # Expressions: every one-line `expr:` of the rule and test files, one per seed file.
 mkdir -p fuzz/corpus/expression
 sed -n "s/^ *-\{0,1\} *expr: *//p" rules/*.yml tests/conformance/*.yml |

@@ -9,10 +9,14 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
+use ipfs_sentinel::actions::argv::{self, RunContext};
+use ipfs_sentinel::actions::payload;
+use ipfs_sentinel::actions::policy::Trigger;
 use ipfs_sentinel::collect::ipfs_cluster::{self, Allocation, ClusterPeer, PinStatus};
 use ipfs_sentinel::collect::kubo;
 use ipfs_sentinel::config::Config;
 use ipfs_sentinel::history::{History, SeriesKey};
+use ipfs_sentinel::http::actions::parse_alertmanager_payload;
 use ipfs_sentinel::rules::promql::{self, Evaluator};
 use ipfs_sentinel::rules::{load, unit_test};
 
@@ -27,6 +31,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("kubo", kubo),
     ("ipfs_cluster", ipfs_cluster),
     ("promtool_test", promtool_test),
+    ("alertmanager_webhook", alertmanager_webhook),
 ];
 
 fn text(data: &[u8]) -> Result<&str, String> {
@@ -157,4 +162,33 @@ pub fn promtool_test(data: &[u8]) -> Result<(), String> {
         manifest
     };
     unit_test::run_text(t, &root.join("tests/conformance"), "fuzz.test.yml").map(drop)
+}
+
+/// The body `POST /api/v1/alertmanager/webhook` receives: parsed, then each alert's
+/// fingerprint, placeholders, environment and the webhook payload built back from it.
+pub fn alertmanager_webhook(data: &[u8]) -> Result<(), String> {
+    let alerts = parse_alertmanager_payload(data)?;
+    let template: Vec<String> = [
+        "/bin/x",
+        "{alertname}",
+        "{node_id}-{value}",
+        "{summary}{details}",
+        "{nope}{",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    for alert in &alerts {
+        let _ = alert.fingerprint();
+        let run = RunContext {
+            action: "fuzz",
+            trigger: Trigger::Firing,
+            node_id: alert.node_id("here"),
+        };
+        let _ = argv::argv(&template, alert, &run);
+        let _ = argv::environment(alert, &run);
+    }
+    let _ = payload::webhook("fuzz", &alerts, "http://127.0.0.1:9401");
+    let _ = payload::alertmanager_alerts(&alerts);
+    Ok(())
 }

@@ -32,3 +32,12 @@ fn every_input_the_fuzzers_crashed_on_is_refused_with_an_error() {
     }
     assert!(replayed > 0, "no inputs under {}", root.display());
 }
+
+#[test]
+fn the_alertmanager_webhook_target_takes_alertmanagers_real_payload() {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/alertmanager/webhook-v4.json");
+    let body = std::fs::read(fixture).unwrap();
+    assert_eq!(targets::alertmanager_webhook(&body), Ok(()));
+    assert!(targets::alertmanager_webhook(b"{\"version\":\"4\"}").is_err());
+}
