@@ -20,12 +20,22 @@ use tempfile::TempDir;
 /// How long a test waits for a service to come up or a value to appear before failing.
 pub const PATIENCE: Duration = Duration::from_secs(90);
 
-/// A free TCP port on 127.0.0.1 (bound, read, released).
+/// A free TCP port on 127.0.0.1 (bound, read, released), never the same one twice in a test
+/// binary: the kernel may hand a released port out again, and two services of tests running in
+/// parallel would then race for it (the loser's health check answered by the winner).
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free loopback port")
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let port = StdListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind a free loopback port")
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A child process killed and reaped on drop.
@@ -257,6 +267,14 @@ impl Sentinel {
                         .map(drop)
                 }
             }
+        })
+        .await;
+        // This process, not another one that took the port first, is the one answering.
+        let bound = format!("listen=127.0.0.1:{port}");
+        eventually("ipfs-sentinel's start line naming its port", || {
+            process.assert_running();
+            let found = process.log().contains(&bound);
+            async move { found.then_some(()) }
         })
         .await;
         Sentinel { process, url, dir }
@@ -503,4 +521,36 @@ pub async fn black_hole() -> String {
         }
     });
     format!("http://{addr}")
+}
+
+/// The timestamps (ms) of the export's one series.
+pub fn ticks_of(export_json: &str) -> Vec<i64> {
+    let v: serde_json::Value = serde_json::from_str(export_json)
+        .unwrap_or_else(|e| panic!("an export in JSON: {e}: {export_json}"));
+    v["series"][0]["points"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            let at = humantime::parse_rfc3339(p[0].as_str().unwrap()).unwrap();
+            at.duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64
+        })
+        .collect()
+}
+
+/// The ticks a running sentinel holds.
+pub async fn ticks_served(url: &str) -> Vec<i64> {
+    let body = http()
+        .get(format!("{url}/api/v1/export"))
+        .query(&[("format", "json"), ("match", "ipfs_sentinel_build_info")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    ticks_of(&body)
 }
