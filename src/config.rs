@@ -826,6 +826,14 @@ impl fmt::Display for HttpUrl {
     }
 }
 
+/// Reads a secret (token, `user:password`) from the file a configuration key names, trimmed;
+/// errors name the key and the file, never the secret.
+pub fn read_secret(path: &Path, key: &str) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| format!("cannot read {key} {}: {e}", path.display()))
+}
+
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {

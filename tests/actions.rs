@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use support::alertmanager::{Alertmanager, Receiver};
-use support::{eventually, free_port, get_json, http, sample, Sentinel};
+use support::{action_runs, eventually, executable, free_port, http, sample, Sentinel};
 
 fn now_s() -> u64 {
     SystemTime::now()
@@ -52,20 +52,10 @@ async fn start(rules: &str, monitoring_extra: &str, args: &[&str]) -> Sentinel {
     .await
 }
 
-/// The audit log's runs, newest first.
-async fn runs(sentinel: &Sentinel) -> Vec<Value> {
-    let body = get_json(
-        &format!("{}/api/v1/actions", sentinel.url),
-        &[("limit", "1000")],
-    )
-    .await;
-    body["data"]["runs"].as_array().cloned().unwrap_or_default()
-}
-
 /// Waits for an audit record of `action` with `result`, and returns it.
 async fn run_with(sentinel: &Sentinel, action: &str, result: &str) -> Value {
     eventually(&format!("a {result} run of {action}"), || async {
-        runs(sentinel)
+        action_runs(sentinel)
             .await
             .into_iter()
             .find(|r| r["action"] == action && r["result"] == result)
@@ -84,16 +74,13 @@ fn lines(path: &Path) -> Vec<String> {
 /// A script that appends its arguments, one per line, to `marker`.
 fn marker_script(dir: &Path, name: &str, marker: &Path) -> String {
     let script = dir.join(name);
-    std::fs::write(
+    executable(
         &script,
-        format!(
+        &format!(
             "#!/bin/sh\nprintf '%s\\n' \"$@\" >> '{}'\n",
             marker.display()
         ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     script.display().to_string()
 }
 
@@ -295,7 +282,7 @@ async fn a_webhook_down_at_first_is_delivered_once_across_a_restart() {
     // The alert keeps firing for five more evaluations: no second delivery.
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(hook.bodies().len(), 1, "sent once: {:?}", hook.bodies());
-    let audit = runs(&sentinel).await;
+    let audit = action_runs(&sentinel).await;
     assert!(
         audit.iter().any(|r| r["result"] == "failure"),
         "the failures before the restart are kept in the audit log"
@@ -374,7 +361,7 @@ async fn a_flapping_alert_keeps_to_cooldown_and_max_runs_and_escalates_once() {
     assert!(skipped["output"].as_str().unwrap().contains("max_runs 2"));
     assert_eq!(lines(&runs_file), vec!["Flapping", "Flapping"]);
     assert_eq!(lines(&pages_file), vec!["paged", "Flapping"]);
-    let audit = runs(&sentinel).await;
+    let audit = action_runs(&sentinel).await;
     let escalations: Vec<&Value> = audit
         .iter()
         .filter(|r| r["trigger"] == "escalation")
@@ -436,16 +423,13 @@ async fn an_action_for_another_node_runs_on_that_nodes_sentinel_with_its_token()
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     let marker = dir.path().join("ran-on");
     let script = dir.path().join("where.sh");
-    std::fs::write(
+    executable(
         &script,
-        format!(
+        &format!(
             "#!/bin/sh\nprintf '%s %s\\n' \"$SENTINEL_TRIGGER\" \"$1\" >> '{}'\n",
             marker.display()
         ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let action = format!(
         "    recovery_actions:\n      where: {{command: ['{}', '{{node_id}}'], target: alerting_node}}\n",
         script.display()

@@ -8,30 +8,13 @@
 
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-
 use serde_json::Value;
 use support::ipfs_cluster::{ClusterState, IpfsClusterStandIn};
-use support::{eventually, free_port, get_json, http, IpfsNode, Sentinel};
-
-fn executable(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-async fn runs(sentinel: &Sentinel) -> Vec<Value> {
-    let body = get_json(
-        &format!("{}/api/v1/actions", sentinel.url),
-        &[("limit", "1000")],
-    )
-    .await;
-    body["data"]["runs"].as_array().cloned().unwrap_or_default()
-}
+use support::{action_runs, eventually, executable, free_port, http, IpfsNode, Sentinel};
 
 async fn run_of(sentinel: &Sentinel, action: &str) -> Value {
     eventually(&format!("a finished run of {action}"), || async {
-        runs(sentinel).await.into_iter().find(|r| {
+        action_runs(sentinel).await.into_iter().find(|r| {
             r["action"] == action && (r["result"] == "success" || r["result"] == "dead_letter")
         })
     })
@@ -197,7 +180,7 @@ cluster:
     );
 
     // node.status == Offline: node-b stops answering; its pin moves off it.
-    assert!(runs(&sentinel)
+    assert!(action_runs(&sentinel)
         .await
         .iter()
         .all(|r| r["action"] != "reallocate_pins"));

@@ -53,7 +53,7 @@ impl PushFailed<'_> {
 }
 
 /// The push endpoint of an Alertmanager base URL.
-fn alerts_endpoint(base: &HttpUrl) -> String {
+pub fn alerts_endpoint(base: &HttpUrl) -> String {
     format!("{}/api/v2/alerts", base.0.as_str().trim_end_matches('/'))
 }
 

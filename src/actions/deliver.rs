@@ -240,7 +240,7 @@ async fn push_once(
     let mut ok = true;
     let mut output = Vec::new();
     for base in urls {
-        let url = format!("{}/api/v2/alerts", base.0.as_str().trim_end_matches('/'));
+        let url = super::alertmanager::alerts_endpoint(base);
         let posted = webhook::post_json(client, &url, &Default::default(), None, &body).await;
         ok &= posted.ok;
         output.push(posted.output);
@@ -324,16 +324,9 @@ async fn run_builtin(
     };
     report
         .map(|r| {
-            let details = r.details.to_string();
-            let mut line = format!("{} {details}", r.summary);
-            if line.len() > super::command::OUTPUT_LIMIT {
-                let mut cut = super::command::OUTPUT_LIMIT;
-                while !line.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                line.truncate(cut);
-            }
-            (r.success, line)
+            let line = format!("{} {}", r.summary, r.details);
+            let kept = webhook::bounded(&line, super::command::OUTPUT_LIMIT);
+            (r.success, kept.to_owned())
         })
         .map_err(|e| e.to_string())
 }

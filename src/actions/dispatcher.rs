@@ -340,6 +340,15 @@ impl Dispatcher {
         let now = now_ms();
         let mut batches: BTreeMap<String, Vec<AlertEvent>> = BTreeMap::new();
         let mut changed = false;
+        // Alertmanager actions follow the alert state machine's schedule, not a policy.
+        let settings = Arc::clone(&self.settings);
+        let policy_of = |a: &str| {
+            let config = settings.actions.get(a)?;
+            config
+                .alertmanager
+                .is_none()
+                .then(|| ActionPolicy::from(config))
+        };
         for s in sightings {
             for action in &s.alert.actions {
                 let is_am = self
@@ -354,14 +363,6 @@ impl Dispatcher {
                         .push(s.alert.clone());
                 }
             }
-            let settings = Arc::clone(&self.settings);
-            let policy_of = |a: &str| {
-                let config = settings.actions.get(a)?;
-                config
-                    .alertmanager
-                    .is_none()
-                    .then(|| ActionPolicy::from(config))
-            };
             let decisions =
                 self.outbox
                     .policy_mut()

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::alert::AlertEvent;
 use super::audit::RunResult;
 use super::policy::Trigger;
-use super::webhook::error_chain;
-use crate::config::HttpUrl;
+use crate::collect::describe_transport_error;
+use crate::config::{read_secret, HttpUrl};
 
 /// The body of `POST /api/v1/actions/{name}/run`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,14 +89,14 @@ pub async fn run_on_peer(
         .map_err(|e| format!("bad peer URL {peer}: {e}"))?;
     let mut post = client.post(url.clone()).json(request);
     if let Some(file) = token_file {
-        let token = std::fs::read_to_string(file)
-            .map_err(|e| format!("cannot read the peer token file {}: {e}", file.display()))?;
-        post = post.bearer_auth(token.trim());
+        post = post.bearer_auth(read_secret(file, "cluster.peer_token_file")?);
     }
-    let answer = post
-        .send()
-        .await
-        .map_err(|e| format!("{url}: {}", error_chain(&e)))?;
+    let answer = post.send().await.map_err(|e| {
+        format!(
+            "{url}: {}",
+            describe_transport_error(&e, "the peer's sentinel")
+        )
+    })?;
     let status = answer.status();
     if !status.is_success() {
         let text = answer.text().await.unwrap_or_default();

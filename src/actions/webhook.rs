@@ -6,9 +6,13 @@
 //! file at each send (so it can be rotated) and never logged.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::collect::describe_transport_error;
+use crate::config::read_secret;
 
 /// What one POST came to.
 #[derive(Debug, Clone)]
@@ -44,39 +48,38 @@ pub async fn post_json(
         request = request.header(name, value);
     }
     if let Some(file) = token_file {
-        match std::fs::read_to_string(file) {
-            Ok(token) => request = request.bearer_auth(token.trim()),
-            Err(e) => return failed(format!("cannot read bearer_token_file {file}: {e}")),
+        match read_secret(Path::new(file), "bearer_token_file") {
+            Ok(token) => request = request.bearer_auth(token),
+            Err(e) => return failed(e),
         }
     }
     match request.send().await {
         Ok(answer) => {
             let status = answer.status();
             let text = answer.text().await.unwrap_or_default();
-            let mut cut = text.len().min(ANSWER_KEPT);
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
             Posted {
                 ok: status.is_success(),
-                output: format!("{url}: HTTP {status} {}", text[..cut].trim())
-                    .trim_end()
-                    .to_owned(),
+                output: format!(
+                    "{url}: HTTP {status} {}",
+                    bounded(&text, ANSWER_KEPT).trim()
+                )
+                .trim_end()
+                .to_owned(),
                 duration: started.elapsed(),
             }
         }
-        Err(e) => failed(format!("{url}: {}", error_chain(&e))),
+        Err(e) => failed(format!(
+            "{url}: {}",
+            describe_transport_error(&e, "the receiver")
+        )),
     }
 }
 
-/// An error and its causes on one line ("connection refused" is usually in a cause).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
+/// The longest start of `text` that is at most `max` bytes and ends on a character boundary.
+pub fn bounded(text: &str, max: usize) -> &str {
+    let mut cut = text.len().min(max);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
     }
-    text
+    &text[..cut]
 }

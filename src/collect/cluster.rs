@@ -59,20 +59,15 @@ struct Row {
 
 /// Reads the token peers expect from `cluster.peer_token_file`.
 fn read_peer_token(path: &std::path::Path) -> Result<String, CollectError> {
-    let token = std::fs::read_to_string(path).map_err(|e| {
-        CollectError::Source(format!(
-            "cannot read cluster.peer_token_file {}: {e}",
-            path.display()
-        ))
-    })?;
-    let token = token.trim();
+    let token = crate::config::read_secret(path, "cluster.peer_token_file")
+        .map_err(CollectError::Source)?;
     if token.is_empty() {
         return Err(CollectError::Source(format!(
             "cluster.peer_token_file {} is empty; write the peers' token in it",
             path.display()
         )));
     }
-    Ok(token.to_owned())
+    Ok(token)
 }
 
 /// Builds the cluster view from peer sentinels and this node's own snapshot.

@@ -9,7 +9,7 @@
 use serde::Deserialize;
 
 use super::promql::{EvalError, Labels};
-use crate::config::DatasourceConfig;
+use crate::config::{read_secret, DatasourceConfig};
 
 /// Credentials for the datasource.
 #[derive(Clone)]
@@ -104,28 +104,17 @@ pub fn parse_answer(body: &[u8]) -> Result<Vec<(Labels, f64)>, EvalError> {
     }
 }
 
-fn read_secret(path: &std::path::Path, what: &str) -> Result<String, String> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_owned())
-        .map_err(|e| {
-            format!(
-                "cannot read cluster.monitoring.datasource.{what} {}: {e}",
-                path.display()
-            )
-        })
-}
-
 impl RemoteDatasource {
     /// A datasource for `config`; reads its credential files now.
     pub fn new(config: &DatasourceConfig) -> Result<Self, String> {
         let auth = match (&config.basic_auth_file, &config.bearer_token_file) {
             (Some(_), Some(_)) => return Err("cluster.monitoring.datasource: give basic_auth_file or bearer_token_file, not both".into()),
             (Some(p), None) => {
-                let line = read_secret(p, "basic_auth_file")?;
+                let line = read_secret(p, "cluster.monitoring.datasource.basic_auth_file")?;
                 let (u, pw) = line.split_once(':').ok_or_else(|| format!("{}: expected one line user:password", p.display()))?;
                 Auth::Basic(u.to_owned(), pw.to_owned())
             }
-            (None, Some(p)) => Auth::Bearer(read_secret(p, "bearer_token_file")?),
+            (None, Some(p)) => Auth::Bearer(read_secret(p, "cluster.monitoring.datasource.bearer_token_file")?),
             (None, None) => Auth::None,
         };
         let client = crate::collect::http_client(config.timeout_seconds.duration())

@@ -554,3 +554,20 @@ pub async fn ticks_served(url: &str) -> Vec<i64> {
         .unwrap();
     ticks_of(&body)
 }
+
+/// Writes an executable script.
+pub fn executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A sentinel's recovery action runs (`GET /api/v1/actions`), newest first.
+pub async fn action_runs(sentinel: &Sentinel) -> Vec<serde_json::Value> {
+    let body = get_json(
+        &format!("{}/api/v1/actions", sentinel.url),
+        &[("limit", "1000")],
+    )
+    .await;
+    body["data"]["runs"].as_array().cloned().unwrap_or_default()
+}
