@@ -154,6 +154,21 @@ fn start_rules(config: &Config, options: &Options) -> Result<SharedEngine, Serve
     Ok(Arc::new(Mutex::new(engine)))
 }
 
+/// Before each history tick, with a remote datasource: send the due rules' expressions with
+/// the engine unlocked, then hand it the answers for the evaluation that follows.
+fn query_datasource(engine: SharedEngine) -> recorder::BeforeTick {
+    Box::new(move |now_ms| {
+        let engine = Arc::clone(&engine);
+        Box::pin(async move {
+            let due = rules_reload::lock(&engine).remote_queries_due(now_ms);
+            if let Some((datasource, exprs)) = due {
+                let answers = datasource.query_all(exprs, now_ms).await;
+                rules_reload::lock(&engine).accept_answers(answers);
+            }
+        })
+    })
+}
+
 /// After each history tick: evaluate the rules that are due over the history, hand their
 /// alerts to the recovery actions, save their alert states, and return the recorded series
 /// for the same tick.
@@ -294,11 +309,14 @@ pub async fn serve(
             persistence,
             Arc::clone(&writes),
             cache.clone(),
-            evaluate_rules(
-                Arc::clone(&engine),
-                options.data_dir.clone(),
-                actions.clone(),
-            ),
+            recorder::TickHooks {
+                before: query_datasource(Arc::clone(&engine)),
+                after_append: evaluate_rules(
+                    Arc::clone(&engine),
+                    options.data_dir.clone(),
+                    actions.clone(),
+                ),
+            },
             monitoring.collection_interval_seconds.duration(),
             stopped(stop_rx.clone()),
         ));

@@ -78,7 +78,12 @@ impl WriteHealth {
 /// to the same tick (recording rules), and must not lock the store itself.
 pub type AfterAppend = Box<dyn FnMut(i64, &mut History) -> TickSamples + Send>;
 
-/// Records one tick now; returns whether one was appended.
+/// What runs before each tick is recorded, with nothing locked, given the tick's time: work that
+/// waits on the network (a remote rule datasource's answers) belongs here, not in
+/// [`AfterAppend`].
+pub type BeforeTick = Box<dyn FnMut(i64) -> futures::future::BoxFuture<'static, ()> + Send>;
+
+/// Records one tick at `now`; returns whether one was appended.
 pub fn record_tick(
     history: &SharedHistory,
     persistence: &mut Persistence,
@@ -115,6 +120,14 @@ pub fn record_tick(
     true
 }
 
+/// The work done around each tick: before it (unlocked, may wait) and right after its append.
+pub struct TickHooks {
+    /// Runs first, with the tick's time.
+    pub before: BeforeTick,
+    /// Runs with the store locked, right after the append.
+    pub after_append: AfterAppend,
+}
+
 /// Records a tick every `interval` until `shutdown` resolves, then writes what a failed write
 /// left only in memory (one last try) and returns.
 pub async fn run(
@@ -122,10 +135,14 @@ pub async fn run(
     mut persistence: Persistence,
     health: Arc<WriteHealth>,
     cache: ExpositionCache,
-    mut after_append: AfterAppend,
+    hooks: TickHooks,
     interval: Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let TickHooks {
+        mut before,
+        mut after_append,
+    } = hooks;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick fires at once, before any collection: skip it.
@@ -135,9 +152,11 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => break,
             _ = ticker.tick() => {
+                let now = SystemTime::now();
+                (before)(system_ms(now)).await;
                 let (h, c, w) = (Arc::clone(&history), cache.clone(), Arc::clone(&health));
                 (persistence, after_append) = match tokio::task::spawn_blocking(move || {
-                    record_tick(&h, &mut persistence, &w, &c, &mut after_append, SystemTime::now());
+                    record_tick(&h, &mut persistence, &w, &c, &mut after_append, now);
                     (persistence, after_append)
                 })
                 .await

@@ -4,7 +4,8 @@
 //!
 //! Owns scheduling per group, each rule's health and last error, the reload policy (a broken
 //! set of files keeps the old rules running) and the state saved across restarts. Pure apart
-//! from the time argument: evaluation reads through [`Queryable`], nothing here touches a file.
+//! from the time argument: evaluation reads through [`Queryable`], or the answers a remote
+//! datasource gave beforehand ([`RemoteAnswers`]); nothing here touches a file or the network.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -15,6 +16,7 @@ use serde_json::{json, Value as Json};
 use super::alerting::{AlertState, AlertingRule, RuleStateSnapshot};
 use super::load::{Group, Rule, RuleError, RuleKind};
 use super::promql::{EvalError, Evaluator, Labels, Queryable, Value, NAME};
+use super::remote::{RemoteAnswers, RemoteDatasource};
 use super::template::{self, TemplateData};
 use crate::actions::alert::{AlertEvent, Status};
 use crate::actions::dispatcher::Sighting;
@@ -62,7 +64,7 @@ pub struct Globals {
     /// `$externalURL` in templates.
     pub external_url: String,
     /// A remote query API the expressions go to, instead of the local history.
-    pub datasource: Option<super::remote::RemoteDatasource>,
+    pub datasource: Option<RemoteDatasource>,
 }
 
 /// The state kept across restarts: each alerting rule's alerts, by group and rule name.
@@ -79,6 +81,7 @@ pub struct RuleEngine {
     last_reload_ok: bool,
     last_reload_error: Option<String>,
     failures_total: u64,
+    remote_answers: Option<RemoteAnswers>,
 }
 
 fn alerting_rule(rule: &Rule) -> Option<AlertingRule> {
@@ -151,6 +154,7 @@ impl RuleEngine {
             last_reload_ok: true,
             last_reload_error: None,
             failures_total: 0,
+            remote_answers: None,
         }
     }
 
@@ -173,22 +177,67 @@ impl RuleEngine {
         }
     }
 
+    fn is_due(group: &GroupRun, globals: &Globals, now_ms: i64) -> bool {
+        let interval = group
+            .group
+            .interval_ms
+            .unwrap_or(globals.interval_ms)
+            .max(1);
+        // Ticks jitter: a group is due a little before its interval has fully passed.
+        group
+            .last_eval_ms
+            .is_none_or(|last| now_ms - last >= interval * 9 / 10)
+    }
+
+    /// With a remote datasource: the datasource and the expressions of the rules due at
+    /// `now_ms`, to be sent before [`RuleEngine::evaluate_due`] and handed back with
+    /// [`RuleEngine::accept_answers`]. `None` when the rules read the local history.
+    pub fn remote_queries_due(&self, now_ms: i64) -> Option<(RemoteDatasource, Vec<String>)> {
+        let datasource = self.globals.datasource.clone()?;
+        let mut exprs: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|g| Self::is_due(g, &self.globals, now_ms))
+            .flat_map(|g| g.rules.iter().map(|r| r.rule.expr_text.clone()))
+            .collect();
+        exprs.sort();
+        exprs.dedup();
+        Some((datasource, exprs))
+    }
+
+    /// Keeps the remote datasource's answers for the evaluation at their time.
+    pub fn accept_answers(&mut self, answers: RemoteAnswers) {
+        self.remote_answers = Some(answers);
+    }
+
     /// Evaluates every group that is due at `now_ms`; returns recording rules' samples.
+    ///
+    /// With a remote datasource, each rule takes the answer accepted for `now_ms`; a rule
+    /// without one (loaded after the queries were sent) waits for the next evaluation.
     pub fn evaluate_due(&mut self, now_ms: i64, source: &dyn Queryable) -> Vec<Recorded> {
         let mut recorded = Vec::new();
         let globals = self.globals.clone();
+        let remote = self
+            .remote_answers
+            .take()
+            .filter(|a| a.at_ms == now_ms)
+            .unwrap_or_default();
         for g in &mut self.groups {
-            let interval = g.group.interval_ms.unwrap_or(globals.interval_ms).max(1);
-            // Ticks jitter: a group is due a little before its interval has fully passed.
-            if g.last_eval_ms
-                .is_some_and(|last| now_ms - last < interval * 9 / 10)
-            {
+            if !Self::is_due(g, &globals, now_ms) {
                 continue;
             }
+            let interval = g.group.interval_ms.unwrap_or(globals.interval_ms).max(1);
             let started = Instant::now();
             for r in &mut g.rules {
                 let began = Instant::now();
-                let result = evaluate_rule(r, &g.group, &globals, now_ms, interval, source);
+                let input = match &globals.datasource {
+                    None => Input::History(source),
+                    Some(_) => match remote.answers.get(&r.rule.expr_text) {
+                        Some(answer) => Input::Answer(answer),
+                        None => continue,
+                    },
+                };
+                let result = evaluate_rule(r, &g.group, &globals, now_ms, interval, input);
                 r.duration_seconds = began.elapsed().as_secs_f64();
                 r.last_eval_ms = Some(now_ms);
                 match result {
@@ -442,16 +491,12 @@ fn rule_json(r: &RuleRun) -> Json {
     j
 }
 
-/// Sends an expression to the remote datasource, waiting for the answer. Evaluation runs on a
-/// blocking thread of the runtime, where waiting is allowed.
-fn query_remote(
-    remote: &super::remote::RemoteDatasource,
-    expr: &str,
-    now_ms: i64,
-) -> Result<Vec<(Labels, f64)>, EvalError> {
-    let handle = tokio::runtime::Handle::try_current()
-        .map_err(|_| EvalError("the remote datasource needs the async runtime".into()))?;
-    handle.block_on(remote.query(expr, now_ms))
+/// Where a rule's expression gets its value.
+enum Input<'a> {
+    /// Evaluated here over the local history.
+    History(&'a dyn Queryable),
+    /// The remote datasource's answer, fetched before the evaluation.
+    Answer(&'a Result<Vec<(Labels, f64)>, EvalError>),
 }
 
 /// Evaluates one rule: alert state changes, or the samples to record.
@@ -461,11 +506,11 @@ fn evaluate_rule(
     globals: &Globals,
     now_ms: i64,
     interval_ms: i64,
-    source: &dyn Queryable,
+    input: Input<'_>,
 ) -> Result<Vec<Recorded>, EvalError> {
-    let result = match &globals.datasource {
-        Some(remote) => query_remote(remote, &r.rule.expr_text, now_ms)?,
-        None => match Evaluator::new(source, now_ms).eval(&r.rule.expr)? {
+    let result = match input {
+        Input::Answer(answer) => answer.clone()?,
+        Input::History(source) => match Evaluator::new(source, now_ms).eval(&r.rule.expr)? {
             Value::Vector(v) => v
                 .into_iter()
                 .map(|s| (s.labels, s.value))
@@ -711,14 +756,11 @@ mod tests {
             "type": "prometheus", "url": format!("http://{closed}"), "timeout_seconds": 1
         }))
         .unwrap();
-        engine.globals.datasource =
-            Some(crate::rules::remote::RemoteDatasource::new(&config).unwrap());
-        let engine = tokio::task::spawn_blocking(move || {
-            engine.evaluate_due(10 * MINUTE, &injected());
-            engine
-        })
-        .await
-        .unwrap();
+        engine.globals.datasource = Some(RemoteDatasource::new(&config).unwrap());
+        let (datasource, exprs) = engine.remote_queries_due(10 * MINUTE).unwrap();
+        assert_eq!(exprs.len(), 3, "one query per rule: {exprs:?}");
+        engine.accept_answers(datasource.query_all(exprs, 10 * MINUTE).await);
+        engine.evaluate_due(10 * MINUTE, &injected());
         assert_eq!(states(&engine).len(), 3, "the alerts keep their state");
         let rules = engine.rules_json();
         let rule = &rules["data"]["groups"][0]["rules"][0];
@@ -726,6 +768,42 @@ mod tests {
         assert!(
             rule["lastError"].as_str().unwrap().contains("datasource"),
             "{rule}"
+        );
+    }
+
+    #[test]
+    fn remote_answers_count_only_at_their_own_time() {
+        let mut engine = seed_engine();
+        let config: crate::config::DatasourceConfig = serde_json::from_value(serde_json::json!({
+            "type": "prometheus", "url": "http://127.0.0.1:9/"
+        }))
+        .unwrap();
+        engine.globals.datasource = Some(RemoteDatasource::new(&config).unwrap());
+        let answered = |at_ms: i64, exprs: &[String]| RemoteAnswers {
+            at_ms,
+            answers: exprs
+                .iter()
+                .map(|e| (e.clone(), Ok(vec![(Labels::new(), 1.0)])))
+                .collect(),
+        };
+        let (_, exprs) = engine.remote_queries_due(0).unwrap();
+        engine.accept_answers(answered(1, &exprs));
+        engine.evaluate_due(0, &Fixed::from(&[], MINUTE));
+        assert!(
+            states(&engine).is_empty(),
+            "answers for another time are not used"
+        );
+        let rules = engine.rules_json();
+        assert_eq!(rules["data"]["groups"][0]["rules"][0]["health"], "unknown");
+
+        let (_, exprs) = engine.remote_queries_due(MINUTE).unwrap();
+        assert_eq!(exprs.len(), 3);
+        engine.accept_answers(answered(MINUTE, &exprs));
+        engine.evaluate_due(MINUTE, &Fixed::from(&[], MINUTE));
+        assert_eq!(states(&engine).len(), 3, "every rule took its answer");
+        assert!(
+            engine.remote_queries_due(MINUTE + 1).unwrap().1.is_empty(),
+            "nothing is due again before the interval"
         );
     }
 }

@@ -5,7 +5,14 @@
 //! Owns the HTTP call, its credentials (read from files once, never logged) and the reading of
 //! the answer (vector or scalar). A failure is an evaluation error: the rule's health turns
 //! `err` and its alerts keep their state.
+//!
+//! The answers for one evaluation are fetched before it, with no lock held, and handed to the
+//! engine as [`RemoteAnswers`]: a slow datasource then delays only the next evaluation, never a
+//! request that reads the rules or the history.
 
+use std::collections::HashMap;
+
+use futures::StreamExt;
 use serde::Deserialize;
 
 use super::promql::{EvalError, Labels};
@@ -17,6 +24,18 @@ enum Auth {
     None,
     Basic(String, String),
     Bearer(String),
+}
+
+/// How many expressions are sent to the datasource at once.
+const CONCURRENT_QUERIES: usize = 8;
+
+/// What the datasource answered to each expression of one evaluation.
+#[derive(Debug, Default)]
+pub struct RemoteAnswers {
+    /// The evaluation time the expressions were sent with, ms.
+    pub at_ms: i64,
+    /// Each expression's samples, or why there are none.
+    pub answers: HashMap<String, Result<Vec<(Labels, f64)>, EvalError>>,
 }
 
 /// A Prometheus-compatible query API.
@@ -155,6 +174,19 @@ impl RemoteDatasource {
             return Err(EvalError(format!("datasource {}: HTTP {status}", self.url)));
         }
         parse_answer(&body)
+    }
+
+    /// Runs every expression at `at_ms`, a few at a time.
+    pub async fn query_all(&self, exprs: Vec<String>, at_ms: i64) -> RemoteAnswers {
+        let answers = futures::stream::iter(exprs)
+            .map(|expr| async move {
+                let answer = self.query(&expr, at_ms).await;
+                (expr, answer)
+            })
+            .buffer_unordered(CONCURRENT_QUERIES)
+            .collect()
+            .await;
+        RemoteAnswers { at_ms, answers }
     }
 }
 
