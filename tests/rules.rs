@@ -216,8 +216,8 @@ async fn a_remote_datasource_fires_what_the_local_history_fires() {
     let firing = |sentinel: &Sentinel| {
         let url = format!("{}/api/v1/alerts", sentinel.url);
         async move {
-            // One refused or reset connection is retried, not a failure (see the closing note
-            // of issue 10: seen under load, cause not found).
+            // A failed request is polled again, not a failure: the question is whether the
+            // alert fires.
             let v: serde_json::Value =
                 serde_json::from_str(&support::get_text(&url).await?).ok()?;
             let mut alerts: Vec<String> = v["data"]["alerts"]

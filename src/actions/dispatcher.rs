@@ -217,6 +217,7 @@ pub fn start(
 ) -> Result<(Actions, tokio::task::JoinHandle<()>), reqwest::Error> {
     // Every outgoing call has a timeout; commands and remote runs have their own on top.
     let client = reqwest::Client::builder()
+        .pool_idle_timeout(crate::collect::POOL_IDLE_TIMEOUT)
         .timeout(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(10))
         .build()?;

@@ -29,10 +29,16 @@ pub enum CollectError {
     Source(String),
 }
 
+/// How long an idle pooled connection is kept for the next call: less than the 10 s after which
+/// a sentinel (its default header read timeout) closes an idle connection, so a call never goes
+/// out on a connection the other side is closing at that moment.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// An HTTP client for calls to one source: `timeout` on each call and on connecting, and no
 /// proxy (sources are this node's daemons and its peers, never the open internet).
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, CollectError> {
     reqwest::Client::builder()
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .timeout(timeout)
         .connect_timeout(timeout)
         .no_proxy()

@@ -4,7 +4,9 @@
 //!
 //! Limits ([`Limits`]): a request head must arrive within the header read timeout counted from
 //! the connection's start (the TLS handshake included), so a slow client (slowloris) is cut
-//! there; a request body larger than the cap is a 413; past the connection cap a new connection
+//! there. The same timeout ends a kept-alive connection that served a request and then stays
+//! idle: that one closes quietly, as Go's `http.Server` closes idle connections, since every
+//! scraper that keeps connections between scrapes longer than the timeout does it. A request body larger than the cap is a 413; past the connection cap a new connection
 //! gets a 503 at once and is closed, never left waiting. Shutdown: stop accepting, let every
 //! open connection finish the request it is serving (idle ones close), within a grace period.
 //! Each event counts in [`HttpStats`], exposed by the `http` collector, and writes one line.
@@ -395,11 +397,13 @@ where
     let first_head = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(1));
+    let served = Arc::new(AtomicU64::new(0));
     let handler = Handler {
         app: serving.app.clone(),
         peer,
         max_body_bytes: serving.max_body_bytes,
         stats: serving.stats.clone(),
+        served: Arc::clone(&served),
     };
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -409,15 +413,17 @@ where
             hyper::service::service_fn(move |r| handler.clone().handle(r)),
         );
     tokio::pin!(conn);
-    let served = tokio::select! {
-        served = conn.as_mut() => served,
+    let outcome = tokio::select! {
+        outcome = conn.as_mut() => outcome,
         _ = stopped(serving.stop.clone()) => {
             conn.as_mut().graceful_shutdown();
             conn.await
         }
     };
-    if let Err(e) = served {
-        if e.is_timeout() {
+    if let Err(e) = outcome {
+        if e.is_timeout() && served.load(Ordering::Relaxed) > 0 {
+            tracing::debug!(peer = %peer, "idle kept-alive connection closed");
+        } else if e.is_timeout() {
             bump(&serving.stats.0.header_timeouts);
             HeaderReadTimedOut {
                 peer,
@@ -437,10 +443,13 @@ struct Handler {
     peer: SocketAddr,
     max_body_bytes: usize,
     stats: HttpStats,
+    /// Requests this connection has brought so far.
+    served: Arc<AtomicU64>,
 }
 
 impl Handler {
     async fn handle(mut self, request: Request<Incoming>) -> Result<Response, Infallible> {
+        self.served.fetch_add(1, Ordering::Relaxed);
         let declared = request
             .headers()
             .get(header::CONTENT_LENGTH)

@@ -113,10 +113,12 @@ impl Drop for Process {
     }
 }
 
-/// An HTTP client for tests: short timeouts, no proxy.
+/// An HTTP client for tests: short timeouts, no proxy, and idle connections dropped well
+/// before a sentinel closes them (so no request races that close).
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(1))
         .no_proxy()
         .build()
         .unwrap()
