@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -155,14 +155,15 @@ fn start_rules(config: &Config, options: &Options) -> Result<SharedEngine, Serve
 }
 
 /// Before each history tick, with a remote datasource: send the due rules' expressions with
-/// the engine unlocked, then hand it the answers for the evaluation that follows.
-fn query_datasource(engine: SharedEngine) -> recorder::BeforeTick {
+/// the engine unlocked, then hand it the answers for the evaluation that follows. Answers get
+/// one collection interval, so the ticks keep their spacing.
+fn query_datasource(engine: SharedEngine, interval: Duration) -> recorder::BeforeTick {
     Box::new(move |now_ms| {
         let engine = Arc::clone(&engine);
         Box::pin(async move {
             let due = rules_reload::lock(&engine).remote_queries_due(now_ms);
             if let Some((datasource, exprs)) = due {
-                let answers = datasource.query_all(exprs, now_ms).await;
+                let answers = datasource.query_all(exprs, now_ms, interval).await;
                 rules_reload::lock(&engine).accept_answers(answers);
             }
         })
@@ -310,7 +311,10 @@ pub async fn serve(
             Arc::clone(&writes),
             cache.clone(),
             recorder::TickHooks {
-                before: query_datasource(Arc::clone(&engine)),
+                before: query_datasource(
+                    Arc::clone(&engine),
+                    monitoring.collection_interval_seconds.duration(),
+                ),
                 after_append: evaluate_rules(
                     Arc::clone(&engine),
                     options.data_dir.clone(),

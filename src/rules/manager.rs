@@ -759,7 +759,11 @@ mod tests {
         engine.globals.datasource = Some(RemoteDatasource::new(&config).unwrap());
         let (datasource, exprs) = engine.remote_queries_due(10 * MINUTE).unwrap();
         assert_eq!(exprs.len(), 3, "one query per rule: {exprs:?}");
-        engine.accept_answers(datasource.query_all(exprs, 10 * MINUTE).await);
+        engine.accept_answers(
+            datasource
+                .query_all(exprs, 10 * MINUTE, std::time::Duration::from_secs(5))
+                .await,
+        );
         engine.evaluate_due(10 * MINUTE, &injected());
         assert_eq!(states(&engine).len(), 3, "the alerts keep their state");
         let rules = engine.rules_json();

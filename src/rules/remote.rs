@@ -7,8 +7,8 @@
 //! `err` and its alerts keep their state.
 //!
 //! The answers for one evaluation are fetched before it, with no lock held, and handed to the
-//! engine as [`RemoteAnswers`]: a slow datasource then delays only the next evaluation, never a
-//! request that reads the rules or the history.
+//! engine as [`RemoteAnswers`]: a slow datasource never holds up a request that reads the rules
+//! or the history, and holds up the history's next tick by one evaluation interval at most.
 
 use std::collections::HashMap;
 
@@ -176,16 +176,38 @@ impl RemoteDatasource {
         parse_answer(&body)
     }
 
-    /// Runs every expression at `at_ms`, a few at a time.
-    pub async fn query_all(&self, exprs: Vec<String>, at_ms: i64) -> RemoteAnswers {
-        let answers = futures::stream::iter(exprs)
+    /// Runs every expression at `at_ms`, a few at a time, for at most `budget`: an expression
+    /// still unanswered then gets an error, so a slow datasource marks its rules `err` instead
+    /// of holding up the history's next tick.
+    pub async fn query_all(
+        &self,
+        exprs: Vec<String>,
+        at_ms: i64,
+        budget: std::time::Duration,
+    ) -> RemoteAnswers {
+        let mut answers = HashMap::with_capacity(exprs.len());
+        let asked = exprs.clone();
+        let mut arriving = futures::stream::iter(exprs)
             .map(|expr| async move {
                 let answer = self.query(&expr, at_ms).await;
                 (expr, answer)
             })
-            .buffer_unordered(CONCURRENT_QUERIES)
-            .collect()
-            .await;
+            .buffer_unordered(CONCURRENT_QUERIES);
+        let _ = tokio::time::timeout(budget, async {
+            while let Some((expr, answer)) = arriving.next().await {
+                answers.insert(expr, answer);
+            }
+        })
+        .await;
+        for expr in asked {
+            answers.entry(expr).or_insert_with(|| {
+                Err(EvalError(format!(
+                    "datasource {}: no answer within the evaluation interval ({} s)",
+                    self.url,
+                    budget.as_secs_f64()
+                )))
+            });
+        }
         RemoteAnswers { at_ms, answers }
     }
 }
@@ -212,5 +234,39 @@ mod tests {
             br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#
         )
         .is_err());
+    }
+
+    #[tokio::test]
+    async fn a_datasource_slower_than_the_interval_gets_an_error_in_time() {
+        // Accepts connections and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream);
+            }
+        });
+        let config: DatasourceConfig = serde_json::from_value(serde_json::json!({
+            "type": "prometheus", "url": format!("http://{address}/"), "timeout_seconds": 60
+        }))
+        .unwrap();
+        let datasource = RemoteDatasource::new(&config).unwrap();
+        let answers = datasource
+            .query_all(
+                vec!["up".into(), "vector(1)".into()],
+                0,
+                std::time::Duration::from_millis(300),
+            )
+            .await;
+        assert_eq!(answers.answers.len(), 2);
+        for answer in answers.answers.values() {
+            let e = answer.as_ref().unwrap_err();
+            assert!(
+                e.0.contains("no answer within the evaluation interval"),
+                "{e}"
+            );
+        }
+        held.abort();
     }
 }
