@@ -3,14 +3,17 @@
 //! is disabled or served on a listener of its own).
 //!
 //! Takes a bound listener and a shutdown future, so tests bind port 0 and stop it cleanly. It
-//! serves cached bytes and never waits on a collector. Connections, TLS and limits are
+//! serves cached bytes and never waits on a collector. Requests that read the history or the
+//! rules (the API's reads and the dashboard) run on blocking threads, so they never hold up the
+//! runtime's workers, and with them the scrapes. Connections, TLS and limits are
 //! [`super::connections`]'s; state-changing routes go through [`super::auth::state_changing`].
 
 use std::future::Future;
 use std::time::SystemTime;
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{from_fn, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -58,12 +61,7 @@ pub struct AppState {
 
 /// The routes, ready to serve.
 pub fn router(state: AppState) -> Router {
-    let main = match &state.dashboard {
-        Some(d) if !d.own_listener => dashboard::routes(),
-        _ => Router::new().route("/", get(landing)),
-    };
-    main.route("/metrics", get(metrics))
-        .route("/api/v1/status", get(api::status_report))
+    let reads = Router::new()
         .route("/api/v1/query_range", get(api::query_range))
         .route("/api/v1/query", get(api::query))
         .route("/api/v1/series", get(api::series))
@@ -72,7 +70,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/export", get(api::export))
         .route("/api/v1/summary", get(api::summary))
         .route("/api/v1/rules", get(api::rules))
-        .route("/api/v1/alerts", get(api::alerts))
+        .route("/api/v1/alerts", get(api::alerts));
+    let reads = match &state.dashboard {
+        Some(d) if !d.own_listener => reads.merge(dashboard::routes()),
+        _ => reads,
+    };
+    let main = match &state.dashboard {
+        Some(d) if !d.own_listener => Router::new(),
+        _ => Router::new().route("/", get(landing)),
+    };
+    main.merge(reads.route_layer(from_fn(off_the_workers)))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/status", get(api::status_report))
         .route("/api/v1/actions", get(action_api::list))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
@@ -214,7 +223,19 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
 
 /// The dashboard alone, for its own listener.
 pub fn dashboard_router(state: AppState) -> Router {
-    dashboard::routes().with_state(state)
+    dashboard::routes()
+        .route_layer(from_fn(off_the_workers))
+        .with_state(state)
+}
+
+/// Runs a request on a blocking thread. Reading the history decodes blocks, and reading the
+/// history or the rules waits while the recorder holds them to append a tick and evaluate the
+/// rules; on a runtime worker either would hold up every request that worker serves.
+async fn off_the_workers(request: Request, next: Next) -> Response {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || runtime.block_on(next.run(request)))
+        .await
+        .unwrap_or_else(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response())
 }
 
 #[cfg(test)]
@@ -261,5 +282,61 @@ mod tests {
         assert!(!accepts_gzip(&with("gzip;q=0")));
         assert!(!accepts_gzip(&with("identity")));
         assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn a_read_waiting_on_a_lock_leaves_the_worker_free() {
+        use std::sync::{Arc, Mutex};
+        use tower::Service;
+
+        let store = Arc::new(Mutex::new(()));
+        let held = store.lock().unwrap();
+        let (answered, answer) = std::sync::mpsc::channel();
+        let waiting = Arc::clone(&store);
+        // A thread of its own: without the layer the only worker blocks, and the test must
+        // fail rather than hang.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let app: Router = Router::new()
+                    .route(
+                        "/read",
+                        get(move || {
+                            let store = Arc::clone(&waiting);
+                            async move {
+                                drop(store.lock());
+                                "read"
+                            }
+                        }),
+                    )
+                    .route_layer(from_fn(off_the_workers))
+                    .route("/metrics", get(|| async { "scrape" }));
+                let request = |path: &str| {
+                    axum::http::Request::get(path)
+                        .body(axum::body::Body::empty())
+                        .unwrap()
+                };
+                for _ in 0..3 {
+                    let mut app = app.clone();
+                    let read = request("/read");
+                    tokio::spawn(async move { app.call(read).await });
+                }
+                let mut app = app.clone();
+                let scrape = request("/metrics");
+                let status = tokio::spawn(async move { app.call(scrape).await.unwrap().status() })
+                    .await
+                    .unwrap();
+                answered.send(status).unwrap();
+            });
+        });
+        let status = answer
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("a scrape was held up by reads waiting on the store");
+        assert_eq!(status, StatusCode::OK);
+        drop(held);
     }
 }
