@@ -29,6 +29,16 @@ pub enum CollectError {
     Source(String),
 }
 
+/// Runs `read` on a blocking thread, for collectors that read a store the recorder holds while
+/// it appends a tick and evaluates the rules: the wait then holds up no runtime worker.
+pub async fn read_blocking<T: Send + 'static>(
+    read: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, CollectError> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| CollectError::Source(format!("reading the store failed: {e}")))
+}
+
 /// How long an idle pooled connection is kept for the next call: less than the 10 s after which
 /// a sentinel (its default header read timeout) closes an idle connection, so a call never goes
 /// out on a connection the other side is closing at that moment.

@@ -198,8 +198,12 @@ impl Collector for HistoryCollector {
     }
 
     fn collect(&mut self) -> BoxFuture<'_, Result<Vec<Family>, CollectError>> {
-        let mut families = super::stats_families(lock(&self.history).stats());
-        families.extend(self.health.families());
-        Box::pin(async move { Ok(families) })
+        let history = Arc::clone(&self.history);
+        let health = Arc::clone(&self.health);
+        Box::pin(crate::collect::read_blocking(move || {
+            let mut families = super::stats_families(lock(&history).stats());
+            families.extend(health.families());
+            families
+        }))
     }
 }

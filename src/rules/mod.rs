@@ -105,7 +105,9 @@ impl crate::collect::Collector for RulesCollector {
         '_,
         Result<Vec<crate::model::Family>, crate::collect::CollectError>,
     > {
-        let families = reload::lock(&self.engine).families();
-        Box::pin(async move { Ok(families) })
+        let engine = std::sync::Arc::clone(&self.engine);
+        Box::pin(crate::collect::read_blocking(move || {
+            reload::lock(&engine).families()
+        }))
     }
 }
