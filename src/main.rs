@@ -14,7 +14,7 @@ use ipfs_sentinel::history::export::{Export, Format};
 use ipfs_sentinel::history::query::{system_ms, Selector, WindowParams};
 use ipfs_sentinel::http::auth::WebToken;
 use ipfs_sentinel::http::connections::{Limits, ServerOptions};
-use ipfs_sentinel::http::web_config::WebConfig;
+use ipfs_sentinel::http::web_reload::LiveWebConfig;
 use ipfs_sentinel::rules::load::{Group, SHORT_FORM_GROUP};
 use ipfs_sentinel::rules::reload::ConfigSource;
 use ipfs_sentinel::{dotted, sentinel};
@@ -150,8 +150,8 @@ impl WebArgs {
     /// The server options and token these flags ask for; reads the files now.
     fn load(&self) -> anyhow::Result<(ServerOptions, Option<WebToken>)> {
         let web = match &self.config_file {
-            Some(path) => WebConfig::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
-            None => WebConfig::default(),
+            Some(path) => LiveWebConfig::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+            None => LiveWebConfig::default(),
         };
         let token = self.token_file.as_deref().map(WebToken::read).transpose()?;
         let limits = Limits {
@@ -625,8 +625,8 @@ fn serve(
             data_dir = %data_dir.display(),
             node_id = %config.cluster.node_id,
             ipfs_api = %config.ipfs.api_url,
-            tls = server.web.tls.is_some(),
-            basic_auth = !server.web.users.is_empty(),
+            tls = server.web.current().tls.is_some(),
+            basic_auth = !server.web.current().users.is_empty(),
             token = token.is_some(),
             "ipfs-sentinel {} started",
             env!("CARGO_PKG_VERSION")

@@ -287,6 +287,7 @@ pub async fn serve(
     if let Some(warning) = set_aside {
         tracing::warn!("{warning}");
     }
+    tokio::spawn(options.server.web.clone().watch(stopped(stop_rx.clone())));
     let action_stats = Stats::default();
     let (actions, dispatcher) = actions::dispatcher::start(
         Settings::new(
@@ -304,7 +305,10 @@ pub async fn serve(
         let publish_to = cache.clone();
         let mut collectors =
             collectors(&config, &cache, &history, &writes, &engine, &action_stats)?;
-        collectors.push(Box::new(HttpCollector::new(options.server.stats.clone())));
+        collectors.push(Box::new(HttpCollector::new(
+            options.server.stats.clone(),
+            options.server.web.clone(),
+        )));
         let recorder = tokio::spawn(recorder::run(
             Arc::clone(&history),
             persistence,

@@ -16,6 +16,7 @@ fn is_volatile(name: &str) -> bool {
         || name.starts_with("ipfs_sentinel_rule_")
         || name.starts_with("ipfs_sentinel_http_")
         || name == "ipfs_sentinel_collector_duration_seconds"
+        || name == "ipfs_sentinel_web_config_last_reload_success_timestamp_seconds"
 }
 
 /// Drops the volatile families (samples and their HELP/TYPE lines).

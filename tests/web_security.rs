@@ -529,3 +529,106 @@ async fn without_a_token_reload_needs_its_switch_and_the_token_file_comes_from_t
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Debian's prometheus-node-exporter; run by scripts/test-all.sh"]
+async fn a_rotated_certificate_and_new_users_serve_without_a_restart_as_with_node_exporter() {
+    use Verdict::{Refused, Status};
+    let (old, new) = (pki(), pki());
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(&old, dir.path());
+    let web_config = dir.path().join("web.yml");
+    let write_users = |user: &str, password: &str| {
+        let hash = bcrypt::hash(password, 4).unwrap();
+        std::fs::write(
+            &web_config,
+            format!("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  {user}: {hash}\n"),
+        )
+        .unwrap();
+    };
+    write_users("alice", "a");
+    // Collections every second, so the reload metric shows soon.
+    let sentinel = Sentinel::start_with(
+        free_port(),
+        "cluster:\n  monitoring:\n    collection_interval_seconds: 1\n",
+        &dir.path().join("data"),
+        tempfile::tempdir().unwrap(),
+        &["--web.config.file", web_config.to_str().unwrap()],
+        &[],
+        false,
+    )
+    .await;
+    let sentinel_port = sentinel.url.rsplit(':').next().unwrap().to_owned();
+    let (_exporter, exporter_port) = node_exporter(&web_config, dir.path()).await;
+    let servers = [
+        ("ipfs-sentinel", sentinel_port),
+        ("node_exporter", exporter_port.to_string()),
+    ];
+    let url = |port: &str| format!("https://127.0.0.1:{port}/metrics");
+    for (who, port) in &servers {
+        let got = ask(&url(port), &old.ca, None, Some(("alice", "a"))).await;
+        assert_eq!(got, Status(200), "{who} before the rotation");
+    }
+
+    // Certbot's renewal and a user change, with no restart and no signal.
+    write_pki(&new, dir.path());
+    write_users("bob", "b");
+    for (who, port) in &servers {
+        eventually(
+            &format!("{who} to serve the new certificate and user"),
+            || {
+                let url = url(port);
+                let ca = new.ca.clone();
+                async move {
+                    (ask(&url, &ca, None, Some(("bob", "b"))).await == Status(200)).then_some(())
+                }
+            },
+        )
+        .await;
+        let alice = ask(&url(port), &new.ca, None, Some(("alice", "a"))).await;
+        assert_eq!(alice, Status(401), "{who}: the removed user");
+        let old_ca = ask(&url(port), &old.ca, None, Some(("bob", "b"))).await;
+        assert_eq!(old_ca, Refused, "{who}: the old certificate is gone");
+    }
+
+    // A broken file: the sentinel keeps serving the last good one and says where it broke.
+    std::fs::write(&web_config, "basic_auth_users:\n  carol: not-a-hash\n").unwrap();
+    let metrics = format!("https://127.0.0.1:{}/metrics", servers[0].1);
+    eventually("the failed reload to show", || {
+        let metrics = metrics.clone();
+        let ca = new.ca.clone();
+        async move {
+            let client = reqwest::Client::builder()
+                .no_proxy()
+                .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+                .build()
+                .unwrap();
+            let body = client
+                .get(&metrics)
+                .basic_auth("bob", Some("b"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            (sample(
+                &body,
+                "ipfs_sentinel_web_config_last_reload_successful",
+                &[],
+            ) == Some(0.0))
+            .then_some(())
+        }
+    })
+    .await;
+    let still = ask(&metrics, &new.ca, None, Some(("bob", "b"))).await;
+    assert_eq!(still, Status(200), "the last good configuration serves");
+    let log = sentinel.process.log();
+    assert!(
+        log.contains(&format!(
+            "{}:2: basic_auth_users.carol",
+            web_config.display()
+        )),
+        "{log}"
+    );
+}

@@ -32,7 +32,7 @@
 //! Owns the checks only. It never logs or exposes a token or a password, and never reads one
 //! from the command line.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -46,6 +46,7 @@ use axum::Router;
 use subtle::ConstantTimeEq;
 
 use super::server::AppState;
+use super::web_reload::LiveWebConfig;
 
 /// The shortest token accepted, in bytes: shorter ones can be guessed.
 pub const MIN_TOKEN_BYTES: usize = 16;
@@ -206,14 +207,16 @@ pub fn state_changing(routes: Router<AppState>, state: &AppState) -> Router<AppS
     routes.route_layer(from_fn_with_state(state.clone(), require_token))
 }
 
-/// The basic-auth check of every request, for `basic_auth_users`.
+/// The basic-auth check of every request, against the `basic_auth_users` in force (none: every
+/// request passes).
 #[derive(Clone)]
 pub struct BasicAuth {
-    users: Arc<BTreeMap<String, String>>,
+    web: LiveWebConfig,
     /// A bearer token that passes the check too.
     token: Option<WebToken>,
-    /// (user, password) pairs that matched; bcrypt costs tens of milliseconds a check.
-    verified: Arc<Mutex<HashSet<(String, String)>>>,
+    /// (user, password, hash) that matched; bcrypt costs tens of milliseconds a check. The
+    /// hash is part of the key, so a changed password in a reloaded file is checked anew.
+    verified: Arc<Mutex<HashSet<(String, String, String)>>>,
     /// One bcrypt check at a time, so wrong passwords cannot take every core.
     bcrypt: Arc<tokio::sync::Semaphore>,
 }
@@ -221,24 +224,27 @@ pub struct BasicAuth {
 impl fmt::Debug for BasicAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BasicAuth")
-            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .field(
+                "users",
+                &self.web.current().users.keys().collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
 
 impl BasicAuth {
-    /// A check of `users` (name to bcrypt hash); a request with `token` as its bearer token
-    /// passes as well.
-    pub fn new(users: BTreeMap<String, String>, token: Option<WebToken>) -> BasicAuth {
+    /// A check of the users of `web` (name to bcrypt hash); a request with `token` as its
+    /// bearer token passes as well.
+    pub fn new(web: LiveWebConfig, token: Option<WebToken>) -> BasicAuth {
         BasicAuth {
-            users: Arc::new(users),
+            web,
             token,
             verified: Arc::new(Mutex::new(HashSet::new())),
             bcrypt: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
-    fn remembered(&self) -> std::sync::MutexGuard<'_, HashSet<(String, String)>> {
+    fn remembered(&self) -> std::sync::MutexGuard<'_, HashSet<(String, String, String)>> {
         self.verified
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -246,12 +252,13 @@ impl BasicAuth {
 
     /// Whether `user` and `password` match.
     pub async fn check(&self, user: &str, password: &str) -> bool {
-        let pair = (user.to_owned(), password.to_owned());
-        if self.remembered().contains(&pair) {
+        let web = self.web.current();
+        let known = web.users.get(user);
+        let hash = known.map_or(UNKNOWN_USER_HASH, String::as_str).to_owned();
+        let pair = (user.to_owned(), password.to_owned(), hash.clone());
+        if known.is_some() && self.remembered().contains(&pair) {
             return true;
         }
-        let known = self.users.get(user);
-        let hash = known.map_or(UNKNOWN_USER_HASH, String::as_str).to_owned();
         let Ok(_one_at_a_time) = self.bcrypt.acquire().await else {
             return false;
         };
@@ -294,13 +301,16 @@ fn basic_credentials(request: &Request) -> Option<(String, String)> {
     Some((user.to_owned(), password.to_owned()))
 }
 
-/// The middleware of `basic_auth_users`: every request needs a user's password (or the bearer
-/// token).
+/// The middleware of `basic_auth_users`: while the configuration in force has users, every
+/// request needs a user's password (or the bearer token).
 pub async fn require_basic_auth(
     State(auth): State<BasicAuth>,
     request: Request,
     next: Next,
 ) -> Response {
+    if auth.web.current().users.is_empty() {
+        return next.run(request).await;
+    }
     if let (Some(token), Some(presented)) = (&auth.token, bearer(&request)) {
         if token.matches(presented) {
             return next.run(request).await;
@@ -355,14 +365,18 @@ mod tests {
     #[tokio::test]
     async fn basic_auth_checks_bcrypt_and_remembers_success_only() {
         let hash = bcrypt::hash("s3cret", 4).unwrap();
-        let auth = BasicAuth::new([("alice".to_owned(), hash)].into(), None);
+        let web = crate::http::web_config::WebConfig {
+            users: [("alice".to_owned(), hash.clone())].into(),
+            ..Default::default()
+        };
+        let auth = BasicAuth::new(LiveWebConfig::fixed(web), None);
         assert!(!auth.check("alice", "wrong").await);
         assert!(!auth.check("bob", "s3cret").await);
         assert!(auth.remembered().is_empty());
         assert!(auth.check("alice", "s3cret").await);
         assert!(auth
             .remembered()
-            .contains(&("alice".to_owned(), "s3cret".to_owned())));
+            .contains(&("alice".to_owned(), "s3cret".to_owned(), hash)));
         assert!(auth.check("alice", "s3cret").await);
     }
 }

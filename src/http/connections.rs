@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
-use axum::http::{header, HeaderValue, Request, StatusCode};
+use axum::http::{header, Request, StatusCode};
 use axum::middleware::{from_fn_with_state, map_response_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -38,7 +38,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::Service;
 
 use super::auth::{require_basic_auth, BasicAuth, WebToken};
-use super::web_config::WebConfig;
+use super::web_reload::LiveWebConfig;
 use crate::collect::{CollectError, Collector};
 use crate::model::Family;
 
@@ -127,13 +127,13 @@ impl HttpStats {
     }
 }
 
-/// Exposes [`HttpStats`]: the `http` collector.
-pub struct HttpCollector(HttpStats);
+/// Exposes [`HttpStats`] and the web configuration's reload state: the `http` collector.
+pub struct HttpCollector(HttpStats, LiveWebConfig);
 
 impl HttpCollector {
-    /// A collector reading `stats`.
-    pub fn new(stats: HttpStats) -> Self {
-        Self(stats)
+    /// A collector reading `stats` and how loading `web` goes.
+    pub fn new(stats: HttpStats, web: LiveWebConfig) -> Self {
+        Self(stats, web)
     }
 }
 
@@ -143,7 +143,8 @@ impl Collector for HttpCollector {
     }
 
     fn collect(&mut self) -> BoxFuture<'_, Result<Vec<Family>, CollectError>> {
-        let families = self.0.families();
+        let mut families = self.0.families();
+        families.extend(self.1.families());
         Box::pin(async move { Ok(families) })
     }
 }
@@ -151,36 +152,26 @@ impl Collector for HttpCollector {
 /// How the server runs: its web configuration, limits and counters.
 #[derive(Debug, Clone, Default)]
 pub struct ServerOptions {
-    /// TLS, basic auth and response headers (`--web.config.file`).
-    pub web: WebConfig,
+    /// TLS, basic auth and response headers (`--web.config.file`), kept current.
+    pub web: LiveWebConfig,
     /// The limits.
     pub limits: Limits,
     /// Where events are counted.
     pub stats: HttpStats,
 }
 
-/// Wraps `app` with what the web configuration asks of every response: its headers and,
-/// with `basic_auth_users`, a user's password (or `token`) on every request.
-pub fn guard(app: Router, web: &WebConfig, token: Option<WebToken>) -> Router {
-    let app = if web.users.is_empty() {
-        app
-    } else {
-        app.layer(from_fn_with_state(
-            BasicAuth::new(web.users.clone(), token),
-            require_basic_auth,
-        ))
-    };
-    if web.headers.is_empty() {
-        return app;
-    }
-    let headers = Arc::new(web.headers.clone());
-    app.layer(map_response_with_state(
-        headers,
-        |axum::extract::State(headers): axum::extract::State<
-            Arc<Vec<(header::HeaderName, HeaderValue)>>,
-        >,
+/// Wraps `app` with what the web configuration in force asks of every request: with
+/// `basic_auth_users`, a user's password (or `token`), and its response headers.
+pub fn guard(app: Router, web: &LiveWebConfig, token: Option<WebToken>) -> Router {
+    app.layer(from_fn_with_state(
+        BasicAuth::new(web.clone(), token),
+        require_basic_auth,
+    ))
+    .layer(map_response_with_state(
+        web.clone(),
+        |axum::extract::State(web): axum::extract::State<LiveWebConfig>,
          mut response: Response| async move {
-            for (name, value) in headers.iter() {
+            for (name, value) in &web.current().headers {
                 response.headers_mut().insert(name.clone(), value.clone());
             }
             response
@@ -256,7 +247,7 @@ impl ShutdownGraceExceeded {
 #[derive(Clone)]
 struct Serving {
     app: Router,
-    tls: Option<TlsAcceptor>,
+    web: LiveWebConfig,
     header_read_timeout: Duration,
     max_body_bytes: usize,
     stats: HttpStats,
@@ -273,10 +264,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let ServerOptions { web, limits, stats } = options;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let tls = web.tls.map(TlsAcceptor::from);
     let serving = Serving {
         app,
-        tls: tls.clone(),
+        web,
         header_read_timeout: limits.header_read_timeout,
         max_body_bytes: limits.max_body_bytes,
         stats: stats.clone(),
@@ -360,7 +350,9 @@ async fn connection(
     let stats = serving.stats.clone();
     stats.0.open.fetch_add(1, Ordering::Relaxed);
     let deadline = Instant::now() + serving.header_read_timeout;
-    match serving.tls.clone() {
+    // The configuration in force when the connection came: a rotated certificate serves the
+    // next connections.
+    match serving.web.current().tls.clone().map(TlsAcceptor::from) {
         None => serve_http(TokioIo::new(stream), peer, serving, deadline).await,
         Some(acceptor) => {
             let handshake = tokio::time::timeout_at(deadline, acceptor.accept(stream));

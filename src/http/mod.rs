@@ -10,3 +10,4 @@ pub mod connections;
 pub mod dashboard;
 pub mod server;
 pub mod web_config;
+pub mod web_reload;

@@ -9,7 +9,8 @@
 //! Differences, each refused or said plainly rather than silently changed: rustls speaks TLS 1.2
 //! and 1.3 only, so `min_version: TLS10` or `TLS11` still means 1.2 at least, and a
 //! `max_version` below 1.2 is an error; `client_allowed_sans` and a non-zero `rate_limit` are
-//! errors (not supported yet); the file is read once at start, not on every request.
+//! errors (not supported yet). exporter-toolkit re-reads the file on every handshake and
+//! request; [`super::web_reload`] re-reads it when it or a file it names changes, or on SIGHUP.
 //!
 //! Owns reading and checking the file and turning it into a rustls configuration. It opens no
 //! socket: [`super::connections`] serves with what this builds, [`super::auth`] checks the users.
@@ -171,6 +172,8 @@ pub struct WebConfig {
     pub headers: Vec<(axum::http::HeaderName, axum::http::HeaderValue)>,
     /// Users and their bcrypt hashes (`basic_auth_users`); empty: no basic auth.
     pub users: BTreeMap<String, String>,
+    /// The files the configuration names (certificate, key, client CA), as read.
+    pub files: Vec<PathBuf>,
 }
 
 impl fmt::Debug for WebConfig {
@@ -184,10 +187,11 @@ impl fmt::Debug for WebConfig {
     }
 }
 
-/// Builds [`WebConfigError::Invalid`] for a key of `file`.
+/// Builds [`WebConfigError::Invalid`] for a key of `file`, and notes the files it reads.
 struct Checker<'a> {
     file: &'a str,
     dir: PathBuf,
+    read: std::cell::RefCell<Vec<PathBuf>>,
 }
 
 impl Checker<'_> {
@@ -225,6 +229,7 @@ impl Checker<'_> {
             ))),
             (None, Some(p)) => {
                 let full = self.dir.join(&p.value);
+                self.read.borrow_mut().push(full.clone());
                 let key = format!("tls_server_config.{file_key}");
                 std::fs::read(&full)
                     .map(|bytes| Some((bytes, p.referenced.line(), key.clone())))
@@ -254,6 +259,7 @@ impl WebConfig {
         let check = Checker {
             file,
             dir: dir.to_path_buf(),
+            read: Default::default(),
         };
         if let Some(interval) = parsed.rate_limit.as_ref().and_then(|r| r.interval.as_ref()) {
             if !matches!(interval.value.trim(), "" | "0" | "0s") {
@@ -316,6 +322,7 @@ impl WebConfig {
             tls,
             headers,
             users,
+            files: check.read.take(),
         })
     }
 }
