@@ -600,6 +600,9 @@ fn serve(
         None => Config::parse(EMBEDDED_DEFAULT, "<embedded default config>")?,
     };
     let (server, token) = web.load()?;
+    for warning in &server.web.current().warnings {
+        tracing::warn!("web config: {warning}");
+    }
     let data_dir = match data_dir {
         Some(dir) => dir,
         None => default_data_dir()?,

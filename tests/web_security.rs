@@ -12,13 +12,26 @@ use std::process::Command;
 use support::{eventually, free_port, sample, temp_file, Process, Sentinel};
 
 /// A CA, a server certificate for 127.0.0.1 it signed, a client certificate it signed, and a
-/// self-signed client certificate no CA vouches for; all PEM.
+/// self-signed client certificate no CA vouches for; all PEM. `issuer` signs more.
 struct Pki {
     ca: String,
     server_cert: String,
     server_key: String,
     client: String,
     rogue_client: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl Pki {
+    /// A client certificate and its key (PEM), signed by the CA, with these subject
+    /// alternative names.
+    fn client_with(&self, sans: Vec<rcgen::SanType>) -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.subject_alt_names = sans;
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        format!("{}{}", cert.pem(), key.serialize_pem())
+    }
 }
 
 fn pki() -> Pki {
@@ -52,6 +65,7 @@ fn pki() -> Pki {
         server_key,
         client: format!("{client_cert}{client_key}"),
         rogue_client: format!("{}{}", rogue_cert.pem(), rogue_key.serialize_pem()),
+        issuer,
     }
 }
 
@@ -324,6 +338,140 @@ async fn each_client_auth_type_means_what_it_means_to_node_exporter() {
             }
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Debian's prometheus-node-exporter; run by scripts/test-all.sh"]
+async fn client_allowed_sans_admits_verified_clients_with_a_listed_name_only() {
+    // node_exporter 1.5.0 carries exporter-toolkit 0.8, which predates client_allowed_sans
+    // (0.10) and refuses a file naming it, so the verdicts with the list are the sentinel's
+    // against exporter-toolkit's source (web/tls_config.go: after Go's own verification, one
+    // of the certificate's DNS, e-mail, IP or URI names must equal an entry). What can be
+    // compared is: on the same file without the list both give every client the same verdict,
+    // every CA-signed one served; so each refusal with the list comes from the list alone.
+    use rcgen::SanType;
+    use Verdict::{Refused, Status};
+    let pki = pki();
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(&pki, dir.path());
+    let ia5 = |s: &str| rcgen::string::Ia5String::try_from(s).unwrap();
+    // (the client's names, its certificate, whether the CA signed it, the verdict with the list)
+    let clients: Vec<(&str, Option<String>, bool, Verdict)> = vec![
+        (
+            "a listed DNS name",
+            Some(pki.client.clone()),
+            true,
+            Status(200),
+        ),
+        (
+            "a listed e-mail address",
+            Some(pki.client_with(vec![SanType::Rfc822Name(ia5("scraper@example.test"))])),
+            true,
+            Status(200),
+        ),
+        (
+            "a listed IP address",
+            Some(pki.client_with(vec![SanType::IpAddress("192.0.2.7".parse().unwrap())])),
+            true,
+            Status(200),
+        ),
+        (
+            "a listed URI among others",
+            Some(pki.client_with(vec![
+                SanType::DnsName(ia5("unlisted.test")),
+                SanType::URI(ia5("spiffe://example.test/scraper")),
+            ])),
+            true,
+            Status(200),
+        ),
+        (
+            "another DNS name",
+            Some(pki.client_with(vec![SanType::DnsName(ia5("other.test"))])),
+            true,
+            Refused,
+        ),
+        (
+            "a listed name differing in case",
+            Some(pki.client_with(vec![SanType::DnsName(ia5("Client.Test"))])),
+            true,
+            Refused,
+        ),
+        (
+            "a listed name, self-signed",
+            Some(pki.rogue_client.clone()),
+            false,
+            Refused,
+        ),
+        ("no certificate", None, false, Refused),
+    ];
+    let base = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n";
+
+    let without_list = dir.path().join("without-list.yml");
+    std::fs::write(&without_list, base).unwrap();
+    let sentinel = sentinel_with_web_config(&without_list, &[]).await;
+    let sentinel_port: u16 = sentinel.url.rsplit(':').next().unwrap().parse().unwrap();
+    let (_exporter, exporter_port) = node_exporter(&without_list, dir.path()).await;
+    for (what, identity, signed, _) in &clients {
+        let want = if *signed { Status(200) } else { Refused };
+        for (who, port) in [
+            ("ipfs-sentinel", sentinel_port),
+            ("node_exporter", exporter_port),
+        ] {
+            let got = ask(
+                &format!("https://127.0.0.1:{port}/metrics"),
+                &pki.ca,
+                identity.as_deref(),
+                None,
+            )
+            .await;
+            assert_eq!(
+                got, want,
+                "{who}, no client_allowed_sans, client with {what}"
+            );
+        }
+    }
+    drop(sentinel);
+
+    let with_list = dir.path().join("with-list.yml");
+    std::fs::write(
+        &with_list,
+        format!("{base}  client_allowed_sans:\n    - client.test\n    - scraper@example.test\n    - 192.0.2.7\n    - spiffe://example.test/scraper\n"),
+    )
+    .unwrap();
+    let refused = Command::new("timeout")
+        .arg("60")
+        .arg("prometheus-node-exporter")
+        .arg(format!("--web.listen-address=127.0.0.1:{}", free_port()))
+        .arg(format!("--web.config.file={}", with_list.display()))
+        .arg("--collector.disable-defaults")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        refused.status.code() == Some(1) && said.contains("client_allowed_sans"),
+        "node_exporter 1.5.0 refuses client_allowed_sans; if it now serves, compare its verdicts here: {:?} {said}",
+        refused.status
+    );
+    let sentinel = sentinel_with_web_config(&with_list, &[]).await;
+    for (what, identity, _, want) in &clients {
+        let got = ask(
+            &format!("{}/metrics", sentinel.url.replace("http:", "https:")),
+            &pki.ca,
+            identity.as_deref(),
+            None,
+        )
+        .await;
+        assert_eq!(
+            got, *want,
+            "ipfs-sentinel, client_allowed_sans, client with {what}"
+        );
+    }
+    let log = sentinel.process.log();
+    assert!(
+        log.contains("TLS handshake failed")
+            && log.contains("no subject alternative name of the client certificate is in client_allowed_sans (it has: other.test)"),
+        "a refusal names what the certificate has:\n{log}"
+    );
 }
 
 #[test]

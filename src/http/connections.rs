@@ -212,7 +212,19 @@ struct TlsHandshakeFailed<'a> {
 
 impl TlsHandshakeFailed<'_> {
     fn emit(&self) {
-        tracing::info!(peer = %self.peer, error = %self.error, "TLS handshake failed");
+        tracing::info!(peer = %self.peer, error = %tls_error_text(self.error), "TLS handshake failed");
+    }
+}
+
+/// A failed handshake's error, with a certificate check of our own (e.g.
+/// `client_allowed_sans`) told in its own words rather than rustls's debug form.
+fn tls_error_text(error: &std::io::Error) -> String {
+    use rustls::{CertificateError, Error};
+    match error.get_ref().and_then(|e| e.downcast_ref::<Error>()) {
+        Some(Error::InvalidCertificate(CertificateError::Other(other))) => {
+            format!("invalid peer certificate: {}", other.0)
+        }
+        _ => error.to_string(),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod actions;
 pub mod api;
 pub mod auth;
 pub mod chart;
+pub mod client_certs;
 pub mod connections;
 pub mod dashboard;
 pub mod server;

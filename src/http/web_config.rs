@@ -1,16 +1,24 @@
 //! `--web.config.file`: the web configuration of Prometheus's exporter-toolkit, the file
 //! node_exporter takes, with the same keys and meaning, so operators reuse theirs:
 //! `tls_server_config` (certificate and key, inline or as files; `client_auth_type` with Go's
-//! five policies; `client_ca_file`/`client_ca`; `min_version`/`max_version`; `cipher_suites`;
-//! `curve_preferences`; `prefer_server_cipher_suites`), `http_server_config` (`headers`, and
-//! `http2`, accepted though the sentinel speaks HTTP/1.1 only) and `basic_auth_users` (bcrypt
-//! hashes). Relative paths are read from the file's folder, as exporter-toolkit does.
+//! five policies; `client_ca_file`/`client_ca`; `client_allowed_sans`; `min_version`/
+//! `max_version`; `cipher_suites`; `curve_preferences`; `prefer_server_cipher_suites`),
+//! `http_server_config` (`headers`, and `http2`, accepted though the sentinel speaks HTTP/1.1
+//! only) and `basic_auth_users` (bcrypt hashes). Relative paths are read from the file's
+//! folder, as exporter-toolkit does.
+//!
+//! `client_allowed_sans` means what exporter-toolkit 0.10 and later make it mean (see
+//! [`super::client_certs`]): with a `client_auth_type` that asks for a certificate, one of the
+//! certificate's subject alternative names must equal an entry, after the policy's own check;
+//! with `NoClientCert` it does nothing. Where that cannot protect (no policy asking, a policy
+//! that verifies nothing, an empty list refusing everyone) the file still loads, as it does for
+//! node_exporter, and [`WebConfig::warnings`] says so.
 //!
 //! Differences, each refused or said plainly rather than silently changed: rustls speaks TLS 1.2
 //! and 1.3 only, so `min_version: TLS10` or `TLS11` still means 1.2 at least, and a
-//! `max_version` below 1.2 is an error; `client_allowed_sans` and a non-zero `rate_limit` are
-//! errors (not supported yet). exporter-toolkit re-reads the file on every handshake and
-//! request; [`super::web_reload`] re-reads it when it or a file it names changes, or on SIGHUP.
+//! `max_version` below 1.2 is an error; a non-zero `rate_limit` is an error (not supported
+//! yet). exporter-toolkit re-reads the file on every handshake and request;
+//! [`super::web_reload`] re-reads it when it or a file it names changes, or on SIGHUP.
 //!
 //! Owns reading and checking the file and turning it into a rustls configuration. It opens no
 //! socket: [`super::connections`] serves with what this builds, [`super::auth`] checks the users.
@@ -20,15 +28,16 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+use rustls::RootCertStore;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::client_certs::{AllowedSans, AnyClientCert};
 use crate::config::{parse_yaml, ConfigError};
 
 /// Why the web configuration cannot be used: one line naming the file, line and key.
@@ -174,6 +183,9 @@ pub struct WebConfig {
     pub users: BTreeMap<String, String>,
     /// The files the configuration names (certificate, key, client CA), as read.
     pub files: Vec<PathBuf>,
+    /// Settings that work as exporter-toolkit has them work but are likely not what was
+    /// meant, each one line naming the file, line and key; logged when the file is read.
+    pub warnings: Vec<String>,
 }
 
 impl fmt::Debug for WebConfig {
@@ -183,6 +195,7 @@ impl fmt::Debug for WebConfig {
             .field("tls", &self.tls.is_some())
             .field("headers", &self.headers)
             .field("users", &self.users.keys().collect::<Vec<_>>())
+            .field("warnings", &self.warnings)
             .finish()
     }
 }
@@ -206,6 +219,11 @@ impl Checker<'_> {
 
     fn at<T>(&self, value: &Spanned<T>, key: &str, reason: impl Into<String>) -> WebConfigError {
         self.invalid(value.referenced.line(), key, reason)
+    }
+
+    /// A warning about the value at `value`, in the shape of an error line.
+    fn warning<T>(&self, value: &Spanned<T>, key: &str, text: &str) -> String {
+        format!("{}:{}: {key}: {text}", self.file, value.referenced.line())
     }
 
     /// Reads the PEM text given inline (`inline`) or in a file (`file_key`), not both.
@@ -314,8 +332,12 @@ impl WebConfig {
                 header_value,
             ));
         }
+        let mut warnings = Vec::new();
         let tls = match &parsed.tls_server_config {
-            Some(t) if tls_enabled(t) => Some(Arc::new(server_config(t, &check)?)),
+            Some(t) if tls_enabled(t) => {
+                warnings.extend(allowed_sans_warning(t, &check));
+                Some(Arc::new(server_config(t, &check)?))
+            }
             _ => None,
         };
         Ok(WebConfig {
@@ -323,6 +345,7 @@ impl WebConfig {
             headers,
             users,
             files: check.read.take(),
+            warnings,
         })
     }
 }
@@ -338,20 +361,31 @@ fn tls_enabled(t: &TlsServerConfig) -> bool {
         || t.client_auth_type.is_some()
 }
 
+/// What `client_allowed_sans` does with the file's `client_auth_type`, when that is likely
+/// not what was meant: exporter-toolkit checks the list on every certificate it asked for,
+/// verified or not, and on none when it asks for none.
+fn allowed_sans_warning(t: &TlsServerConfig, check: &Checker<'_>) -> Option<String> {
+    let sans = t.client_allowed_sans.as_ref()?;
+    let key = "tls_server_config.client_allowed_sans";
+    let policy = t.client_auth_type.as_ref().map(|p| p.value);
+    let text = match policy.unwrap_or(ClientAuthType::NoClientCert) {
+        ClientAuthType::NoClientCert => {
+            "has no effect: client_auth_type NoClientCert asks for no client certificate; use RequireAndVerifyClientCert".to_owned()
+        }
+        p @ (ClientAuthType::RequestClientCert | ClientAuthType::RequireAnyClientCert) => format!(
+            "is checked on client certificates nobody verified (client_auth_type {p:?}), so any client can claim these names; use RequireAndVerifyClientCert with a client_ca_file"
+        ),
+        _ if sans.value.is_empty() => "is empty: every client is refused".to_owned(),
+        _ => return None,
+    };
+    Some(check.warning(sans, key, &text))
+}
+
 /// The rustls configuration `t` describes.
 fn server_config(
     t: &TlsServerConfig,
     check: &Checker<'_>,
 ) -> Result<rustls::ServerConfig, WebConfigError> {
-    if let Some(sans) = &t.client_allowed_sans {
-        if !sans.value.is_empty() {
-            return Err(check.at(
-                sans,
-                "tls_server_config.client_allowed_sans",
-                "not supported by ipfs-sentinel; restrict clients with a client_ca_file of their own",
-            ));
-        }
-    }
     let Some((cert_pem, cert_line, cert_key)) =
         check.pem(&t.cert, "cert", &t.cert_file, "cert_file")?
     else {
@@ -393,6 +427,12 @@ fn server_config(
         .map(|p| p.referenced.line())
         .unwrap_or(0);
     let verifier = client_verifier(policy, policy_line, ca, &provider, check)?;
+    let verifier = match &t.client_allowed_sans {
+        Some(sans) if policy != ClientAuthType::NoClientCert => {
+            Arc::new(AllowedSans::new(verifier, sans.value.clone())) as Arc<dyn ClientCertVerifier>
+        }
+        _ => verifier,
+    };
 
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&versions)
@@ -598,55 +638,71 @@ fn client_verifier(
     }
 }
 
-/// Go's `RequestClientCert` and `RequireAnyClientCert`: any certificate is taken without
-/// checking who issued it; the client still proves it holds the certificate's key.
-#[derive(Debug)]
-struct AnyClientCert {
-    mandatory: bool,
-    algorithms: WebPkiSupportedAlgorithms,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl ClientCertVerifier for AnyClientCert {
-    fn offer_client_auth(&self) -> bool {
-        true
+    /// A folder with `server.crt`, `server.key` and `ca.crt` (the server's own certificate).
+    fn pki_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(dir.path().join("server.crt"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("ca.crt"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
+        dir
     }
 
-    fn client_auth_mandatory(&self) -> bool {
-        self.mandatory
+    fn parse(dir: &Path, text: &str) -> Result<WebConfig, WebConfigError> {
+        WebConfig::parse(text, "web.yml", dir)
     }
 
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
+    #[test]
+    fn client_allowed_sans_is_taken_and_warned_about_where_it_cannot_protect() {
+        let dir = pki_dir();
+        let tls = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
+        let cases = [
+            (
+                "",
+                "",
+                Some("web.yml:5: tls_server_config.client_allowed_sans: has no effect"),
+            ),
+            (
+                "  client_auth_type: RequireAnyClientCert\n",
+                "",
+                Some("any client can claim these names"),
+            ),
+            (
+                "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n",
+                "",
+                None,
+            ),
+            (
+                "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.crt\n",
+                "[]",
+                Some("is empty: every client is refused"),
+            ),
+        ];
+        for (policy, list, want) in cases {
+            let list = if list.is_empty() {
+                "\n    - client.test"
+            } else {
+                list
+            };
+            let text = format!("{tls}  client_allowed_sans: {list}\n{policy}");
+            let web = parse(dir.path(), &text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert!(web.tls.is_some());
+            match want {
+                None => assert!(web.warnings.is_empty(), "{text}: {:?}", web.warnings),
+                Some(w) => assert!(
+                    web.warnings.len() == 1 && web.warnings[0].contains(w),
+                    "{text}: {:?}",
+                    web.warnings
+                ),
+            }
+        }
     }
 }

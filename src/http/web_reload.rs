@@ -131,6 +131,9 @@ impl LiveWebConfig {
                 self.0.reload_ok.store(true, Ordering::Relaxed);
                 self.0.last_success.store(now_seconds(), Ordering::Relaxed);
                 tracing::info!(file = %path.display(), "web configuration reloaded");
+                for warning in &self.current().warnings {
+                    tracing::warn!("web config: {warning}");
+                }
                 Ok(())
             }
             Err(reason) => {
