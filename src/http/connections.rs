@@ -171,7 +171,7 @@ pub fn guard(app: Router, web: &LiveWebConfig, token: Option<WebToken>) -> Route
         web.clone(),
         |axum::extract::State(web): axum::extract::State<LiveWebConfig>,
          mut response: Response| async move {
-            for (name, value) in &web.current().headers {
+            for (name, value) in &web.peek().headers {
                 response.headers_mut().insert(name.clone(), value.clone());
             }
             response
@@ -364,7 +364,8 @@ async fn connection(
     let deadline = Instant::now() + serving.header_read_timeout;
     // The configuration in force when the connection came: a rotated certificate serves the
     // next connections.
-    match serving.web.current().tls.clone().map(TlsAcceptor::from) {
+    let tls = serving.web.peek().tls.clone().map(TlsAcceptor::from);
+    match tls {
         None => serve_http(TokioIo::new(stream), peer, serving, deadline).await,
         Some(acceptor) => {
             let handshake = tokio::time::timeout_at(deadline, acceptor.accept(stream));

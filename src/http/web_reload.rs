@@ -100,9 +100,16 @@ impl LiveWebConfig {
         Ok(Self::with(Some(path.to_path_buf()), config))
     }
 
-    /// The configuration in force now.
+    /// The configuration in force now, to keep.
     pub fn current(&self) -> Arc<WebConfig> {
         self.0.current.load_full()
+    }
+
+    /// The configuration in force now, for a look on the request path: cheaper than
+    /// [`LiveWebConfig::current`] (no reference count touched), and not to be held across an
+    /// `.await`.
+    pub fn peek(&self) -> arc_swap::Guard<Arc<WebConfig>> {
+        self.0.current.load()
     }
 
     /// Re-reads the file now; on success the new configuration serves the next connections
