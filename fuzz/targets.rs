@@ -12,8 +12,11 @@ use std::sync::OnceLock;
 use ipfs_sentinel::actions::argv::{self, RunContext};
 use ipfs_sentinel::actions::payload;
 use ipfs_sentinel::actions::policy::Trigger;
-use ipfs_sentinel::collect::ipfs_cluster::{self, Allocation, ClusterPeer, PinStatus};
-use ipfs_sentinel::collect::kubo;
+use ipfs_sentinel::clients::ipfs_cluster::{
+    parse_list, Allocation, ClusterPeer, ClusterPin, PinStatus,
+};
+use ipfs_sentinel::clients::kubo;
+use ipfs_sentinel::collect::ipfs_cluster::figures;
 use ipfs_sentinel::config::Config;
 use ipfs_sentinel::history::{History, SeriesKey};
 use ipfs_sentinel::http::actions::parse_alertmanager_payload;
@@ -117,8 +120,12 @@ pub fn kubo(data: &[u8]) -> Result<(), String> {
         kubo::parse_bitswap_stat(data).map(drop),
         kubo::parse_swarm_peer_count(data).map(drop),
         kubo::count_pins(data).map(drop),
+        kubo::parse_bootstrap_list(data).map(drop),
     ];
-    let _ = kubo::error_message(data);
+    for line in ipfs_sentinel::clients::ndjson_lines(data) {
+        let _ = kubo::parse_gc_line(line);
+    }
+    let _ = ipfs_sentinel::clients::error_message(data, kubo::KUBO.message_field);
     if let Ok(t) = std::str::from_utf8(data) {
         let _ = kubo::parse_block_cache(t).map(|c| c.hit_ratio());
     }
@@ -129,12 +136,18 @@ pub fn kubo(data: &[u8]) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// The three IPFS Cluster list parsers on the same body, and the figures of what they read.
+/// The three IPFS Cluster list parsers on the same body, and the figures of what they read;
+/// the re-pin options of the pins it may list.
 pub fn ipfs_cluster(data: &[u8]) -> Result<(), String> {
-    let peers = ipfs_cluster::parse_list::<ClusterPeer>("peers", data);
-    let pins = ipfs_cluster::parse_list::<PinStatus>("pins", data);
-    let allocations = ipfs_cluster::parse_list::<Allocation>("allocations", data);
-    let _ = ipfs_cluster::figures(
+    let peers = parse_list::<ClusterPeer>("peers", data);
+    let pins = parse_list::<PinStatus>("pins", data);
+    let allocations = parse_list::<Allocation>("allocations", data);
+    if let Ok(full) = parse_list::<ClusterPin>("allocations", data) {
+        for pin in &full {
+            let _ = pin.repin_query(pin.replication_factor_min, &pin.allocations);
+        }
+    }
+    let _ = figures(
         peers.as_deref().unwrap_or_default(),
         pins.as_deref().unwrap_or_default(),
         allocations.as_deref().unwrap_or_default(),

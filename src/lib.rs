@@ -9,9 +9,12 @@
 //! - [`config`]: the YAML configuration, defaults and validation (errors carry file:line:column
 //!   and the key path); [`dotted`]: the seed's dotted metric names and their PromQL.
 //! - [`model`]: the plain types every stage shares ([`model::Family`], [`model::Snapshot`]).
+//! - [`clients`]: one typed client per outside service with its response parsers
+//!   ([`clients::kubo`], [`clients::ipfs_cluster`], [`clients::peers`] for peer sentinels),
+//!   shared by the collectors and the built-in recovery actions.
 //! - [`collect`]: the [`collect::Collector`] trait, the loop, and one file per source
-//!   ([`collect::node`], [`collect::ipfs`] with its response parsers in [`collect::kubo`],
-//!   [`collect::cluster`] for peer sentinels, [`collect::ipfs_cluster`] for IPFS Cluster).
+//!   ([`collect::node`], [`collect::ipfs`], [`collect::peers`] for peer sentinels,
+//!   [`collect::ipfs_cluster`] for IPFS Cluster).
 //! - [`status`]: the node status report (`/api/v1/status`), derived from a snapshot.
 //! - [`exposition`]: snapshot to OpenMetrics text and gzip, cached for scrapes.
 //! - [`history`]: the compact store of every collection (shared ticks, pco-sealed blocks,
@@ -27,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod actions;
+pub mod clients;
 pub mod collect;
 pub mod config;
 pub mod dotted;

@@ -20,10 +20,10 @@ use crate::actions::deliver::Settings;
 use crate::actions::dispatcher::Actions;
 use crate::actions::outbox::Outbox;
 use crate::actions::stats::{ActionsCollector, Stats};
-use crate::collect::cluster::ClusterCollector;
 use crate::collect::ipfs::IpfsCollector;
 use crate::collect::ipfs_cluster::IpfsClusterCollector;
 use crate::collect::node::NodeCollector;
+use crate::collect::peers::PeersCollector;
 use crate::collect::{self, CollectError, Collector};
 use crate::config::Config;
 use crate::exposition::ExpositionCache;
@@ -106,7 +106,7 @@ pub fn collectors(
     let mut collectors: Vec<Box<dyn Collector>> = vec![
         Box::new(NodeCollector::new()?),
         Box::new(IpfsCollector::new(&config.ipfs)?),
-        Box::new(ClusterCollector::new(&config.cluster, local.clone())?),
+        Box::new(PeersCollector::new(&config.cluster, local.clone())?),
         Box::new(HistoryCollector::new(
             Arc::clone(history),
             Arc::clone(writes),

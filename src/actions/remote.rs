@@ -3,8 +3,8 @@
 //! the run is `POST {peer}/api/v1/actions/{name}/run` with the alert and the outbox entry's id,
 //! which the peer uses to answer a retried request from its record instead of running twice.
 //!
-//! Owns the wire format of remote runs (both sides) and the peer lookup; the peer's own
-//! dispatcher decides and runs.
+//! Owns the wire format of remote runs (both sides) and the peer lookup; the calls go through
+//! [`PeerClient`], and the peer's own dispatcher decides and runs.
 
 use std::path::Path;
 
@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::alert::AlertEvent;
 use super::audit::RunResult;
 use super::policy::Trigger;
-use crate::collect::describe_transport_error;
-use crate::config::{read_secret, HttpUrl};
+use crate::clients::peers::PeerClient;
+use crate::config::HttpUrl;
 
 /// The body of `POST /api/v1/actions/{name}/run`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,13 +49,10 @@ pub async fn find_peer(
     peers: &[HttpUrl],
     node_id: &str,
 ) -> Result<HttpUrl, String> {
-    #[derive(Deserialize)]
-    struct Status {
-        node_id: String,
-    }
+    let sentinels = PeerClient::with_http(client.clone(), None).map_err(|e| e.to_string())?;
+    let sentinels = &sentinels;
     let asks = peers.iter().map(|peer| async move {
-        let url = peer.0.join("api/v1/status").ok()?;
-        let status: Status = client.get(url).send().await.ok()?.json().await.ok()?;
+        let status = sentinels.status(&peer.0).await.ok()?;
         (status.node_id == node_id).then(|| peer.clone())
     });
     futures::future::join_all(asks)
@@ -75,7 +72,8 @@ pub async fn find_peer(
         })
 }
 
-/// Asks `peer` to run `action` and waits for its answer.
+/// Asks `peer` to run `action` and waits for its answer; the token is read from `token_file`
+/// for each run, so a new token is used without a restart.
 pub async fn run_on_peer(
     client: &reqwest::Client,
     peer: &HttpUrl,
@@ -83,27 +81,9 @@ pub async fn run_on_peer(
     request: &RemoteRequest,
     token_file: Option<&Path>,
 ) -> Result<RemoteAnswer, String> {
-    let url = peer
-        .0
-        .join(&format!("api/v1/actions/{action}/run"))
-        .map_err(|e| format!("bad peer URL {peer}: {e}"))?;
-    let mut post = client.post(url.clone()).json(request);
-    if let Some(file) = token_file {
-        post = post.bearer_auth(read_secret(file, "cluster.peer_token_file")?);
-    }
-    let answer = post.send().await.map_err(|e| {
-        format!(
-            "{url}: {}",
-            describe_transport_error(&e, "the peer's sentinel")
-        )
-    })?;
-    let status = answer.status();
-    if !status.is_success() {
-        let text = answer.text().await.unwrap_or_default();
-        return Err(format!("{url}: HTTP {status} {}", text.trim()));
-    }
-    answer
-        .json()
+    PeerClient::with_http(client.clone(), token_file)
+        .map_err(|e| e.to_string())?
+        .run_action(&peer.0, action, request)
         .await
-        .map_err(|e| format!("{url}: unreadable answer: {e}"))
+        .map_err(|e| e.to_string())
 }

@@ -1,18 +1,20 @@
 //! The `ipfs` collector: this node's Kubo RPC API (`id`, `version`, `repo/stat`, `stats/bw`,
-//! `bitswap/stat`, `swarm/peers`, `pin/ls`) and its `/debug/metrics/prometheus` block cache.
+//! `bitswap/stat`, `swarm/peers`, `pin/ls`) and its `/debug/metrics/prometheus` block cache,
+//! read through [`KuboClient`].
 //!
-//! Owns the HTTP calls and the slow schedules (pin and object counts keep their last value
-//! between reads); the response shapes are read by [`super::kubo`]. Every call is a POST with
-//! its own timeout, and all calls of a round run concurrently, so a hung node costs one timeout,
-//! not one per call. If `id` fails the node counts as down (`ipfs_up 0`); any other failing call
-//! only drops its own metrics and bumps `ipfs_sentinel_ipfs_api_errors_total{endpoint}`.
+//! Owns the slow schedules (pin and object counts keep their last value between reads) and what
+//! each answer becomes as metrics; the calls and the response shapes are the client's. All
+//! calls of a round run concurrently, each under the client's timeout, so a hung node costs one
+//! timeout, not one per call. If `id` fails the node counts as down (`ipfs_up 0`); any other
+//! failing call only drops its own metrics and bumps
+//! `ipfs_sentinel_ipfs_api_errors_total{endpoint}`.
 
-use bytes::Bytes;
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 
-use super::kubo::{self, BlockCacheCounts};
 use super::{CollectError, Collector};
+use crate::clients::kubo::{KuboClient, PinType};
+use crate::clients::ClientError;
 use crate::config::IpfsConfig;
 use crate::model::Family;
 
@@ -28,36 +30,10 @@ const ENDPOINTS: &[&str] = &[
     "version",
 ];
 
-/// Why one RPC call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RpcError {
-    /// No answer: refused, reset, timed out.
-    #[error("{url}: {reason}")]
-    Transport {
-        /// The URL called.
-        url: String,
-        /// What happened.
-        reason: String,
-    },
-    /// The node answered with an error status.
-    #[error("{url}: HTTP {status}: {message}")]
-    Status {
-        /// The URL called.
-        url: String,
-        /// The HTTP status.
-        status: u16,
-        /// Kubo's error message.
-        message: String,
-    },
-    /// The answer could not be read.
-    #[error(transparent)]
-    Parse(#[from] kubo::ParseError),
-}
-
 /// A failed call to the Kubo RPC API: one warning line and one count.
 struct KuboRequestFailed<'a> {
     endpoint: &'static str,
-    error: &'a RpcError,
+    error: &'a ClientError,
 }
 
 impl KuboRequestFailed<'_> {
@@ -69,8 +45,7 @@ impl KuboRequestFailed<'_> {
 
 /// Reads this node's Kubo RPC API.
 pub struct IpfsCollector {
-    client: reqwest::Client,
-    base: reqwest::Url,
+    kubo: KuboClient,
     pin_count_every: u64,
     object_count_every: u64,
     round: u64,
@@ -82,10 +57,9 @@ pub struct IpfsCollector {
 impl IpfsCollector {
     /// A collector for the API at `config.api_url`.
     pub fn new(config: &IpfsConfig) -> Result<Self, CollectError> {
-        let client = super::http_client(config.timeout_seconds.duration())?;
+        let kubo = KuboClient::new(config).map_err(|e| CollectError::Source(e.to_string()))?;
         Ok(Self {
-            client,
-            base: config.api_url.0.clone(),
+            kubo,
             pin_count_every: config.pin_count_every_collections.0,
             object_count_every: config.object_count_every_collections.0,
             round: 0,
@@ -95,71 +69,17 @@ impl IpfsCollector {
         })
     }
 
-    fn url(&self, path: &str) -> reqwest::Url {
-        let mut url = self.base.clone();
-        let joined = format!("{}/{}", url.path().trim_end_matches('/'), path);
-        url.set_path(&joined);
-        url
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder, url: String) -> Result<Bytes, RpcError> {
-        let transport = |e: reqwest::Error| RpcError::Transport {
-            url: url.clone(),
-            reason: describe_reqwest_error(&e),
-        };
-        let response = request.send().await.map_err(transport)?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(transport)?;
-        if status.is_success() {
-            Ok(body)
-        } else {
-            Err(RpcError::Status {
-                url,
-                status: status.as_u16(),
-                message: kubo::error_message(&body),
-            })
-        }
-    }
-
-    /// POSTs `/api/v0/{endpoint}?{query}`.
-    async fn rpc(&self, endpoint: &str, query: &[(&str, &str)]) -> Result<Bytes, RpcError> {
-        let mut url = self.url(&format!("api/v0/{endpoint}"));
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query);
-        }
-        self.send(self.client.post(url.clone()), url.to_string())
-            .await
-    }
-
-    async fn pin_counts(&self) -> Result<(f64, f64), RpcError> {
+    async fn pin_counts(&self) -> Result<(f64, f64), ClientError> {
         let (recursive, direct) = futures::join!(
-            self.rpc("pin/ls", &[("type", "recursive"), ("stream", "true")]),
-            self.rpc("pin/ls", &[("type", "direct"), ("stream", "true")]),
+            self.kubo.pin_count(PinType::Recursive),
+            self.kubo.pin_count(PinType::Direct),
         );
-        Ok((
-            kubo::count_pins(&recursive?)? as f64,
-            kubo::count_pins(&direct?)? as f64,
-        ))
+        Ok((recursive? as f64, direct? as f64))
     }
 
-    async fn object_count(&self) -> Result<f64, RpcError> {
-        let stat = kubo::parse_repo_stat(&self.rpc("repo/stat", &[]).await?)?;
+    async fn object_count(&self) -> Result<f64, ClientError> {
+        let stat = self.kubo.repo_stat(false).await?;
         Ok(stat.num_objects.unwrap_or(0.0))
-    }
-
-    /// `None` when the node does not serve the endpoint or not the block cache counters.
-    async fn block_cache(&self) -> Result<Option<BlockCacheCounts>, RpcError> {
-        let url = self.url("debug/metrics/prometheus");
-        match self
-            .send(self.client.get(url.clone()), url.to_string())
-            .await
-        {
-            Ok(body) => Ok(kubo::parse_block_cache(&String::from_utf8_lossy(&body))),
-            Err(RpcError::Status {
-                status: 404 | 405, ..
-            }) => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 
     async fn collect_round(&mut self) -> Result<Vec<Family>, CollectError> {
@@ -168,24 +88,14 @@ impl IpfsCollector {
         self.round += 1;
 
         let this = &*self;
+        let kubo = &this.kubo;
         let (id, version, repo, bw, bitswap, peers, pins, objects, cache) = futures::join!(
-            async { Ok::<_, RpcError>(kubo::parse_id(&this.rpc("id", &[]).await?)?) },
-            async { Ok::<_, RpcError>(kubo::parse_version(&this.rpc("version", &[]).await?)?) },
-            async {
-                let body = this.rpc("repo/stat", &[("size-only", "true")]).await?;
-                Ok::<_, RpcError>(kubo::parse_repo_stat(&body)?)
-            },
-            async { Ok::<_, RpcError>(kubo::parse_bandwidth(&this.rpc("stats/bw", &[]).await?)?) },
-            async {
-                Ok::<_, RpcError>(kubo::parse_bitswap_stat(
-                    &this.rpc("bitswap/stat", &[]).await?,
-                )?)
-            },
-            async {
-                Ok::<_, RpcError>(kubo::parse_swarm_peer_count(
-                    &this.rpc("swarm/peers", &[]).await?,
-                )?)
-            },
+            kubo.id(),
+            kubo.version(),
+            kubo.repo_stat(true),
+            kubo.bandwidth(),
+            kubo.bitswap_stat(),
+            kubo.swarm_peer_count(),
             async {
                 if count_pins {
                     Some(this.pin_counts().await)
@@ -200,7 +110,7 @@ impl IpfsCollector {
                     None
                 }
             },
-            this.block_cache(),
+            kubo.block_cache(),
         );
 
         let id = match id {
@@ -324,7 +234,7 @@ impl IpfsCollector {
     }
 
     /// The value of a call that succeeded; a failed one is logged, counted and dropped.
-    fn keep<T>(&mut self, endpoint: &'static str, result: Result<T, RpcError>) -> Option<T> {
+    fn keep<T>(&mut self, endpoint: &'static str, result: Result<T, ClientError>) -> Option<T> {
         match result {
             Ok(v) => Some(v),
             Err(error) => {
@@ -356,10 +266,6 @@ fn ipfs_up(value: f64) -> Family {
         "1 when the node's Kubo RPC API answered at the last collection, else 0.",
         value,
     )
-}
-
-fn describe_reqwest_error(e: &reqwest::Error) -> String {
-    super::describe_transport_error(e, "the IPFS daemon")
 }
 
 impl Collector for IpfsCollector {

@@ -7,11 +7,10 @@
 //! A collector that fails or times out contributes its [`Collector::on_failure`] families, a
 //! `collector_success 0` and a log line; the others are unaffected.
 
-pub mod cluster;
 pub mod ipfs;
 pub mod ipfs_cluster;
-pub mod kubo;
 pub mod node;
+pub mod peers;
 
 use std::time::{Duration, SystemTime};
 
@@ -39,40 +38,8 @@ pub async fn read_blocking<T: Send + 'static>(
         .map_err(|e| CollectError::Source(format!("reading the store failed: {e}")))
 }
 
-/// How long an idle pooled connection is kept for the next call: less than the 10 s after which
-/// a sentinel (its default header read timeout) closes an idle connection, so a call never goes
-/// out on a connection the other side is closing at that moment.
-pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// An HTTP client for calls to one source: `timeout` on each call and on connecting, and no
-/// proxy (sources are this node's daemons and its peers, never the open internet).
-pub fn http_client(timeout: Duration) -> Result<reqwest::Client, CollectError> {
-    reqwest::Client::builder()
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .no_proxy()
-        .build()
-        .map_err(|e| CollectError::Source(format!("cannot build an HTTP client: {e}")))
-}
-
-/// Says why an HTTP call got no answer, for a log line or an error a user reads: a timeout, a
-/// refused connection (with a hint naming `service`, e.g. "the IPFS daemon"), or the error's chain.
-pub fn describe_transport_error(e: &reqwest::Error, service: &str) -> String {
-    if e.is_timeout() {
-        "no answer before the timeout".to_owned()
-    } else if e.is_connect() {
-        format!("cannot connect (is {service} running?)")
-    } else {
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            reason = format!("{reason}: {s}");
-            source = s.source();
-        }
-        reason
-    }
-}
+// The HTTP helpers live with the clients; re-exported for the callers that still name them here.
+pub use crate::clients::{describe_transport_error, http_client, POOL_IDLE_TIMEOUT};
 
 /// One source of metrics.
 pub trait Collector: Send {

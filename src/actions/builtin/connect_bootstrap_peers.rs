@@ -11,28 +11,13 @@
 //! none configured (nothing to do is not a failure).
 
 use futures::StreamExt;
-use serde::Deserialize;
 use serde_json::json;
 
-use super::{bad_kubo_answer, BuiltinError, BuiltinItemFailed, BuiltinReport, KuboApi};
-use crate::collect::kubo::ParseError;
+use super::{BuiltinError, BuiltinItemFailed, BuiltinReport};
+use crate::clients::kubo::KuboClient;
 
 /// Connects tried at once.
 const CONCURRENT_CONNECTS: usize = 8;
-
-/// Reads `bootstrap/list`: the multiaddrs, none when `Peers` is `null`, `[]` or absent.
-pub fn parse_bootstrap_list(body: &[u8]) -> Result<Vec<String>, ParseError> {
-    #[derive(Deserialize)]
-    struct List {
-        #[serde(rename = "Peers", default)]
-        peers: Option<Vec<String>>,
-    }
-    let list: List = serde_json::from_slice(body).map_err(|e| ParseError {
-        endpoint: "bootstrap/list",
-        reason: e.to_string(),
-    })?;
-    Ok(list.peers.unwrap_or_default())
-}
 
 /// Connects the node whose Kubo RPC API is at `kubo_api_url` to each of its bootstrap peers.
 /// Fails (`Err`) only when the list cannot be read; each peer that will not connect is listed
@@ -41,38 +26,19 @@ pub async fn connect_bootstrap_peers(
     client: &reqwest::Client,
     kubo_api_url: &reqwest::Url,
 ) -> Result<BuiltinReport, BuiltinError> {
-    let api = KuboApi {
-        client,
-        base: kubo_api_url,
-    };
-    let body = api.call("bootstrap/list", &[]).await?;
-    let addresses = parse_bootstrap_list(&body)
-        .map_err(|e| bad_kubo_answer(&api.url("bootstrap/list", &[]), e))?;
-    let api = &api;
+    let kubo = KuboClient::with_http(client.clone(), kubo_api_url.clone());
+    let addresses = kubo.bootstrap_list().await?;
+    let kubo = &kubo;
     let outcomes: Vec<(String, Result<(), String>)> = futures::stream::iter(addresses)
         .map(|address| async move {
-            let outcome = api
-                .call("swarm/connect", &[("arg", &address)])
-                .await
-                .map(drop)
-                .map_err(|e| reason(&e));
+            // The report's line names the address; the reason says what failed.
+            let outcome = kubo.swarm_connect(&address).await.map_err(|e| e.reason());
             (address, outcome)
         })
         .buffered(CONCURRENT_CONNECTS)
         .collect()
         .await;
     Ok(report(outcomes))
-}
-
-/// The part of an error worth a line in a per-peer list (the URL is the same for all).
-fn reason(e: &BuiltinError) -> String {
-    match e {
-        BuiltinError::Unreachable { reason, .. } => reason.clone(),
-        BuiltinError::Status {
-            status, message, ..
-        } => format!("HTTP {status}: {message}"),
-        other => other.to_string(),
-    }
 }
 
 fn report(outcomes: Vec<(String, Result<(), String>)>) -> BuiltinReport {
@@ -122,28 +88,7 @@ fn report(outcomes: Vec<(String, Result<(), String>)>) -> BuiltinReport {
 
 #[cfg(test)]
 mod tests {
-    //! Kubo's documented `bootstrap/list` answer is `{"Peers": ["<string>"]}`
-    //! (docs.ipfs.tech/reference/kubo/rpc); Kubo sends `null` for an empty list, js-ipfs `[]`.
     use super::*;
-
-    #[test]
-    fn lists_as_kubo_and_js_ipfs_send_them() {
-        let kubo = br#"{"Peers":["/dnsaddr/bootstrap.libp2p.io/p2p/QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN","/ip4/104.131.131.82/tcp/4001/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ"]}"#;
-        let peers = parse_bootstrap_list(kubo).unwrap();
-        assert_eq!(peers.len(), 2);
-        assert!(peers[1].starts_with("/ip4/104.131.131.82/tcp/4001/p2p/"));
-        assert!(parse_bootstrap_list(br#"{"Peers":null}"#)
-            .unwrap()
-            .is_empty());
-        assert!(parse_bootstrap_list(br#"{"Peers":[]}"#).unwrap().is_empty());
-        assert!(parse_bootstrap_list(b"{}").unwrap().is_empty());
-        let e = parse_bootstrap_list(br#"{"Peers":"x"}"#).unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("unexpected response from bootstrap/list"),
-            "{e}"
-        );
-    }
 
     #[test]
     fn success_needs_one_connection_or_nothing_to_do() {

@@ -1,4 +1,4 @@
-//! `reallocate_pins` (the seed's `cluster_manager.reallocate_pins`): through IPFS Cluster's
+//! `reallocate_pins` (`cluster_manager.reallocate_pins` in the short form): through IPFS Cluster's
 //! REST API, re-pin every pin allocated to an Offline peer so that it lands on healthy peers.
 //!
 //! # How a re-pin moves allocations (the decision, and where it comes from)
@@ -46,106 +46,17 @@
 //!
 //! The Offline node is the alert's `node_id`, matched to an IPFS Cluster peer by peer id or
 //! by `peername`. Healthy peers are those `GET /peers` lists without an `error`. Re-pins run
-//! one after another: each is a write to IPFS Cluster's shared state. The basic-auth secret is
-//! read from its file for each run and never logged.
+//! one after another: each is a write to IPFS Cluster's shared state. The calls go through
+//! [`IpfsClusterClient`], made for each run, so the basic-auth secret is read from its file
+//! for each run (and never logged).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
 
-use bytes::Bytes;
-use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
-use super::{endpoint_url, BuiltinError, BuiltinItemFailed, BuiltinReport};
-use crate::collect::describe_transport_error;
-use crate::collect::ipfs_cluster::{parse_list, read_basic_auth, ClusterPeer};
+use super::{BuiltinError, BuiltinItemFailed, BuiltinReport};
+use crate::clients::ipfs_cluster::{ClusterPeer, ClusterPin, IpfsClusterClient};
 use crate::config::IpfsClusterConfig;
-
-/// The REST API's service name in errors.
-const CLUSTER: &str = "IPFS Cluster REST API";
-
-/// A pin as `GET /allocations` lists it and `POST /pins/{cid}` answers it (`api.Pin` in
-/// IPFS Cluster's `api/types.go`), with the options a re-pin must send again.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ClusterPin {
-    /// The pinned CID.
-    pub cid: String,
-    /// Its name.
-    #[serde(default)]
-    pub name: String,
-    /// The peers holding it; empty when it is pinned everywhere.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub allocations: Vec<String>,
-    /// Fewest peers that must hold it (-1: everywhere).
-    #[serde(default)]
-    pub replication_factor_min: i64,
-    /// Most peers that may hold it (-1: everywhere).
-    #[serde(default)]
-    pub replication_factor_max: i64,
-    /// `recursive` or `direct`.
-    #[serde(default)]
-    pub mode: String,
-    /// When it expires (`0001-01-01T00:00:00Z`: never).
-    #[serde(default)]
-    pub expire_at: Option<String>,
-    /// User metadata.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub metadata: BTreeMap<String, String>,
-    /// Multiaddrs of peers known to hold the content.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub origins: Vec<String>,
-    /// Shard size of a sharded add (0 otherwise).
-    #[serde(default)]
-    pub shard_size: u64,
-}
-
-fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
-impl ClusterPin {
-    /// The query of `POST /pins/{cid}` that pins it again with its own options, except
-    /// `replication-min` and `user-allocations`.
-    pub fn repin_query(
-        &self,
-        replication_min: i64,
-        user_allocations: &[String],
-    ) -> Vec<(String, String)> {
-        let mut query = vec![
-            ("replication-min".to_owned(), replication_min.to_string()),
-            (
-                "replication-max".to_owned(),
-                self.replication_factor_max.to_string(),
-            ),
-            ("name".to_owned(), self.name.clone()),
-            ("user-allocations".to_owned(), user_allocations.join(",")),
-        ];
-        if !self.mode.is_empty() {
-            query.push(("mode".to_owned(), self.mode.clone()));
-        }
-        if self.shard_size > 0 {
-            query.push(("shard-size".to_owned(), self.shard_size.to_string()));
-        }
-        if let Some(at) = self
-            .expire_at
-            .as_ref()
-            .filter(|at| !at.is_empty() && !at.starts_with("0001-01-01"))
-        {
-            query.push(("expire-at".to_owned(), at.clone()));
-        }
-        for (key, value) in self.metadata.iter().filter(|(k, _)| !k.is_empty()) {
-            query.push((format!("meta-{key}"), value.clone()));
-        }
-        if !self.origins.is_empty() {
-            query.push(("origins".to_owned(), self.origins.join(",")));
-        }
-        query
-    }
-}
 
 /// Finds the IPFS Cluster peer an alert's `node_id` names: by peer id, else by `peername`.
 pub fn find_peer<'a>(
@@ -280,127 +191,38 @@ pub fn plan<'a>(
     decisions
 }
 
-/// IPFS Cluster's REST API through the caller's client, with basic auth when configured.
-struct ClusterApi<'a> {
-    client: &'a reqwest::Client,
-    base: &'a reqwest::Url,
-    auth: Option<(String, String)>,
-    auth_file: Option<&'a Path>,
-}
-
-impl ClusterApi<'_> {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        query: &[(String, String)],
-    ) -> Result<Bytes, BuiltinError> {
-        let mut url = endpoint_url(self.base, path);
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query);
-        }
-        let mut request = self.client.request(method, url.clone());
-        if let Some((user, password)) = &self.auth {
-            request = request.basic_auth(user, Some(password));
-        }
-        let transport = |e: reqwest::Error| BuiltinError::Unreachable {
-            service: CLUSTER,
-            url: url.to_string(),
-            reason: describe_transport_error(&e, "the IPFS Cluster peer"),
-        };
-        let response = request.send().await.map_err(transport)?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(transport)?;
-        if status.is_success() {
-            return Ok(body);
-        }
-        if status == reqwest::StatusCode::UNAUTHORIZED {
-            return Err(BuiltinError::Unauthorized {
-                url: url.to_string(),
-                configured: match self.auth_file {
-                    Some(file) => format!("the credentials sent were read from {}", file.display()),
-                    None => "none is configured, so none were sent".to_owned(),
-                },
-            });
-        }
-        Err(BuiltinError::Status {
-            service: CLUSTER,
-            url: url.to_string(),
-            status: status.as_u16(),
-            message: cluster_error_message(&body),
-        })
+/// Re-pins `pin` as decided and returns its new allocations, or why it did not move.
+async fn move_pin(
+    cluster: &IpfsClusterClient,
+    pin: &ClusterPin,
+    offline: &str,
+    user_allocations: &[String],
+    forced_min: Option<i64>,
+) -> Result<Vec<String>, String> {
+    let min = forced_min.unwrap_or(pin.replication_factor_min);
+    let mut stored = cluster
+        .pin(&pin.cid, &pin.repin_query(min, user_allocations))
+        .await
+        .map_err(|e| e.to_string())?;
+    if forced_min.is_some() {
+        // Put the pin's own minimum back whether or not it moved.
+        let restore = pin.repin_query(pin.replication_factor_min, &stored.allocations);
+        stored = cluster.pin(&pin.cid, &restore).await.map_err(|e| {
+            format!(
+                "re-pinned with replication-min {min}, but putting it back to {} failed \
+                 (re-pin it with replication-min {} to restore it): {e}",
+                pin.replication_factor_min, pin.replication_factor_min
+            )
+        })?;
     }
-
-    async fn list<T: for<'de> Deserialize<'de>>(
-        &self,
-        path: &str,
-        query: &[(String, String)],
-    ) -> Result<Vec<T>, BuiltinError> {
-        let body = self.send(reqwest::Method::GET, path, query).await?;
-        parse_list(path, &body).map_err(|e| BuiltinError::BadAnswer {
-            service: CLUSTER,
-            url: endpoint_url(self.base, path).to_string(),
-            reason: e.to_string(),
-        })
+    if stored.allocations.iter().any(|a| a == offline) {
+        return Err(format!(
+            "IPFS Cluster kept its allocation on {offline} (allocations now {}): it still \
+             has valid metrics for that peer, so it does not count it as down",
+            stored.allocations.join(", ")
+        ));
     }
-
-    /// `POST /pins/{cid}?query`: the pin as IPFS Cluster stored it.
-    async fn pin(&self, cid: &str, query: &[(String, String)]) -> Result<ClusterPin, String> {
-        let path = format!("pins/{cid}");
-        let body = self
-            .send(reqwest::Method::POST, &path, query)
-            .await
-            .map_err(|e| e.to_string())?;
-        serde_json::from_slice(&body)
-            .map_err(|e| format!("unexpected answer from {CLUSTER} POST /{path}: {e}"))
-    }
-
-    /// Re-pins `pin` as decided and returns its new allocations, or why it did not move.
-    async fn move_pin(
-        &self,
-        pin: &ClusterPin,
-        offline: &str,
-        user_allocations: &[String],
-        forced_min: Option<i64>,
-    ) -> Result<Vec<String>, String> {
-        let min = forced_min.unwrap_or(pin.replication_factor_min);
-        let mut stored = self
-            .pin(&pin.cid, &pin.repin_query(min, user_allocations))
-            .await?;
-        if forced_min.is_some() {
-            // Put the pin's own minimum back whether or not it moved.
-            let restore = pin.repin_query(pin.replication_factor_min, &stored.allocations);
-            stored = self.pin(&pin.cid, &restore).await.map_err(|e| {
-                format!(
-                    "re-pinned with replication-min {min}, but putting it back to {} failed \
-                     (re-pin it with replication-min {} to restore it): {e}",
-                    pin.replication_factor_min, pin.replication_factor_min
-                )
-            })?;
-        }
-        if stored.allocations.iter().any(|a| a == offline) {
-            return Err(format!(
-                "IPFS Cluster kept its allocation on {offline} (allocations now {}): it still \
-                 has valid metrics for that peer, so it does not count it as down",
-                stored.allocations.join(", ")
-            ));
-        }
-        Ok(stored.allocations)
-    }
-}
-
-/// Reads IPFS Cluster's error object (`{"code": 500, "message": "..."}`) or the body's start.
-fn cluster_error_message(body: &[u8]) -> String {
-    #[derive(Deserialize)]
-    struct ApiError {
-        message: String,
-    }
-    match serde_json::from_slice::<ApiError>(body) {
-        Ok(e) => e.message,
-        Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)])
-            .trim()
-            .to_owned(),
-    }
+    Ok(stored.allocations)
 }
 
 /// Re-pins what IPFS Cluster allocated to the peer named `offline_node` (peer id or
@@ -415,23 +237,10 @@ pub async fn reallocate_pins(
     offline_node: &str,
     include_satisfied: bool,
 ) -> Result<BuiltinReport, BuiltinError> {
-    let auth = cluster
-        .basic_auth_file
-        .as_deref()
-        .map(read_basic_auth)
-        .transpose()
-        .map_err(|e| BuiltinError::Credentials(e.to_string()))?;
-    let api = ClusterApi {
-        client,
-        base: &cluster.api_url.0,
-        auth,
-        auth_file: cluster.basic_auth_file.as_deref(),
-    };
-    let peers: Vec<ClusterPeer> = api.list("peers", &[]).await?;
+    let cluster = IpfsClusterClient::with_http(client.clone(), cluster)?;
+    let peers = cluster.peers().await?;
     let peer = find_peer(&peers, offline_node)?;
-    let pins: Vec<ClusterPin> = api
-        .list("allocations", &[("filter".to_owned(), "pin".to_owned())])
-        .await?;
+    let pins = cluster.allocated_pins().await?;
     let mut moved = Vec::new();
     let mut failed = Vec::new();
     let mut satisfied = Vec::new();
@@ -447,10 +256,7 @@ pub async fn reallocate_pins(
             Decision::Repin {
                 user_allocations,
                 forced_min,
-            } => {
-                api.move_pin(pin, &peer.id, &user_allocations, forced_min)
-                    .await
-            }
+            } => move_pin(&cluster, pin, &peer.id, &user_allocations, forced_min).await,
         };
         match outcome {
             Ok(allocations) => moved.push(json!({
@@ -523,6 +329,8 @@ mod tests {
     //! Shapes follow IPFS Cluster's `api/types.go` JSON tags (`api.Pin`, `api.ID`) as its
     //! REST API sends them: NDJSON lists, `null` for empty slices and maps.
     use super::*;
+    use crate::clients::ipfs_cluster::parse_list;
+    use std::collections::BTreeMap;
 
     const PEERS: &str = r#"{"id":"12D3KooWA","peername":"node-a","error":"context deadline exceeded"}
 {"id":"12D3KooWB","peername":"node-b","error":""}
@@ -542,39 +350,6 @@ mod tests {
             "origins": null, "timestamp": "2026-11-28T10:00:00Z"
         }))
         .unwrap()
-    }
-
-    #[test]
-    fn a_pin_as_the_rest_api_sends_it() {
-        let body = br#"{"cid":"bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi","type":"pin","allocations":["12D3KooWA","12D3KooWB"],"max_depth":-1,"reference":null,"replication_factor_min":2,"replication_factor_max":3,"name":"site-2026","mode":"recursive","shard_size":0,"user_allocations":null,"expire_at":"2027-01-01T00:00:00Z","metadata":{"owner":"ops"},"pin_update":null,"origins":["/ip4/10.0.0.9/tcp/4001/p2p/12D3KooWX"],"timestamp":"2026-11-28T10:00:00Z"}"#;
-        let pins: Vec<ClusterPin> = parse_list("allocations", body).unwrap();
-        let p = &pins[0];
-        assert_eq!(p.allocations, ["12D3KooWA", "12D3KooWB"]);
-        assert_eq!((p.replication_factor_min, p.replication_factor_max), (2, 3));
-        let query = p.repin_query(2, &["12D3KooWB".into(), "12D3KooWC".into()]);
-        let q = |k: &str| {
-            query
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.as_str())
-        };
-        assert_eq!(q("replication-min"), Some("2"));
-        assert_eq!(q("replication-max"), Some("3"));
-        assert_eq!(q("name"), Some("site-2026"));
-        assert_eq!(q("mode"), Some("recursive"));
-        assert_eq!(q("user-allocations"), Some("12D3KooWB,12D3KooWC"));
-        assert_eq!(q("expire-at"), Some("2027-01-01T00:00:00Z"));
-        assert_eq!(q("meta-owner"), Some("ops"));
-        assert_eq!(q("origins"), Some("/ip4/10.0.0.9/tcp/4001/p2p/12D3KooWX"));
-        assert_eq!(q("shard-size"), None);
-
-        let plain = pin("Qm1", &[], -1, -1);
-        assert!(plain.allocations.is_empty() && plain.metadata.is_empty());
-        let query = plain.repin_query(-1, &[]);
-        assert!(
-            !query.iter().any(|(k, _)| k == "expire-at"),
-            "the zero time means never"
-        );
     }
 
     #[test]
@@ -663,15 +438,6 @@ mod tests {
             "{:?}",
             decided[0].1
         );
-    }
-
-    #[test]
-    fn cluster_errors_are_read() {
-        assert_eq!(
-            cluster_error_message(br#"{"code":500,"message":"not enough peers to allocate CID"}"#),
-            "not enough peers to allocate CID"
-        );
-        assert_eq!(cluster_error_message(b"bad gateway"), "bad gateway");
     }
 
     #[test]

@@ -10,67 +10,14 @@
 //! Success means the sweep ran to its end with no error line. Bytes freed is `RepoSize` before
 //! minus after (never below 0: other writes may land meanwhile).
 
-use futures::StreamExt;
-use serde::Deserialize;
 use serde_json::json;
 
-use super::{bad_kubo_answer, ndjson_lines, unreachable, BuiltinError, BuiltinItemFailed};
-use super::{BuiltinReport, KuboApi};
-use crate::collect::kubo::ParseError;
+use super::{BuiltinError, BuiltinItemFailed, BuiltinReport};
+use crate::clients::kubo::{GcLine, KuboClient};
+use crate::clients::ClientError;
 
 /// Removed CIDs (and error messages) kept in the report; the counts cover them all.
 pub const SAMPLE: usize = 100;
-
-/// One object of `repo/gc`'s stream.
-#[derive(Debug, Clone, PartialEq)]
-pub enum GcLine {
-    /// A block removed, by CID.
-    Removed(String),
-    /// A block that could not be removed, or the sweep's own error.
-    Error(String),
-}
-
-/// Reads one object of `repo/gc`'s stream. Accepts `Key` as `{"/": cid}` (Kubo, js-ipfs) or
-/// a plain string (older js-ipfs), `Key: null` beside an `Error`, and Kubo's error object
-/// (`{"Message": ..., "Type": "error"}`) sent when the sweep itself fails midway.
-pub fn parse_gc_line(line: &[u8]) -> Result<GcLine, ParseError> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Key {
-        Link {
-            #[serde(rename = "/")]
-            cid: String,
-        },
-        Plain(String),
-    }
-    #[derive(Deserialize)]
-    struct Object {
-        #[serde(rename = "Key", default)]
-        key: Option<Key>,
-        #[serde(rename = "Error", default)]
-        error: Option<String>,
-        #[serde(rename = "Message", default)]
-        message: Option<String>,
-    }
-    let object: Object = serde_json::from_slice(line).map_err(|e| ParseError {
-        endpoint: "repo/gc",
-        reason: e.to_string(),
-    })?;
-    if let Some(error) = object.error.filter(|e| !e.is_empty()) {
-        return Ok(GcLine::Error(error));
-    }
-    match (object.key, object.message) {
-        (Some(Key::Link { cid } | Key::Plain(cid)), _) => Ok(GcLine::Removed(cid)),
-        (None, Some(message)) => Ok(GcLine::Error(message)),
-        (None, None) => Err(ParseError {
-            endpoint: "repo/gc",
-            reason: format!(
-                "an object with neither Key nor Error: {}",
-                String::from_utf8_lossy(line)
-            ),
-        }),
-    }
-}
 
 /// What a GC stream said, as it was read.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -86,31 +33,28 @@ pub struct GcTally {
 }
 
 impl GcTally {
-    /// Counts the complete lines of `chunk`.
-    pub fn add_lines(&mut self, chunk: &[u8]) -> Result<(), ParseError> {
-        for line in ndjson_lines(chunk) {
-            match parse_gc_line(line)? {
-                GcLine::Removed(cid) => {
-                    self.removed += 1;
-                    if self.removed_sample.len() < SAMPLE {
-                        self.removed_sample.push(cid);
-                    }
+    /// Counts one line of the stream.
+    pub fn add(&mut self, line: GcLine) {
+        match line {
+            GcLine::Removed(cid) => {
+                self.removed += 1;
+                if self.removed_sample.len() < SAMPLE {
+                    self.removed_sample.push(cid);
                 }
-                GcLine::Error(message) => {
-                    BuiltinItemFailed {
-                        builtin: "run_gc",
-                        item: "repo/gc",
-                        error: &message,
-                    }
-                    .emit();
-                    self.errors += 1;
-                    if self.error_sample.len() < SAMPLE {
-                        self.error_sample.push(message);
-                    }
+            }
+            GcLine::Error(message) => {
+                BuiltinItemFailed {
+                    builtin: "run_gc",
+                    item: "repo/gc",
+                    error: &message,
+                }
+                .emit();
+                self.errors += 1;
+                if self.error_sample.len() < SAMPLE {
+                    self.error_sample.push(message);
                 }
             }
         }
-        Ok(())
     }
 }
 
@@ -123,40 +67,23 @@ pub async fn run_gc(
     client: &reqwest::Client,
     kubo_api_url: &reqwest::Url,
 ) -> Result<BuiltinReport, BuiltinError> {
-    let api = KuboApi {
-        client,
-        base: kubo_api_url,
-    };
-    let before = api.repo_size().await?;
-    let (url, response) = api.post("repo/gc", &[("stream-errors", "true")]).await?;
+    let kubo = KuboClient::with_http(client.clone(), kubo_api_url.clone());
+    let before = kubo.repo_stat(true).await?.repo_size;
+    let mut sweep = kubo.repo_gc().await?;
     let mut tally = GcTally::default();
-    let mut pending: Vec<u8> = Vec::new();
-    let mut body = response.bytes_stream();
     let mut cut_off = None;
-    while let Some(chunk) = body.next().await {
-        match chunk {
-            Ok(chunk) => {
-                pending.extend_from_slice(&chunk);
-                if let Some(last_newline) = pending.iter().rposition(|b| *b == b'\n') {
-                    let rest = pending.split_off(last_newline + 1);
-                    tally
-                        .add_lines(&pending)
-                        .map_err(|e| bad_kubo_answer(&url, e))?;
-                    pending = rest;
-                }
-            }
-            Err(e) => {
-                cut_off = Some(unreachable(&url, &e).to_string());
+    loop {
+        match sweep.next_lines().await {
+            Ok(Some(lines)) => lines.into_iter().for_each(|line| tally.add(line)),
+            Ok(None) => break,
+            Err(e @ ClientError::Unreachable { .. }) => {
+                cut_off = Some(e.to_string());
                 break;
             }
+            Err(e) => return Err(e.into()),
         }
     }
-    if cut_off.is_none() {
-        tally
-            .add_lines(&pending)
-            .map_err(|e| bad_kubo_answer(&url, e))?;
-    }
-    let after = api.repo_size().await?;
+    let after = kubo.repo_stat(true).await?.repo_size;
     Ok(report(&tally, before, after, cut_off))
 }
 
@@ -194,51 +121,27 @@ fn report(tally: &GcTally, before: f64, after: f64, cut_off: Option<String>) -> 
 
 #[cfg(test)]
 mod tests {
-    //! The objects are Kubo's documented `repo/gc` response (`{"Error": "<string>", "Key":
-    //! {"/": "<cid-string>"}}`, docs.ipfs.tech/reference/kubo/rpc) as Kubo fills it in,
-    //! and what js-ipfs 0.66 sends (seen from a real node: blank lines around each object).
     use super::*;
+    use crate::clients::kubo::parse_gc_line;
+    use crate::clients::ndjson_lines;
 
-    #[test]
-    fn kubo_and_js_ipfs_lines() {
-        assert_eq!(
-            parse_gc_line(
-                br#"{"Key":{"/":"bafkreihqt7hbr4w56v6n5w3lpake2nfpstlcc3wcuak736ksynhq2d3s2u"}}"#
-            )
-            .unwrap(),
-            GcLine::Removed("bafkreihqt7hbr4w56v6n5w3lpake2nfpstlcc3wcuak736ksynhq2d3s2u".into())
-        );
-        assert_eq!(
-            parse_gc_line(br#"{"Key":null,"Error":"could not remove bafk...: permission denied"}"#)
-                .unwrap(),
-            GcLine::Error("could not remove bafk...: permission denied".into())
-        );
-        assert_eq!(
-            parse_gc_line(br#"{"Key":{"/":"QmX"},"Error":""}"#).unwrap(),
-            GcLine::Removed("QmX".into())
-        );
-        assert_eq!(
-            parse_gc_line(br#"{"Key":"QmOld"}"#).unwrap(),
-            GcLine::Removed("QmOld".into())
-        );
-        assert_eq!(
-            parse_gc_line(br#"{"Message":"context canceled","Code":0,"Type":"error"}"#).unwrap(),
-            GcLine::Error("context canceled".into())
-        );
-        let e = parse_gc_line(br#"{"Size":3}"#).unwrap_err();
-        assert!(e.to_string().contains("neither Key nor Error"), "{e}");
-        assert!(parse_gc_line(b"not json").is_err());
+    /// Counts the lines of a stream as [`run_gc`] does.
+    fn tally(body: &[u8]) -> GcTally {
+        let mut tally = GcTally::default();
+        for line in ndjson_lines(body) {
+            tally.add(parse_gc_line(line).unwrap());
+        }
+        tally
     }
 
     #[test]
     fn a_tally_counts_everything_and_samples_the_start() {
-        let mut tally = GcTally::default();
         let mut body = String::from("\n");
         for i in 0..(SAMPLE + 5) {
             body.push_str(&format!("{{\"Key\":{{\"/\":\"bafk{i}\"}}}}\n\n"));
         }
         body.push_str("{\"Error\":\"block in use\"}\n");
-        tally.add_lines(body.as_bytes()).unwrap();
+        let tally = tally(body.as_bytes());
         assert_eq!(tally.removed, (SAMPLE + 5) as u64);
         assert_eq!(tally.removed_sample.len(), SAMPLE);
         assert_eq!(tally.removed_sample[0], "bafk0");
@@ -247,10 +150,7 @@ mod tests {
 
     #[test]
     fn reports_say_what_was_freed_and_what_failed() {
-        let mut tally = GcTally::default();
-        tally
-            .add_lines(b"{\"Key\":{\"/\":\"bafk1\"}}\n{\"Key\":{\"/\":\"bafk2\"}}\n")
-            .unwrap();
+        let mut tally = tally(b"{\"Key\":{\"/\":\"bafk1\"}}\n{\"Key\":{\"/\":\"bafk2\"}}\n");
         let ok = report(&tally, 111_408.0, 11_472.0, None);
         assert!(ok.success);
         assert_eq!(
@@ -263,7 +163,7 @@ mod tests {
         let grew = report(&tally, 100.0, 250.0, None);
         assert_eq!(grew.details["bytes_freed"], 0, "never negative");
 
-        tally.add_lines(b"{\"Error\":\"disk I/O\"}").unwrap();
+        tally.add(GcLine::Error("disk I/O".into()));
         let cut = report(
             &tally,
             100.0,

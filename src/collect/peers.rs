@@ -1,6 +1,8 @@
-//! The `cluster` collector: every node's status, from this node's own snapshot and from each
-//! peer sentinel's `/api/v1/status`, as the `ipfs_sentinel_cluster_node*` and
-//! `ipfs_sentinel_cluster_nodes` families.
+//! The peers collector (named `cluster` in `ipfs_sentinel_collector_success{collector}`): every
+//! node's status, from this node's own snapshot and from each peer sentinel's `/api/v1/status`
+//! (asked through [`PeerClient`]), as the `ipfs_sentinel_cluster_node*` and
+//! `ipfs_sentinel_cluster_nodes` families. IPFS Cluster is another collector's
+//! (`collect::ipfs_cluster`).
 //!
 //! Owns the peers' reachability history (last seen, since when unreachable), which decides
 //! `Degraded` against `Offline`. Peers are asked concurrently, each under its own timeout, so a
@@ -13,10 +15,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::future::BoxFuture;
 
 use super::{CollectError, Collector};
+use crate::clients::peers::PeerClient;
 use crate::config::{ClusterConfig, Role};
 use crate::exposition::ExpositionCache;
 use crate::model::{Family, NodeStatus};
-use crate::status::{self, Headline, Identity, StatusReport};
+use crate::status::{self, Headline, Identity};
 
 /// Roles every `cluster_nodes` series is exposed for, so absent roles read 0 rather than nothing.
 const ROLES: [Role; 3] = [Role::Master, Role::Worker, Role::Leecher];
@@ -57,24 +60,10 @@ struct Row {
     headline: Option<Headline>,
 }
 
-/// Reads the token peers expect from `cluster.peer_token_file`.
-fn read_peer_token(path: &std::path::Path) -> Result<String, CollectError> {
-    let token = crate::config::read_secret(path, "cluster.peer_token_file")
-        .map_err(CollectError::Source)?;
-    if token.is_empty() {
-        return Err(CollectError::Source(format!(
-            "cluster.peer_token_file {} is empty; write the peers' token in it",
-            path.display()
-        )));
-    }
-    Ok(token)
-}
-
 /// Builds the cluster view from peer sentinels and this node's own snapshot.
-pub struct ClusterCollector {
-    client: reqwest::Client,
-    /// Sent to peers as `Authorization: Bearer`, from `cluster.peer_token_file`.
-    token: Option<String>,
+pub struct PeersCollector {
+    /// With the token of `cluster.peer_token_file`, under `cluster.peer_timeout_seconds`.
+    sentinels: PeerClient,
     me: Identity,
     local: ExpositionCache,
     peers: Vec<Peer>,
@@ -83,15 +72,10 @@ pub struct ClusterCollector {
     started: SystemTime,
 }
 
-impl ClusterCollector {
+impl PeersCollector {
     /// A collector for `config.peers`, reading this node's state from `local`.
     pub fn new(config: &ClusterConfig, local: ExpositionCache) -> Result<Self, CollectError> {
-        let client = super::http_client(config.peer_timeout_seconds.duration())?;
-        let token = config
-            .peer_token_file
-            .as_deref()
-            .map(read_peer_token)
-            .transpose()?;
+        let sentinels = PeerClient::new(config).map_err(|e| CollectError::Source(e.to_string()))?;
         let peers = config
             .peers
             .iter()
@@ -105,8 +89,7 @@ impl ClusterCollector {
             })
             .collect();
         Ok(Self {
-            client,
-            token,
+            sentinels,
             me: Identity {
                 node_id: config.node_id.clone(),
                 role: config.role,
@@ -119,40 +102,10 @@ impl ClusterCollector {
         })
     }
 
-    async fn ask(
-        client: &reqwest::Client,
-        token: Option<&str>,
-        base: &reqwest::Url,
-    ) -> Result<StatusReport, String> {
-        let url = base.join("api/v1/status").map_err(|e| e.to_string())?;
-        let mut request = client.get(url);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.map_err(|e| {
-            if e.is_timeout() {
-                "no answer before peer_timeout_seconds".to_owned()
-            } else {
-                e.to_string()
-            }
-        })?;
-        if !response.status().is_success() {
-            return Err(format!("HTTP {}", response.status()));
-        }
-        response
-            .json::<StatusReport>()
-            .await
-            .map_err(|e| format!("not a status report: {e}"))
-    }
-
     async fn round(&mut self) -> Vec<Family> {
-        let token = self.token.as_deref();
-        let answers = futures::future::join_all(
-            self.peers
-                .iter()
-                .map(|p| Self::ask(&self.client, token, &p.url)),
-        )
-        .await;
+        let sentinels = &self.sentinels;
+        let answers =
+            futures::future::join_all(self.peers.iter().map(|p| sentinels.status(&p.url))).await;
         let now = SystemTime::now();
         let local = self.local.current();
         let mut rows = vec![Row {
@@ -183,7 +136,7 @@ impl ClusterCollector {
                     if peer.last_answered {
                         PeerUnreachable {
                             url: peer.url.as_str(),
-                            error: &error,
+                            error: &error.to_string(),
                         }
                         .emit();
                     }
@@ -347,7 +300,7 @@ fn headline_families(rows: &[Row]) -> Vec<Family> {
     out
 }
 
-impl Collector for ClusterCollector {
+impl Collector for PeersCollector {
     fn name(&self) -> &'static str {
         "cluster"
     }
