@@ -11,7 +11,7 @@
 //! `reallocate_pins` built-in call it.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
@@ -19,7 +19,7 @@ use super::{
     endpoint_url, http_client, null_as_default, ClientError, Credentials, HttpService, ParseError,
     Service,
 };
-use crate::config::IpfsClusterConfig;
+use crate::config::{read_secret, IpfsClusterConfig};
 
 /// IPFS Cluster's REST API, as named in errors.
 pub const IPFS_CLUSTER: Service = Service {
@@ -181,23 +181,23 @@ pub fn parse_list<T: for<'de> Deserialize<'de>>(
 
 /// Reads `user:password` from the first line of a basic-auth file.
 fn read_basic_auth(path: &Path) -> Result<Credentials, ClientError> {
-    let refused = |reason: String| ClientError::Credentials {
-        key: BASIC_AUTH_FILE,
-        file: path.to_owned(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| refused(e.to_string()))?;
+    let text = read_secret(path, BASIC_AUTH_FILE).map_err(ClientError::Credentials)?;
     let line = text.lines().next().unwrap_or("").trim();
     line.split_once(':')
         .map(|(user, password)| Credentials::Basic {
             user: user.to_owned(),
             password: password.to_owned(),
         })
-        .ok_or_else(|| refused("expected one line user:password".to_owned()))
+        .ok_or_else(|| {
+            ClientError::Credentials(format!(
+                "{}: expected one line user:password",
+                path.display()
+            ))
+        })
 }
 
 /// What a 401 says: where the credentials come from, or that none were sent.
-fn refused_hint(file: Option<&PathBuf>) -> String {
+fn refused_hint(file: Option<&Path>) -> String {
     format!(
         "check {BASIC_AUTH_FILE} (one line user:password, as in the REST API's \
          basic_auth_credentials); {}",
@@ -233,7 +233,7 @@ impl IpfsClusterClient {
             Some(file) => read_basic_auth(file)?,
             None => Credentials::None,
         };
-        let hint = refused_hint(config.basic_auth_file.as_ref());
+        let hint = refused_hint(config.basic_auth_file.as_deref());
         Ok(Self {
             api: HttpService::new(IPFS_CLUSTER, http).with_credentials(credentials, hint),
             base: config.api_url.0.clone(),
@@ -384,7 +384,7 @@ mod tests {
         );
     }
 
-    fn config(base: &reqwest::Url, auth_file: Option<PathBuf>) -> IpfsClusterConfig {
+    fn config(base: &reqwest::Url, auth_file: Option<std::path::PathBuf>) -> IpfsClusterConfig {
         IpfsClusterConfig {
             api_url: HttpUrl(base.clone()),
             basic_auth_file: auth_file,
@@ -465,7 +465,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            missing.starts_with("cannot use cluster.ipfs_cluster.basic_auth_file ")
+            missing.starts_with("cannot read cluster.ipfs_cluster.basic_auth_file ")
                 && missing.contains("absent"),
             "{missing}"
         );

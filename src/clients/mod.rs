@@ -14,7 +14,6 @@ pub mod kubo;
 pub mod peers;
 
 use std::fmt;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -107,16 +106,10 @@ pub enum ClientError {
         /// What was wrong.
         reason: String,
     },
-    /// A credentials file could not be read or is not in its format.
-    #[error("cannot use {key} {}: {reason}", file.display())]
-    Credentials {
-        /// The configuration key naming the file.
-        key: &'static str,
-        /// The file.
-        file: PathBuf,
-        /// What was wrong (never the secret).
-        reason: String,
-    },
+    /// A credentials file could not be read or is not in its format: the message names the
+    /// configuration key and the file, never the secret.
+    #[error("{0}")]
+    Credentials(String),
     /// The HTTP client could not be built (the TLS backend failed to start).
     #[error("cannot build an HTTP client: {reason}")]
     Build {

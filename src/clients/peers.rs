@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::{
     endpoint_url, http_client, ClientError, Credentials, HttpService, ParseError, Service,
 };
-use crate::config::ClusterConfig;
+use crate::config::{read_secret, ClusterConfig};
 use crate::status::StatusReport;
 
 /// A peer's sentinel, as named in errors.
@@ -32,19 +32,12 @@ const TOKEN_FILE: &str = "cluster.peer_token_file";
 
 /// Reads the token peers expect; an empty file is an error, not an empty token.
 fn read_token(path: &Path) -> Result<String, ClientError> {
-    let refused = |reason: String| ClientError::Credentials {
-        key: TOKEN_FILE,
-        file: path.to_owned(),
-        reason,
-    };
-    let token = std::fs::read_to_string(path)
-        .map_err(|e| refused(e.to_string()))?
-        .trim()
-        .to_owned();
+    let token = read_secret(path, TOKEN_FILE).map_err(ClientError::Credentials)?;
     if token.is_empty() {
-        return Err(refused(
-            "it is empty; write the peers' token in it".to_owned(),
-        ));
+        return Err(ClientError::Credentials(format!(
+            "{TOKEN_FILE} {} is empty; write the peers' token in it",
+            path.display()
+        )));
     }
     Ok(token)
 }
@@ -233,8 +226,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            empty.starts_with("cannot use cluster.peer_token_file ")
-                && empty.ends_with("it is empty; write the peers' token in it"),
+            empty.starts_with("cluster.peer_token_file ")
+                && empty.ends_with("is empty; write the peers' token in it"),
             "{empty}"
         );
         server.abort();
