@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::promql;
+use crate::clock::parse_duration;
 use crate::config::{AlertConfig, Config, Threshold};
 use crate::dotted;
 
@@ -135,46 +136,6 @@ struct RuleSpec {
     annotations: Option<BTreeMap<String, String>>,
 }
 
-/// Reads a Prometheus duration (`5m`, `1h30m`, `1d`, `2w`, `1y`, `500ms`); ms.
-pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let bad = || format!("not a valid duration string: {text:?}");
-    if text == "0" {
-        return Ok(0);
-    }
-    let mut total: i64 = 0;
-    let mut rest = text;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            "y" => 365 * 86_400_000,
-            _ => return Err(bad()),
-        };
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
-}
-
 fn is_metric_name(s: &str) -> bool {
     let mut c = s.chars();
     c.next()
@@ -274,7 +235,8 @@ pub fn parse_file(text: &str, file: &str) -> Result<Vec<Group>, RuleError> {
         }
         let interval_ms = match &g.interval {
             Some(i) => Some(
-                parse_duration(&i.value).map_err(|r| at(&i.referenced, group_place.clone(), r))?,
+                parse_duration(&i.value)
+                    .map_err(|r| at(&i.referenced, group_place.clone(), r.to_string()))?,
             ),
             None => None,
         };
@@ -354,7 +316,7 @@ pub fn parse_file(text: &str, file: &str) -> Result<Vec<Group>, RuleError> {
                     let duration = |d: &Option<Spanned<String>>| -> Result<i64, RuleError> {
                         match d {
                             Some(s) => parse_duration(&s.value)
-                                .map_err(|reason| fail(&s.referenced, reason)),
+                                .map_err(|reason| fail(&s.referenced, reason.to_string())),
                             None => Ok(0),
                         }
                     };

@@ -20,7 +20,7 @@ use super::remote::{RemoteAnswers, RemoteDatasource};
 use super::template::{self, TemplateData};
 use crate::actions::alert::{AlertEvent, Status};
 use crate::actions::dispatcher::Sighting;
-use crate::history::query::rfc3339;
+use crate::clock::rfc3339;
 use crate::model::Family;
 
 /// After a restart a restored pending alert fires no sooner than this. Prometheus's default
