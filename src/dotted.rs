@@ -1,4 +1,4 @@
-//! The seed's dotted metric names (`node.disk_usage_percent`, `ipfs.repo_size`, ...) and the
+//! The short form's dotted metric names (`node.disk_usage_percent`, `ipfs.repo_size`, ...) and the
 //! PromQL each one stands for over ipfs-sentinel's own metrics.
 //!
 //! Owns only this table: the config checks alert metrics against it, `check-config` shows the

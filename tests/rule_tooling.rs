@@ -21,8 +21,9 @@ fn promtool_check_rules(file: &Path) -> bool {
 #[test]
 #[ignore = "needs Debian's prometheus (promtool); the README's test command runs it"]
 fn exported_rules_pass_promtool_and_check_rules_agrees_with_it() {
-    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/seed.yaml");
-    let (code, exported, err) = cli(&["rules", "export", "--config", seed.to_str().unwrap()]);
+    let config =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/short-form.yaml");
+    let (code, exported, err) = cli(&["rules", "export", "--config", config.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(
         exported.contains("alert: NodeStatusOffline") && exported.contains("for: 5m"),

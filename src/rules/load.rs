@@ -1,5 +1,5 @@
 //! Loading rules: Prometheus rule files (`groups[].rules[]` with `alert` or `record`) and the
-//! seed's short-form alerts under `cluster.monitoring.alerts`, both into one [`Group`] /
+//! short-form alerts under `cluster.monitoring.alerts`, both into one [`Group`] /
 //! [`Rule`] type, checked as Prometheus 2.42 checks them (`promtool check rules`).
 //!
 //! Owns reading and validation only. Every error names the file, the line and column where
@@ -520,14 +520,14 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_alerts_compile_with_derived_names() {
-        let seed = std::fs::read_to_string(concat!(
+    fn the_short_form_alerts_compile_with_derived_names() {
+        let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/config/seed.yaml"
+            "/tests/fixtures/config/short-form.yaml"
         ))
         .unwrap();
-        let config = Config::parse(&seed, "seed.yaml").unwrap();
-        let g = short_form_group(&config, "seed.yaml");
+        let config = Config::parse(&text, "short-form.yaml").unwrap();
+        let g = short_form_group(&config, "short-form.yaml");
         let names: Vec<&str> = g.rules.iter().map(Rule::name).collect();
         assert_eq!(
             names,
