@@ -390,6 +390,34 @@ pub fn derived_alert_name(alert: &AlertConfig) -> String {
 }
 
 /// The short-form alerts of a configuration, as one group evaluated every collection.
+///
+/// ```
+/// use ipfs_sentinel::config::Config;
+/// use ipfs_sentinel::rules::load::{short_form_group, RuleKind, SHORT_FORM_GROUP};
+///
+/// let yaml = "
+/// cluster:
+///   monitoring:
+///     alerts:
+///       - {metric: node.disk_usage_percent, threshold: 90, operator: '>=', severity: warning}
+///       - {metric: node.status, threshold: Offline, operator: '==', severity: critical, duration_minutes: 5}
+/// ";
+/// let config = Config::parse(yaml, "sentinel.yaml").unwrap();
+/// let group = short_form_group(&config, "sentinel.yaml");
+/// assert_eq!(group.name, SHORT_FORM_GROUP);
+/// let (disk, offline) = (&group.rules[0], &group.rules[1]);
+/// assert_eq!(disk.name(), "NodeDiskUsagePercentHigh");
+/// assert_eq!(
+///     disk.expr_text,
+///     "100 * max without (mountpoint) (ipfs_sentinel_node_disk_usage_ratio) >= 90"
+/// );
+/// assert_eq!(disk.labels["severity"], "warning");
+/// assert_eq!(offline.name(), "NodeStatusOffline");
+/// assert_eq!(offline.expr_text, "ipfs_sentinel_cluster_node_status{status=\"Offline\"} == 1");
+/// let RuleKind::Alert { for_ms, annotations, .. } = &offline.kind else { unreachable!() };
+/// assert_eq!(*for_ms, 5 * 60_000);
+/// assert_eq!(annotations["summary"], "node.status == Offline (now {{ $value }})");
+/// ```
 pub fn short_form_group(config: &Config, file: &str) -> Group {
     let rules = config
         .cluster
