@@ -210,3 +210,16 @@ fn check_config_checks_the_rule_files_it_names() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn a_duration_flag_takes_prometheus_notation_and_refuses_what_prometheus_refuses() {
+    for refused in ["5m5m", "1m1h", "10 seconds"] {
+        let (code, _, err) = cli(&["serve", "--web.header-read-timeout", refused]);
+        assert_eq!(code, 2, "{refused}: {err}");
+        assert!(
+            err.contains("--web.header-read-timeout")
+                && err.contains(&format!("not a valid duration string: \"{refused}\"")),
+            "{err}"
+        );
+    }
+}
