@@ -39,10 +39,16 @@ pub enum DurationError {
     OutOfRange,
 }
 
-/// A time that cannot be read.
+/// A time that cannot be read, with the forms that can.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot parse {0:?} to a valid timestamp: use RFC 3339 (2026-11-28T12:00:00Z, 2026-11-28T14:00:00+02:00) or Unix seconds")]
-pub struct TimeError(pub String);
+pub enum TimeError {
+    /// Where only RFC 3339 is read (Alertmanager's payloads).
+    #[error("cannot parse {0:?} to a valid timestamp: use RFC 3339 with an offset (2026-11-28T12:00:00Z, 2026-11-28T14:00:00+02:00)")]
+    NotRfc3339(String),
+    /// Where RFC 3339 and Unix seconds are read (the HTTP API, the command line).
+    #[error("cannot parse {0:?} to a valid timestamp: use RFC 3339 (2026-11-28T12:00:00Z, 2026-11-28T14:00:00+02:00) or Unix seconds")]
+    NotATime(String),
+}
 
 /// Reads a duration in Prometheus's notation; ms.
 ///
@@ -169,7 +175,7 @@ pub fn parse_duration_or_seconds(text: &str) -> Result<i64, DurationError> {
 pub fn parse_rfc3339(text: &str) -> Result<i64, TimeError> {
     text.parse::<Timestamp>()
         .map(Timestamp::as_millisecond)
-        .map_err(|_| TimeError(text.to_owned()))
+        .map_err(|_| TimeError::NotRfc3339(text.to_owned()))
 }
 
 /// Reads a time as Prometheus's HTTP API does: float Unix seconds (rounded to the millisecond)
@@ -188,10 +194,10 @@ pub fn parse_time(text: &str) -> Result<i64, TimeError> {
         return if ms.is_finite() && ms.abs() < i64::MAX as f64 {
             Ok(ms as i64)
         } else {
-            Err(TimeError(text.to_owned()))
+            Err(TimeError::NotATime(text.to_owned()))
         };
     }
-    parse_rfc3339(text)
+    parse_rfc3339(text).map_err(|_| TimeError::NotATime(text.to_owned()))
 }
 
 /// Milliseconds since the Unix epoch (0 for a time before it).
