@@ -58,3 +58,6 @@ done
 
 step "cargo test (every test, the ones against real services included; benches are run by cargo bench)"
 cargo test --lib --bins --tests -- --include-ignored
+
+step "cargo test --doc (the examples in the API docs: durations and times, the short form, the exposition, the alert state machine)"
+cargo test --doc

@@ -1,4 +1,4 @@
-//! The YAML configuration: serde types in the seed's layout (`cluster.monitoring`,
+//! The YAML configuration: serde types in the short form's layout (`cluster.monitoring`,
 //! `cluster.dashboard`) plus `ipfs`, their defaults, and validation.
 //!
 //! Owns parsing and checking only: nothing here opens a socket or starts a task. Every error a
@@ -223,7 +223,7 @@ pub struct MonitoringConfig {
     /// Hours of history to keep (default 24).
     #[serde(default = "default_history_hours")]
     pub metrics_history_duration_hours: PositiveSeconds,
-    /// Threshold alerts in the seed's short form.
+    /// Threshold alerts in the short form.
     #[serde(default)]
     pub alerts: Vec<AlertConfig>,
     /// Recovery actions, by name; alerts refer to them with `action` or `actions`.
@@ -375,7 +375,7 @@ fn default_history_hours() -> PositiveSeconds {
     PositiveSeconds(24.0)
 }
 
-/// One threshold alert in the seed's short form.
+/// One threshold alert in the short form.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertConfig {
@@ -498,7 +498,7 @@ pub struct RecoveryActionConfig {
     /// Arguments of `script`; placeholders such as `{node_id}` are expanded.
     #[serde(default)]
     pub args: Vec<String>,
-    /// A built-in, in the seed's spelling (`cluster_manager.reallocate_pins`).
+    /// A built-in, in its dotted spelling (`cluster_manager.reallocate_pins`).
     #[serde(default)]
     pub method: Option<Builtin>,
     /// A built-in: `run_gc`, `reallocate_pins`, `connect_bootstrap_peers`.

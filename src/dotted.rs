@@ -1,4 +1,4 @@
-//! The seed's dotted metric names (`node.disk_usage_percent`, `ipfs.repo_size`, ...) and the
+//! The short form's dotted metric names (`node.disk_usage_percent`, `ipfs.repo_size`, ...) and the
 //! PromQL each one stands for over ipfs-sentinel's own metrics.
 //!
 //! Owns only this table: the config checks alert metrics against it, `check-config` shows the
@@ -126,6 +126,26 @@ pub fn all() -> &'static [DottedMetric] {
 impl DottedMetric {
     /// The PromQL condition `metric OPERATOR threshold` for a numeric threshold, or the state
     /// comparison for a state metric (`node.status == Offline` selects the `Offline` series).
+    ///
+    /// ```
+    /// use ipfs_sentinel::dotted::lookup;
+    ///
+    /// let memory = lookup("node.memory_usage_percent").unwrap();
+    /// assert_eq!(
+    ///     memory.condition(">=", "95"),
+    ///     "100 * ipfs_sentinel_node_memory_usage_ratio >= 95"
+    /// );
+    /// let status = lookup("node.status").unwrap();
+    /// assert_eq!(
+    ///     status.condition("==", "Offline"),
+    ///     "ipfs_sentinel_cluster_node_status{status=\"Offline\"} == 1"
+    /// );
+    /// assert_eq!(
+    ///     status.condition("!=", "Online"),
+    ///     "ipfs_sentinel_cluster_node_status{status=\"Online\"} == 0"
+    /// );
+    /// assert!(lookup("node.temperature").is_none());
+    /// ```
     pub fn condition(&self, operator: &str, threshold: &str) -> String {
         match self.states {
             Some(_) => {

@@ -81,6 +81,37 @@ pub struct Exposition {
 
 impl Exposition {
     /// Encodes a snapshot.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use ipfs_sentinel::exposition::{Exposition, Format};
+    /// use ipfs_sentinel::model::{Family, Snapshot};
+    ///
+    /// let snapshot = Snapshot::new(
+    ///     SystemTime::UNIX_EPOCH,
+    ///     vec![
+    ///         Family::gauge("ipfs_sentinel_ipfs_peers", "Connected swarm peers.").with(&[], 42.0),
+    ///         Family::counter("ipfs_sentinel_ipfs_api_errors_total", "Failed Kubo RPC calls.")
+    ///             .with(&[("endpoint", "id")], 3.0),
+    ///     ],
+    /// );
+    /// let exposition = Exposition::encode(snapshot);
+    /// // Text format 0.0.4: a counter's HELP and TYPE carry its _total name; no # EOF.
+    /// let text = std::str::from_utf8(&exposition.body(Format::Text).plain).unwrap();
+    /// let expected = [
+    ///     "# HELP ipfs_sentinel_ipfs_api_errors_total Failed Kubo RPC calls.",
+    ///     "# TYPE ipfs_sentinel_ipfs_api_errors_total counter",
+    ///     "ipfs_sentinel_ipfs_api_errors_total{endpoint=\"id\"} 3.0",
+    ///     "# HELP ipfs_sentinel_ipfs_peers Connected swarm peers.",
+    ///     "# TYPE ipfs_sentinel_ipfs_peers gauge",
+    ///     "ipfs_sentinel_ipfs_peers 42.0",
+    /// ];
+    /// assert_eq!(text.lines().collect::<Vec<_>>(), expected);
+    /// // OpenMetrics: the counter family is named without _total, and the body ends in # EOF.
+    /// let om = std::str::from_utf8(&exposition.body(Format::OpenMetrics).plain).unwrap();
+    /// assert!(om.contains("# TYPE ipfs_sentinel_ipfs_api_errors counter\n"));
+    /// assert!(om.ends_with("# EOF\n"));
+    /// ```
     pub fn encode(snapshot: Snapshot) -> Exposition {
         let snapshot = Arc::new(snapshot);
         let openmetrics = encode_openmetrics(Arc::clone(&snapshot));

@@ -7,7 +7,10 @@
 //! # Layout
 //! One flow of data, one module per stage:
 //! - [`config`]: the YAML configuration, defaults and validation (errors carry file:line:column
-//!   and the key path); [`dotted`]: the seed's dotted metric names and their PromQL.
+//!   and the key path); [`dotted`]: the short form's dotted metric names and their PromQL.
+//! - [`clock`]: time in one vocabulary (ms since the epoch; durations in Prometheus's notation;
+//!   RFC 3339 with offsets); [`files`]: files replaced whole and crash-safely. Both import
+//!   nothing of the crate, and every stage may use them.
 //! - [`model`]: the plain types every stage shares ([`model::Family`], [`model::Snapshot`]).
 //! - [`clients`]: one typed client per outside service with its response parsers
 //!   ([`clients::kubo`], [`clients::ipfs_cluster`], [`clients::peers`] for peer sentinels),
@@ -31,10 +34,12 @@
 
 pub mod actions;
 pub mod clients;
+pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod dotted;
 pub mod exposition;
+pub mod files;
 pub mod history;
 pub mod http;
 pub mod model;

@@ -9,9 +9,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use ipfs_sentinel::clock::system_ms;
 use ipfs_sentinel::config::{Config, Threshold, EMBEDDED_DEFAULT};
 use ipfs_sentinel::history::export::{Export, Format};
-use ipfs_sentinel::history::query::{system_ms, Selector, WindowParams};
+use ipfs_sentinel::history::query::{Selector, WindowParams};
 use ipfs_sentinel::http::auth::WebToken;
 use ipfs_sentinel::http::connections::{Limits, ServerOptions};
 use ipfs_sentinel::http::web_reload::LiveWebConfig;
@@ -132,7 +133,7 @@ struct WebArgs {
     token_file: Option<PathBuf>,
     /// The longest a connection may take, from its start, to send a request head; slow
     /// clients are cut there.
-    #[arg(long = "web.header-read-timeout", value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long = "web.header-read-timeout", value_name = "DURATION", default_value = "10s", value_parser = ipfs_sentinel::clock::parse_std_duration)]
     header_read_timeout: std::time::Duration,
     /// Connections served at once; past it a new one gets 503 at once.
     #[arg(long = "web.max-connections", value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]

@@ -195,7 +195,7 @@ async fn alertmanager_notifications_run_the_mapped_command() {
         .json(&json!([{
             "labels": {"alertname": "DiskAlmostFull", "node_id": "node-z; rm -rf /", "severity": "warning"},
             "annotations": {"summary": "disk at 91% on $(hostname)"},
-            "startsAt": humantime::format_rfc3339(SystemTime::now()).to_string(),
+            "startsAt": ipfs_sentinel::clock::rfc3339(ipfs_sentinel::clock::system_ms(SystemTime::now())),
         }]))
         .send()
         .await
@@ -524,4 +524,55 @@ async fn a_reload_brings_new_actions_in() {
     assert_eq!(reloaded.status(), 200, "{}", reloaded.text().await.unwrap());
     run_with(&sentinel, "added", "success").await;
     assert_eq!(lines(&marker), vec!["added", "NewRule"]);
+}
+
+#[tokio::test]
+async fn an_alertmanager_starts_at_with_an_offset_reaches_the_command_as_that_instant() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("marker");
+    let script = dir.path().join("starts-at.sh");
+    executable(
+        &script,
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$SENTINEL_STARTS_AT\" >> '{}'\n",
+            marker.display()
+        ),
+    );
+    let sentinel = start(
+        "groups: []\n",
+        &format!(
+            "    recovery_actions:\n      note: {{command: ['{}'], target: local}}\n",
+            script.display()
+        ),
+        &["--web.enable-remote-actions"],
+    )
+    .await;
+    // As Alertmanager's webhook_configs send it, from an Alertmanager in UTC+2.
+    let payload = json!({
+        "version": "4",
+        "status": "firing",
+        "receiver": "sentinel",
+        "groupKey": "{}:{alertname=\"DiskAlmostFull\"}",
+        "alerts": [{
+            "status": "firing",
+            "labels": {"alertname": "DiskAlmostFull", "action": "note"},
+            "annotations": {},
+            "startsAt": "2026-11-28T14:00:00.250+02:00",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "",
+        }],
+    });
+    let posted = http()
+        .post(format!("{}/api/v1/alertmanager/webhook", sentinel.url))
+        .json(&payload)
+        .send()
+        .await
+        .unwrap();
+    assert!(posted.status().is_success(), "{:?}", posted.text().await);
+    let written = eventually("the command's SENTINEL_STARTS_AT", || async {
+        let l = lines(&marker);
+        (!l.is_empty()).then_some(l)
+    })
+    .await;
+    assert_eq!(written, vec!["2026-11-28T12:00:00.250Z"]);
 }

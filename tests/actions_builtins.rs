@@ -82,12 +82,12 @@ async fn local_blocks(node: &IpfsNode) -> Vec<String> {
 
 /// 100 KB no other test run has written.
 fn unique_content(tag: &str) -> Vec<u8> {
-    let seed = format!(
+    let stamp = format!(
         "{tag} {:?} {}",
         std::time::SystemTime::now(),
         std::process::id()
     );
-    seed.bytes().cycle().take(100_000).collect()
+    stamp.bytes().cycle().take(100_000).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,4 +1,4 @@
-//! Configuration as a user meets it: the seed's file loads unchanged, and each broken file gets
+//! Configuration as a user meets it: a short-form file as first written loads unchanged, and each broken file gets
 //! one line naming file, line, column and key path, from `check-config` and from `serve` alike.
 
 mod support;
@@ -7,17 +7,17 @@ use std::path::Path;
 
 use support::{cli, temp_file};
 
-fn seed() -> String {
+fn short_form_config() -> String {
     std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/seed.yaml"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/short-form.yaml"),
     )
     .unwrap()
 }
 
 #[test]
-fn the_seed_config_loads_and_means_what_it_says() {
-    let seed_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/seed.yaml");
-    let (code, out, err) = cli(&["check-config", seed_path.to_str().unwrap()]);
+fn the_short_form_config_loads_and_means_what_it_says() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/short-form.yaml");
+    let (code, out, err) = cli(&["check-config", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("3 alert(s)"), "{out}");
     assert!(out.contains("node.disk_usage_percent >= 90"), "{out}");
@@ -95,7 +95,7 @@ const BROKEN: &[(&str, &str, &str, &str)] = &[
 #[test]
 fn each_broken_config_gets_one_line_with_file_line_column_and_key_path() {
     for (what, from, to, expected) in BROKEN {
-        let text = seed();
+        let text = short_form_config();
         assert!(text.contains(from), "fixture has {from}");
         let (_dir, path) = temp_file("broken.yaml", &text.replacen(from, to, 1));
         let file = path.to_str().unwrap();
@@ -209,4 +209,17 @@ fn check_config_checks_the_rule_files_it_names() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn a_duration_flag_takes_prometheus_notation_and_refuses_what_prometheus_refuses() {
+    for refused in ["5m5m", "1m1h", "10 seconds"] {
+        let (code, _, err) = cli(&["serve", "--web.header-read-timeout", refused]);
+        assert_eq!(code, 2, "{refused}: {err}");
+        assert!(
+            err.contains("--web.header-read-timeout")
+                && err.contains(&format!("not a valid duration string: \"{refused}\"")),
+            "{err}"
+        );
+    }
 }

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use ipfs_sentinel::clock::system_ms;
 use ipfs_sentinel::config::Config;
-use ipfs_sentinel::history::query::system_ms;
 use ipfs_sentinel::history::SeriesKey;
 use support::chromium::Chromium;
 use support::{cli, eventually, free_port, get_json, get_text, http, IpfsNode, Sentinel};

@@ -189,6 +189,9 @@ async fn csv_and_json_exports_agree_and_bad_requests_are_refused() {
         ("start=2000&end=1000", "before start"),
         ("step=0", "greater than 0"),
         ("step=-1m", "not a duration"),
+        ("step=1m1h", "not a valid duration string: \"1m1h\""),
+        ("step=5m5m", "not a valid duration string: \"5m5m\""),
+        ("range=1%20hour", "not a duration"),
         ("start=0&end=86400&step=1s", "more than the 11000"),
     ] {
         let r = reqwest::get(format!("{}/api/v1/export?{query}", sentinel.url))
@@ -326,4 +329,60 @@ async fn query_range_answers_in_prometheus_shape_and_export_reads_a_data_dir() {
     assert_eq!(v["function"], "max");
     assert!(!v["series"][0]["points"].as_array().unwrap().is_empty());
     assert!(Path::new(&data).join("history/head.wal").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instant_query_reads_times_with_offsets_as_prometheus_does() {
+    let keep = tempfile::tempdir().unwrap();
+    let sentinel = Sentinel::start_in(
+        free_port(),
+        &config(),
+        &keep.path().join("data"),
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let ticks = wait_for_ticks(&sentinel, 2).await;
+    let tick_ms = ipfs_sentinel::clock::parse_rfc3339(&ticks[0]).unwrap();
+    // One instant, the first tick, written four ways: local times with their offsets.
+    let with_offset = |offset_ms: i64, suffix: &str| {
+        let utc = ipfs_sentinel::clock::rfc3339(tick_ms + offset_ms);
+        format!("{}{suffix}", utc.strip_suffix('Z').unwrap())
+    };
+    let plus_two = with_offset(2 * 3_600_000, "+02:00");
+    let minus_five_thirty = with_offset(-(5 * 3_600_000 + 1_800_000), "-05:30");
+    let seconds = format!("{:.3}", tick_ms as f64 / 1000.0);
+    let mut answers = Vec::new();
+    for time in [ticks[0].as_str(), &plus_two, &minus_five_thirty, &seconds] {
+        let body = get_json(
+            &format!("{}/api/v1/query", sentinel.url),
+            &[
+                ("query", "ipfs_sentinel_node_memory_total_bytes"),
+                ("time", time),
+            ],
+        )
+        .await;
+        assert_eq!(body["status"], "success", "time={time}: {body}");
+        let sample = &body["data"]["result"][0]["value"];
+        assert_eq!(
+            sample[0].as_f64(),
+            Some(tick_ms as f64 / 1000.0),
+            "time={time} is the first tick's instant: {body}"
+        );
+        answers.push(sample[1].clone());
+    }
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    // A time without an offset names no instant: refused, with the forms that work.
+    let body = get_json(
+        &format!("{}/api/v1/query", sentinel.url),
+        &[
+            ("query", "ipfs_sentinel_node_memory_total_bytes"),
+            ("time", ticks[0].trim_end_matches('Z')),
+        ],
+    )
+    .await;
+    assert_eq!(body["errorType"], "bad_data", "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("RFC 3339"),
+        "{body}"
+    );
 }

@@ -151,18 +151,29 @@ async fn a_broken_ipfs_api_and_a_slow_peer_are_reported_while_scrapes_go_on() {
             && log.contains("no answer before peer_timeout_seconds"),
         "the slow peer is logged:\n{log}"
     );
+    // The slow peer's own row (its node_id is its address until it answers) says Degraded or
+    // Offline, not Online.
     let body = sentinel.metrics().await;
+    let peer_id = peer.trim_start_matches("http://");
+    let peer_status = |status: &str| {
+        sample(
+            &body,
+            "ipfs_sentinel_cluster_node_status",
+            &[("node_id", peer_id), ("status", status)],
+        )
+    };
     assert!(
-        body.lines()
-            .any(
-                |l| l.starts_with("ipfs_sentinel_cluster_node_status{") && l.contains("Degraded")
-                    || l.contains("Offline")
-            ),
-        "the slow peer is reported:\n{body}"
+        peer_status("Degraded") == Some(1.0) || peer_status("Offline") == Some(1.0),
+        "the slow peer {peer_id} is reported Degraded or Offline:\n{body}"
+    );
+    assert_eq!(
+        peer_status("Online"),
+        Some(0.0),
+        "the slow peer is not Online:\n{body}"
     );
 }
 
-/// Whether `chattr +i` works here and stops writes through open files (root, on ext4).
+/// Whether `chattr +i` works in `dir` and stops writes through open files (root, on ext4).
 fn immutable_works(dir: &Path) -> bool {
     let probe = dir.join("probe");
     std::fs::write(&probe, b"x").unwrap();
@@ -182,6 +193,83 @@ fn immutable_works(dir: &Path) -> bool {
         .status();
     let _ = std::fs::remove_file(&probe);
     blocked
+}
+
+/// Runs a command that must succeed, and says which and why when it does not.
+fn run(program: &str, args: &[&std::ffi::OsStr]) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e} (as root: apt-get install e2fsprogs mount)"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A file system mounted for the test, unmounted when dropped.
+struct Mount(tempfile::TempDir);
+
+impl Mount {
+    /// A `size` tmpfs.
+    fn tmpfs(size: &str) -> Mount {
+        let point = tempfile::tempdir().unwrap();
+        let options = format!("size={size}");
+        run(
+            "mount",
+            &[
+                "-t".as_ref(),
+                "tmpfs".as_ref(),
+                "-o".as_ref(),
+                options.as_ref(),
+                "tmpfs".as_ref(),
+                point.path().as_os_str(),
+            ],
+        );
+        Mount(point)
+    }
+
+    /// A fresh 64 MiB ext4 file system in an image file `image`, loop-mounted.
+    fn ext4(image: &Path) -> Mount {
+        let point = tempfile::tempdir().unwrap();
+        std::fs::File::create(image)
+            .and_then(|f| f.set_len(64 << 20))
+            .unwrap();
+        run(
+            "mke2fs",
+            &[
+                "-q".as_ref(),
+                "-t".as_ref(),
+                "ext4".as_ref(),
+                "-F".as_ref(),
+                image.as_os_str(),
+            ],
+        );
+        run(
+            "mount",
+            &[
+                "-o".as_ref(),
+                "loop".as_ref(),
+                image.as_os_str(),
+                point.path().as_os_str(),
+            ],
+        );
+        Mount(point)
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
 }
 
 fn chattr(flag: &str, paths: &[&Path]) {
@@ -248,45 +336,50 @@ async fn survives(data_dir: &Path, what: &str, fault: impl Fn(), heal: impl Fn()
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs root: chattr +i and a tmpfs mount; run by scripts/test-all.sh"]
+#[ignore = "needs root (chattr +i, mounts; fails without): CI runs it as root"]
 async fn a_data_dir_that_turns_read_only_or_full_loses_no_written_history() {
+    // Both faults need root (CI runs as root): fail loudly rather than pass untested.
+    let uid = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .unwrap()
+        .stdout;
+    assert!(
+        uid == b"0\n",
+        "this test needs root, for chattr +i and mounts: run it as root (CI does), e.g. \
+         sudo -E cargo test --test load_and_faults -- --ignored"
+    );
     // Read-only: the immutable flag stops writes even through files the sentinel holds open
-    // (chmod does not stop root, and a busy mount cannot be remounted read-only).
+    // (chmod does not stop root, and a busy mount cannot be remounted read-only). It needs a
+    // file system that honours it, such as ext4: the temp dir's if it does, else a
+    // loop-mounted ext4 image made for the test.
     let base = tempfile::tempdir().unwrap();
-    if !immutable_works(base.path()) {
-        println!("SKIPPED read-only: chattr +i does not stop writes here (not root, or not ext4)");
+    let ext4;
+    let fs_root = if immutable_works(base.path()) {
+        base.path()
     } else {
-        let data = base.path().join("data");
-        let history = data.join("history");
-        let wal = history.join("head.wal");
-        survives(
-            &data,
-            "read-only",
-            || chattr("+i", &[&wal, &history, &data]),
-            || chattr("-i", &[&wal, &history, &data]),
-        )
-        .await;
-    }
+        ext4 = Mount::ext4(&base.path().join("ext4.img"));
+        ext4.path()
+    };
+    assert!(
+        immutable_works(fs_root),
+        "chattr +i does not stop writes in {} even on a fresh ext4 file system",
+        fs_root.display()
+    );
+    let data = fs_root.join("data");
+    let history = data.join("history");
+    let wal = history.join("head.wal");
+    survives(
+        &data,
+        "read-only",
+        || chattr("+i", &[&wal, &history, &data]),
+        || chattr("-i", &[&wal, &history, &data]),
+    )
+    .await;
     // Full: a 2 MiB tmpfs filled up by another file.
-    let mount_point = tempfile::tempdir().unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(mount_point.path())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        println!("SKIPPED full: cannot mount a tmpfs here (not root)");
-        return;
-    }
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _unmount = Unmount(mount_point.path());
-    let data = mount_point.path().join("data");
-    let filler = mount_point.path().join("filler");
+    let tmpfs = Mount::tmpfs("2m");
+    let data = tmpfs.path().join("data");
+    let filler = tmpfs.path().join("filler");
     let fill = || {
         let mut f = std::fs::File::create(&filler).unwrap();
         let chunk = vec![0u8; 4096];

@@ -21,8 +21,9 @@ fn promtool_check_rules(file: &Path) -> bool {
 #[test]
 #[ignore = "needs Debian's prometheus (promtool); the README's test command runs it"]
 fn exported_rules_pass_promtool_and_check_rules_agrees_with_it() {
-    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/seed.yaml");
-    let (code, exported, err) = cli(&["rules", "export", "--config", seed.to_str().unwrap()]);
+    let config =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/short-form.yaml");
+    let (code, exported, err) = cli(&["rules", "export", "--config", config.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(
         exported.contains("alert: NodeStatusOffline") && exported.contains("for: 5m"),
@@ -58,4 +59,57 @@ fn the_bundled_rules_load_in_the_sentinel() {
     let (code, out, err) = cli(&["check-rules", rules.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("SUCCESS: 14 rules found"), "{out}");
+}
+
+/// Rule files whose durations Prometheus refuses: units out of order or repeated.
+const OUT_OF_ORDER: [(&str, &str); 3] = [
+    (
+        "1m1h",
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        for: 1m1h\n",
+    ),
+    (
+        "5m5m",
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        for: 5m5m\n",
+    ),
+    (
+        "1m1h",
+        "groups:\n  - name: g\n    interval: 1m1h\n    rules:\n      - record: r\n        expr: up\n",
+    ),
+];
+
+#[test]
+fn durations_out_of_order_or_repeated_are_refused_where_they_stand() {
+    for (duration, text) in OUT_OF_ORDER {
+        let (_dir, file) = temp_file("r.yml", text);
+        let (code, out, err) = cli(&["check-rules", file.to_str().unwrap()]);
+        assert_ne!(code, 0, "check-rules accepted {duration}:\n{out}");
+        let line = text.lines().position(|l| l.contains(duration)).unwrap() + 1;
+        assert!(
+            err.contains(&format!("{}:{line}:", file.display()))
+                && err.contains(&format!("not a valid duration string: \"{duration}\"")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs Debian's prometheus (promtool); the README's test command runs it"]
+fn durations_out_of_order_or_repeated_are_refused_as_promtool_refuses_them() {
+    for (duration, text) in OUT_OF_ORDER {
+        let (_dir, file) = temp_file("r.yml", text);
+        let promtool = Command::new("promtool")
+            .args(["check", "rules"])
+            .arg(&file)
+            .output()
+            .expect("promtool");
+        let said = String::from_utf8_lossy(&promtool.stderr).into_owned()
+            + &String::from_utf8_lossy(&promtool.stdout);
+        let reason = format!("not a valid duration string: \"{duration}\"");
+        assert!(
+            !promtool.status.success() && said.contains(&reason),
+            "{said}"
+        );
+        let (code, _, err) = cli(&["check-rules", file.to_str().unwrap()]);
+        assert!(code != 0 && err.contains(&reason), "{err}");
+    }
 }

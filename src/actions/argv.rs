@@ -176,7 +176,7 @@ pub fn environment(alert: &AlertEvent, run: &RunContext<'_>) -> Vec<(String, Str
         ("SENTINEL_FINGERPRINT".to_owned(), alert.fingerprint()),
         (
             "SENTINEL_STARTS_AT".to_owned(),
-            super::payload::rfc3339(alert.starts_at_ms),
+            crate::clock::rfc3339_or_zero(alert.starts_at_ms),
         ),
         ("SENTINEL_ACTION".to_owned(), run.action.to_owned()),
         (

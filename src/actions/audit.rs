@@ -148,7 +148,7 @@ impl AuditLog {
                 text.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
                 text.push('\n');
             }
-            crate::history::persist::write_atomically(&file, text.as_bytes())?;
+            crate::files::write_atomically(&file, text.as_bytes())?;
             inner.lines_in_file = inner.runs.len();
             return Ok(());
         }

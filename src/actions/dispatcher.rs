@@ -24,7 +24,7 @@ use super::outbox::{Backoff, Fate, Job, Outbox};
 use super::policy::{ActionPolicy, Decision, Trigger};
 use super::remote::{RemoteAnswer, RemoteRequest};
 use super::stats::Stats;
-use crate::history::query::system_ms;
+use crate::clock::system_ms;
 
 /// How long a stopping dispatcher waits for runs under way.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

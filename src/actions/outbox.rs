@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::alert::AlertEvent;
 use super::audit::RunResult;
 use super::policy::{PolicyState, Trigger};
-use crate::history::persist::write_atomically;
+use crate::files::write_atomically;
 
 /// Job ids remembered after they finish, so a peer's retry of a remote run is answered from
 /// the record instead of running again.

@@ -9,18 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::alert::{AlertEvent, LabelSet, Status};
-
-/// Go's zero time, which Alertmanager writes as `endsAt` of an alert with no end.
-const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
-
-/// Milliseconds since the Unix epoch as RFC 3339 with milliseconds, in UTC; Go's zero time
-/// for 0 (no time).
-pub fn rfc3339(ms: i64) -> String {
-    if ms <= 0 {
-        return ZERO_TIME.to_owned();
-    }
-    crate::history::query::rfc3339(ms)
-}
+use crate::clock::{rfc3339_or_zero, GO_ZERO_TIME};
 
 /// The labels every alert shares (Alertmanager's `commonLabels`).
 fn common(sets: &[&LabelSet]) -> LabelSet {
@@ -66,8 +55,8 @@ pub fn webhook(receiver: &str, alerts: &[AlertEvent], external_url: &str) -> Val
             "status": a.status.as_str(),
             "labels": a.labels,
             "annotations": a.annotations,
-            "startsAt": rfc3339(a.starts_at_ms),
-            "endsAt": if a.status == Status::Resolved { rfc3339(a.ends_at_ms) } else { ZERO_TIME.to_owned() },
+            "startsAt": rfc3339_or_zero(a.starts_at_ms),
+            "endsAt": if a.status == Status::Resolved { rfc3339_or_zero(a.ends_at_ms) } else { GO_ZERO_TIME.to_owned() },
             "generatorURL": a.generator_url,
             "fingerprint": a.fingerprint(),
         })).collect::<Vec<_>>(),
@@ -84,8 +73,8 @@ pub fn alertmanager_alerts(alerts: &[AlertEvent]) -> Value {
                 json!({
                     "labels": a.labels,
                     "annotations": a.annotations,
-                    "startsAt": rfc3339(a.starts_at_ms),
-                    "endsAt": rfc3339(a.ends_at_ms),
+                    "startsAt": rfc3339_or_zero(a.starts_at_ms),
+                    "endsAt": rfc3339_or_zero(a.ends_at_ms),
                     "generatorURL": a.generator_url,
                 })
             })
@@ -133,7 +122,7 @@ mod tests {
         );
         assert_eq!(p["commonAnnotations"], json!({}));
         assert_eq!(p["alerts"][0]["startsAt"], "2025-11-28T10:00:00.000Z");
-        assert_eq!(p["alerts"][0]["endsAt"], ZERO_TIME);
+        assert_eq!(p["alerts"][0]["endsAt"], GO_ZERO_TIME);
         assert_eq!(p["alerts"][1]["endsAt"], "2025-11-28T10:04:00.000Z");
         assert_eq!(p["alerts"][1]["status"], "resolved");
         assert_eq!(p["alerts"][0]["fingerprint"].as_str().unwrap().len(), 16);

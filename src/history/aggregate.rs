@@ -24,7 +24,7 @@ pub enum Function {
     Min,
     /// Largest value.
     Max,
-    /// Sum of the values (the seed's "totals" of a gauge).
+    /// Sum of the values ("daily totals" of a gauge).
     Sum,
     /// Number of samples.
     Count,

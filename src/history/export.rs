@@ -17,8 +17,9 @@ use serde_json::{json, Value};
 
 use super::aggregate::{aggregate, Function};
 use super::codec::DecodeError;
-use super::query::{rfc3339, Window};
+use super::query::Window;
 use super::{History, Points, SeriesKey};
+use crate::clock::rfc3339;
 
 /// An export format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

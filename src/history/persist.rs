@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use super::codec::{self, DecodeError, Reader, SealedBlock, Writer};
 use super::{History, SeriesKey};
+use crate::files::write_atomically;
 
 const BLOCK_MAGIC: &[u8; 6] = b"IPSHB1";
 const WAL_MAGIC: &[u8; 6] = b"IPSHW1";
@@ -68,28 +69,6 @@ pub struct Persistence {
 
 fn io_context(path: &Path, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-}
-
-/// Writes `bytes` to `path` crash-safely: temporary file, fsync, rename, fsync of the folder.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let written = File::create(&tmp)
-        .and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        })
-        .and_then(|()| fs::rename(&tmp, path));
-    if let Err(e) = written {
-        // A full disk must not stay fuller for the attempt.
-        let _ = fs::remove_file(&tmp);
-        return Err(io_context(&tmp, e));
-    }
-    if let Some(parent) = path.parent() {
-        File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io_context(parent, e))?;
-    }
-    Ok(())
 }
 
 /// Moves an unreadable file aside as `<name>.corrupt` (or `.corrupt.N` if taken).

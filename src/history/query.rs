@@ -6,13 +6,12 @@
 //! Owns the request's meaning; the HTTP API and the CLI both go through it, so they answer
 //! bad input with the same one-line reasons.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use promql_parser::label::Matcher;
 use promql_parser::parser::Expr;
 
 use super::aggregate::Function;
 use super::SeriesKey;
+use crate::clock::{self, rfc3339};
 
 /// Prometheus refuses a query_range answer of more points per series than this.
 pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
@@ -73,49 +72,20 @@ impl Selector {
     }
 }
 
-/// Reads a time: RFC 3339 (`2026-11-28T12:00:00Z`) or Unix seconds (`1795867200.5`); ms.
+/// Reads a time as Prometheus's HTTP API does: RFC 3339 with any offset
+/// (`2026-11-28T12:00:00Z`, `2026-11-28T14:00:00+02:00`) or Unix seconds (`1795867200.5`); ms.
 pub fn parse_time(text: &str) -> Result<i64, BadRequest> {
-    if let Ok(seconds) = text.parse::<f64>() {
-        if seconds.is_finite() {
-            return Ok((seconds * 1000.0).round() as i64);
-        }
-    }
-    humantime::parse_rfc3339_weak(text)
-        .map(system_ms)
-        .map_err(|_| {
-            BadRequest(format!(
-                "{text:?} is not a time: use RFC 3339 (2026-11-28T12:00:00Z) or Unix seconds"
-            ))
-        })
+    clock::parse_time(text).map_err(|e| BadRequest(e.to_string()))
 }
 
-/// Reads a duration: `1h`, `30m`, `1h30m`, `90s`, or plain seconds; ms.
+/// Reads a duration as Prometheus's HTTP API does: Prometheus's notation (`1h30m`, `15s`,
+/// `500ms`) or seconds; ms.
 pub fn parse_duration(text: &str) -> Result<i64, BadRequest> {
-    if let Ok(seconds) = text.parse::<f64>() {
-        if seconds.is_finite() {
-            return Ok((seconds * 1000.0).round() as i64);
-        }
-    }
-    humantime::parse_duration(text)
-        .map(|d| d.as_millis().min(i64::MAX as u128) as i64)
-        .map_err(|_| {
-            BadRequest(format!(
-                "{text:?} is not a duration: use 1h, 30m, 15s or seconds"
-            ))
-        })
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn system_ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_millis() as i64
-}
-
-/// Formats ms since the epoch as RFC 3339 with milliseconds, UTC.
-pub fn rfc3339(ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
+    clock::parse_duration_or_seconds(text).map_err(|e| {
+        BadRequest(format!(
+            "{text:?} is not a duration ({e}): use 1h30m, 15s, 500ms (units largest first, each once) or seconds"
+        ))
+    })
 }
 
 /// A checked time window with an optional step and function.
@@ -256,10 +226,17 @@ mod tests {
             parse_time("2026-11-28T12:00:00Z").unwrap(),
             1_795_867_200_000
         );
-        assert!(parse_time("yesterday").is_err());
+        assert_eq!(
+            parse_time("2026-11-28T14:00:00+02:00").unwrap(),
+            1_795_867_200_000
+        );
+        assert!(parse_time("yesterday").unwrap_err().0.contains("RFC 3339"));
         assert_eq!(parse_duration("1h30m").unwrap(), 5_400_000);
         assert_eq!(parse_duration("15").unwrap(), 15_000);
-        assert_eq!(rfc3339(1_795_867_200_250), "2026-11-28T12:00:00.250Z");
+        for refused in ["1m1h", "5m5m", "1 hour", "1.5h"] {
+            let e = parse_duration(refused).unwrap_err().0;
+            assert!(e.contains("not a duration"), "{e}");
+        }
     }
 
     #[test]

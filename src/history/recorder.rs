@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime};
 use futures::future::BoxFuture;
 
 use super::persist::Persistence;
-use super::query::system_ms;
 use super::{History, TickSamples};
+use crate::clock::system_ms;
 use crate::collect::{CollectError, Collector};
 use crate::exposition::ExpositionCache;
 use crate::model::Family;

@@ -78,10 +78,15 @@ struct Payload {
     alerts: Vec<ReceivedAlert>,
 }
 
-fn parse_time(text: &str) -> i64 {
-    humantime::parse_rfc3339_weak(text.trim_end_matches('Z'))
-        .ok()
-        .map_or(0, crate::history::query::system_ms)
+/// Reads a `startsAt`/`endsAt` of alert `n` (1-based): RFC 3339 with any offset, as
+/// Alertmanager writes them; ms. Missing, or Go's zero time (no end yet), is 0.
+fn parse_time(n: usize, field: &str, text: &str) -> Result<i64, String> {
+    if text.is_empty() {
+        return Ok(0);
+    }
+    crate::clock::parse_rfc3339(text)
+        .map(|ms| ms.max(0))
+        .map_err(|e| format!("alert {n}: {field}: {e}"))
 }
 
 /// Reads Alertmanager's webhook payload (version 4) into alerts, without their actions.
@@ -97,7 +102,8 @@ pub fn parse_alertmanager_payload(body: &[u8]) -> Result<Vec<AlertEvent>, String
     payload
         .alerts
         .into_iter()
-        .map(|a| {
+        .enumerate()
+        .map(|(i, a)| {
             let status = match a.status.as_str() {
                 "firing" => Status::Firing,
                 "resolved" => Status::Resolved,
@@ -112,8 +118,8 @@ pub fn parse_alertmanager_payload(body: &[u8]) -> Result<Vec<AlertEvent>, String
                 annotations: a.annotations,
                 status,
                 value: f64::NAN,
-                starts_at_ms: parse_time(&a.starts_at),
-                ends_at_ms: parse_time(&a.ends_at),
+                starts_at_ms: parse_time(i + 1, "startsAt", &a.starts_at)?,
+                ends_at_ms: parse_time(i + 1, "endsAt", &a.ends_at)?,
                 generator_url: a.generator_url,
                 actions: Vec::new(),
                 expr: String::new(),
@@ -211,6 +217,13 @@ mod tests {
         assert_eq!(alerts[0].alertname(), "DiskFull");
         assert_eq!(alerts[0].status, Status::Firing);
         assert_eq!(alerts[0].starts_at_ms, 1_795_860_000_123);
+        assert_eq!(alerts[0].ends_at_ms, 0, "Go's zero time is no end");
+        let offset = String::from_utf8_lossy(body).replace(
+            "2026-11-28T10:00:00.123456789Z",
+            "2026-11-28T12:00:00.123456789+02:00",
+        );
+        let alerts = parse_alertmanager_payload(offset.as_bytes()).unwrap();
+        assert_eq!(alerts[0].starts_at_ms, 1_795_860_000_123);
     }
 
     #[test]
@@ -228,5 +241,10 @@ mod tests {
                 .unwrap_err()
                 .contains("odd")
         );
+        let e = parse_alertmanager_payload(
+            br#"{"version":"4","alerts":[{"status":"firing","startsAt":"2026-11-28 noon"}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.starts_with("alert 1: startsAt: cannot parse"), "{e}");
     }
 }

@@ -20,9 +20,10 @@ use serde_json::json;
 
 use super::server::AppState;
 use crate::actions::deliver::Settings;
+use crate::clock::system_ms;
 use crate::history::aggregate::{summarize, summarize_cluster};
 use crate::history::export::{at_steps, metric_json, prometheus_matrix, Export, Format};
-use crate::history::query::{system_ms, BadRequest, Selector, WindowParams};
+use crate::history::query::{BadRequest, Selector, WindowParams};
 use crate::history::recorder::lock;
 use crate::status;
 

@@ -24,10 +24,10 @@ use serde::Serialize;
 use super::chart::{self, Chart, Line, Unit};
 use super::server::AppState;
 use crate::actions::audit::{ActionRun, AuditLog};
+use crate::clock::{rfc3339, system_ms};
 use crate::config::Config;
 use crate::history::aggregate::{aggregate, Function};
 use crate::history::codec::DecodeError;
-use crate::history::query::{rfc3339, system_ms};
 use crate::history::recorder::lock;
 use crate::history::{History, SeriesKey};
 use crate::model::{Family, Snapshot};
@@ -274,8 +274,7 @@ pub struct Inputs<'a> {
 
 /// A duration as `1h 2m 3s`, rounded to seconds.
 fn ago(ms: i64) -> String {
-    let seconds = (ms.max(0) + 500) / 1000;
-    humantime::format_duration(Duration::from_secs(seconds as u64)).to_string()
+    crate::clock::humane_duration(ms)
 }
 
 fn or_dash(unit: Unit, v: Option<f64>) -> String {

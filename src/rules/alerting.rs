@@ -254,6 +254,39 @@ impl AlertingRule {
     /// `expand` expands a label or annotation template for one sample. A `limit` of 0 means
     /// no limit. Returns the `ALERTS` and `ALERTS_FOR_STATE` samples of this evaluation (as
     /// [`AlertingRule::alerts_series`]).
+    ///
+    /// A disk alert with `for: 2m`, evaluated every minute with a fake clock (plain numbers):
+    ///
+    /// ```
+    /// use ipfs_sentinel::rules::alerting::{AlertState, AlertingRule, LabelSet, Sample};
+    ///
+    /// const MIN: i64 = 60_000;
+    /// let mut rule = AlertingRule::new("DiskFull", 2 * MIN, 0, LabelSet::new(), LabelSet::new());
+    /// let no_templates = |text: &str, _: &LabelSet, _: f64| text.to_owned();
+    /// let full: Vec<Sample> = vec![(
+    ///     LabelSet::from([("__name__".into(), "disk".into()), ("node".into(), "a".into())]),
+    ///     0.95,
+    /// )];
+    /// let at = |rule: &mut AlertingRule, ts_ms: i64, result: Vec<Sample>| {
+    ///     rule.eval(ts_ms, MIN, result, 0, &no_templates).unwrap();
+    ///     rule.active_alerts().first().map(|a| a.state)
+    /// };
+    /// // The condition holds: pending at once, with the time it started.
+    /// assert_eq!(at(&mut rule, 0, full.clone()), Some(AlertState::Pending));
+    /// assert_eq!(rule.active_alerts()[0].labels["alertname"], "DiskFull");
+    /// assert_eq!(at(&mut rule, MIN, full.clone()), Some(AlertState::Pending));
+    /// // Two minutes after it started: firing, and due for sending to Alertmanager.
+    /// assert_eq!(at(&mut rule, 2 * MIN, full.clone()), Some(AlertState::Firing));
+    /// assert_eq!(rule.alerts_to_send(2 * MIN).len(), 1);
+    /// // ALERTS{alertname="DiskFull", alertstate="firing", node="a"} 1
+    /// let series = rule.alerts_series();
+    /// assert_eq!(series[0].0["alertstate"], "firing");
+    /// assert_eq!(series[0].1, 1.0);
+    /// // The condition stops: resolved (inactive, kept 15 minutes to be sent as resolved).
+    /// assert_eq!(at(&mut rule, 3 * MIN, vec![]), Some(AlertState::Inactive));
+    /// assert_eq!(rule.active_alerts()[0].resolved_at_ms, Some(3 * MIN));
+    /// assert!(rule.alerts_series().is_empty());
+    /// ```
     pub fn eval(
         &mut self,
         ts_ms: i64,

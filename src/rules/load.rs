@@ -1,5 +1,5 @@
 //! Loading rules: Prometheus rule files (`groups[].rules[]` with `alert` or `record`) and the
-//! seed's short-form alerts under `cluster.monitoring.alerts`, both into one [`Group`] /
+//! short-form alerts under `cluster.monitoring.alerts`, both into one [`Group`] /
 //! [`Rule`] type, checked as Prometheus 2.42 checks them (`promtool check rules`).
 //!
 //! Owns reading and validation only. Every error names the file, the line and column where
@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::promql;
+use crate::clock::parse_duration;
 use crate::config::{AlertConfig, Config, Threshold};
 use crate::dotted;
 
@@ -135,46 +136,6 @@ struct RuleSpec {
     annotations: Option<BTreeMap<String, String>>,
 }
 
-/// Reads a Prometheus duration (`5m`, `1h30m`, `1d`, `2w`, `1y`, `500ms`); ms.
-pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let bad = || format!("not a valid duration string: {text:?}");
-    if text == "0" {
-        return Ok(0);
-    }
-    let mut total: i64 = 0;
-    let mut rest = text;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            "y" => 365 * 86_400_000,
-            _ => return Err(bad()),
-        };
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
-}
-
 fn is_metric_name(s: &str) -> bool {
     let mut c = s.chars();
     c.next()
@@ -274,7 +235,8 @@ pub fn parse_file(text: &str, file: &str) -> Result<Vec<Group>, RuleError> {
         }
         let interval_ms = match &g.interval {
             Some(i) => Some(
-                parse_duration(&i.value).map_err(|r| at(&i.referenced, group_place.clone(), r))?,
+                parse_duration(&i.value)
+                    .map_err(|r| at(&i.referenced, group_place.clone(), r.to_string()))?,
             ),
             None => None,
         };
@@ -354,7 +316,7 @@ pub fn parse_file(text: &str, file: &str) -> Result<Vec<Group>, RuleError> {
                     let duration = |d: &Option<Spanned<String>>| -> Result<i64, RuleError> {
                         match d {
                             Some(s) => parse_duration(&s.value)
-                                .map_err(|reason| fail(&s.referenced, reason)),
+                                .map_err(|reason| fail(&s.referenced, reason.to_string())),
                             None => Ok(0),
                         }
                     };
@@ -428,6 +390,34 @@ pub fn derived_alert_name(alert: &AlertConfig) -> String {
 }
 
 /// The short-form alerts of a configuration, as one group evaluated every collection.
+///
+/// ```
+/// use ipfs_sentinel::config::Config;
+/// use ipfs_sentinel::rules::load::{short_form_group, RuleKind, SHORT_FORM_GROUP};
+///
+/// let yaml = "
+/// cluster:
+///   monitoring:
+///     alerts:
+///       - {metric: node.disk_usage_percent, threshold: 90, operator: '>=', severity: warning}
+///       - {metric: node.status, threshold: Offline, operator: '==', severity: critical, duration_minutes: 5}
+/// ";
+/// let config = Config::parse(yaml, "sentinel.yaml").unwrap();
+/// let group = short_form_group(&config, "sentinel.yaml");
+/// assert_eq!(group.name, SHORT_FORM_GROUP);
+/// let (disk, offline) = (&group.rules[0], &group.rules[1]);
+/// assert_eq!(disk.name(), "NodeDiskUsagePercentHigh");
+/// assert_eq!(
+///     disk.expr_text,
+///     "100 * max without (mountpoint) (ipfs_sentinel_node_disk_usage_ratio) >= 90"
+/// );
+/// assert_eq!(disk.labels["severity"], "warning");
+/// assert_eq!(offline.name(), "NodeStatusOffline");
+/// assert_eq!(offline.expr_text, "ipfs_sentinel_cluster_node_status{status=\"Offline\"} == 1");
+/// let RuleKind::Alert { for_ms, annotations, .. } = &offline.kind else { unreachable!() };
+/// assert_eq!(*for_ms, 5 * 60_000);
+/// assert_eq!(annotations["summary"], "node.status == Offline (now {{ $value }})");
+/// ```
 pub fn short_form_group(config: &Config, file: &str) -> Group {
     let rules = config
         .cluster
@@ -558,14 +548,14 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_alerts_compile_with_derived_names() {
-        let seed = std::fs::read_to_string(concat!(
+    fn the_short_form_alerts_compile_with_derived_names() {
+        let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/config/seed.yaml"
+            "/tests/fixtures/config/short-form.yaml"
         ))
         .unwrap();
-        let config = Config::parse(&seed, "seed.yaml").unwrap();
-        let g = short_form_group(&config, "seed.yaml");
+        let config = Config::parse(&text, "short-form.yaml").unwrap();
+        let g = short_form_group(&config, "short-form.yaml");
         let names: Vec<&str> = g.rules.iter().map(Rule::name).collect();
         assert_eq!(
             names,

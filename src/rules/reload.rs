@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::load::RuleError;
 use super::manager::{EngineState, Globals, RuleEngine};
 use crate::config::{Config, EMBEDDED_DEFAULT};
-use crate::history::persist::write_atomically;
+use crate::files::write_atomically;
 
 /// The engine, shared by the recorder, the collector, the HTTP API and the reloader.
 pub type SharedEngine = Arc<Mutex<RuleEngine>>;

@@ -150,14 +150,14 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_alerts_export_and_load_back_the_same() {
-        let seed = std::fs::read_to_string(concat!(
+    fn the_short_form_alerts_export_and_load_back_the_same() {
+        let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/config/seed.yaml"
+            "/tests/fixtures/config/short-form.yaml"
         ))
         .unwrap();
-        let config = Config::parse(&seed, "seed.yaml").unwrap();
-        let groups = vec![short_form_group(&config, "seed.yaml")];
+        let config = Config::parse(&text, "short-form.yaml").unwrap();
+        let groups = vec![short_form_group(&config, "short-form.yaml")];
         let yaml = to_yaml(&groups, 60_000).unwrap();
         let back = parse_file(&yaml, "exported.yml").unwrap();
         assert_eq!(back[0].rules.len(), 3);

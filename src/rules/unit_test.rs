@@ -20,12 +20,13 @@ use promql_parser::parser::Expr;
 use serde::Deserialize;
 
 use super::alerting::AlertState;
-use super::load::{self, parse_duration, Group};
+use super::load::{self, Group};
 use super::manager::{Globals, RuleEngine};
 use super::promql::{
     self, EvalError, Evaluator, Labels, Queryable, RangeSeries, Value, NAME, STALE_NAN,
 };
 use super::rulefile::format_duration;
+use crate::clock::parse_duration;
 
 /// The verdict on one unit-test file.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -534,12 +534,7 @@ pub fn ticks_of(export_json: &str) -> Vec<i64> {
         .cloned()
         .unwrap_or_default()
         .iter()
-        .map(|p| {
-            let at = humantime::parse_rfc3339(p[0].as_str().unwrap()).unwrap();
-            at.duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis() as i64
-        })
+        .map(|p| ipfs_sentinel::clock::parse_rfc3339(p[0].as_str().unwrap()).unwrap())
         .collect()
 }
 

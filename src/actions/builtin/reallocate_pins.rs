@@ -1,4 +1,4 @@
-//! `reallocate_pins` (`cluster_manager.reallocate_pins` in the short form): through IPFS Cluster's
+//! `reallocate_pins` (`cluster_manager.reallocate_pins` in its dotted spelling): through IPFS Cluster's
 //! REST API, re-pin every pin allocated to an Offline peer so that it lands on healthy peers.
 //!
 //! # How a re-pin moves allocations (the decision, and where it comes from)

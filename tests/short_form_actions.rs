@@ -1,10 +1,11 @@
-//! The seed's configuration end to end: its three alerts fire and each runs its action, as the
-//! seed describes them. `run_gc` (`command: 'ipfs repo gc'`) runs an `ipfs` on PATH that drives
-//! a real js-ipfs node (curl to its RPC API); `notify_admin` runs a script with `{node_id}` and
-//! `{details}`; `reallocate_pins` (`method: cluster_manager.reallocate_pins`) moves the pins of
-//! a peer sentinel that went Offline, through the IPFS Cluster stand-in (IPFS Cluster cannot be
+//! The short form end to end: the configuration in the README (three threshold alerts, three
+//! actions) fires each alert and runs its action as the configuration describes it. `run_gc`
+//! (`command: 'ipfs repo gc'`) runs an `ipfs` on PATH that drives a real js-ipfs node (curl to
+//! its RPC API); `notify_admin` runs a script with `{node_id}` and `{details}`;
+//! `reallocate_pins` (`method: cluster_manager.reallocate_pins`) moves the pins of a peer
+//! sentinel that went Offline, through the IPFS Cluster stand-in (IPFS Cluster cannot be
 //! installed here). Thresholds are lowered and the Offline alert's 5 minutes shortened so the
-//! alerts fire on any machine within the test; everything else is the seed's.
+//! alerts fire on any machine within the test; everything else is as the README has it.
 
 mod support;
 
@@ -26,7 +27,7 @@ async fn unpinned_block(node: &IpfsNode) -> String {
     let form = reqwest::multipart::Form::new().part(
         "file",
         reqwest::multipart::Part::bytes(
-            format!("seed gc {:?}", std::time::SystemTime::now()).into_bytes(),
+            format!("unpinned for gc {:?}", std::time::SystemTime::now()).into_bytes(),
         )
         .file_name("block")
         .mime_str("application/octet-stream")
@@ -60,7 +61,7 @@ async fn has_block(node: &IpfsNode, cid: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs js-ipfs from tests/ipfs-node; the README's test command runs it"]
-async fn the_seeds_three_alerts_run_their_actions() {
+async fn the_short_forms_three_alerts_run_their_actions() {
     let node = IpfsNode::start().await;
     let garbage = unpinned_block(&node).await;
     assert!(has_block(&node, &garbage).await);
