@@ -17,6 +17,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ipfs_sentinel::config::Config;
 use ipfs_sentinel::history::SeriesKey;
@@ -457,6 +458,7 @@ async fn every_grafana_panel_reads_the_same_from_a_sentinel_as_from_prometheus_b
     let mut failures = Vec::new();
     let mut compared = 0;
     let mut with_data = 0;
+    let (mut sentinel_time, mut prometheus_time) = (Duration::ZERO, Duration::ZERO);
     for step_seconds in [15, 60] {
         for panel in panels() {
             if let Some((_, reason)) = KNOWN_GAPS.iter().find(|(p, _)| *p == panel.expr) {
@@ -476,6 +478,7 @@ async fn every_grafana_panel_reads_the_same_from_a_sentinel_as_from_prometheus_b
             ];
             for (path, params) in [("query_range", &range[..]), ("query", &instant[..])] {
                 // Grafana POSTs a form to the sentinel; Prometheus gets a GET.
+                let clock = std::time::Instant::now();
                 let s: Value =
                     post_form(&client, &format!("{}/api/v1/{path}", sentinel.url), params)
                         .send()
@@ -484,6 +487,8 @@ async fn every_grafana_panel_reads_the_same_from_a_sentinel_as_from_prometheus_b
                         .json()
                         .await
                         .unwrap();
+                sentinel_time += clock.elapsed();
+                let clock = std::time::Instant::now();
                 let p: Value = client
                     .get(format!("{}/api/v1/{path}", prometheus.url))
                     .query(params)
@@ -493,6 +498,7 @@ async fn every_grafana_panel_reads_the_same_from_a_sentinel_as_from_prometheus_b
                     .json()
                     .await
                     .unwrap();
+                prometheus_time += clock.elapsed();
                 compared += 1;
                 if p["data"]["result"]
                     .as_array()
@@ -509,7 +515,10 @@ async fn every_grafana_panel_reads_the_same_from_a_sentinel_as_from_prometheus_b
             }
         }
     }
-    eprintln!("{compared} answers compared, {with_data} with data in Prometheus's");
+    eprintln!(
+        "{compared} answers compared, {with_data} with data in Prometheus's; time answering \
+         them: the sentinel {sentinel_time:?} (a debug build in tests), Prometheus {prometheus_time:?}"
+    );
     assert!(
         failures.is_empty(),
         "{} of {compared} differ:\n{}",

@@ -584,4 +584,34 @@ mod tests {
             r#"{"status":"error","errorType":"timeout","error":"query timed out in expression evaluation"}"#
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        /// Whatever the parameters, an answer in Prometheus's shape and no panic.
+        #[test]
+        fn any_parameters_get_an_answer(
+            query in "(up|c_total|rate\\(c_total\\[1m\\]\\)|sum by \\(job\\) \\(up\\)|time\\(\\)|\\(|1e308 \\* 1e308|\"s\"|up\\[5m\\]|[a-z(){}\\[\\]\"=~ 0-9.+*/-]{0,24})",
+            time in "(-?[0-9]{1,20}(\\.[0-9]{1,4})?|[0-9]{1,3}[smhdwy]|NaN|Inf|-Inf|2026-11-28T12:00:00Z|.{0,8})",
+            start in "(-?[0-9]{1,20}(\\.[0-9]{1,4})?|NaN|.{0,6})",
+            end in "(-?[0-9]{1,20}(\\.[0-9]{1,4})?|1e300|.{0,6})",
+            step in "(-?[0-9]{1,20}(\\.[0-9]{1,6})?|[0-9]{1,3}(ms|s|m|h|d|w|y)|1e300|.{0,6})",
+            timeout in "(|[0-9]{1,3}(ms|s|m)|-1s|.{0,4})",
+        ) {
+            let h = history();
+            let p = params(&[
+                ("query", &query),
+                ("time", &time),
+                ("start", &start),
+                ("end", &end),
+                ("step", &step),
+                ("timeout", &timeout),
+            ]);
+            for a in [instant(&h, &p, 600_000), range(&h, &p)] {
+                let body = json(&a);
+                let ok = body["status"] == "success";
+                proptest::prop_assert_eq!(ok, a.status == 200, "{}", a.body);
+                proptest::prop_assert!(ok || [400, 422, 503].contains(&a.status), "{}", a.body);
+            }
+        }
+    }
 }
