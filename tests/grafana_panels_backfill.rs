@@ -121,7 +121,7 @@ fn panels() -> Vec<Panel> {
 /// 15 s scrape interval, and the template variables on "All" (their `allValue` is `.*`).
 fn as_grafana_sends_it(expr: &str, step_seconds: u64) -> String {
     let rate = (step_seconds + 15).max(60);
-    let rate = if rate % 60 == 0 {
+    let rate = if rate.is_multiple_of(60) {
         format!("{}m", rate / 60)
     } else if rate > 60 {
         format!("{}m{}s", rate / 60, rate % 60)
