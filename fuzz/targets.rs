@@ -104,9 +104,27 @@ fn small_history() -> History {
 }
 
 /// A PromQL expression parsed and checked as a rule's `expr` is, then evaluated over a fixed
-/// history at its start, its middle, its end and long after.
+/// history at its start, its middle, its end and long after, and sent to the query API as an
+/// instant query and as a range query over the whole history.
 pub fn expression(data: &[u8]) -> Result<(), String> {
-    let expr = promql::parse(text(data)?).map_err(|e| e.0)?;
+    let query = text(data)?;
+    let params = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+        std::iter::once(("query", query))
+            .chain(extra.iter().copied())
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    };
+    let _ = query_api_answers::instant(shared_history(), &params(&[("time", "300")]), 0);
+    let _ = query_api_answers::range(
+        shared_history(),
+        &params(&[
+            ("start", "0"),
+            ("end", "600"),
+            ("step", "15"),
+            ("timeout", "5s"),
+        ]),
+    );
+    let expr = promql::parse(query).map_err(|e| e.0)?;
     promql::check_supported(&expr).map_err(|e| e.0)?;
     let mut last = Ok(());
     for at_ms in [0, 300_000, 585_000, 86_400_000] {

@@ -41,7 +41,7 @@ impl Selector {
         })?;
         let Expr::VectorSelector(vs) = expr else {
             return Err(BadRequest(format!(
-                "{text:?} is not a plain series selector such as name{{label=\"value\"}}; expressions are for the rule engine"
+                "{text:?} is not a plain series selector such as name{{label=\"value\"}}; evaluate expressions with /api/v1/query"
             )));
         };
         if vs.offset.is_some() || vs.at.is_some() || !vs.matchers.or_matchers.is_empty() {
