@@ -310,11 +310,13 @@ fn matrix_series(out: &mut String, l: &Labels, points: &[(i64, f64)]) {
 }
 
 /// What a range query has read from the history: each selector's series from its window at the
-/// first step it was evaluated at through its window at the last step, so the following steps
-/// take slices instead of decoding the same blocks again.
+/// first step it was evaluated at through the same window moved to the last step, so the
+/// following steps take slices instead of decoding the same blocks again. A selector may have
+/// several reads (the same metric with and without `offset`); any read that covers a window
+/// serves it, so a window that does not move with the step (`@`) is read once too.
 struct Reads {
     last_step_ms: i64,
-    by_selector: RefCell<HashMap<String, Read>>,
+    by_selector: RefCell<HashMap<String, Vec<Read>>>,
 }
 
 struct Read {
@@ -346,32 +348,25 @@ impl Queryable for StepSource<'_> {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<RangeSeries>, EvalError> {
-        // The same selector with the same window relative to the step is one read.
-        let key = format!(
-            "{matchers:?}/{}/{}",
-            self.at_ms.saturating_sub(start_ms),
-            self.at_ms.saturating_sub(end_ms)
-        );
-        let mut reads = self.reads.by_selector.borrow_mut();
-        let covered = reads
-            .get(&key)
-            .is_some_and(|r| r.start_ms <= start_ms && end_ms <= r.end_ms);
-        if !covered {
-            let until = end_ms.saturating_add(self.reads.last_step_ms.saturating_sub(self.at_ms));
-            let series = self.history.select(matchers, start_ms, until)?;
-            reads.insert(
-                key.clone(),
-                Read {
+        let mut by_selector = self.reads.by_selector.borrow_mut();
+        let reads = by_selector.entry(format!("{matchers:?}")).or_default();
+        let covering = reads
+            .iter()
+            .position(|r| r.start_ms <= start_ms && end_ms <= r.end_ms);
+        let at = match covering {
+            Some(at) => at,
+            None => {
+                let until =
+                    end_ms.saturating_add(self.reads.last_step_ms.saturating_sub(self.at_ms));
+                reads.push(Read {
                     start_ms,
                     end_ms: until,
-                    series,
-                },
-            );
-        }
-        let Some(read) = reads.get(&key) else {
-            return Ok(Vec::new());
+                    series: self.history.select(matchers, start_ms, until)?,
+                });
+                reads.len() - 1
+            }
         };
-        Ok(read
+        Ok(reads[at]
             .series
             .iter()
             .filter_map(|s| {
@@ -490,19 +485,34 @@ mod tests {
             result[1]["values"],
             serde_json::json!([[300, "7"], [400, "7"]])
         );
-        // Each step is the instant query at that time.
-        for t in (0..=600).step_by(45) {
-            let at = t.to_string();
-            let step = json(&r("rate(c_total[1m]) * 2", &at, &at, "1"));
-            let one = json(&instant(
-                &h,
-                &params(&[("query", "rate(c_total[1m]) * 2"), ("time", &at)]),
-                0,
-            ));
-            assert_eq!(
-                step["data"]["result"][0]["values"][0], one["data"]["result"][0]["value"],
-                "at {t}"
-            );
+        // Each step is the instant query at that time (which reads the history directly, not
+        // through the range query's reads), offsets and windows of several lengths included.
+        for expr in [
+            "rate(c_total[1m]) * 2",
+            "c_total offset 1m - c_total offset 2m + up",
+            "increase(c_total[2m] offset 30s) + count_over_time(c_total[1m])",
+            "late or gone or c_total offset 5m",
+        ] {
+            let whole = json(&r(expr, "0", "600", "45"));
+            let mut from_range = BTreeMap::new();
+            for s in whole["data"]["result"].as_array().unwrap() {
+                for p in s["values"].as_array().unwrap() {
+                    from_range.insert((s["metric"].to_string(), p[0].to_string()), p[1].clone());
+                }
+            }
+            let mut from_instants = BTreeMap::new();
+            for t in (0..=600).step_by(45) {
+                let at = t.to_string();
+                let one = json(&instant(&h, &params(&[("query", expr), ("time", &at)]), 0));
+                for s in one["data"]["result"].as_array().unwrap() {
+                    from_instants.insert(
+                        (s["metric"].to_string(), s["value"][0].to_string()),
+                        s["value"][1].clone(),
+                    );
+                }
+            }
+            assert!(!from_range.is_empty(), "{expr}");
+            assert_eq!(from_range, from_instants, "{expr}");
         }
         let a = json(&r("time()", "0", "30", "15.5"));
         assert_eq!(
