@@ -6,6 +6,7 @@
 #
 # Usage: bash fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]     (default: 240 s, every target)
 #   targets: config rule_file expression kubo ipfs_cluster promtool_test alertmanager_webhook
+#            query_api
 #
 # Builds with debug assertions, so an integer overflow counts as a crash too.
 # Needs cargo-fuzz (installed from crates.io when missing). libFuzzer needs nightly flags
@@ -19,7 +20,7 @@ cd "$(dirname "$0")/.."
 
 seconds=${1:-240}
 shift || true
-all=(config rule_file expression kubo ipfs_cluster promtool_test alertmanager_webhook)
+all=(config rule_file expression kubo ipfs_cluster promtool_test alertmanager_webhook query_api)
 targets=("${@:-${all[@]}}")
 
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
@@ -38,6 +39,14 @@ mkdir -p fuzz/corpus/expression
 sed -n "s/^ *-\{0,1\} *expr: *//p" rules/*.yml tests/conformance/*.yml |
   sed -e "s/^'\(.*\)'$/\1/" -e 's/^"\(.*\)"$/\1/' | grep -v '^[|>]' | sort -u |
   while IFS= read -r e; do printf '%s' "$e" >"fuzz/corpus/expression/seed-$(printf '%s' "$e" | md5sum | cut -c1-12)"; done
+
+# Query API requests: each expression seed as a query, instant and over a range.
+mkdir -p fuzz/corpus/query_api
+for f in fuzz/corpus/expression/seed-*; do
+  printf 'query=%s&time=300&start=0&end=600&step=15' "$(cat "$f")" >"fuzz/corpus/query_api/$(basename "$f")"
+done
+printf 'query=up&start=0&end=86400&step=1' >fuzz/corpus/query_api/too-fine-step
+printf 'query=sum(&time=x' >fuzz/corpus/query_api/malformed
 
 # Debug assertions on (-a): an integer overflow is a panic here, not a silent wrap.
 fuzz build -a --fuzz-dir fuzz

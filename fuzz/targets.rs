@@ -7,7 +7,7 @@
 //! `fuzz/Cargo.toml`, one line in `TARGETS` and one seed entry in `fuzz/run.sh`.
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ipfs_sentinel::actions::argv::{self, RunContext};
 use ipfs_sentinel::actions::payload;
@@ -18,8 +18,10 @@ use ipfs_sentinel::clients::ipfs_cluster::{
 use ipfs_sentinel::clients::kubo;
 use ipfs_sentinel::collect::ipfs_cluster::figures;
 use ipfs_sentinel::config::Config;
+use ipfs_sentinel::history::recorder::SharedHistory;
 use ipfs_sentinel::history::{History, SeriesKey};
 use ipfs_sentinel::http::actions::parse_alertmanager_payload;
+use ipfs_sentinel::http::api::promql as query_api_answers;
 use ipfs_sentinel::rules::promql::{self, Evaluator};
 use ipfs_sentinel::rules::{load, unit_test};
 
@@ -35,6 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ipfs_cluster", ipfs_cluster),
     ("promtool_test", promtool_test),
     ("alertmanager_webhook", alertmanager_webhook),
+    ("query_api", query_api),
 ];
 
 fn text(data: &[u8]) -> Result<&str, String> {
@@ -55,50 +58,76 @@ pub fn rule_file(data: &[u8]) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// A small history: two counters, a gauge with a gap (stale markers) and a NaN, 40 ticks at
-/// 15 s, some sealed into blocks and some in the head.
+/// The small history, built once.
 fn history() -> &'static History {
     static HISTORY: OnceLock<History> = OnceLock::new();
-    HISTORY.get_or_init(|| {
-        let mut h = History::new(i64::MAX / 4, 16);
-        let key = |h: &mut History, name: &str, labels: &[(&str, &str)]| {
-            h.intern(SeriesKey {
-                name: name.into(),
-                labels: labels
-                    .iter()
-                    .map(|(k, v)| ((*k).into(), (*v).into()))
-                    .collect(),
-            })
-        };
-        let a = key(&mut h, "requests_total", &[("job", "a"), ("instance", "x")]);
-        let b = key(&mut h, "requests_total", &[("job", "b"), ("instance", "x")]);
-        let g = key(&mut h, "disk_usage_ratio", &[("mountpoint", "/")]);
-        for i in 0..40_i64 {
-            let mut samples = vec![
-                (a.clone(), (i * 10 % 170) as f64),
-                (b.clone(), i as f64 * 0.5),
-            ];
-            if !(10..14).contains(&i) {
-                let v = if i == 20 {
-                    f64::NAN
-                } else {
-                    0.5 + i as f64 / 100.0
-                };
-                samples.push((g.clone(), v));
-            }
-            h.append(i * 15_000, &samples);
-            if let Some(block) = h.take_full_block() {
-                h.insert_sealed(block);
-            }
+    HISTORY.get_or_init(small_history)
+}
+
+/// The same history behind the lock the query API takes.
+fn shared_history() -> &'static SharedHistory {
+    static HISTORY: OnceLock<SharedHistory> = OnceLock::new();
+    HISTORY.get_or_init(|| Arc::new(Mutex::new(small_history())))
+}
+
+/// A small history: two counters, a gauge with a gap (stale markers) and a NaN, 40 ticks at
+/// 15 s, some sealed into blocks and some in the head.
+fn small_history() -> History {
+    let mut h = History::new(i64::MAX / 4, 16);
+    let key = |h: &mut History, name: &str, labels: &[(&str, &str)]| {
+        h.intern(SeriesKey {
+            name: name.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+        })
+    };
+    let a = key(&mut h, "requests_total", &[("job", "a"), ("instance", "x")]);
+    let b = key(&mut h, "requests_total", &[("job", "b"), ("instance", "x")]);
+    let g = key(&mut h, "disk_usage_ratio", &[("mountpoint", "/")]);
+    for i in 0..40_i64 {
+        let mut samples = vec![
+            (a.clone(), (i * 10 % 170) as f64),
+            (b.clone(), i as f64 * 0.5),
+        ];
+        if !(10..14).contains(&i) {
+            let v = if i == 20 {
+                f64::NAN
+            } else {
+                0.5 + i as f64 / 100.0
+            };
+            samples.push((g.clone(), v));
         }
-        h
-    })
+        h.append(i * 15_000, &samples);
+        // Sealing keeps the block in the store (inserting it again would double its points).
+        h.take_full_block();
+    }
+    h
 }
 
 /// A PromQL expression parsed and checked as a rule's `expr` is, then evaluated over a fixed
-/// history at its start, its middle, its end and long after.
+/// history at its start, its middle, its end and long after, and sent to the query API as an
+/// instant query and as a range query over the whole history.
 pub fn expression(data: &[u8]) -> Result<(), String> {
-    let expr = promql::parse(text(data)?).map_err(|e| e.0)?;
+    let query = text(data)?;
+    let params = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+        std::iter::once(("query", query))
+            .chain(extra.iter().copied())
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    };
+    let _ = query_api_answers::instant(shared_history(), &params(&[("time", "300")]), 0);
+    let _ = query_api_answers::range(
+        shared_history(),
+        &params(&[
+            ("start", "0"),
+            ("end", "600"),
+            ("step", "15"),
+            ("timeout", "5s"),
+        ]),
+    );
+    let expr = promql::parse(query).map_err(|e| e.0)?;
     promql::check_supported(&expr).map_err(|e| e.0)?;
     let mut last = Ok(());
     for at_ms in [0, 300_000, 585_000, 86_400_000] {
@@ -108,6 +137,30 @@ pub fn expression(data: &[u8]) -> Result<(), String> {
             .map_err(|e| e.0);
     }
     last
+}
+
+/// A request to `/api/v1/query` and to `/api/v1/query_range`: the input is the form body
+/// (`query=...&time=...&start=...&end=...&step=...&timeout=...`, split on `&` and the first
+/// `=`, not percent-decoded: decoding is the HTTP framework's), answered over the small history
+/// at a fixed "now". Refused when either answer is an error, with its body; a panic or a hang
+/// past the query timeout (5 s unless the input sets one, 2 min at most) is the defect.
+pub fn query_api(data: &[u8]) -> Result<(), String> {
+    let mut params: Vec<(String, String)> = text(data)?
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (pair.to_owned(), String::new()),
+        })
+        .collect();
+    params.push(("timeout".into(), "5s".into()));
+    let instant = query_api_answers::instant(shared_history(), &params, 600_000);
+    let range = query_api_answers::range(shared_history(), &params);
+    for answer in [instant, range] {
+        if answer.status != 200 {
+            return Err(answer.body);
+        }
+    }
+    Ok(())
 }
 
 /// Every Kubo RPC response parser on the same body; refused when any of them refuses it.

@@ -88,7 +88,8 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
-    /// Export the history as CSV or JSON, from a running sentinel (--url) or a data dir.
+    /// Export the history as CSV, JSON or OpenMetrics, from a running sentinel (--url) or a
+    /// data dir.
     ///
     /// Raw samples by default; with --step, one point per step (the last sample, or --fn).
     /// Bad input exits with status 2.
@@ -185,8 +186,9 @@ enum RulesCommand {
 
 #[derive(clap::Args)]
 struct ExportArgs {
-    /// csv: timestamp,metric,<labels...>,value rows; json: see the README.
-    #[arg(long, default_value = "csv", value_parser = ["csv", "json"])]
+    /// csv: timestamp,metric,<labels...>,value rows; json: see the README; openmetrics: for
+    /// `promtool tsdb create-blocks-from openmetrics`.
+    #[arg(long, default_value = "csv", value_parser = ["csv", "json", "openmetrics"])]
     format: String,
     /// Series selector, e.g. 'ipfs_sentinel_node_disk_usage_ratio{mountpoint="/"}' (default: all).
     #[arg(long = "match", value_name = "SELECTOR")]

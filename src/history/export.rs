@@ -1,5 +1,6 @@
-//! Output formats of the history: CSV and JSON exports (written series by series, so a long
-//! export streams and memory stays flat), and Prometheus's `query_range` matrix shape.
+//! Output formats of the history: CSV, JSON and OpenMetrics exports (written series by series,
+//! so a long export streams and memory stays flat), and the pieces of Prometheus's HTTP API JSON
+//! (timestamps, values, strings and label sets written exactly as Prometheus writes them).
 //!
 //! Owns the bytes of each format, nothing else: what to read comes from the store, which window
 //! from [`super::query`].
@@ -9,8 +10,15 @@
 //! JSON: `{"start": RFC 3339, "end": ..., "step_seconds": number or null, "function": name or
 //! null, "series": [{"metric": name, "labels": {...}, "points": [[RFC 3339, value], ...]}]}`;
 //! values are JSON numbers, or the strings `"NaN"`, `"+Inf"`, `"-Inf"`.
+//! OpenMetrics: Prometheus's backfill input (`promtool tsdb create-blocks-from openmetrics`):
+//! one `# TYPE` line per family, its samples contiguous (series are exported sorted by name),
+//! `name{labels} value timestamp` with the timestamp in seconds, and `# EOF` at the end.
+//! A family is a `counter` (named without its `_total`) or a `gauge` when the exporting side
+//! knows it (the sentinel's current families), else a name ending in `_total` is a counter (the
+//! sentinel's counters all end so) and anything else, recorded rules included, is `unknown`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -20,6 +28,7 @@ use super::codec::DecodeError;
 use super::query::Window;
 use super::{History, Points, SeriesKey};
 use crate::clock::rfc3339;
+use crate::model::MetricKind;
 
 /// An export format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +37,8 @@ pub enum Format {
     Csv,
     /// JSON.
     Json,
+    /// OpenMetrics text, as `promtool tsdb create-blocks-from openmetrics` reads it.
+    OpenMetrics,
 }
 
 impl std::str::FromStr for Format {
@@ -36,7 +47,10 @@ impl std::str::FromStr for Format {
         match s {
             "csv" => Ok(Format::Csv),
             "json" => Ok(Format::Json),
-            other => Err(format!("unknown format {other:?}: use csv or json")),
+            "openmetrics" => Ok(Format::OpenMetrics),
+            other => Err(format!(
+                "unknown format {other:?}: use csv, json or openmetrics"
+            )),
         }
     }
 }
@@ -47,6 +61,7 @@ impl Format {
         match self {
             Format::Csv => "text/csv; charset=utf-8",
             Format::Json => "application/json",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
         }
     }
 }
@@ -80,6 +95,8 @@ pub struct Export {
     window: Window,
     keys: Vec<Arc<SeriesKey>>,
     label_names: Vec<String>,
+    /// OpenMetrics: each metric name's family name and type.
+    families: HashMap<String, (String, &'static str)>,
 }
 
 impl Export {
@@ -89,12 +106,22 @@ impl Export {
             .iter()
             .flat_map(|k| k.labels.iter().map(|(n, _)| n.clone()))
             .collect();
-        Export {
+        let mut export = Export {
             format,
             window,
             keys,
             label_names: label_names.into_iter().collect(),
-        }
+            families: HashMap::new(),
+        };
+        export.families = families(&export.keys, &HashMap::new());
+        export
+    }
+
+    /// Uses these types (by metric name, as the sentinel exposes them) for OpenMetrics'
+    /// `# TYPE` lines instead of the naming convention alone.
+    pub fn with_kinds(mut self, kinds: &HashMap<String, MetricKind>) -> Export {
+        self.families = families(&self.keys, kinds);
+        self
     }
 
     /// The series, in export order.
@@ -137,6 +164,7 @@ impl Export {
                 text.push_str(",\"series\":[");
                 text.into_bytes()
             }
+            Format::OpenMetrics => Vec::new(),
         }
     }
 
@@ -179,6 +207,37 @@ impl Export {
                 text.push_str(&item.to_string());
                 text.into_bytes()
             }
+            Format::OpenMetrics => {
+                let mut text = String::new();
+                let (family, kind) = self
+                    .families
+                    .get(&key.name)
+                    .map_or((key.name.as_str(), "unknown"), |(f, k)| (f.as_str(), *k));
+                let first_of_family = i == 0 || self.keys[i - 1].name != key.name;
+                if first_of_family {
+                    let _ = writeln!(text, "# TYPE {family} {kind}");
+                }
+                let mut series = key.name.clone();
+                if !key.labels.is_empty() {
+                    series.push('{');
+                    for (n, (k, v)) in key.labels.iter().enumerate() {
+                        if n > 0 {
+                            series.push(',');
+                        }
+                        let _ = write!(series, "{k}=\"{}\"", openmetrics_escape(v));
+                    }
+                    series.push('}');
+                }
+                for (t, v) in points {
+                    let _ = writeln!(
+                        text,
+                        "{series} {} {}",
+                        value_text(*v),
+                        openmetrics_timestamp(*t)
+                    );
+                }
+                text.into_bytes()
+            }
         }
     }
 
@@ -187,6 +246,7 @@ impl Export {
         match self.format {
             Format::Csv => Vec::new(),
             Format::Json => b"]}\n".to_vec(),
+            Format::OpenMetrics => b"# EOF\n".to_vec(),
         }
     }
 
@@ -207,27 +267,140 @@ impl Export {
     }
 }
 
-/// Prometheus's lookback: a sample stands for this long at most.
-const LOOKBACK_MS: i64 = 5 * 60 * 1000;
+/// Each metric name's OpenMetrics family name and type. A counter's family is its name without
+/// `_total`, unless another exported metric has that name (then the counter is `unknown`, as
+/// one family's samples must stay together).
+fn families(
+    keys: &[Arc<SeriesKey>],
+    kinds: &HashMap<String, MetricKind>,
+) -> HashMap<String, (String, &'static str)> {
+    let names: BTreeSet<&str> = keys.iter().map(|k| k.name.as_str()).collect();
+    names
+        .iter()
+        .map(|&name| {
+            let kind = kinds
+                .get(name)
+                .copied()
+                .or_else(|| name.ends_with("_total").then_some(MetricKind::Counter));
+            let family = match kind {
+                Some(MetricKind::Gauge) => (name.to_owned(), "gauge"),
+                Some(MetricKind::Counter) => match name.strip_suffix("_total") {
+                    Some(family) if !family.is_empty() && !names.contains(family) => {
+                        (family.to_owned(), "counter")
+                    }
+                    _ => (name.to_owned(), "unknown"),
+                },
+                None => (name.to_owned(), "unknown"),
+            };
+            (name.to_owned(), family)
+        })
+        .collect()
+}
 
-/// The value of a series at each step from `start` to `end`, as Prometheus evaluates a plain
-/// selector: the newest sample no older than five minutes.
-pub fn at_steps(points: &Points, start_ms: i64, end_ms: i64, step_ms: i64) -> Points {
-    let mut out = Vec::new();
-    let mut t = start_ms;
-    let mut i = 0;
-    while t <= end_ms {
-        while i < points.len() && points[i].0 <= t {
-            i += 1;
+/// A label value escaped as OpenMetrics text wants it (backslash, double quote, newline).
+fn openmetrics_escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// A timestamp in seconds that Prometheus's OpenMetrics parser reads back as `ms` exactly.
+/// It multiplies the seconds by 1000 and truncates, so `1.001` would come back as 1000 ms (the
+/// product is a hair below 1001): the nearest double whose product truncates to `ms` is
+/// written instead, in its shortest form (`1.0010000000000001`).
+///
+/// ```
+/// use ipfs_sentinel::history::export::openmetrics_timestamp;
+/// let text = openmetrics_timestamp(1_795_870_506_301);
+/// assert_eq!((text.parse::<f64>().unwrap() * 1000.0) as i64, 1_795_870_506_301);
+/// assert_eq!(openmetrics_timestamp(1_795_870_506_000), "1795870506");
+/// ```
+pub fn openmetrics_timestamp(ms: i64) -> String {
+    let exact = ms as f64 / 1000.0;
+    let reads_back = |s: f64| (s * 1000.0) as i64 == ms;
+    let mut candidate = exact;
+    for _ in 0..64 {
+        if reads_back(candidate) {
+            break;
         }
-        if let Some(&(ts, v)) = i.checked_sub(1).map(|j| &points[j]) {
-            if ts > t - LOOKBACK_MS {
-                out.push((t, v));
-            }
-        }
-        t += step_ms.max(1);
+        // Truncation is toward zero: move away from it.
+        candidate = if ms >= 0 {
+            candidate.next_up()
+        } else {
+            candidate.next_down()
+        };
     }
-    out
+    if !reads_back(candidate) {
+        candidate = exact;
+    }
+    if candidate.fract() == 0.0 && candidate.abs() < 1e15 {
+        format!("{}", candidate as i64)
+    } else {
+        format!("{candidate:?}")
+    }
+}
+
+/// A timestamp as Prometheus's HTTP API writes one: seconds, and a fraction of up to three
+/// digits only when there are milliseconds (`1795870506.301`, `1795870506`, `1795870506.05`).
+///
+/// ```
+/// use ipfs_sentinel::history::export::prometheus_timestamp;
+/// assert_eq!(prometheus_timestamp(1_795_870_506_301), "1795870506.301");
+/// assert_eq!(prometheus_timestamp(1_795_870_506_000), "1795870506");
+/// assert_eq!(prometheus_timestamp(-1_500), "-1.5");
+/// ```
+pub fn prometheus_timestamp(ms: i64) -> String {
+    let sign = if ms < 0 { "-" } else { "" };
+    let abs = ms.unsigned_abs();
+    let (seconds, fraction) = (abs / 1000, abs % 1000);
+    if fraction == 0 {
+        format!("{sign}{seconds}")
+    } else {
+        let digits = format!("{fraction:03}");
+        format!("{sign}{seconds}.{}", digits.trim_end_matches('0'))
+    }
+}
+
+/// A sample value as Prometheus's HTTP API writes one (Go's `strconv.FormatFloat` with the
+/// shortest digits: plain notation, but an exponent below 1e-6 and from 1e21 on).
+///
+/// ```
+/// use ipfs_sentinel::history::export::prometheus_value;
+/// assert_eq!(prometheus_value(0.25), "0.25");
+/// assert_eq!(prometheus_value(1e20), "100000000000000000000");
+/// assert_eq!(prometheus_value(1.5e21), "1.5e+21");
+/// assert_eq!(prometheus_value(-2e-7), "-2e-07");
+/// assert_eq!(prometheus_value(f64::NEG_INFINITY), "-Inf");
+/// ```
+pub fn prometheus_value(v: f64) -> String {
+    let abs = v.abs();
+    if !v.is_finite() {
+        return value_text(v);
+    }
+    if abs == 0.0 || (1e-6..1e21).contains(&abs) {
+        return format!("{v}");
+    }
+    // Rust writes `1.5e21` and `2e-7`; Go writes `1.5e+21` and `2e-07`.
+    let text = format!("{v:e}");
+    let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+    let (sign, digits) = match exponent.strip_prefix('-') {
+        Some(d) => ('-', d),
+        None => ('+', exponent),
+    };
+    format!("{mantissa}e{sign}{digits:0>2}")
+}
+
+/// A string as Go's `encoding/json` writes it: also `<`, `>`, `&`, U+2028 and U+2029 escaped.
+pub fn go_json_string(s: &str) -> String {
+    let text = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned());
+    if !text.contains(['<', '>', '&', '\u{2028}', '\u{2029}']) {
+        return text;
+    }
+    text.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
 }
 
 /// A series' labels as Prometheus's API writes a `metric` object, `__name__` included.
@@ -238,32 +411,6 @@ pub fn metric_json(key: &SeriesKey) -> Value {
         metric.insert(k.clone(), json!(v));
     }
     Value::Object(metric)
-}
-
-/// The matrix of a `query_range` answer, in Prometheus's HTTP API shape.
-pub fn prometheus_matrix(series: &[(Arc<SeriesKey>, Points)]) -> Value {
-    let result: Vec<Value> = series
-        .iter()
-        .filter(|(_, points)| !points.is_empty())
-        .map(|(key, points)| {
-            let metric = metric_json(key);
-            let values: Vec<Value> = points
-                .iter()
-                .map(|(t, v)| json!([*t as f64 / 1000.0, prometheus_value(*v)]))
-                .collect();
-            json!({"metric": metric, "values": values})
-        })
-        .collect();
-    json!({"status": "success", "data": {"resultType": "matrix", "result": result}})
-}
-
-/// A value as Prometheus's API writes it (Go's `strconv.FormatFloat(v, 'f', -1, 64)`).
-fn prometheus_value(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v}")
-    } else {
-        value_text(v)
-    }
 }
 
 #[cfg(test)]
@@ -319,16 +466,86 @@ mod tests {
     }
 
     #[test]
-    fn steps_follow_prometheus_lookback() {
-        let points = vec![(0, 1.0), (60_000, 2.0)];
-        let got = at_steps(&points, 0, 600_000, 120_000);
+    fn openmetrics_export_has_one_type_line_per_family_and_ends_with_eof() {
+        let w = Window {
+            start_ms: 0,
+            end_ms: 10_000,
+            step_ms: None,
+            function: None,
+        };
+        let key = |name: &str, labels: &[(&str, &str)]| {
+            Arc::new(SeriesKey {
+                name: name.into(),
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), (*v).into()))
+                    .collect(),
+            })
+        };
+        let keys = vec![
+            key("a_total", &[("x", "1")]),
+            key("a_total", &[("x", "2")]),
+            key("g", &[("note", "a\"b\\c\nd")]),
+            key("job:a:rate1m", &[]),
+            key("x", &[]),
+            key("x_total", &[]),
+        ];
+        let kinds = HashMap::from([("g".to_owned(), MetricKind::Gauge)]);
+        let e = Export::new(Format::OpenMetrics, w, keys).with_kinds(&kinds);
+        let mut bytes = e.header();
+        for i in 0..e.keys().len() {
+            bytes.extend(e.series(i, &vec![(1_500, 0.5), (2_000, f64::NAN)]));
+        }
+        bytes.extend(e.footer());
+        let text = String::from_utf8(bytes).unwrap();
         assert_eq!(
-            got,
-            vec![(0, 1.0), (120_000, 2.0), (240_000, 2.0)],
-            "stale after 5 minutes"
+            text,
+            "# TYPE a counter\n\
+             a_total{x=\"1\"} 0.5 1.5\na_total{x=\"1\"} NaN 2\n\
+             a_total{x=\"2\"} 0.5 1.5\na_total{x=\"2\"} NaN 2\n\
+             # TYPE g gauge\n\
+             g{note=\"a\\\"b\\\\c\\nd\"} 0.5 1.5\ng{note=\"a\\\"b\\\\c\\nd\"} NaN 2\n\
+             # TYPE job:a:rate1m unknown\n\
+             job:a:rate1m 0.5 1.5\njob:a:rate1m NaN 2\n\
+             # TYPE x unknown\nx 0.5 1.5\nx NaN 2\n\
+             # TYPE x_total unknown\nx_total 0.5 1.5\nx_total NaN 2\n\
+             # EOF\n"
         );
-        let m = prometheus_matrix(&[(key(), got)]);
-        assert_eq!(m["data"]["result"][0]["values"][1], json!([120.0, "2"]));
-        assert_eq!(m["data"]["result"][0]["metric"]["__name__"], "m");
+    }
+
+    #[test]
+    fn openmetrics_timestamps_read_back_to_the_same_millisecond() {
+        for ms in [
+            0,
+            1,
+            999,
+            1001,
+            1003,
+            1_795_870_506_301,
+            1_795_870_521_333,
+            1_795_877_734_859,
+            -1_301,
+        ] {
+            let text = openmetrics_timestamp(ms);
+            assert_eq!((text.parse::<f64>().unwrap() * 1000.0) as i64, ms, "{text}");
+        }
+        let misread = (1.001_f64 * 1000.0) as i64;
+        assert_eq!(misread, 1000, "the case this guards against");
+        assert_eq!(openmetrics_timestamp(1001), "1.0010000000000001");
+    }
+
+    #[test]
+    fn api_pieces_are_written_as_prometheus_writes_them() {
+        assert_eq!(prometheus_timestamp(5), "0.005");
+        assert_eq!(prometheus_timestamp(120_000), "120");
+        assert_eq!(prometheus_value(1e-6), "0.000001");
+        assert_eq!(prometheus_value(123456789.125), "123456789.125");
+        assert_eq!(prometheus_value(f64::NAN), "NaN");
+        assert_eq!(prometheus_value(-0.0), "-0");
+        assert_eq!(
+            go_json_string("a<b>&\"c"),
+            "\"a\\u003cb\\u003e\\u0026\\\"c\""
+        );
+        assert_eq!(metric_json(&key())["__name__"], "m");
     }
 }

@@ -1,7 +1,9 @@
 //! Reading a history request: a series selector (`name{label="x", other=~"re.*"}`, parsed with
 //! `promql-parser`), times (RFC 3339 or Unix seconds), durations (`1h`, `30m`, or seconds),
 //! a step, a function, and the checks on them (end before start, a step that is not positive,
-//! more than 11,000 points per series, as Prometheus's query_range refuses).
+//! more than 11,000 points per series, as Prometheus's query_range refuses). Also the
+//! parameters of the PromQL query API (`/api/v1/query`, `/api/v1/query_range`), read as
+//! Prometheus 2.42's `web/api/v1` reads them and refused with its messages.
 //!
 //! Owns the request's meaning; the HTTP API and the CLI both go through it, so they answer
 //! bad input with the same one-line reasons.
@@ -38,7 +40,7 @@ impl Selector {
         })?;
         let Expr::VectorSelector(vs) = expr else {
             return Err(BadRequest(format!(
-                "{text:?} is not a plain series selector such as name{{label=\"value\"}}; expressions are for the rule engine"
+                "{text:?} is not a plain series selector such as name{{label=\"value\"}}; evaluate expressions with /api/v1/query"
             )));
         };
         if vs.offset.is_some() || vs.at.is_some() || !vs.matchers.or_matchers.is_empty() {
@@ -86,6 +88,168 @@ pub fn parse_duration(text: &str) -> Result<i64, BadRequest> {
             "{text:?} is not a duration ({e}): use 1h30m, 15s, 500ms (units largest first, each once) or seconds"
         ))
     })
+}
+
+/// The longest a query may run, and the default of its `timeout` parameter: Prometheus's
+/// `--query.timeout` default.
+pub const QUERY_TIMEOUT_MS: i64 = 2 * 60 * 1000;
+
+/// Times are kept within this many ms of the epoch (about 73 million years), so arithmetic on
+/// them cannot overflow; Prometheus's own limits are wider and no history reaches either.
+const FARTHEST_MS: i64 = i64::MAX / 4;
+
+/// The value of form parameter `name` as Go's `Request.FormValue` gives it: the first one, or
+/// empty when there is none.
+pub fn form_value<'a>(params: &'a [(String, String)], name: &str) -> &'a str {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+fn invalid_parameter(name: &str, reason: impl std::fmt::Display) -> BadRequest {
+    BadRequest(format!("invalid parameter {name:?}: {reason}"))
+}
+
+/// A time parameter, or Prometheus's reason why not.
+fn api_time(text: &str) -> Result<i64, String> {
+    parse_time(text)
+        .map(|ms| ms.clamp(-FARTHEST_MS, FARTHEST_MS))
+        .map_err(|_| format!("cannot parse {text:?} to a valid timestamp"))
+}
+
+/// A duration parameter, or Prometheus's reason why not.
+fn api_duration(text: &str) -> Result<i64, String> {
+    if let Ok(seconds) = text.parse::<f64>() {
+        if (seconds * 1e9).abs() > i64::MAX as f64 {
+            return Err(format!(
+                "cannot parse {text:?} to a valid duration. It overflows int64"
+            ));
+        }
+    }
+    parse_duration(text)
+        .map(|ms| ms.clamp(-FARTHEST_MS, FARTHEST_MS))
+        .map_err(|_| format!("cannot parse {text:?} to a valid duration"))
+}
+
+/// The `timeout` parameter (default and limit [`QUERY_TIMEOUT_MS`]), ms.
+fn api_timeout(params: &[(String, String)]) -> Result<i64, BadRequest> {
+    match form_value(params, "timeout") {
+        "" => Ok(QUERY_TIMEOUT_MS),
+        text => api_duration(text)
+            .map(|ms| ms.min(QUERY_TIMEOUT_MS))
+            .map_err(|e| invalid_parameter("timeout", e)),
+    }
+}
+
+/// An instant query's parameters: `query`, `time` (default now), `timeout`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstantQuery {
+    /// The PromQL expression, as given.
+    pub query: String,
+    /// When to evaluate it, ms.
+    pub at_ms: i64,
+    /// How long it may take, ms.
+    pub timeout_ms: i64,
+}
+
+impl InstantQuery {
+    /// Reads the parameters as Prometheus's `/api/v1/query` does, in its order and with its
+    /// messages; `now_ms` is the default time.
+    ///
+    /// ```
+    /// use ipfs_sentinel::history::query::InstantQuery;
+    /// let p = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+    ///     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    /// };
+    /// let q = InstantQuery::read(&p(&[("query", "up"), ("time", "1.5")]), 9_000).unwrap();
+    /// assert_eq!((q.query.as_str(), q.at_ms), ("up", 1_500));
+    /// let e = InstantQuery::read(&p(&[("query", "up"), ("time", "soon")]), 0).unwrap_err();
+    /// assert_eq!(e.0, "invalid parameter \"time\": Invalid time value for 'time': cannot parse \"soon\" to a valid timestamp");
+    /// ```
+    pub fn read(params: &[(String, String)], now_ms: i64) -> Result<InstantQuery, BadRequest> {
+        let at_ms = match form_value(params, "time") {
+            "" => now_ms,
+            text => api_time(text).map_err(|e| {
+                invalid_parameter("time", format!("Invalid time value for 'time': {e}"))
+            })?,
+        };
+        Ok(InstantQuery {
+            timeout_ms: api_timeout(params)?,
+            query: form_value(params, "query").to_owned(),
+            at_ms,
+        })
+    }
+}
+
+/// A range query's parameters: `query`, `start`, `end`, `step`, `timeout`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeQuery {
+    /// The PromQL expression, as given.
+    pub query: String,
+    /// The first step, ms.
+    pub start_ms: i64,
+    /// No step after this, ms.
+    pub end_ms: i64,
+    /// Between steps, ms (positive).
+    pub step_ms: i64,
+    /// How long it may take, ms.
+    pub timeout_ms: i64,
+}
+
+impl RangeQuery {
+    /// Reads the parameters as Prometheus's `/api/v1/query_range` does, in its order and with
+    /// its messages: no more than 11,000 steps after the first.
+    ///
+    /// ```
+    /// use ipfs_sentinel::history::query::RangeQuery;
+    /// let p = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+    ///     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    /// };
+    /// let q = RangeQuery::read(&p(&[("query", "up"), ("start", "0"), ("end", "3600"), ("step", "15s")])).unwrap();
+    /// assert_eq!((q.start_ms, q.end_ms, q.step_ms), (0, 3_600_000, 15_000));
+    /// let e = RangeQuery::read(&p(&[("query", "up"), ("start", "0"), ("end", "86400"), ("step", "1")])).unwrap_err();
+    /// assert!(e.0.starts_with("exceeded maximum resolution of 11,000 points per timeseries"));
+    /// ```
+    pub fn read(params: &[(String, String)]) -> Result<RangeQuery, BadRequest> {
+        let start_ms =
+            api_time(form_value(params, "start")).map_err(|e| invalid_parameter("start", e))?;
+        let end_ms =
+            api_time(form_value(params, "end")).map_err(|e| invalid_parameter("end", e))?;
+        if end_ms < start_ms {
+            return Err(invalid_parameter(
+                "end",
+                "end timestamp must not be before start time",
+            ));
+        }
+        let step_ms =
+            api_duration(form_value(params, "step")).map_err(|e| invalid_parameter("step", e))?;
+        if step_ms <= 0 {
+            return Err(invalid_parameter(
+                "step",
+                "zero or negative query resolution step widths are not accepted. Try a positive integer",
+            ));
+        }
+        if (end_ms - start_ms) / step_ms > MAX_POINTS_PER_SERIES {
+            return Err(BadRequest(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
+            ));
+        }
+        Ok(RangeQuery {
+            timeout_ms: api_timeout(params)?,
+            query: form_value(params, "query").to_owned(),
+            start_ms,
+            end_ms,
+            step_ms,
+        })
+    }
+
+    /// The evaluation times, oldest first.
+    pub fn steps(&self) -> impl Iterator<Item = i64> + '_ {
+        (0..)
+            .map(|i| self.start_ms + i * self.step_ms)
+            .take_while(|t| *t <= self.end_ms)
+    }
 }
 
 /// A checked time window with an optional step and function.
@@ -287,5 +451,69 @@ mod tests {
             .unwrap_err()
             .0
             .contains("unknown function"));
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn query_api_parameters_are_refused_with_prometheus_messages() {
+        let range = |p: &[(&str, &str)]| RangeQuery::read(&pairs(p)).map_err(|e| e.0);
+        assert_eq!(
+            range(&[("query", "x"), ("end", "10"), ("step", "1")]).unwrap_err(),
+            "invalid parameter \"start\": cannot parse \"\" to a valid timestamp"
+        );
+        assert_eq!(
+            range(&[("start", "10"), ("end", "5"), ("step", "1")]).unwrap_err(),
+            "invalid parameter \"end\": end timestamp must not be before start time"
+        );
+        assert_eq!(
+            range(&[("start", "0"), ("end", "5"), ("step", "often")]).unwrap_err(),
+            "invalid parameter \"step\": cannot parse \"often\" to a valid duration"
+        );
+        assert!(range(&[("start", "0"), ("end", "5"), ("step", "-1")])
+            .unwrap_err()
+            .contains("zero or negative query resolution step widths"));
+        assert!(range(&[("start", "0"), ("end", "5"), ("step", "1e300")])
+            .unwrap_err()
+            .ends_with("It overflows int64"));
+        assert_eq!(
+            range(&[
+                ("start", "0"),
+                ("end", "5"),
+                ("step", "1"),
+                ("timeout", "x")
+            ])
+            .unwrap_err(),
+            "invalid parameter \"timeout\": cannot parse \"x\" to a valid duration"
+        );
+        // 11,000 steps after the first are allowed, one more is not.
+        assert!(range(&[("start", "0"), ("end", "11000"), ("step", "1")]).is_ok());
+        assert!(range(&[("start", "0"), ("end", "11001"), ("step", "1")])
+            .unwrap_err()
+            .starts_with("exceeded maximum resolution of 11,000 points"));
+        let q = range(&[
+            ("query", "up"),
+            ("start", "2026-11-28T12:00:00Z"),
+            ("end", "1795867230"),
+            ("step", "15"),
+            ("timeout", "5m"),
+        ])
+        .unwrap();
+        assert_eq!(
+            q.steps().collect::<Vec<_>>(),
+            [1_795_867_200_000, 1_795_867_215_000, 1_795_867_230_000]
+        );
+        assert_eq!(
+            q.timeout_ms, QUERY_TIMEOUT_MS,
+            "never longer than the limit"
+        );
+        let far = range(&[("start", "-1e300"), ("end", "1e300"), ("step", "1e9")]).unwrap_err();
+        assert!(far.starts_with("exceeded maximum resolution"), "{far}");
+        let i = InstantQuery::read(&pairs(&[("query", "1"), ("timeout", "2s")]), 7).unwrap();
+        assert_eq!((i.at_ms, i.timeout_ms), (7, 2_000));
     }
 }

@@ -1,19 +1,23 @@
 //! The JSON and export endpoints: `GET /api/v1/status`; `GET /api/v1/rules` and
 //! `GET /api/v1/alerts`; `POST /-/reload`; the read side of Prometheus's HTTP API
-//! for plain selectors (`query_range`, `query`, `series`, `labels`, `label/NAME/values`), so
-//! Grafana's Prometheus datasource can read a bare sentinel; `GET /api/v1/export` (CSV or JSON,
-//! streamed series by series) and `GET /api/v1/summary` (per node and cluster-wide).
+//! (`query` and `query_range` in PromQL, see [`promql`]; `series`, `labels`,
+//! `label/NAME/values`), GET or POST with a form body as Prometheus takes them, so Grafana's
+//! Prometheus datasource can read a bare sentinel; `GET /api/v1/export` (CSV, JSON or
+//! OpenMetrics, streamed series by series) and `GET /api/v1/summary` (per node and
+//! cluster-wide).
 //!
 //! Owns request parsing and answers; the meaning of parameters is [`crate::history::query`]'s,
 //! the formats [`crate::history::export`]'s. Bad input is a 400 with a one-line reason.
+
+pub mod promql;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -22,9 +26,10 @@ use super::server::AppState;
 use crate::actions::deliver::Settings;
 use crate::clock::system_ms;
 use crate::history::aggregate::{summarize, summarize_cluster};
-use crate::history::export::{at_steps, metric_json, prometheus_matrix, Export, Format};
+use crate::history::export::{metric_json, Export, Format};
 use crate::history::query::{BadRequest, Selector, WindowParams};
 use crate::history::recorder::lock;
+use crate::model::MetricKind;
 use crate::status;
 
 type Params = Query<HashMap<String, String>>;
@@ -67,14 +72,6 @@ fn prometheus_error(e: BadRequest) -> Response {
         .into_response()
 }
 
-/// The selector in parameter `name` (required).
-fn required_selector(p: &HashMap<String, String>, name: &str) -> Result<Selector, BadRequest> {
-    match p.get(name) {
-        Some(q) => Selector::parse(q),
-        None => Err(BadRequest(format!("{name} is required"))),
-    }
-}
-
 /// The selectors in `match[]` (any of them), or every series when there is none.
 fn match_list(pairs: &[(String, String)]) -> Result<Vec<Selector>, BadRequest> {
     let selectors = pairs
@@ -89,42 +86,58 @@ fn match_list(pairs: &[(String, String)]) -> Result<Vec<Selector>, BadRequest> {
     })
 }
 
-/// `GET /api/v1/query?query=SELECTOR&time=`: each matching series' newest sample no older than
-/// five minutes at `time` (default now), as a Prometheus vector.
-pub async fn query(State(state): State<AppState>, Query(p): Params) -> Response {
-    let selector = match required_selector(&p, "query") {
-        Ok(s) => s,
-        Err(e) => return prometheus_error(e),
-    };
-    let at = match p
-        .get("time")
-        .map(|t| crate::history::query::parse_time(t))
-        .transpose()
-    {
-        Ok(t) => t.unwrap_or_else(|| system_ms(SystemTime::now())),
-        Err(e) => return prometheus_error(e),
-    };
-    let history = lock(&state.history);
-    let mut result = Vec::new();
-    for key in history.series(|k| selector.matches(k)) {
-        let points = match history.points(&key, at - 5 * 60_000, at) {
-            Ok(points) => points,
-            Err(e) => return internal(e),
-        };
-        if let Some((_, v)) = at_steps(&points, at, at, 1).first() {
-            let metric = metric_json(&key);
-            result.push(json!({"metric": metric, "value": [at as f64 / 1000.0, crate::history::export::value_text(*v)]}));
+/// Request parameters as Prometheus reads them (Go's `Request.FormValue`): a POST's
+/// `application/x-www-form-urlencoded` body first, then the URL's query string.
+pub struct FormParams(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequest<S> for FormParams {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        let url = Query::<Vec<(String, String)>>::try_from_uri(request.uri())
+            .map(|q| q.0)
+            .map_err(|e| prometheus_error(BadRequest(format!("error parsing form values: {e}"))))?;
+        let form = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let mut params = Vec::new();
+        if request.method() == Method::POST && form {
+            let axum::Form(body) =
+                axum::Form::<Vec<(String, String)>>::from_request(request, state)
+                    .await
+                    .map_err(|e| {
+                        prometheus_error(BadRequest(format!(
+                            "error parsing form values: {}",
+                            e.body_text()
+                        )))
+                    })?;
+            params = body;
         }
+        params.extend(url);
+        Ok(FormParams(params))
     }
-    Json(json!({"status": "success", "data": {"resultType": "vector", "result": result}}))
+}
+
+fn prometheus_answer(answer: promql::Answer) -> Response {
+    (
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        [(header::CONTENT_TYPE, "application/json")],
+        answer.body,
+    )
         .into_response()
 }
 
-/// `GET /api/v1/series?match[]=SELECTOR...`: the label sets of the matching series.
-pub async fn series(
-    State(state): State<AppState>,
-    Query(pairs): Query<Vec<(String, String)>>,
-) -> Response {
+/// `GET` or `POST /api/v1/query?query=EXPR&time=&timeout=`: the expression's value at `time`
+/// (default now), as Prometheus answers.
+pub async fn query(State(state): State<AppState>, FormParams(p): FormParams) -> Response {
+    let now = system_ms(SystemTime::now());
+    prometheus_answer(promql::instant(&state.history, &p, now))
+}
+
+/// `GET` or `POST /api/v1/series?match[]=SELECTOR...`: the label sets of the matching series.
+pub async fn series(State(state): State<AppState>, FormParams(pairs): FormParams) -> Response {
     let selectors = match match_list(&pairs) {
         Ok(s) => s,
         Err(e) => return prometheus_error(e),
@@ -138,11 +151,8 @@ pub async fn series(
     Json(json!({"status": "success", "data": data})).into_response()
 }
 
-/// `GET /api/v1/labels`: every label name in the history.
-pub async fn labels(
-    State(state): State<AppState>,
-    Query(pairs): Query<Vec<(String, String)>>,
-) -> Response {
+/// `GET` or `POST /api/v1/labels`: every label name in the history.
+pub async fn labels(State(state): State<AppState>, FormParams(pairs): FormParams) -> Response {
     let selectors = match match_list(&pairs) {
         Ok(s) => s,
         Err(e) => return prometheus_error(e),
@@ -174,33 +184,14 @@ pub async fn label_values(
     Json(json!({"status": "success", "data": values})).into_response()
 }
 
-/// `GET /api/v1/query_range?query=SELECTOR&start=&end=&step=`.
-pub async fn query_range(State(state): State<AppState>, Query(p): Params) -> Response {
-    let selector = match required_selector(&p, "query") {
-        Ok(s) => s,
-        Err(e) => return prometheus_error(e),
-    };
-    let history = lock(&state.history);
-    let window =
-        match window_params(&p).check(history.first_tick(), system_ms(SystemTime::now()), true) {
-            Ok(w) => w,
-            Err(e) => return prometheus_error(e),
-        };
-    let step = window.step_ms.unwrap_or(1);
-    let mut series = Vec::new();
-    for key in history.series(|k| selector.matches(k)) {
-        match history.points(&key, window.start_ms - 5 * 60_000, window.end_ms) {
-            Ok(points) => {
-                let stepped = at_steps(&points, window.start_ms, window.end_ms, step);
-                series.push((key, stepped));
-            }
-            Err(e) => return internal(e),
-        }
-    }
-    Json(prometheus_matrix(&series)).into_response()
+/// `GET` or `POST /api/v1/query_range?query=EXPR&start=&end=&step=&timeout=`: the
+/// expression at each step, as Prometheus answers.
+pub async fn query_range(State(state): State<AppState>, FormParams(p): FormParams) -> Response {
+    prometheus_answer(promql::range(&state.history, &p))
 }
 
-/// `GET /api/v1/export?format=csv|json&match=SELECTOR&start=&end=&range=&step=&fn=`.
+/// `GET /api/v1/export?format=csv|json|openmetrics&match=SELECTOR&start=&end=&range=&step=&fn=`.
+/// OpenMetrics types come from the families the sentinel exposes now.
 pub async fn export(State(state): State<AppState>, Query(p): Params) -> Response {
     let format: Format = match p
         .get("format")
@@ -228,11 +219,17 @@ pub async fn export(State(state): State<AppState>, Query(p): Params) -> Response
             Ok(w) => w,
             Err(e) => return bad_request(e),
         };
-        Arc::new(Export::new(
-            format,
-            window,
-            history.series(|k| selector.matches(k)),
-        ))
+        let kinds: HashMap<String, MetricKind> = state
+            .metrics
+            .current()
+            .snapshot
+            .families
+            .iter()
+            .map(|f| (f.name.clone(), f.kind))
+            .collect();
+        Arc::new(
+            Export::new(format, window, history.series(|k| selector.matches(k))).with_kinds(&kinds),
+        )
     };
     // One chunk per series, each read under the lock only while it is read.
     let n = plan.keys().len();

@@ -62,10 +62,13 @@ pub struct AppState {
 /// The routes, ready to serve.
 pub fn router(state: AppState) -> Router {
     let reads = Router::new()
-        .route("/api/v1/query_range", get(api::query_range))
-        .route("/api/v1/query", get(api::query))
-        .route("/api/v1/series", get(api::series))
-        .route("/api/v1/labels", get(api::labels))
+        .route(
+            "/api/v1/query_range",
+            get(api::query_range).post(api::query_range),
+        )
+        .route("/api/v1/query", get(api::query).post(api::query))
+        .route("/api/v1/series", get(api::series).post(api::series))
+        .route("/api/v1/labels", get(api::labels).post(api::labels))
         .route("/api/v1/label/{name}/values", get(api::label_values))
         .route("/api/v1/export", get(api::export))
         .route("/api/v1/summary", get(api::summary))
