@@ -1,0 +1,331 @@
+//! Executing a parsed template: walking the tree with dot and the variable stack, evaluating
+//! pipelines, `and`/`or` short-circuiting, `range` over maps in key order, as Go's
+//! `text/template` executes with `missingkey=zero`.
+
+use std::rc::Rc;
+
+use super::functions::call_function;
+use super::parser::{Branch, Command, Node, Operand, Pipeline, Term};
+use super::value::{AlertRecord, Value};
+use super::{Located, TemplateData};
+
+pub(super) struct Executor {
+    pub(super) root: Rc<AlertRecord>,
+    pub(super) vars: Vec<(String, Value)>,
+    pub(super) output: String,
+}
+
+impl Executor {
+    pub(super) fn new(data: &TemplateData) -> Self {
+        let root = Rc::new(AlertRecord {
+            labels: Rc::new(data.labels.clone()),
+            external_labels: Rc::new(data.external_labels.clone()),
+            external_url: data.external_url.clone(),
+            value: data.value,
+        });
+        let vars = vec![("$".to_owned(), Value::Record(Rc::clone(&root)))];
+        Executor {
+            root,
+            vars,
+            output: String::new(),
+        }
+    }
+
+    pub(super) fn root(&self) -> Value {
+        Value::Record(Rc::clone(&self.root))
+    }
+
+    pub(super) fn walk(&mut self, nodes: &[Node], dot: &Value) -> Result<(), Located> {
+        nodes.iter().try_for_each(|node| self.walk_node(node, dot))
+    }
+
+    pub(super) fn walk_node(&mut self, node: &Node, dot: &Value) -> Result<(), Located> {
+        match node {
+            Node::Text(text) => {
+                self.output.push_str(text);
+                Ok(())
+            }
+            Node::Action { line, pipe } => {
+                let value = self.eval_pipeline(dot, pipe).map_err(|e| at(*line, e))?;
+                if pipe.declarations.is_empty() {
+                    self.output.push_str(&value.to_string());
+                }
+                Ok(())
+            }
+            Node::If(branch) => self.walk_condition(branch, dot, false),
+            Node::With(branch) => self.walk_condition(branch, dot, true),
+            Node::Range(branch) => self.walk_range(branch, dot),
+        }
+    }
+
+    /// Runs `if` (dot unchanged) or `with` (dot becomes the pipeline's value).
+    pub(super) fn walk_condition(
+        &mut self,
+        branch: &Branch,
+        dot: &Value,
+        rebind: bool,
+    ) -> Result<(), Located> {
+        let mark = self.vars.len();
+        let value = self
+            .eval_pipeline(dot, &branch.pipe)
+            .map_err(|e| at(branch.line, e))?;
+        let result = match (value.is_true(), rebind) {
+            (true, true) => self.walk(&branch.body, &value),
+            (true, false) => self.walk(&branch.body, dot),
+            (false, _) => self.walk(&branch.otherwise, dot),
+        };
+        self.vars.truncate(mark);
+        result
+    }
+
+    pub(super) fn walk_range(&mut self, branch: &Branch, dot: &Value) -> Result<(), Located> {
+        let mark = self.vars.len();
+        let collection = self
+            .eval_pipeline(dot, &branch.pipe)
+            .map_err(|e| at(branch.line, e))?;
+        let entries = range_entries(&collection).map_err(|e| at(branch.line, e))?;
+        if entries.is_empty() {
+            let result = self.walk(&branch.otherwise, dot);
+            self.vars.truncate(mark);
+            return result;
+        }
+        for (key, element) in entries {
+            self.bind_range_variables(&branch.pipe, key, element.clone())
+                .map_err(|e| at(branch.line, e))?;
+            let iteration_mark = self.vars.len();
+            self.walk(&branch.body, &element)?;
+            self.vars.truncate(iteration_mark);
+        }
+        self.vars.truncate(mark);
+        Ok(())
+    }
+
+    /// Sets `range $v :=` to the element, or `range $k, $v :=` to key and element.
+    pub(super) fn bind_range_variables(
+        &mut self,
+        pipe: &Pipeline,
+        key: Value,
+        element: Value,
+    ) -> Result<(), String> {
+        let values = match pipe.declarations.len() {
+            0 => return Ok(()),
+            1 => vec![element],
+            _ => vec![key, element],
+        };
+        if pipe.assigns {
+            for (name, value) in pipe.declarations.iter().zip(values) {
+                self.set_var(name, value)?;
+            }
+            return Ok(());
+        }
+        let first = self.vars.len().saturating_sub(values.len());
+        for (slot, value) in self.vars[first..].iter_mut().zip(values) {
+            slot.1 = value;
+        }
+        Ok(())
+    }
+
+    pub(super) fn eval_pipeline(&mut self, dot: &Value, pipe: &Pipeline) -> Result<Value, String> {
+        let mut piped = None;
+        for command in &pipe.commands {
+            piped = Some(self.eval_command(dot, command, piped)?);
+        }
+        let value = piped.ok_or("missing value for command")?;
+        for name in &pipe.declarations {
+            if pipe.assigns {
+                self.set_var(name, value.clone())?;
+            } else {
+                self.vars.push((name.clone(), value.clone()));
+            }
+        }
+        Ok(value)
+    }
+
+    pub(super) fn set_var(&mut self, name: &str, value: Value) -> Result<(), String> {
+        let slot = self
+            .vars
+            .iter_mut()
+            .rev()
+            .find(|(existing, _)| existing == name)
+            .ok_or_else(|| format!("undefined variable: {name}"))?;
+        slot.1 = value;
+        Ok(())
+    }
+
+    pub(super) fn lookup(&self, name: &str) -> Result<Value, String> {
+        self.vars
+            .iter()
+            .rev()
+            .find(|(existing, _)| existing == name)
+            .map(|(_, value)| value.clone())
+            .ok_or_else(|| format!("undefined variable: {name}"))
+    }
+
+    pub(super) fn eval_command(
+        &mut self,
+        dot: &Value,
+        command: &Command,
+        piped: Option<Value>,
+    ) -> Result<Value, String> {
+        let (first, arguments) = command.operands.split_first().ok_or("empty command")?;
+        if let (Term::Function(name), true) = (&first.term, first.fields.is_empty()) {
+            return self.call(dot, name, arguments, piped);
+        }
+        if !arguments.is_empty() || piped.is_some() {
+            return Err(format!("can't give argument to non-function {first}"));
+        }
+        self.eval_operand(dot, first)
+    }
+
+    pub(super) fn eval_operand(&mut self, dot: &Value, operand: &Operand) -> Result<Value, String> {
+        let mut value = match &operand.term {
+            Term::Dot => dot.clone(),
+            Term::Variable(name) => self.lookup(name)?,
+            Term::Function(name) => self.call(dot, name, &[], None)?,
+            Term::Str(text) => Value::Str(text.clone()),
+            Term::Int(value) => Value::Int(*value),
+            Term::Float(value) => Value::Float(*value),
+            Term::Bool(value) => Value::Bool(*value),
+            Term::Nested(pipe) => self.eval_pipeline(dot, pipe)?,
+        };
+        for field in &operand.fields {
+            value = value.field(field)?;
+        }
+        Ok(value)
+    }
+
+    pub(super) fn call(
+        &mut self,
+        dot: &Value,
+        name: &str,
+        arguments: &[Operand],
+        piped: Option<Value>,
+    ) -> Result<Value, String> {
+        if matches!(name, "and" | "or") {
+            return self.call_logical(dot, name == "and", arguments, piped);
+        }
+        let mut values = arguments
+            .iter()
+            .map(|operand| self.eval_operand(dot, operand))
+            .collect::<Result<Vec<_>, _>>()?;
+        values.extend(piped);
+        call_function(name, values)
+    }
+
+    /// `and` and `or` stop at the first argument that decides the result, and return it.
+    pub(super) fn call_logical(
+        &mut self,
+        dot: &Value,
+        is_and: bool,
+        arguments: &[Operand],
+        piped: Option<Value>,
+    ) -> Result<Value, String> {
+        let name = if is_and { "and" } else { "or" };
+        let count = arguments.len() + usize::from(piped.is_some());
+        if count == 0 {
+            return Err(format!(
+                "wrong number of args for {name}: want at least 1 got 0"
+            ));
+        }
+        let mut last = None;
+        for operand in arguments {
+            let value = self.eval_operand(dot, operand)?;
+            if value.is_true() != is_and {
+                return Ok(value);
+            }
+            last = Some(value);
+        }
+        piped
+            .or(last)
+            .ok_or_else(|| format!("missing argument for {name}"))
+    }
+}
+
+pub(super) fn at(line: usize, message: String) -> Located {
+    Located { line, message }
+}
+
+/// What `range` visits: a map's entries in key order.
+pub(super) fn range_entries(collection: &Value) -> Result<Vec<(Value, Value)>, String> {
+    match collection {
+        Value::Map(map) => Ok(map
+            .iter()
+            .map(|(key, value)| (Value::Str(key.clone()), Value::Str(value.clone())))
+            .collect()),
+        other => Err(format!("range can't iterate over {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::expand;
+    use super::super::testing::*;
+
+    // Go text/template docs, "Actions": if / else if / else.
+    #[test]
+    fn if_else_if_else() {
+        let text = "{{ if eq $labels.severity \"warn\" }}W{{ else if eq $labels.severity \"page\" }}P{{ else }}N{{ end }}";
+        assert_eq!(run(text), "P");
+        assert_eq!(run("{{ if \"\" }}yes{{ else }}no{{ end }}"), "no");
+        assert_eq!(run("{{ if $labels }}labels{{ end }}"), "labels");
+    }
+
+    // Go text/template docs, "Actions": range over a map visits keys in sorted order.
+    #[test]
+    fn range_over_map_sorted() {
+        let text = "{{ range $k, $v := $labels }}{{ $k }}={{ $v }};{{ end }}";
+        assert_eq!(run(text), "instance=node-1:9100;job=ipfs;severity=page;");
+        assert_eq!(
+            run("{{ range .Labels }}[{{ . }}]{{ end }}"),
+            "[node-1:9100][ipfs][page]"
+        );
+        assert_eq!(
+            run("{{ range $v := .ExternalLabels }}{{ $v }}{{ end }}"),
+            "eu-1"
+        );
+    }
+
+    // Go text/template docs: range's else runs for an empty map; ranging a number fails.
+    #[test]
+    fn range_else_and_errors() {
+        let mut empty = data();
+        empty.external_labels.clear();
+        let text = "{{ range .ExternalLabels }}x{{ else }}none{{ end }}";
+        assert_eq!(expand("t", text, &empty), "none");
+        assert!(failure("{{ range $value }}{{ end }}").contains("range can't iterate over 95"));
+    }
+
+    // Go text/template docs, "Actions": with sets dot, else runs when empty.
+    #[test]
+    fn with_sets_dot() {
+        assert_eq!(
+            run("{{ with $labels.job }}job={{ . }}{{ end }}"),
+            "job=ipfs"
+        );
+        assert_eq!(
+            run("{{ with $labels.nope }}x{{ else }}empty{{ end }}"),
+            "empty"
+        );
+    }
+
+    // Go text/template docs, "Functions": not, and, or return an argument, short-circuit.
+    #[test]
+    fn not_and_or() {
+        assert_eq!(run("{{ not true }} {{ not \"\" }}"), "false true");
+        assert_eq!(
+            run("{{ and 1 \"\" 2 }}|{{ and 1 2 }}|{{ or \"\" 0 \"x\" }}|{{ or \"\" 0 }}"),
+            "|2|x|0"
+        );
+        // The failing call after a false argument is never evaluated.
+        assert_eq!(run("{{ and false (len $value) }}"), "false");
+    }
+
+    // Go text/template exec.go: field access on a non-map, arguments to a non-function.
+    #[test]
+    fn execution_errors_name_the_template() {
+        let output = failure("line\n{{ $labels.job.x }}");
+        assert_eq!(output, "<error expanding template: error executing template test: template: test:2: can't evaluate field x in type string>");
+        assert!(failure("{{ .Foo }}").contains("can't evaluate field Foo in type struct"));
+        assert!(failure("{{ $value 1 }}").contains("can't give argument to non-function $value"));
+    }
+}
