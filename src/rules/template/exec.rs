@@ -4,19 +4,20 @@
 
 use std::rc::Rc;
 
-use super::functions::call_function;
+use super::functions::{call_function, calling, exact_args};
 use super::parser::{Branch, Command, Node, Operand, Pipeline, Term};
 use super::value::{AlertRecord, Value};
-use super::{Located, TemplateData};
+use super::{Located, TemplateData, TemplateQuery};
 
-pub(super) struct Executor {
+pub(super) struct Executor<'q> {
     pub(super) root: Rc<AlertRecord>,
     pub(super) vars: Vec<(String, Value)>,
     pub(super) output: String,
+    queries: &'q dyn TemplateQuery,
 }
 
-impl Executor {
-    pub(super) fn new(data: &TemplateData) -> Self {
+impl<'q> Executor<'q> {
+    pub(super) fn new(data: &TemplateData, queries: &'q dyn TemplateQuery) -> Self {
         let root = Rc::new(AlertRecord {
             labels: Rc::new(data.labels.clone()),
             external_labels: Rc::new(data.external_labels.clone()),
@@ -28,6 +29,7 @@ impl Executor {
             root,
             vars,
             output: String::new(),
+            queries,
         }
     }
 
@@ -209,7 +211,27 @@ impl Executor {
             .map(|operand| self.eval_operand(dot, operand))
             .collect::<Result<Vec<_>, _>>()?;
         values.extend(piped);
-        call_function(name, values)
+        match name {
+            "query" => {
+                let [expr] = exact_args(name, values)?;
+                let samples = self
+                    .queries
+                    .query(&expr.into_string()?)
+                    .map_err(calling(name))?;
+                Ok(Value::Samples(Rc::new(
+                    samples.into_iter().map(Rc::new).collect(),
+                )))
+            }
+            "externalURL" => {
+                let [] = exact_args(name, values)?;
+                Ok(Value::Str(self.root.external_url.clone()))
+            }
+            "pathPrefix" => {
+                let [] = exact_args(name, values)?;
+                Ok(Value::Str(url_path(&self.root.external_url).to_owned()))
+            }
+            _ => call_function(name, values),
+        }
     }
 
     /// `and` and `or` stop at the first argument that decides the result, and return it.
@@ -245,12 +267,34 @@ pub(super) fn at(line: usize, message: String) -> Located {
     Located { line, message }
 }
 
-/// What `range` visits: a map's entries in key order.
+/// The path of a URL as Go's `url.URL.Path` has it (`http://host:9090/prometheus?x` is
+/// `/prometheus`; no path is empty).
+fn url_path(url: &str) -> &str {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path_and_more = after_scheme
+        .find('/')
+        .map_or("", |start| &after_scheme[start..]);
+    path_and_more.split(['?', '#']).next().unwrap_or_default()
+}
+
+/// What `range` visits: a map's entries in key order, a slice's elements with their index.
 pub(super) fn range_entries(collection: &Value) -> Result<Vec<(Value, Value)>, String> {
     match collection {
         Value::Map(map) => Ok(map
             .iter()
             .map(|(key, value)| (Value::Str(key.clone()), Value::Str(value.clone())))
+            .collect()),
+        Value::Args(args) => Ok(args
+            .iter()
+            .map(|(key, value)| (Value::Str(key.clone()), value.clone()))
+            .collect()),
+        Value::Samples(samples) => Ok(samples
+            .iter()
+            .enumerate()
+            .map(|(position, sample)| {
+                let position = i64::try_from(position).unwrap_or(i64::MAX);
+                (Value::Int(position), Value::Sample(Rc::clone(sample)))
+            })
             .collect()),
         other => Err(format!("range can't iterate over {other}")),
     }
@@ -291,7 +335,7 @@ mod tests {
         let mut empty = data();
         empty.external_labels.clear();
         let text = "{{ range .ExternalLabels }}x{{ else }}none{{ end }}";
-        assert_eq!(expand("t", text, &empty), "none");
+        assert_eq!(expand("t", text, &empty, &StubQueries), "none");
         assert!(failure("{{ range $value }}{{ end }}").contains("range can't iterate over 95"));
     }
 

@@ -1,14 +1,26 @@
 //! The function map: Go's `text/template` builtins and Prometheus's template functions
 //! (`template/template.go`), dispatched by name with Go's argument-count and type errors.
 
-use super::humanize::humanize_value;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use super::humanize::{humanize_value, parse_duration_seconds, to_duration, to_float, to_time};
 use super::printf::sprintf;
 use super::value::Value;
-use super::QUERIES_UNSUPPORTED;
+use super::QuerySample;
 
 pub(super) fn call_function(name: &str, args: Vec<Value>) -> Result<Value, String> {
     match name {
         "print" => Ok(Value::Str(sprint(&args))),
+        "println" => Ok(Value::Str(sprintln(&args))),
+        "html" => Ok(Value::Str(html_escape(&escaper_text(&args)))),
+        "js" => Ok(Value::Str(js_escape(&escaper_text(&args)))),
+        "urlquery" => Ok(Value::Str(query_escape(&escaper_text(&args)))),
+        "slice" => slice(args).map_err(calling(name)),
+        "call" => {
+            let callee = args.first().map_or("nil", Value::type_name);
+            Err(format!("error calling call: non-function of type {callee}"))
+        }
         "printf" => {
             let (format, rest) = args
                 .split_first()
@@ -57,8 +69,234 @@ pub(super) fn call_prometheus_function(name: &str, args: Vec<Value>) -> Result<V
             let regex = compile_regex(&pattern.into_string()?).map_err(calling(name))?;
             Ok(Value::Bool(regex.is_match(&text.into_string()?)))
         }
-        _ => Err(format!("error calling {name}: {QUERIES_UNSUPPORTED}")),
+        _ => call_query_function(name, args),
     }
+}
+
+/// The rest of Prometheus's map: query results, links, `args`, durations and times.
+pub(super) fn call_query_function(name: &str, args: Vec<Value>) -> Result<Value, String> {
+    match name {
+        "first" => {
+            let [samples] = exact_args(name, args)?;
+            into_samples(samples)?
+                .first()
+                .map(|sample| Value::Sample(Rc::clone(sample)))
+                .ok_or_else(|| {
+                    "error calling first: first() called on vector with no elements".to_owned()
+                })
+        }
+        "label" => {
+            let [label, sample] = exact_args(name, args)?;
+            let (label, sample) = (label.into_string()?, into_sample(sample)?);
+            Ok(Value::Str(
+                sample.labels.get(&label).cloned().unwrap_or_default(),
+            ))
+        }
+        "value" => {
+            let [sample] = exact_args(name, args)?;
+            Ok(Value::Float(into_sample(sample)?.value))
+        }
+        "strvalue" => {
+            let [sample] = exact_args(name, args)?;
+            let sample = into_sample(sample)?;
+            Ok(Value::Str(
+                sample.labels.get("__value__").cloned().unwrap_or_default(),
+            ))
+        }
+        "sortByLabel" => {
+            let [label, samples] = exact_args(name, args)?;
+            let label = label.into_string()?;
+            let mut sorted = into_samples(samples)?.as_ref().clone();
+            // A stable sort, as Prometheus's sort.Stable: ties keep the query's order.
+            sorted.sort_by(|a, b| label_of(a, &label).cmp(label_of(b, &label)));
+            Ok(Value::Samples(Rc::new(sorted)))
+        }
+        "args" => Ok(Value::Args(Rc::new(
+            args.into_iter()
+                .enumerate()
+                .map(|(position, value)| (format!("arg{position}"), value))
+                .collect::<BTreeMap<_, _>>(),
+        ))),
+        "safeHtml" => {
+            let [text] = exact_args(name, args)?;
+            Ok(Value::Str(text.into_string()?))
+        }
+        "graphLink" | "tableLink" => {
+            let [expr] = exact_args(name, args)?;
+            let tab = if name == "graphLink" { 0 } else { 1 };
+            Ok(Value::Str(format!(
+                "/graph?g0.expr={}&g0.tab={tab}",
+                query_escape(&expr.into_string()?)
+            )))
+        }
+        "urlQueryEscape" => {
+            let [text] = exact_args(name, args)?;
+            Ok(Value::Str(query_escape(&text.into_string()?)))
+        }
+        "parseDuration" => {
+            let [text] = exact_args(name, args)?;
+            parse_duration_seconds(&text.into_string()?)
+                .map(Value::Float)
+                .map_err(calling(name))
+        }
+        "toTime" => {
+            let [value] = exact_args(name, args)?;
+            to_float(value)
+                .and_then(to_time)
+                .map(Value::Time)
+                .map_err(calling(name))
+        }
+        "toDuration" => {
+            let [value] = exact_args(name, args)?;
+            to_float(value)
+                .map(|seconds| Value::Duration(to_duration(seconds)))
+                .map_err(calling(name))
+        }
+        _ => Err(format!("function {name:?} not defined")),
+    }
+}
+
+fn label_of<'s>(sample: &'s QuerySample, label: &str) -> &'s str {
+    sample.labels.get(label).map_or("", String::as_str)
+}
+
+/// A query result, or Go's reflection error for anything else.
+fn into_samples(value: Value) -> Result<Rc<Vec<Rc<QuerySample>>>, String> {
+    match value {
+        Value::Samples(samples) => Ok(samples),
+        other => Err(format!(
+            "wrong type for value; expected template.queryResult; got {}",
+            other.type_name()
+        )),
+    }
+}
+
+/// One sample of a query result, or Go's reflection error for anything else.
+fn into_sample(value: Value) -> Result<Rc<QuerySample>, String> {
+    match value {
+        Value::Sample(sample) => Ok(sample),
+        other => Err(format!(
+            "wrong type for value; expected *template.sample; got {}",
+            other.type_name()
+        )),
+    }
+}
+
+/// Go's `evalArgs` for `html`, `js` and `urlquery`: one string as it is, anything else as
+/// `fmt.Sprint` prints it.
+fn escaper_text(args: &[Value]) -> String {
+    match args {
+        [Value::Str(text)] => text.clone(),
+        _ => sprint(args),
+    }
+}
+
+/// Go's `template.HTMLEscapeString`.
+///
+/// Not the `html` crate's escaping: Go writes `&#34;` and `&#39;` and replaces NUL.
+pub(super) fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("&#34;"),
+            '\'' => out.push_str("&#39;"),
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\0' => out.push('\u{FFFD}'),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Go's `template.JSEscapeString`.
+pub(super) fn js_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '"' => out.push_str("\\\""),
+            '<' => out.push_str("\\u003C"),
+            '>' => out.push_str("\\u003E"),
+            '&' => out.push_str("\\u0026"),
+            '=' => out.push_str("\\u003D"),
+            c if c < ' ' || (!c.is_ascii() && c.is_control()) => {
+                out.push_str(&format!("\\u{:04X}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Go's `url.QueryEscape`: unreserved bytes as they are, space as `+`, the rest `%XX`.
+pub(super) fn query_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(byte));
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// Go's `slice`: `slice x 1 2` is `x[1:2]`, on strings (bytes) and query results.
+fn slice(args: Vec<Value>) -> Result<Value, String> {
+    let mut args = args.into_iter();
+    let item = args
+        .next()
+        .ok_or("wrong number of args for slice: want at least 1 got 0")?;
+    let indexes = args
+        .map(|index| match index {
+            Value::Int(position) => {
+                usize::try_from(position).map_err(|_| format!("index out of range: {position}"))
+            }
+            other => Err(format!(
+                "cannot index slice/array with type {}",
+                other.type_name()
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let length = match &item {
+        Value::Str(text) => text.len(),
+        Value::Samples(samples) => samples.len(),
+        other => return Err(format!("can't slice item of type {}", other.type_name())),
+    };
+    if indexes.len() > 3 || (indexes.len() == 3 && matches!(item, Value::Str(_))) {
+        return Err(format!("too many slice indexes: {}", indexes.len()));
+    }
+    let low = indexes.first().copied().unwrap_or(0);
+    let high = indexes.get(1).copied().unwrap_or(length);
+    if let Some(bad) = indexes.iter().find(|position| **position > length) {
+        return Err(format!("index out of range: {bad}"));
+    }
+    if low > high {
+        return Err(format!("invalid slice index: {low} > {high}"));
+    }
+    match item {
+        Value::Str(text) => Ok(Value::Str(
+            String::from_utf8_lossy(&text.as_bytes()[low..high]).into_owned(),
+        )),
+        Value::Samples(samples) => Ok(Value::Samples(Rc::new(samples[low..high].to_vec()))),
+        other => Err(format!("can't slice item of type {}", other.type_name())),
+    }
+}
+
+/// Go's `fmt.Sprintln`: spaces between every operand, and a newline.
+pub(super) fn sprintln(args: &[Value]) -> String {
+    let mut output = args
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ");
+    output.push('\n');
+    output
 }
 
 pub(super) fn calling(name: &str) -> impl Fn(String) -> String + '_ {
@@ -81,6 +319,8 @@ pub(super) fn length(value: &Value) -> Result<Value, String> {
     let length = match value {
         Value::Str(text) => text.len(),
         Value::Map(map) => map.len(),
+        Value::Args(args) => args.len(),
+        Value::Samples(samples) => samples.len(),
         other => return Err(format!("len of type {}", other.type_name())),
     };
     i64::try_from(length)
@@ -109,6 +349,12 @@ pub(super) fn index(args: Vec<Value>) -> Result<Value, String> {
                 .ok()
                 .and_then(|position| text.as_bytes().get(position))
                 .map(|byte| Value::Int(i64::from(*byte)))
+                .ok_or_else(|| format!("index out of range: {position}"))?,
+            (Value::Args(args), Value::Str(key)) => args.get(&key).cloned().unwrap_or(Value::Nil),
+            (Value::Samples(samples), Value::Int(position)) => usize::try_from(position)
+                .ok()
+                .and_then(|position| samples.get(position))
+                .map(|sample| Value::Sample(Rc::clone(sample)))
                 .ok_or_else(|| format!("index out of range: {position}"))?,
             (other, _) => return Err(format!("can't index item of type {}", other.type_name())),
         };
@@ -293,6 +539,7 @@ pub(super) fn strip_domain(address: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::expand;
     use super::super::testing::*;
 
     // Go text/template docs, "Functions": len and index.
@@ -393,5 +640,101 @@ mod tests {
                 "{input}"
             );
         }
+    }
+
+    // Prometheus template_test.go "safeHtml", "graphLink", "tableLink", "parseDuration".
+    #[test]
+    fn prometheus_links_html_and_durations() {
+        assert_eq!(run("{{ \"<b>\" | safeHtml }}"), "<b>");
+        assert_eq!(run("{{ graphLink \"up\" }}"), "/graph?g0.expr=up&g0.tab=0");
+        assert_eq!(
+            run("{{ tableLink \"rate(x[5m]) > 0\" }}"),
+            "/graph?g0.expr=rate%28x%5B5m%5D%29+%3E+0&g0.tab=1"
+        );
+        assert_eq!(
+            run("{{ printf \"%0.2f\" (parseDuration \"1h2m10ms\") }}"),
+            "3720.01"
+        );
+        assert!(failure("{{ parseDuration \"1m1h\" }}")
+            .contains("error calling parseDuration: not a valid duration string: \"1m1h\""));
+        assert_eq!(run("{{ urlQueryEscape \"a b&c\" }}"), "a+b%26c");
+    }
+
+    // Prometheus template_test.go "pathPrefix" and "externalURL".
+    #[test]
+    fn path_prefix_and_external_url() {
+        let mut data = data();
+        data.external_url = "http://testhost:9090/path/prefix".to_owned();
+        let run = |text: &str| expand("t", text, &data, &StubQueries);
+        assert_eq!(run("{{ pathPrefix }}"), "/path/prefix");
+        assert_eq!(run("{{ externalURL }}"), "http://testhost:9090/path/prefix");
+        data.external_url = "http://sentinel:9090".to_owned();
+        assert_eq!(expand("t", "[{{ pathPrefix }}]", &data, &StubQueries), "[]");
+    }
+
+    // Prometheus template.go "args": arg0, arg1, ... in a map; a missing key is nil.
+    #[test]
+    fn args_builds_a_map() {
+        assert_eq!(
+            run("{{ with args 1 \"2\" }}{{ .arg0 }} {{ .arg1 }}{{ end }}"),
+            "1 2"
+        );
+        assert_eq!(run("{{ args 1 \"x\" }}"), "map[arg0:1 arg1:x]");
+        assert_eq!(run("{{ (args 1).arg5 }}"), "<no value>");
+        assert_eq!(run("{{ len (args 1 2 3) }}"), "3");
+        assert_eq!(run("{{ index (args \"a\") \"arg0\" }}"), "a");
+    }
+
+    // Prometheus template.go "toTime", and "toDuration" from 3.6: Go's time printing.
+    #[test]
+    fn times_and_durations() {
+        assert_eq!(
+            run("{{ 1435065584.128 | toTime }}"),
+            "2015-06-23 13:19:44.128 +0000 UTC"
+        );
+        assert_eq!(
+            run("{{ (\"1435065584.128\" | toTime).Unix }}"),
+            "1435065584"
+        );
+        assert!(
+            failure("{{ toTime \"NaN\" }}").contains("error calling toTime: value is NaN or Inf")
+        );
+        assert_eq!(run("{{ 3723.5 | toDuration }}"), "1h2m3.5s");
+        assert_eq!(run("{{ (90 | toDuration).Minutes }}"), "1.5");
+        assert_eq!(run("{{ 0.0015 | toDuration }}"), "1.5ms");
+    }
+
+    // Go text/template docs, "Functions": html, js, urlquery, println, slice, call.
+    #[test]
+    fn go_escapers_and_slices() {
+        assert_eq!(
+            run("{{ html \"<a href='x'>&\\\"</a>\" }}"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&#34;&lt;/a&gt;"
+        );
+        assert_eq!(
+            run("{{ js \"it's <b>\\\"x\\\"=1\\n\" }}"),
+            "it\\'s \\u003Cb\\u003E\\\"x\\\"\\u003D1\\u000A"
+        );
+        assert_eq!(run("{{ urlquery \"a b\" \"/c\" }}"), "a+b%2Fc");
+        assert_eq!(run("{{ println 1 \"a\" 2 }}"), "1 a 2\n");
+        assert_eq!(run("{{ slice \"abcdef\" 1 3 }}"), "bc");
+        assert_eq!(run("{{ slice \"abcdef\" 4 }}"), "ef");
+        assert_eq!(run("{{ len (slice (query \"up\") 1) }}"), "1");
+        assert!(failure("{{ slice \"abc\" 2 1 }}").contains("invalid slice index: 2 > 1"));
+        assert!(failure("{{ slice \"abc\" 5 }}").contains("index out of range: 5"));
+        assert!(failure("{{ call 1 }}").contains("error calling call: non-function of type int"));
+    }
+
+    // Prometheus template.go: label, value, strvalue and sortByLabel want samples.
+    #[test]
+    fn sample_functions_refuse_other_types() {
+        assert!(failure("{{ value 1 }}")
+            .contains("wrong type for value; expected *template.sample; got int"));
+        assert!(failure("{{ first \"x\" }}")
+            .contains("wrong type for value; expected template.queryResult; got string"));
+        assert_eq!(
+            run("{{ range sortByLabel \"instance\" (query \"up\") }}{{ label \"instance\" . }} {{ end }}"),
+            "a:9100 b:9100 "
+        );
     }
 }

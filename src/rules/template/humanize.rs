@@ -1,5 +1,5 @@
 //! Prometheus's number and time formatting for templates: the `humanize*` family, `toTime`,
-//! `toDuration` and `parseDuration`, with Go's exact output.
+//! `toDuration` and `parseDuration`, with Go's exact output. Pure functions of their input.
 
 use super::number::{format_float, format_g4};
 use super::value::Value;
@@ -41,7 +41,15 @@ pub(super) fn parse_float(text: &str) -> Result<f64, String> {
 
 pub(super) const SMALL_PREFIXES: [&str; 8] = ["m", "u", "n", "p", "f", "a", "z", "y"];
 
-pub(super) fn humanize(value: f64) -> String {
+/// Prometheus's `humanize`: SI prefixes (`k` to `Y`, `m` to `y`) at Go's `%.4g`.
+///
+/// ```
+/// use ipfs_sentinel::rules::template::humanize::humanize;
+/// assert_eq!(humanize(1234567.0), "1.235M");
+/// assert_eq!(humanize(0.0012), "1.2m");
+/// assert_eq!(humanize(0.0), "0");
+/// ```
+pub fn humanize(value: f64) -> String {
     if value == 0.0 || !value.is_finite() {
         return format_g4(value);
     }
@@ -52,7 +60,14 @@ pub(super) fn humanize(value: f64) -> String {
     scale_up(value, "")
 }
 
-pub(super) fn humanize_1024(value: f64) -> String {
+/// Prometheus's `humanize1024`: binary prefixes (`ki` to `Yi`) at Go's `%.4g`.
+///
+/// ```
+/// use ipfs_sentinel::rules::template::humanize::humanize_1024;
+/// assert_eq!(humanize_1024(1048576.0), "1Mi");
+/// assert_eq!(humanize_1024(0.5), "0.5");
+/// ```
+pub fn humanize_1024(value: f64) -> String {
     if value.abs() <= 1.0 || !value.is_finite() {
         return format_g4(value);
     }
@@ -86,7 +101,16 @@ pub(super) fn scale_up(mut value: f64, unit: &str) -> String {
     format!("{}{prefix}{unit}", format_g4(value))
 }
 
-pub(super) fn humanize_duration(seconds: f64) -> String {
+/// Prometheus's `humanizeDuration`: seconds as days, hours, minutes and seconds, or in
+/// sub-second units.
+///
+/// ```
+/// use ipfs_sentinel::rules::template::humanize::humanize_duration;
+/// assert_eq!(humanize_duration(90061.0), "1d 1h 1m 1s");
+/// assert_eq!(humanize_duration(1.5), "1.5s");
+/// assert_eq!(humanize_duration(0.002), "2ms");
+/// ```
+pub fn humanize_duration(seconds: f64) -> String {
     if !seconds.is_finite() {
         return format_g4(seconds);
     }
@@ -114,11 +138,31 @@ pub(super) fn humanize_duration(seconds: f64) -> String {
 }
 
 /// Prometheus's `humanizeTimestamp`: Unix seconds to Go's `time.Time` text in UTC, at the
-/// millisecond precision of Prometheus's `model.Time`.
-pub(super) fn humanize_timestamp(seconds: f64) -> Result<String, String> {
+/// millisecond precision of Prometheus's `model.Time`; NaN and infinities print as numbers.
+///
+/// ```
+/// use ipfs_sentinel::rules::template::humanize::humanize_timestamp;
+/// assert_eq!(humanize_timestamp(1435065584.128).unwrap(), "2015-06-23 13:19:44.128 +0000 UTC");
+/// assert_eq!(humanize_timestamp(f64::NAN).unwrap(), "NaN");
+/// assert!(humanize_timestamp(1e10 * 1e10).is_err());
+/// ```
+pub fn humanize_timestamp(seconds: f64) -> Result<String, String> {
     if !seconds.is_finite() {
         return Ok(format_g4(seconds));
     }
+    unix_millis(seconds).map(format_utc_millis)
+}
+
+/// Prometheus's `floatToTime`, behind `toTime`: Unix seconds to milliseconds since the
+/// epoch, refusing NaN, infinities and times beyond int64 nanoseconds.
+pub(super) fn to_time(seconds: f64) -> Result<i64, String> {
+    if !seconds.is_finite() {
+        return Err("value is NaN or Inf".to_owned());
+    }
+    unix_millis(seconds)
+}
+
+fn unix_millis(seconds: f64) -> Result<i64, String> {
     let nanos = seconds * 1e9;
     // i64::MIN and i64::MAX as f64 are ±2^63, the bounds Go compares against.
     let (low, high) = (i64::MIN as f64, i64::MAX as f64);
@@ -129,8 +173,114 @@ pub(super) fn humanize_timestamp(seconds: f64) -> Result<String, String> {
         ));
     }
     // Truncating toward zero, as Go's int64 conversion and division do.
-    let millis = nanos as i64 / 1_000_000;
-    Ok(format_utc_millis(millis))
+    Ok(nanos as i64 / 1_000_000)
+}
+
+/// `toDuration` (Prometheus 3.6+): seconds to a `time.Duration` in nanoseconds, truncated
+/// toward zero as Go's conversion does (saturating where Go's is undefined).
+pub(super) fn to_duration(seconds: f64) -> i64 {
+    (seconds * 1e9) as i64
+}
+
+/// Go's `time.Duration.String`: `1h2m3.5s`, `1.5ms`, `0s`.
+///
+/// ```
+/// use ipfs_sentinel::rules::template::humanize::format_go_duration;
+/// assert_eq!(format_go_duration(0), "0s");
+/// assert_eq!(format_go_duration(1_500_000), "1.5ms");
+/// assert_eq!(format_go_duration(3_600_000_000_000), "1h0m0s");
+/// assert_eq!(format_go_duration(-62_500_000_000), "-1m2.5s");
+/// ```
+pub fn format_go_duration(nanos: i64) -> String {
+    let sign = if nanos < 0 { "-" } else { "" };
+    let total = nanos.unsigned_abs();
+    const SECOND: u64 = 1_000_000_000;
+    if total == 0 {
+        return "0s".to_owned();
+    }
+    if total < 1_000 {
+        return format!("{sign}{total}ns");
+    }
+    if total < SECOND {
+        let (unit, scale, width) = if total < 1_000_000 {
+            ("µs", 1_000, 3)
+        } else {
+            ("ms", 1_000_000, 6)
+        };
+        let fraction = fraction_digits(total % scale, width);
+        return format!("{sign}{}{fraction}{unit}", total / scale);
+    }
+    let seconds = total / SECOND;
+    let fraction = fraction_digits(total % SECOND, 9);
+    let (hours, minutes, secs) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    match (hours, seconds / 60) {
+        (0, 0) => format!("{sign}{secs}{fraction}s"),
+        (0, _) => format!("{sign}{minutes}m{secs}{fraction}s"),
+        _ => format!("{sign}{hours}h{minutes}m{secs}{fraction}s"),
+    }
+}
+
+/// `.ddd` for `value` as a `width`-digit fraction, trailing zeros dropped; empty for zero.
+fn fraction_digits(value: u64, width: usize) -> String {
+    if value == 0 {
+        return String::new();
+    }
+    let digits = format!("{value:0width$}");
+    format!(".{}", digits.trim_end_matches('0'))
+}
+
+/// Prometheus's `parseDuration`: a duration as rule files write it (`1h30m`, `500ms`, `0`),
+/// units from largest to smallest, each at most once, as seconds.
+///
+/// ```
+/// use ipfs_sentinel::rules::template::humanize::parse_duration_seconds;
+/// assert_eq!(parse_duration_seconds("1h30m"), Ok(5400.0));
+/// assert_eq!(parse_duration_seconds("250ms"), Ok(0.25));
+/// assert!(parse_duration_seconds("1m1h").is_err());
+/// ```
+pub fn parse_duration_seconds(text: &str) -> Result<f64, String> {
+    let invalid = || format!("not a valid duration string: {text:?}");
+    if text == "0" {
+        return Ok(0.0);
+    }
+    const UNITS: [(&str, u64); 7] = [
+        ("y", 365 * 86_400_000),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ];
+    let mut rest = text;
+    let mut next_unit = 0;
+    let mut millis: u64 = 0;
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let count: u64 = rest[..digits].parse().map_err(|_| invalid())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let position = UNITS[next_unit..]
+            .iter()
+            .position(|(unit, _)| *unit == &rest[..unit_len])
+            .ok_or_else(invalid)?;
+        let size = UNITS[next_unit + position].1;
+        next_unit += position + 1;
+        millis = count
+            .checked_mul(size)
+            .and_then(|part| millis.checked_add(part))
+            .filter(|total| i64::try_from(*total).is_ok())
+            .ok_or_else(|| "duration out of range".to_owned())?;
+        rest = &rest[unit_len..];
+    }
+    Ok(millis as f64 / 1000.0)
 }
 
 /// Formats milliseconds since the epoch as Go prints a UTC `time.Time`.

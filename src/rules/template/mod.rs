@@ -22,9 +22,9 @@
 
 mod exec;
 mod functions;
-mod humanize;
+pub mod humanize;
 mod lexer;
-mod number;
+pub mod number;
 mod parser;
 mod printf;
 mod value;
@@ -48,15 +48,45 @@ pub struct TemplateData {
     pub value: f64,
 }
 
-/// Expands `text`; on any parse or execution error returns Prometheus's text
-/// `<error expanding template: ERROR>` (ERROR being a one-line description naming the
-/// template `name`), never panics.
-pub fn expand(name: &str, text: &str, data: &TemplateData) -> String {
+/// One sample of a query's result as a template sees it: `.Labels` and `.Value`, or
+/// `label`, `value` and `strvalue`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QuerySample {
+    /// The series' labels, `__name__` included when the result keeps it.
+    pub labels: BTreeMap<String, String>,
+    /// The sample's value.
+    pub value: f64,
+}
+
+/// How the `query` function runs PromQL: Prometheus evaluates it as an instant query at the
+/// rule's evaluation time against the same storage the rule reads. The caller (the rule
+/// engine, the promtool test runner) implements it over its data; the template engine only
+/// converts the result.
+pub trait TemplateQuery {
+    /// Evaluates `expr`; a vector as its samples, a scalar as one sample without labels,
+    /// anything else or a failure as the error text the template reports.
+    fn query(&self, expr: &str) -> Result<Vec<QuerySample>, String>;
+}
+
+/// No query engine: `query` fails with the reason given.
+#[derive(Debug, Clone)]
+pub struct NoQueries(pub &'static str);
+
+impl TemplateQuery for NoQueries {
+    fn query(&self, _expr: &str) -> Result<Vec<QuerySample>, String> {
+        Err(self.0.to_owned())
+    }
+}
+
+/// Expands `text`, running `query` calls through `queries`; on any parse or execution error
+/// returns Prometheus's text `<error expanding template: ERROR>` (ERROR being a one-line
+/// description naming the template `name`), never panics.
+pub fn expand(name: &str, text: &str, data: &TemplateData, queries: &dyn TemplateQuery) -> String {
     // Text without an action is its own expansion: most rule labels (`severity: warning`).
     if !text.contains("{{") {
         return text.to_owned();
     }
-    match render(name, text, data) {
+    match render(name, text, data, queries) {
         Ok(output) => output,
         Err(error) => format!("<error expanding template: {}>", one_line(&error)),
     }
@@ -73,18 +103,20 @@ pub fn check(name: &str, text: &str) -> Result<(), String> {
 const ALERT_DEFINITIONS: &str = "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}\
 {{$externalURL := .ExternalURL}}{{$value := .Value}}";
 
-/// Why queries cannot run: this engine evaluates templates without a PromQL engine.
-const QUERIES_UNSUPPORTED: &str = "queries in templates are not supported";
-
 /// How deeply parentheses and control structures may nest before parsing gives up.
 const MAX_NESTING: usize = 100;
 
 /// The characters Go's template lexer treats as space.
 const SPACE_CHARS: &[char] = &[' ', '\t', '\r', '\n'];
 
-fn render(name: &str, text: &str, data: &TemplateData) -> Result<String, String> {
+fn render(
+    name: &str,
+    text: &str,
+    data: &TemplateData,
+    queries: &dyn TemplateQuery,
+) -> Result<String, String> {
     let tree = parse_alert_template(name, text)?;
-    let mut executor = Executor::new(data);
+    let mut executor = Executor::new(data, queries);
     let root = executor.root();
     executor.walk(&tree, &root).map_err(|error| {
         format!(
@@ -144,14 +176,39 @@ mod testing {
         }
     }
 
+    /// Answers `up` with two series (b before a, to show sorting), `nothing` with an empty
+    /// vector, `scalar` with one unlabelled sample, and fails anything else.
+    pub(super) struct StubQueries;
+
+    impl TemplateQuery for StubQueries {
+        fn query(&self, expr: &str) -> Result<Vec<QuerySample>, String> {
+            let sample = |instance: &str, value: f64| QuerySample {
+                labels: [("__name__", "up"), ("instance", instance), ("job", "ipfs")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+                value,
+            };
+            match expr {
+                "up" => Ok(vec![sample("b:9100", 0.0), sample("a:9100", 1.0)]),
+                "nothing" => Ok(Vec::new()),
+                "scalar" => Ok(vec![QuerySample {
+                    labels: BTreeMap::new(),
+                    value: 42.0,
+                }]),
+                _ => Err(format!("could not parse expression {expr:?}")),
+            }
+        }
+    }
+
     pub(super) fn run(text: &str) -> String {
-        expand("test", text, &data())
+        expand("test", text, &data(), &StubQueries)
     }
 
     pub(super) fn run_with_value(text: &str, value: f64) -> String {
         let mut data = data();
         data.value = value;
-        expand("test", text, &data)
+        expand("test", text, &data, &StubQueries)
     }
 
     pub(super) fn failure(text: &str) -> String {
@@ -200,13 +257,47 @@ mod tests {
         assert_eq!(run("[{{ index $labels \"nope\" }}]"), "[]");
     }
 
-    // Queries need a PromQL engine, which templates here do not have.
+    // Prometheus template_test.go "Query with labels", "first", "sortByLabel", "Scalar"
+    // and "Error in query" cases, over a stub engine.
     #[test]
-    fn query_is_unsupported() {
-        let output = failure("{{ query \"up\" | first | value }}");
+    fn query_results_through_the_engine() {
+        assert_eq!(run("{{ query \"up\" | first | value }}"), "0");
+        assert_eq!(
+            run("{{ with query \"up\" }}{{ . | first | label \"instance\" }}{{ end }}"),
+            "b:9100"
+        );
+        assert_eq!(
+            run("{{ range query \"up\" | sortByLabel \"instance\" }}{{ .Labels.instance }}={{ .Value }} {{ end }}"),
+            "a:9100=1 b:9100=0 "
+        );
+        assert_eq!(run("{{ query \"scalar\" | first | value }}"), "42");
+        assert_eq!(run("{{ len (query \"up\") }}"), "2");
+        assert_eq!(
+            run("{{ (index (query \"up\") 1).Labels.instance }}"),
+            "a:9100"
+        );
+        assert_eq!(run("{{ query \"up\" | first | strvalue }}"), "");
+        assert_eq!(
+            run("{{ range $i, $s := query \"up\" }}{{ $i }}:{{ $s.Value }};{{ end }}"),
+            "0:0;1:1;"
+        );
+        assert_eq!(
+            run("{{ if query \"nothing\" }}some{{ else }}none{{ end }}"),
+            "none"
+        );
+        assert!(failure("{{ query \"nothing\" | first | value }}")
+            .contains("error calling first: first() called on vector with no elements"));
+        assert!(failure("{{ query \"bad(\" }}")
+            .contains("error calling query: could not parse expression"));
+        let none = expand(
+            "t",
+            "{{ query \"up\" }}",
+            &data(),
+            &NoQueries("no engine here"),
+        );
         assert!(
-            output.contains("error calling query: queries in templates are not supported"),
-            "{output}"
+            none.contains("error calling query: no engine here"),
+            "{none}"
         );
         assert!(check("t", "{{ query \"up\" | first | value }}").is_ok());
     }

@@ -1,8 +1,18 @@
 //! Go's float formatting as `fmt` does it: `%v` (shortest round-trip digits) and `%g` with a
 //! precision, with Go's choice between fixed and exponent form.
 
-/// Go's `%v` for a float64.
-pub(super) fn format_float(value: f64) -> String {
+/// Go's `%v` for a float64: the shortest digits that read back to the same number, in
+/// exponent form from exponent 21 up or below -4.
+///
+/// ```
+/// use ipfs_sentinel::rules::template::number::format_float;
+/// assert_eq!(format_float(95.0), "95");
+/// assert_eq!(format_float(0.1 + 0.2), "0.30000000000000004");
+/// assert_eq!(format_float(1e21), "1e+21");
+/// assert_eq!(format_float(0.00001), "1e-05");
+/// assert_eq!(format_float(f64::INFINITY), "+Inf");
+/// ```
+pub fn format_float(value: f64) -> String {
     format_g(value, None)
 }
 
@@ -12,7 +22,13 @@ pub(super) fn format_g4(value: f64) -> String {
 }
 
 /// Go's `%g` (shortest digits when `precision` is None), sign included.
-pub(super) fn format_g(value: f64, precision: Option<usize>) -> String {
+///
+/// ```
+/// use ipfs_sentinel::rules::template::number::format_g;
+/// assert_eq!(format_g(1234567.0, Some(4)), "1.235e+06");
+/// assert_eq!(format_g(-0.5, Some(4)), "-0.5");
+/// ```
+pub fn format_g(value: f64, precision: Option<usize>) -> String {
     if let Some(special) = special_float(value) {
         return special;
     }

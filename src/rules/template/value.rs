@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::rc::Rc;
 
+use super::humanize::{format_go_duration, format_utc_millis};
 use super::number::format_float;
+use super::QuerySample;
 
 pub(super) type LabelMap = BTreeMap<String, String>;
 
@@ -28,6 +30,19 @@ pub(super) enum Value {
     Bool(bool),
     Map(Rc<LabelMap>),
     Record(Rc<AlertRecord>),
+    /// A query result (`queryResult`, a slice of samples).
+    Samples(Rc<Vec<Rc<QuerySample>>>),
+    /// One sample of a query result (`*sample`).
+    Sample(Rc<QuerySample>),
+    /// What `args` returns (`map[string]interface{}`).
+    Args(Rc<BTreeMap<String, Value>>),
+    /// A `*time.Time` from `toTime`, milliseconds since the epoch (Prometheus's
+    /// `model.Time` precision).
+    Time(i64),
+    /// A `*time.Duration` from `toDuration`, nanoseconds.
+    Duration(i64),
+    /// An interface holding nothing, as a missing `args` key gives.
+    Nil,
 }
 
 pub(super) const RECORD_TYPE: &str =
@@ -43,6 +58,12 @@ impl Value {
             Value::Bool(_) => "bool",
             Value::Map(_) => "map[string]string",
             Value::Record(_) => RECORD_TYPE,
+            Value::Samples(_) => "template.queryResult",
+            Value::Sample(_) => "*template.sample",
+            Value::Args(_) => "map[string]interface {}",
+            Value::Time(_) => "*time.Time",
+            Value::Duration(_) => "*time.Duration",
+            Value::Nil => "<nil>",
         }
     }
 
@@ -54,7 +75,10 @@ impl Value {
             Value::Float(value) => *value != 0.0,
             Value::Bool(value) => *value,
             Value::Map(map) => !map.is_empty(),
-            Value::Record(_) => true,
+            Value::Record(_) | Value::Sample(_) | Value::Time(_) | Value::Duration(_) => true,
+            Value::Samples(samples) => !samples.is_empty(),
+            Value::Args(args) => !args.is_empty(),
+            Value::Nil => false,
         }
     }
 
@@ -62,6 +86,18 @@ impl Value {
         match self {
             Value::Map(map) => Ok(Value::Str(map.get(name).cloned().unwrap_or_default())),
             Value::Record(record) => record.field(name),
+            Value::Sample(sample) => match name {
+                "Labels" => Ok(Value::Map(Rc::new(sample.labels.clone()))),
+                "Value" => Ok(Value::Float(sample.value)),
+                _ => Err(format!(
+                    "can't evaluate field {name} in type {}",
+                    self.type_name()
+                )),
+            },
+            // missingkey=zero on an interface map gives a nil interface.
+            Value::Args(args) => Ok(args.get(name).cloned().unwrap_or(Value::Nil)),
+            Value::Time(millis) => time_method(*millis, name),
+            Value::Duration(nanos) => duration_method(*nanos, name),
             _ => Err(format!(
                 "can't evaluate field {name} in type {}",
                 self.type_name()
@@ -101,6 +137,28 @@ impl fmt::Display for Value {
             Value::Float(value) => f.write_str(&format_float(*value)),
             Value::Bool(value) => write!(f, "{value}"),
             Value::Map(map) => write_map(f, map),
+            Value::Samples(samples) => {
+                // Go prints the slice's pointers; their targets say more and are stable.
+                f.write_str("[")?;
+                for (index, sample) in samples.iter().enumerate() {
+                    let separator = if index == 0 { "" } else { " " };
+                    write!(f, "{separator}")?;
+                    write_sample(f, sample)?;
+                }
+                f.write_str("]")
+            }
+            Value::Sample(sample) => write_sample(f, sample),
+            Value::Args(args) => {
+                f.write_str("map[")?;
+                for (index, (key, value)) in args.iter().enumerate() {
+                    let separator = if index == 0 { "" } else { " " };
+                    write!(f, "{separator}{key}:{value}")?;
+                }
+                f.write_str("]")
+            }
+            Value::Time(millis) => f.write_str(&format_utc_millis(*millis)),
+            Value::Duration(nanos) => f.write_str(&format_go_duration(*nanos)),
+            Value::Nil => f.write_str("<no value>"),
             Value::Record(record) => {
                 f.write_str("{")?;
                 write_map(f, &record.labels)?;
@@ -124,4 +182,40 @@ pub(super) fn write_map(f: &mut fmt::Formatter<'_>, map: &LabelMap) -> fmt::Resu
         write!(f, "{separator}{key}:{value}")?;
     }
     f.write_str("]")
+}
+
+/// A `*sample` as text/template prints it: the pointer followed, `{map[...] value}`.
+fn write_sample(f: &mut fmt::Formatter<'_>, sample: &QuerySample) -> fmt::Result {
+    f.write_str("{")?;
+    write_map(f, &sample.labels)?;
+    write!(f, " {}}}", format_float(sample.value))
+}
+
+/// The methods of `time.Time` a template calls without arguments.
+fn time_method(millis: i64, name: &str) -> Result<Value, String> {
+    match name {
+        "Unix" => Ok(Value::Int(millis.div_euclid(1000))),
+        "UnixMilli" => Ok(Value::Int(millis)),
+        "UnixNano" => Ok(Value::Int(millis.saturating_mul(1_000_000))),
+        "UTC" | "Local" => Ok(Value::Time(millis)),
+        _ => Err(format!("can't evaluate field {name} in type *time.Time")),
+    }
+}
+
+/// The methods of `time.Duration` a template calls without arguments.
+fn duration_method(nanos: i64, name: &str) -> Result<Value, String> {
+    // Go computes these from the integer parts, as here.
+    let seconds = |unit: i64| (nanos / unit) as f64 + (nanos % unit) as f64 / unit as f64;
+    match name {
+        "Hours" => Ok(Value::Float(seconds(3_600_000_000_000))),
+        "Minutes" => Ok(Value::Float(seconds(60_000_000_000))),
+        "Seconds" => Ok(Value::Float(seconds(1_000_000_000))),
+        "Milliseconds" => Ok(Value::Int(nanos / 1_000_000)),
+        "Microseconds" => Ok(Value::Int(nanos / 1_000)),
+        "Nanoseconds" => Ok(Value::Int(nanos)),
+        "String" => Ok(Value::Str(format_go_duration(nanos))),
+        _ => Err(format!(
+            "can't evaluate field {name} in type *time.Duration"
+        )),
+    }
 }
