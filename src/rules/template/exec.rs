@@ -2,6 +2,7 @@
 //! pipelines, `and`/`or` short-circuiting, `range` over maps in key order, as Go's
 //! `text/template` executes with `missingkey=zero`.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use super::functions::{call_function, calling, exact_args};
@@ -9,15 +10,26 @@ use super::parser::{Branch, Command, Node, Operand, Pipeline, Term};
 use super::value::{AlertRecord, Value};
 use super::{Located, TemplateData, TemplateQuery};
 
+/// How deeply `{{template}}` calls may nest. Go allows 100,000; each level here takes stack,
+/// so a template calling itself stops far sooner, with Go's message.
+const MAX_TEMPLATE_DEPTH: usize = 200;
+
 pub(super) struct Executor<'q> {
     pub(super) root: Rc<AlertRecord>,
     pub(super) vars: Vec<(String, Value)>,
     pub(super) output: String,
     queries: &'q dyn TemplateQuery,
+    defined: &'q BTreeMap<String, Rc<Vec<Node>>>,
+    /// Templates entered through `{{template}}` and not yet left.
+    depth: usize,
 }
 
 impl<'q> Executor<'q> {
-    pub(super) fn new(data: &TemplateData, queries: &'q dyn TemplateQuery) -> Self {
+    pub(super) fn new(
+        data: &TemplateData,
+        queries: &'q dyn TemplateQuery,
+        defined: &'q BTreeMap<String, Rc<Vec<Node>>>,
+    ) -> Self {
         let root = Rc::new(AlertRecord {
             labels: Rc::new(data.labels.clone()),
             external_labels: Rc::new(data.external_labels.clone()),
@@ -30,6 +42,8 @@ impl<'q> Executor<'q> {
             vars,
             output: String::new(),
             queries,
+            defined,
+            depth: 0,
         }
     }
 
@@ -57,7 +71,40 @@ impl<'q> Executor<'q> {
             Node::If(branch) => self.walk_condition(branch, dot, false),
             Node::With(branch) => self.walk_condition(branch, dot, true),
             Node::Range(branch) => self.walk_range(branch, dot),
+            Node::Template { line, name, pipe } => self.walk_template(*line, name, pipe, dot),
         }
+    }
+
+    /// `{{template "name" pipeline}}`: the named body, with the pipeline's value as dot and
+    /// `$`, and variables of its own.
+    fn walk_template(
+        &mut self,
+        line: usize,
+        name: &str,
+        pipe: &Option<Pipeline>,
+        dot: &Value,
+    ) -> Result<(), Located> {
+        let body = self
+            .defined
+            .get(name)
+            .map(Rc::clone)
+            .ok_or_else(|| at(line, format!("template {name:?} not defined")))?;
+        let value = match pipe {
+            Some(pipe) => self.eval_pipeline(dot, pipe).map_err(|e| at(line, e))?,
+            None => Value::Nil,
+        };
+        if self.depth >= MAX_TEMPLATE_DEPTH {
+            return Err(at(
+                line,
+                format!("exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})"),
+            ));
+        }
+        let outer = std::mem::replace(&mut self.vars, vec![("$".to_owned(), value.clone())]);
+        self.depth += 1;
+        let result = self.walk(&body, &value);
+        self.depth -= 1;
+        self.vars = outer;
+        result
     }
 
     /// Runs `if` (dot unchanged) or `with` (dot becomes the pipeline's value).
@@ -174,12 +221,34 @@ impl<'q> Executor<'q> {
             return self.call(dot, name, arguments, piped);
         }
         if !arguments.is_empty() || piped.is_some() {
+            // A method taking arguments, as `(toTime $value).Format "2006"`.
+            if let Some((method, receiver_fields)) = first.fields.split_last() {
+                let receiver = self.eval_operand_fields(dot, first, receiver_fields.len())?;
+                if receiver.has_method_with_arguments(method) {
+                    let mut values = arguments
+                        .iter()
+                        .map(|operand| self.eval_operand(dot, operand))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    values.extend(piped);
+                    return receiver.call_method(method, values);
+                }
+            }
             return Err(format!("can't give argument to non-function {first}"));
         }
         self.eval_operand(dot, first)
     }
 
     pub(super) fn eval_operand(&mut self, dot: &Value, operand: &Operand) -> Result<Value, String> {
+        self.eval_operand_fields(dot, operand, operand.fields.len())
+    }
+
+    /// The operand with only its first `count` fields applied.
+    fn eval_operand_fields(
+        &mut self,
+        dot: &Value,
+        operand: &Operand,
+        count: usize,
+    ) -> Result<Value, String> {
         let mut value = match &operand.term {
             Term::Dot => dot.clone(),
             Term::Variable(name) => self.lookup(name)?,
@@ -190,7 +259,7 @@ impl<'q> Executor<'q> {
             Term::Bool(value) => Value::Bool(*value),
             Term::Nested(pipe) => self.eval_pipeline(dot, pipe)?,
         };
-        for field in &operand.fields {
+        for field in operand.fields.iter().take(count) {
             value = value.field(field)?;
         }
         Ok(value)
@@ -371,5 +440,48 @@ mod tests {
         assert_eq!(output, "<error expanding template: error executing template test: template: test:2: can't evaluate field x in type string>");
         assert!(failure("{{ .Foo }}").contains("can't evaluate field Foo in type struct"));
         assert!(failure("{{ $value 1 }}").contains("can't give argument to non-function $value"));
+    }
+
+    // Go text/template docs, "Nested template definitions" and Prometheus template_test.go
+    // "args": define, template with and without a pipeline, block, fresh variables.
+    #[test]
+    fn define_template_and_block() {
+        assert_eq!(
+            run("{{define \"x\"}}{{.arg0}} {{.arg1}}{{end}}{{template \"x\" (args 1 \"2\")}}"),
+            "1 2"
+        );
+        assert_eq!(
+            run("{{ define \"sev\" }}[{{ . }}]{{ end }}{{ template \"sev\" $labels.severity }}"),
+            "[page]"
+        );
+        assert_eq!(
+            run("{{ define \"n\" }}none{{ end }}{{ template \"n\" }}"),
+            "none"
+        );
+        assert_eq!(
+            run("{{ block \"b\" $labels.job }}<{{ . }}>{{ end }}/{{ template \"b\" \"x\" }}"),
+            "<ipfs>/<x>"
+        );
+        assert_eq!(
+            run("{{ define \"d\" }}{{ $ }}{{ end }}{{ template \"d\" 7 }}"),
+            "7"
+        );
+        let undefined = failure("{{ define \"v\" }}{{ $labels }}{{ end }}");
+        assert!(
+            undefined.contains("undefined variable \"$labels\""),
+            "{undefined}"
+        );
+        let missing = failure("{{ template \"nope\" }}");
+        assert!(
+            missing.contains("template \"nope\" not defined"),
+            "{missing}"
+        );
+        let twice = failure("{{ define \"a\" }}1{{ end }}{{ define \"a\" }}2{{ end }}");
+        assert!(
+            twice.contains("multiple definition of template \"a\""),
+            "{twice}"
+        );
+        let deep = failure("{{ define \"r\" }}{{ template \"r\" }}{{ end }}{{ template \"r\" }}");
+        assert!(deep.contains("exceeded maximum template depth"), "{deep}");
     }
 }

@@ -301,6 +301,144 @@ pub(super) fn format_utc_millis(millis: i64) -> String {
     )
 }
 
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const WEEKDAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
+
+/// Go's `time.Time.Format` for a UTC time (what `toTime` gives): the reference time
+/// `Mon Jan 2 15:04:05 MST 2006` spelled the way the output should look.
+///
+/// ```
+/// use ipfs_sentinel::rules::template::humanize::format_go_time;
+/// let t = 1_435_065_584_128; // ms: 2015-06-23 13:19:44.128 UTC, a Tuesday
+/// assert_eq!(format_go_time(t, "2006"), "2015");
+/// assert_eq!(format_go_time(t, "Mon Jan _2 15:04:05.000 MST"), "Tue Jun 23 13:19:44.128 UTC");
+/// assert_eq!(format_go_time(t, "2006-01-02T15:04:05Z07:00"), "2015-06-23T13:19:44Z");
+/// assert_eq!(format_go_time(t, "3:04PM, 002, -0700"), "1:19PM, 174, +0000");
+/// ```
+pub fn format_go_time(millis: i64, layout: &str) -> String {
+    let (secs, milli) = (millis.div_euclid(1000), millis.rem_euclid(1000));
+    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    let (hour, minute, second) = (day_secs / 3600, day_secs / 60 % 60, day_secs % 60);
+    let month_name = MONTHS[usize::try_from(month - 1).unwrap_or(0)];
+    let weekday = WEEKDAYS[usize::try_from((days + 4).rem_euclid(7)).unwrap_or(0)];
+    let year_day = days - days_from_civil(year, 1, 1) + 1;
+    let hour12 = if hour % 12 == 0 { 12 } else { hour % 12 };
+    let nanos = milli * 1_000_000;
+    let mut out = String::new();
+    let mut rest = layout;
+    while let Some(c) = rest.chars().next() {
+        // Go's nextStdChunk: the longest reference spelling at this point wins.
+        let chunk: Option<(usize, String)> = [
+            ("January", month_name.to_owned()),
+            ("Jan", month_name[..3].to_owned()),
+            ("Monday", weekday.to_owned()),
+            ("Mon", weekday[..3].to_owned()),
+            ("MST", "UTC".to_owned()),
+            ("2006", format!("{year:04}")),
+            ("002", format!("{year_day:03}")),
+            ("01", format!("{month:02}")),
+            ("02", format!("{day:02}")),
+            ("03", format!("{hour12:02}")),
+            ("04", format!("{minute:02}")),
+            ("05", format!("{second:02}")),
+            ("06", format!("{:02}", year.rem_euclid(100))),
+            ("15", format!("{hour}")),
+            ("1", format!("{month}")),
+            ("__2", format!("{year_day:>3}")),
+            ("_2", format!("{day:>2}")),
+            ("2", format!("{day}")),
+            ("3", format!("{hour12}")),
+            ("4", format!("{minute}")),
+            ("5", format!("{second}")),
+            ("PM", if hour >= 12 { "PM" } else { "AM" }.to_owned()),
+            ("pm", if hour >= 12 { "pm" } else { "am" }.to_owned()),
+            ("-07:00:00", "+00:00:00".to_owned()),
+            ("-070000", "+000000".to_owned()),
+            ("-07:00", "+00:00".to_owned()),
+            ("-0700", "+0000".to_owned()),
+            ("-07", "+00".to_owned()),
+            ("Z07:00:00", "Z".to_owned()),
+            ("Z070000", "Z".to_owned()),
+            ("Z07:00", "Z".to_owned()),
+            ("Z0700", "Z".to_owned()),
+            ("Z07", "Z".to_owned()),
+        ]
+        .into_iter()
+        .find(|(spelling, _)| rest.starts_with(spelling))
+        .map(|(spelling, text)| (spelling.len(), text))
+        .or_else(|| fraction_chunk(rest, nanos));
+        match chunk {
+            Some((length, text)) => {
+                out.push_str(&text);
+                rest = &rest[length..];
+            }
+            None => {
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    out
+}
+
+/// `.000` (fixed digits) or `.999` (trailing zeros dropped) after a point or comma, when no
+/// digit follows.
+fn fraction_chunk(rest: &str, nanos: i64) -> Option<(usize, String)> {
+    let mut chars = rest.chars();
+    let separator = chars.next().filter(|c| matches!(c, '.' | ','))?;
+    let digit = chars.next().filter(|c| matches!(c, '0' | '9'))?;
+    let width = 1 + rest[2..].chars().take_while(|c| *c == digit).count();
+    if rest[1 + width..].starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    let digits = format!("{nanos:09}");
+    let digits = &digits[..width.min(9)];
+    let text = if digit == '9' {
+        let trimmed = digits.trim_end_matches('0');
+        if trimmed.is_empty() {
+            String::new()
+        } else {
+            format!("{separator}{trimmed}")
+        }
+    } else {
+        format!("{separator}{digits}")
+    };
+    Some((1 + width, text))
+}
+
+/// A proleptic Gregorian (year, month, day) to days since 1970-01-01.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year.rem_euclid(400);
+    let month_index = if month > 2 { month - 3 } else { month + 9 };
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
 pub(super) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let shifted = days + 719_468;

@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 
 use exec::Executor;
 use lexer::lex;
-use parser::{Node, Parser};
+use parser::{Parser, Tree};
 
 /// What a template sees.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -116,9 +116,9 @@ fn render(
     queries: &dyn TemplateQuery,
 ) -> Result<String, String> {
     let tree = parse_alert_template(name, text)?;
-    let mut executor = Executor::new(data, queries);
+    let mut executor = Executor::new(data, queries, &tree.defined);
     let root = executor.root();
-    executor.walk(&tree, &root).map_err(|error| {
+    executor.walk(&tree.root, &root).map_err(|error| {
         format!(
             "error executing template {name}: template: {name}:{}: {}",
             error.line, error.message
@@ -127,7 +127,7 @@ fn render(
     Ok(executor.output)
 }
 
-fn parse_alert_template(name: &str, text: &str) -> Result<Vec<Node>, String> {
+fn parse_alert_template(name: &str, text: &str) -> Result<Tree, String> {
     let source = format!("{ALERT_DEFINITIONS}{text}");
     lex(&source)
         .and_then(|tokens| Parser::new(tokens).parse_template())
@@ -350,7 +350,9 @@ mod tests {
             "{{ index }}",
             "{{ printf }}",
             "{{ printf 1 }}",
-            "{{ define \"x\" }}{{ end }}",
+            "{{ template \"missing\" }}",
+            "{{ define \"x\" }}{{ template \"x\" }}{{ end }}{{ template \"x\" }}",
+            "{{ if true }}{{ define \"x\" }}{{ end }}{{ end }}",
             &format!("{{{{{}1{}}}}}", "(".repeat(500), ")".repeat(500)),
         ];
         for input in inputs {

@@ -2,7 +2,9 @@
 //! declarations and assignments, `if`/`with`/`range` with `else`, parenthesised pipelines,
 //! checked against the function map as `template.Parse` checks it.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::rc::Rc;
 
 use super::lexer::{Token, TokenKind};
 use super::number::format_float;
@@ -11,10 +13,26 @@ use super::{Located, MAX_NESTING};
 #[derive(Debug)]
 pub(super) enum Node {
     Text(String),
-    Action { line: usize, pipe: Pipeline },
+    Action {
+        line: usize,
+        pipe: Pipeline,
+    },
     If(Branch),
     With(Branch),
     Range(Branch),
+    /// `{{template "name" pipeline}}` (and the call half of `{{block}}`).
+    Template {
+        line: usize,
+        name: String,
+        pipe: Option<Pipeline>,
+    },
+}
+
+/// A parsed template: its body and the templates it defines by name (`define`, `block`).
+#[derive(Debug, Default)]
+pub(super) struct Tree {
+    pub(super) root: Vec<Node>,
+    pub(super) defined: BTreeMap<String, Rc<Vec<Node>>>,
 }
 
 /// An `if`, `with` or `range` block: its pipeline, body and `else` part.
@@ -170,6 +188,7 @@ pub(super) struct Parser {
     pub(super) pos: usize,
     pub(super) scope: Vec<String>,
     pub(super) depth: usize,
+    pub(super) defined: BTreeMap<String, Rc<Vec<Node>>>,
 }
 
 impl Parser {
@@ -179,13 +198,17 @@ impl Parser {
             pos: 0,
             scope: vec!["$".to_owned()],
             depth: 0,
+            defined: BTreeMap::new(),
         }
     }
 
-    pub(super) fn parse_template(mut self) -> Result<Vec<Node>, Located> {
+    pub(super) fn parse_template(mut self) -> Result<Tree, Located> {
         let (nodes, stop) = self.parse_list()?;
         match stop {
-            Stop::Eof => Ok(nodes),
+            Stop::Eof => Ok(Tree {
+                root: nodes,
+                defined: self.defined,
+            }),
             Stop::End => Err(self.error("unexpected {{end}}")),
             Stop::Else => Err(self.error("unexpected {{else}}")),
         }
@@ -263,8 +286,31 @@ impl Parser {
             Some("if") => Context::If,
             Some("with") => Context::With,
             Some("range") => Context::Range,
-            Some(keyword @ ("define" | "template" | "block" | "break" | "continue")) => {
-                return Err(self.error(format!("{{{{{keyword}}}}} is not supported")));
+            Some("define") if self.depth == 0 => {
+                self.pos += 1;
+                let name = self.template_name("define clause")?;
+                self.expect_close("define clause")?;
+                self.parse_definition(name)?;
+                return Ok(Step::Node(Node::Text(String::new())));
+            }
+            Some(keyword @ ("template" | "block")) => {
+                self.pos += 1;
+                let context = format!("{keyword} clause");
+                let name = self.template_name(&context)?;
+                let pipe = match self.peek_kind() {
+                    Some(TokenKind::Close) => {
+                        self.pos += 1;
+                        None
+                    }
+                    _ => Some(self.parse_pipeline(Context::Command)?),
+                };
+                if keyword == "block" {
+                    self.parse_definition(name.clone())?;
+                }
+                return Ok(Step::Node(Node::Template { line, name, pipe }));
+            }
+            Some(keyword @ ("define" | "break" | "continue")) => {
+                return Err(self.error(format!("unexpected <{keyword}> in command")));
             }
             _ => {
                 let pipe = self.parse_pipeline(Context::Command)?;
@@ -278,6 +324,50 @@ impl Parser {
             Context::Range => Node::Range(branch),
             _ => Node::If(branch),
         }))
+    }
+
+    /// The quoted name after `define`, `template` or `block`.
+    fn template_name(&mut self, context: &str) -> Result<String, Located> {
+        match self.advance_token() {
+            Some(Token {
+                kind: TokenKind::Str(name),
+                ..
+            }) => Ok(name),
+            Some(token) => Err(self.error(format!("unexpected {} in {context}", token.kind))),
+            None => Err(self.error("unexpected EOF")),
+        }
+    }
+
+    /// A `define` or `block` body up to its `{{end}}`, with variables of its own (`$` is the
+    /// dot it is called with), registered under `name`.
+    fn parse_definition(&mut self, name: String) -> Result<(), Located> {
+        self.enter()?;
+        let outer_scope = std::mem::replace(&mut self.scope, vec!["$".to_owned()]);
+        let (body, stop) = self.parse_list()?;
+        self.scope = outer_scope;
+        self.depth -= 1;
+        match stop {
+            Stop::End => {}
+            Stop::Else => return Err(self.error("unexpected {{else}}")),
+            Stop::Eof => return Err(self.error("unexpected EOF")),
+        }
+        let non_empty = |nodes: &[Node]| {
+            nodes
+                .iter()
+                .any(|node| !matches!(node, Node::Text(text) if text.trim().is_empty()))
+        };
+        if let Some(existing) = self.defined.get(&name) {
+            if non_empty(existing) && non_empty(&body) {
+                return Err(self.error(format!(
+                    "template: multiple definition of template {name:?}"
+                )));
+            }
+            if !non_empty(&body) {
+                return Ok(());
+            }
+        }
+        self.defined.insert(name, Rc::new(body));
+        Ok(())
     }
 
     pub(super) fn expect_close(&mut self, context: &str) -> Result<(), Located> {

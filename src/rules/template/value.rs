@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::rc::Rc;
 
-use super::humanize::{format_go_duration, format_utc_millis};
+use super::humanize::{format_go_duration, format_go_time, format_utc_millis};
 use super::number::format_float;
 use super::QuerySample;
 
@@ -98,6 +98,27 @@ impl Value {
             Value::Args(args) => Ok(args.get(name).cloned().unwrap_or(Value::Nil)),
             Value::Time(millis) => time_method(*millis, name),
             Value::Duration(nanos) => duration_method(*nanos, name),
+            _ => Err(format!(
+                "can't evaluate field {name} in type {}",
+                self.type_name()
+            )),
+        }
+    }
+
+    /// Whether `name` is a method of this value's Go type that takes arguments.
+    pub(super) fn has_method_with_arguments(&self, name: &str) -> bool {
+        matches!((self, name), (Value::Time(_), "Format"))
+    }
+
+    /// Calls a method that takes arguments (see [`Value::has_method_with_arguments`]).
+    pub(super) fn call_method(&self, name: &str, args: Vec<Value>) -> Result<Value, String> {
+        match (self, name) {
+            (Value::Time(millis), "Format") => {
+                let [layout]: [Value; 1] = args.try_into().map_err(|args: Vec<Value>| {
+                    format!("wrong number of args for Format: want 1 got {}", args.len())
+                })?;
+                Ok(Value::Str(format_go_time(*millis, &layout.into_string()?)))
+            }
             _ => Err(format!(
                 "can't evaluate field {name} in type {}",
                 self.type_name()
