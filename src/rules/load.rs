@@ -646,6 +646,34 @@ mod tests {
     }
 
     #[test]
+    fn every_error_of_every_group_and_rule_is_listed() {
+        let errors = check_text(
+            "groups:\n  - name: g\n    query_offset: soon\n    limit: 3\n    rules:\n      - alert: A\n        expr: up\n        keep_firing_for: x\n        labels: {'a-b': c}\n      - record: r\n        expr: up\n  - name: h\n    rules:\n      - expr: up\n",
+            "r.yml",
+        )
+        .unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "r.yml:3:19: group \"g\": query_offset: not a valid duration string: \"soon\"",
+                "r.yml:9:25: group \"g\", rule 1 (A): invalid label name: a-b",
+                "r.yml:8:26: group \"g\", rule 1 (A): keep_firing_for: not a valid duration string: \"x\"",
+                "r.yml:14:15: group \"h\", rule 1 (): one of 'record' or 'alert' must be set",
+            ]
+        );
+        let groups = parse_file(
+            "groups:\n  - name: g\n    query_offset: 1m\n    limit: 3\n    rules: []\n",
+            "r.yml",
+        )
+        .unwrap();
+        assert_eq!(
+            (groups[0].query_offset_ms, groups[0].limit),
+            (Some(60_000), 3)
+        );
+    }
+
+    #[test]
     fn durations_as_prometheus_writes_them() {
         assert_eq!(parse_duration("1h30m").unwrap(), 5_400_000);
         assert_eq!(parse_duration("1d").unwrap(), 86_400_000);
