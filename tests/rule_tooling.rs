@@ -148,3 +148,31 @@ fn template_functions_and_group_fields_load() {
     let exported = ipfs_sentinel::rules::rulefile::to_yaml(&groups, 60_000).unwrap();
     assert!(exported.contains("query_offset: 2m"), "{exported}");
 }
+
+/// `cluster.monitoring.rule_query_offset_seconds` reaches the rule engine as the default
+/// offset, and a negative one is refused naming the key.
+#[test]
+fn the_global_query_offset_is_read_from_the_configuration() {
+    use ipfs_sentinel::config::Config;
+    let config = Config::parse(
+        "cluster:\n  monitoring:\n    rule_query_offset_seconds: 30\n",
+        "sentinel.yaml",
+    )
+    .unwrap();
+    let globals = ipfs_sentinel::rules::reload::globals(&config).unwrap();
+    assert_eq!(globals.query_offset_ms, 30_000);
+    let default = Config::parse("cluster: {}\n", "sentinel.yaml").unwrap();
+    assert_eq!(
+        ipfs_sentinel::rules::reload::globals(&default)
+            .unwrap()
+            .query_offset_ms,
+        0
+    );
+    let err = Config::parse(
+        "cluster:\n  monitoring:\n    rule_query_offset_seconds: -5\n",
+        "sentinel.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("rule_query_offset_seconds"), "{err}");
+}
