@@ -607,6 +607,7 @@ fn evaluate_rule(
                         external_labels: globals.external_labels.clone(),
                         external_url: globals.external_url.clone(),
                         value,
+                        eval_time_ms: now_ms,
                     },
                     queries.as_ref(),
                 )

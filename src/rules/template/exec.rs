@@ -20,6 +20,7 @@ pub(super) struct Executor<'q> {
     pub(super) output: String,
     queries: &'q dyn TemplateQuery,
     defined: &'q BTreeMap<String, Rc<Vec<Node>>>,
+    eval_time_ms: i64,
     /// Templates entered through `{{template}}` and not yet left.
     depth: usize,
 }
@@ -43,6 +44,7 @@ impl<'q> Executor<'q> {
             output: String::new(),
             queries,
             defined,
+            eval_time_ms: data.eval_time_ms,
             depth: 0,
         }
     }
@@ -290,6 +292,10 @@ impl<'q> Executor<'q> {
                 Ok(Value::Samples(Rc::new(
                     samples.into_iter().map(Rc::new).collect(),
                 )))
+            }
+            "now" => {
+                let [] = exact_args(name, values)?;
+                Ok(Value::Float(self.eval_time_ms as f64 / 1000.0))
             }
             "externalURL" => {
                 let [] = exact_args(name, values)?;

@@ -700,6 +700,12 @@ mod tests {
             failure("{{ toTime \"NaN\" }}").contains("error calling toTime: value is NaN or Inf")
         );
         assert_eq!(run("{{ 3723.5 | toDuration }}"), "1h2m3.5s");
+        // Prometheus 3.6's now: the evaluation time in seconds.
+        assert_eq!(run("{{ now }}"), "1.435065584128e+09");
+        assert_eq!(
+            run("{{ (now | toTime).Format \"2006-01-02\" }}"),
+            "2015-06-23"
+        );
         assert_eq!(run("{{ (90 | toDuration).Minutes }}"), "1.5");
         assert_eq!(run("{{ 0.0015 | toDuration }}"), "1.5ms");
     }

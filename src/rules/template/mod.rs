@@ -46,6 +46,8 @@ pub struct TemplateData {
     pub external_url: String,
     /// The sample value that made the alert fire: `.Value` and `$value`.
     pub value: f64,
+    /// The evaluation time, ms since the epoch: what `now` returns (in seconds).
+    pub eval_time_ms: i64,
 }
 
 /// One sample of a query's result as a template sees it: `.Labels` and `.Value`, or
@@ -173,6 +175,7 @@ mod testing {
             external_labels: [("cluster".to_owned(), "eu-1".to_owned())].into(),
             external_url: "http://sentinel:9090".to_owned(),
             value: 95.0,
+            eval_time_ms: 1_435_065_584_128,
         }
     }
 

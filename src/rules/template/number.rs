@@ -2,13 +2,14 @@
 //! precision, with Go's choice between fixed and exponent form.
 
 /// Go's `%v` for a float64: the shortest digits that read back to the same number, in
-/// exponent form from exponent 21 up or below -4.
+/// exponent form when the exponent is 6 or more, or below -4.
 ///
 /// ```
 /// use ipfs_sentinel::rules::template::number::format_float;
 /// assert_eq!(format_float(95.0), "95");
 /// assert_eq!(format_float(0.1 + 0.2), "0.30000000000000004");
-/// assert_eq!(format_float(1e21), "1e+21");
+/// assert_eq!(format_float(123456.0), "123456");
+/// assert_eq!(format_float(1234567.0), "1.234567e+06");
 /// assert_eq!(format_float(0.00001), "1e-05");
 /// assert_eq!(format_float(f64::INFINITY), "+Inf");
 /// ```

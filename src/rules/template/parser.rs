@@ -179,6 +179,7 @@ pub(super) const FUNCTIONS: &[&str] = &[
     "externalURL",
     "parseDuration",
     // Added by Prometheus 3.6.
+    "now",
     "toDuration",
     "urlQueryEscape",
 ];
