@@ -81,6 +81,24 @@ pub(super) fn take_digits(chars: &[char], position: &mut usize) -> Option<usize>
     digits.parse().ok()
 }
 
+/// A map as fmt prints it under any verb: `map[k:v ...]`, the verb applied to each part.
+fn format_map(
+    directive: &Directive,
+    verb: char,
+    entries: impl Iterator<Item = (Value, Value)>,
+) -> String {
+    let parts: Vec<String> = entries
+        .map(|(key, value)| {
+            format!(
+                "{}:{}",
+                format_argument(directive, verb, &key),
+                format_argument(directive, verb, &value)
+            )
+        })
+        .collect();
+    format!("map[{}]", parts.join(" "))
+}
+
 pub(super) fn format_argument(directive: &Directive, verb: char, arg: &Value) -> String {
     if verb == 'T' {
         return pad(directive, arg.type_name());
@@ -90,12 +108,51 @@ pub(super) fn format_argument(directive: &Directive, verb: char, arg: &Value) ->
         Value::Int(number) => format_integer(directive, verb, *number),
         Value::Float(number) => format_float_verb(directive, verb, *number),
         Value::Bool(flag) if matches!(verb, 'v' | 't') => Some(pad(directive, &flag.to_string())),
-        Value::Map(_) | Value::Record(_) if matches!(verb, 'v' | 's') => {
+        Value::Time(_) | Value::Duration(_) if matches!(verb, 'v' | 's') => {
             Some(pad(directive, &arg.to_string()))
         }
+        // fmt applies the verb to every key and element of a map or struct.
+        Value::Map(map) => Some(format_map(
+            directive,
+            verb,
+            map.iter()
+                .map(|(k, v)| (Value::Str(k.clone()), Value::Str(v.clone()))),
+        )),
+        Value::Args(args) => Some(format_map(
+            directive,
+            verb,
+            args.iter().map(|(k, v)| (Value::Str(k.clone()), v.clone())),
+        )),
+        Value::Record(record) => {
+            let fields = [
+                Value::Map(std::rc::Rc::clone(&record.labels)),
+                Value::Map(std::rc::Rc::clone(&record.external_labels)),
+                Value::Str(record.external_url.clone()),
+                Value::Float(record.value),
+            ];
+            let parts: Vec<String> = fields
+                .iter()
+                .map(|field| format_argument(directive, verb, field))
+                .collect();
+            Some(format!("{{{}}}", parts.join(" ")))
+        }
+        Value::Samples(_) if verb == 'v' => Some(pad(directive, &arg.to_string())),
+        // fmt prints a pointer to a struct as & and the struct.
+        Value::Sample(sample) => {
+            let labels = Value::Map(std::rc::Rc::new(sample.labels.clone()));
+            Some(format!(
+                "&{{{} {}}}",
+                format_argument(directive, verb, &labels),
+                format_argument(directive, verb, &Value::Float(sample.value))
+            ))
+        }
+        Value::Nil if verb == 'v' => Some(pad(directive, "<nil>")),
         _ => None,
     };
-    formatted.unwrap_or_else(|| format!("%!{verb}({}={arg})", arg.type_name()))
+    formatted.unwrap_or_else(|| match arg {
+        Value::Nil => format!("%!{verb}(<nil>)"),
+        _ => format!("%!{verb}({}={arg})", arg.type_name()),
+    })
 }
 
 pub(super) fn format_string(directive: &Directive, verb: char, text: &str) -> Option<String> {
@@ -282,6 +339,34 @@ mod tests {
         assert_eq!(run("{{ printf \"%d\" 3.5 }}"), "%!d(float64=3.5)");
         assert_eq!(run("{{ printf \"%s %s\" \"a\" }}"), "a %!s(MISSING)");
         assert_eq!(run("{{ printf \"%s\" \"a\" 1 }}"), "a%!(EXTRA int=1)");
+    }
+
+    // Go fmt on the values Prometheus's functions return: maps, times, *sample, nil.
+    #[test]
+    fn printf_on_function_results() {
+        assert_eq!(run("{{ printf \"%v\" (args 1) }}"), "map[arg0:1]");
+        assert_eq!(
+            run("{{ printf \"%s|%v\" (toTime 0) (toDuration 90) }}"),
+            "1970-01-01 00:00:00 +0000 UTC|1m30s"
+        );
+        assert_eq!(
+            run("{{ printf \"%v\" (query \"scalar\" | first) }}"),
+            "&{map[] 42}"
+        );
+        assert_eq!(
+            run("{{ printf \"%v|%d\" (args).x (args).x }}"),
+            "<nil>|%!d(<nil>)"
+        );
+        // Prometheus 2.42 (promtool) prints these exactly so: the verb applies to each part.
+        assert_eq!(
+            run("{{ printf \"%d\" (args 1) }}"),
+            "map[%!d(string=arg0):1]"
+        );
+        assert_eq!(
+            run("{{ printf \"%d\" $labels }}"),
+            "map[%!d(string=instance):%!d(string=node-1:9100) %!d(string=job):%!d(string=ipfs) \
+             %!d(string=severity):%!d(string=page)]"
+        );
     }
 
     // Go fmt.Sprint: spaces only between operands when neither is a string.
