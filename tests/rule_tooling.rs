@@ -80,9 +80,9 @@ fn check_rules_lists_every_error_in_a_file() {
         ":6:15: group \"first\", rule 1 (A): could not parse expression: unclosed left parenthesis",
         ":9:14: group \"first\", rule 2 (x): invalid field 'for' in recording rule",
         ":13:21: group \"first\", rule 3 (B): invalid label name: bad-name",
-        ":15:20: group \"first\", rule 3 (B): annotations.summary: error parsing template summary",
+        ":15:20: group \"first\", rule 3 (B): annotations.summary: template: __alert_B:1: unclosed action",
         ":18:17: group \"second\", rule 1 (bad name): invalid recording rule name: bad name",
-        ":23:14: group \"second\", rule 2 (C): annotations.s: error parsing template s: template: s:1: function \"nosuchfunc\" not defined",
+        ":23:14: group \"second\", rule 2 (C): annotations.s: template: __alert_C:1: function \"nosuchfunc\" not defined",
     ];
     assert_eq!(lines.len(), expected.len(), "{err}");
     for (line, want) in lines.iter().zip(expected) {

@@ -466,7 +466,8 @@ fn check_rule(
                 ("annotations", r.annotations.as_ref()),
             ] {
                 for (name, text) in map.into_iter().flatten() {
-                    if let Err(e) = super::template::check(name, &text.value) {
+                    let template_name = super::template::alert_template_name(&alert.value);
+                    if let Err(e) = super::template::check(&template_name, &text.value) {
                         fail(&text.referenced, format!("{field}.{name}: {e}"));
                     }
                 }
@@ -623,7 +624,7 @@ mod tests {
         assert!(e.contains("not a valid duration string"), "{e}");
         let e = err("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up\n        annotations: {summary: '{{ $value '}\n");
         assert!(
-            e.contains("annotations.summary: error parsing template"),
+            e.contains("annotations.summary: template: __alert_A:1: unclosed action"),
             "{e}"
         );
         let e = err("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up\n        severity: x\n");

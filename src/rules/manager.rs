@@ -597,7 +597,7 @@ fn evaluate_rule(
     };
     match (&mut r.alerting, &r.rule.kind) {
         (Some(alerting), _) => {
-            let name = r.rule.name().to_owned();
+            let name = template::alert_template_name(r.rule.name());
             let expand = |text: &str, labels: &BTreeMap<String, String>, value: f64| {
                 template::expand(
                     &name,

@@ -94,11 +94,23 @@ pub fn expand(name: &str, text: &str, data: &TemplateData, queries: &dyn Templat
     }
 }
 
-/// Parses a template without running it, for load-time checks: Err(one-line reason).
+/// Parses a template without running it, for load-time checks: Err(one-line reason, as
+/// Go's parser words it: `template: NAME:LINE: ...`).
 pub fn check(name: &str, text: &str) -> Result<(), String> {
     parse_alert_template(name, text)
         .map(|_| ())
-        .map_err(|error| one_line(&error))
+        .map_err(|error| {
+            let reason = one_line(&error);
+            let prefix = format!("error parsing template {name}: ");
+            reason
+                .strip_prefix(&prefix)
+                .map_or(reason.clone(), str::to_owned)
+        })
+}
+
+/// The name Prometheus gives an alerting rule's templates, which their errors show.
+pub fn alert_template_name(alert: &str) -> String {
+    format!("__alert_{alert}")
 }
 
 /// The variable definitions Prometheus puts in front of every alert template.
@@ -324,10 +336,7 @@ mod tests {
         );
         assert_eq!(check("t", "{{ humanize \"one\" }}"), Ok(()));
         let error = check("t", "{{ $undefined }}").unwrap_err();
-        assert_eq!(
-            error,
-            "error parsing template t: template: t:1: undefined variable \"$undefined\""
-        );
+        assert_eq!(error, "template: t:1: undefined variable \"$undefined\"");
     }
 
     // Malformed input of every kind comes back as error text, never as a panic.
