@@ -10,6 +10,14 @@ use super::parser::{Branch, Command, Node, Operand, Pipeline, Term};
 use super::value::{AlertRecord, Value};
 use super::{Located, TemplateData, TemplateQuery};
 
+/// What comes after a node: the next one, or leaving or continuing the innermost `range`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flow {
+    Next,
+    Break,
+    Continue,
+}
+
 /// How deeply `{{template}}` calls may nest. Go allows 100,000; each level here takes stack,
 /// so a template calling itself stops far sooner, with Go's message.
 const MAX_TEMPLATE_DEPTH: usize = 200;
@@ -53,23 +61,32 @@ impl<'q> Executor<'q> {
         Value::Record(Rc::clone(&self.root))
     }
 
-    pub(super) fn walk(&mut self, nodes: &[Node], dot: &Value) -> Result<(), Located> {
-        nodes.iter().try_for_each(|node| self.walk_node(node, dot))
+    /// Runs `nodes` until one of them breaks or continues a `range`.
+    pub(super) fn walk(&mut self, nodes: &[Node], dot: &Value) -> Result<Flow, Located> {
+        for node in nodes {
+            let flow = self.walk_node(node, dot)?;
+            if flow != Flow::Next {
+                return Ok(flow);
+            }
+        }
+        Ok(Flow::Next)
     }
 
-    pub(super) fn walk_node(&mut self, node: &Node, dot: &Value) -> Result<(), Located> {
+    pub(super) fn walk_node(&mut self, node: &Node, dot: &Value) -> Result<Flow, Located> {
         match node {
             Node::Text(text) => {
                 self.output.push_str(text);
-                Ok(())
+                Ok(Flow::Next)
             }
             Node::Action { line, pipe } => {
                 let value = self.eval_pipeline(dot, pipe).map_err(|e| at(*line, e))?;
                 if pipe.declarations.is_empty() {
                     self.output.push_str(&value.to_string());
                 }
-                Ok(())
+                Ok(Flow::Next)
             }
+            Node::Break => Ok(Flow::Break),
+            Node::Continue => Ok(Flow::Continue),
             Node::If(branch) => self.walk_condition(branch, dot, false),
             Node::With(branch) => self.walk_condition(branch, dot, true),
             Node::Range(branch) => self.walk_range(branch, dot),
@@ -85,7 +102,7 @@ impl<'q> Executor<'q> {
         name: &str,
         pipe: &Option<Pipeline>,
         dot: &Value,
-    ) -> Result<(), Located> {
+    ) -> Result<Flow, Located> {
         let body = self
             .defined
             .get(name)
@@ -106,7 +123,8 @@ impl<'q> Executor<'q> {
         let result = self.walk(&body, &value);
         self.depth -= 1;
         self.vars = outer;
-        result
+        // The parser keeps break and continue inside a definition's own ranges.
+        result.map(|_| Flow::Next)
     }
 
     /// Runs `if` (dot unchanged) or `with` (dot becomes the pipeline's value).
@@ -115,7 +133,7 @@ impl<'q> Executor<'q> {
         branch: &Branch,
         dot: &Value,
         rebind: bool,
-    ) -> Result<(), Located> {
+    ) -> Result<Flow, Located> {
         let mark = self.vars.len();
         let value = self
             .eval_pipeline(dot, &branch.pipe)
@@ -129,7 +147,7 @@ impl<'q> Executor<'q> {
         result
     }
 
-    pub(super) fn walk_range(&mut self, branch: &Branch, dot: &Value) -> Result<(), Located> {
+    pub(super) fn walk_range(&mut self, branch: &Branch, dot: &Value) -> Result<Flow, Located> {
         let mark = self.vars.len();
         let collection = self
             .eval_pipeline(dot, &branch.pipe)
@@ -144,11 +162,14 @@ impl<'q> Executor<'q> {
             self.bind_range_variables(&branch.pipe, key, element.clone())
                 .map_err(|e| at(branch.line, e))?;
             let iteration_mark = self.vars.len();
-            self.walk(&branch.body, &element)?;
+            let flow = self.walk(&branch.body, &element)?;
             self.vars.truncate(iteration_mark);
+            if flow == Flow::Break {
+                break;
+            }
         }
         self.vars.truncate(mark);
-        Ok(())
+        Ok(Flow::Next)
     }
 
     /// Sets `range $v :=` to the element, or `range $k, $v :=` to key and element.
@@ -489,5 +510,32 @@ mod tests {
         );
         let deep = failure("{{ define \"r\" }}{{ template \"r\" }}{{ end }}{{ template \"r\" }}");
         assert!(deep.contains("exceeded maximum template depth"), "{deep}");
+    }
+
+    // Go text/template docs (Go 1.18+, so Prometheus 2.42): break and continue in range;
+    // promtool 2.42 prints "2;" for the first case.
+    #[test]
+    fn break_and_continue() {
+        assert_eq!(
+            run("{{ range $k, $v := args 1 2 3 4 }}{{ if eq $k \"arg2\" }}{{ break }}{{ end }}{{ if eq $k \"arg0\" }}{{ continue }}{{ end }}{{ $v }};{{ end }}"),
+            "2;"
+        );
+        assert_eq!(
+            run("{{ range $labels }}{{ range $externalLabels }}{{ break }}{{ end }}{{ . }},{{ end }}"),
+            "node-1:9100,ipfs,page,"
+        );
+        assert!(failure("{{ break }}").contains("{{break}} outside {{range}}"));
+        assert!(
+            failure("{{ range $labels }}{{ else }}{{ continue }}{{ end }}")
+                .contains("{{continue}} outside {{range}}")
+        );
+        assert!(
+            failure("{{ range $labels }}{{ define \"x\" }}{{ end }}{{ end }}")
+                .contains("unexpected <define>")
+        );
+        assert!(
+            failure("{{ range $labels }}{{ template \"b\" }}{{ end }}{{ define \"b\" }}{{ break }}{{ end }}")
+                .contains("{{break}} outside {{range}}")
+        );
     }
 }

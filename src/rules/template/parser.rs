@@ -20,6 +20,10 @@ pub(super) enum Node {
     If(Branch),
     With(Branch),
     Range(Branch),
+    /// `{{break}}`: leaves the innermost `range`.
+    Break,
+    /// `{{continue}}`: goes on with the innermost `range`'s next element.
+    Continue,
     /// `{{template "name" pipeline}}` (and the call half of `{{block}}`).
     Template {
         line: usize,
@@ -190,6 +194,8 @@ pub(super) struct Parser {
     pub(super) scope: Vec<String>,
     pub(super) depth: usize,
     pub(super) defined: BTreeMap<String, Rc<Vec<Node>>>,
+    /// How many `range` bodies the parser is in, where `break` and `continue` may stand.
+    pub(super) range_depth: usize,
 }
 
 impl Parser {
@@ -200,6 +206,7 @@ impl Parser {
             scope: vec!["$".to_owned()],
             depth: 0,
             defined: BTreeMap::new(),
+            range_depth: 0,
         }
     }
 
@@ -310,7 +317,19 @@ impl Parser {
                 }
                 return Ok(Step::Node(Node::Template { line, name, pipe }));
             }
-            Some(keyword @ ("define" | "break" | "continue")) => {
+            Some(keyword @ ("break" | "continue")) => {
+                if self.range_depth == 0 {
+                    return Err(self.error(format!("{{{{{keyword}}}}} outside {{{{range}}}}")));
+                }
+                self.pos += 1;
+                self.expect_close(&format!("{{{{{keyword}}}}}"))?;
+                return Ok(Step::Node(if keyword == "break" {
+                    Node::Break
+                } else {
+                    Node::Continue
+                }));
+            }
+            Some(keyword @ "define") => {
                 return Err(self.error(format!("unexpected <{keyword}> in command")));
             }
             _ => {
@@ -344,7 +363,9 @@ impl Parser {
     fn parse_definition(&mut self, name: String) -> Result<(), Located> {
         self.enter()?;
         let outer_scope = std::mem::replace(&mut self.scope, vec!["$".to_owned()]);
+        let outer_range_depth = std::mem::replace(&mut self.range_depth, 0);
         let (body, stop) = self.parse_list()?;
+        self.range_depth = outer_range_depth;
         self.scope = outer_scope;
         self.depth -= 1;
         match stop {
@@ -390,7 +411,11 @@ impl Parser {
         self.enter()?;
         let scope_mark = self.scope.len();
         let pipe = self.parse_pipeline(control)?;
-        let (body, stop) = self.parse_list()?;
+        let in_range = usize::from(control == Context::Range);
+        self.range_depth += in_range;
+        let body = self.parse_list();
+        self.range_depth -= in_range;
+        let (body, stop) = body?;
         let otherwise = match stop {
             Stop::End => Vec::new(),
             Stop::Else => self.parse_else(control)?,
