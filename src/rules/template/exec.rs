@@ -18,9 +18,10 @@ pub(super) enum Flow {
     Continue,
 }
 
-/// How deeply `{{template}}` calls may nest. Go allows 100,000; each level here takes stack,
-/// so a template calling itself stops far sooner, with Go's message.
-const MAX_TEMPLATE_DEPTH: usize = 200;
+/// How deeply blocks and `{{template}}` calls may nest, together. Go allows 100,000 template
+/// calls; each level here takes stack, so a template calling itself stops far sooner, with
+/// Go's message.
+const MAX_DEPTH: usize = 300;
 
 pub(super) struct Executor<'q> {
     pub(super) root: Rc<AlertRecord>,
@@ -29,7 +30,7 @@ pub(super) struct Executor<'q> {
     queries: &'q dyn TemplateQuery,
     defined: &'q BTreeMap<String, Rc<Vec<Node>>>,
     eval_time_ms: i64,
-    /// Templates entered through `{{template}}` and not yet left.
+    /// Blocks and templates entered and not yet left.
     depth: usize,
 }
 
@@ -63,13 +64,29 @@ impl<'q> Executor<'q> {
 
     /// Runs `nodes` until one of them breaks or continues a `range`.
     pub(super) fn walk(&mut self, nodes: &[Node], dot: &Value) -> Result<Flow, Located> {
+        // Every nested block and template call passes here: one bound keeps the stack safe
+        // whatever mix of the two a template nests.
+        if self.depth >= MAX_DEPTH {
+            let line = match nodes.first() {
+                Some(Node::Action { line, .. }) | Some(Node::Template { line, .. }) => *line,
+                Some(Node::If(b) | Node::With(b) | Node::Range(b)) => b.line,
+                _ => 0,
+            };
+            return Err(at(
+                line,
+                format!("exceeded maximum template depth ({MAX_DEPTH})"),
+            ));
+        }
+        self.depth += 1;
+        let mut flow = Ok(Flow::Next);
         for node in nodes {
-            let flow = self.walk_node(node, dot)?;
-            if flow != Flow::Next {
-                return Ok(flow);
+            flow = self.walk_node(node, dot);
+            if !matches!(flow, Ok(Flow::Next)) {
+                break;
             }
         }
-        Ok(Flow::Next)
+        self.depth -= 1;
+        flow
     }
 
     pub(super) fn walk_node(&mut self, node: &Node, dot: &Value) -> Result<Flow, Located> {
@@ -112,16 +129,8 @@ impl<'q> Executor<'q> {
             Some(pipe) => self.eval_pipeline(dot, pipe).map_err(|e| at(line, e))?,
             None => Value::Nil,
         };
-        if self.depth >= MAX_TEMPLATE_DEPTH {
-            return Err(at(
-                line,
-                format!("exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})"),
-            ));
-        }
         let outer = std::mem::replace(&mut self.vars, vec![("$".to_owned(), value.clone())]);
-        self.depth += 1;
         let result = self.walk(&body, &value);
-        self.depth -= 1;
         self.vars = outer;
         // The parser keeps break and continue inside a definition's own ranges.
         result.map(|_| Flow::Next)
@@ -536,6 +545,22 @@ mod tests {
         assert!(
             failure("{{ range $labels }}{{ template \"b\" }}{{ end }}{{ define \"b\" }}{{ break }}{{ end }}")
                 .contains("{{break}} outside {{range}}")
+        );
+    }
+
+    // A template recursing through deeply nested blocks stops with an error, well within a
+    // thread's stack (tests run on 2 MiB threads, as the rule engine's blocking threads do).
+    #[test]
+    fn deep_recursion_through_nested_blocks_is_an_error() {
+        let nested = format!(
+            "{{{{ define \"r\" }}}}{}{{{{ template \"r\" . }}}}{}{{{{ end }}}}{{{{ template \"r\" 1 }}}}",
+            "{{ if . }}".repeat(95),
+            "{{ end }}".repeat(95)
+        );
+        let output = failure(&nested);
+        assert!(
+            output.contains("exceeded maximum template depth (300)"),
+            "{output}"
         );
     }
 }
