@@ -23,7 +23,7 @@ use ipfs_sentinel::history::{History, SeriesKey};
 use ipfs_sentinel::http::actions::parse_alertmanager_payload;
 use ipfs_sentinel::http::api::promql as query_api_answers;
 use ipfs_sentinel::rules::promql::{self, Evaluator};
-use ipfs_sentinel::rules::{load, unit_test};
+use ipfs_sentinel::rules::{load, promtool_test};
 
 /// What a target does with one input: `Ok` when accepted, `Err` with the reason when refused.
 pub type Target = fn(&[u8]) -> Result<(), String>;
@@ -227,7 +227,7 @@ pub fn promtool_test(data: &[u8]) -> Result<(), String> {
     } else {
         manifest
     };
-    unit_test::run_text(t, &root.join("tests/conformance"), "fuzz.test.yml").map(drop)
+    promtool_test::run_text(t, &root.join("tests/conformance"), "fuzz.test.yml").map(drop)
 }
 
 /// The body `POST /api/v1/alertmanager/webhook` receives: parsed, then each alert's

@@ -233,6 +233,11 @@ pub struct MonitoringConfig {
     /// configuration file's folder.
     #[serde(default)]
     pub rule_files: Vec<String>,
+    /// How far back in time every rule group queries, in seconds, unless the group sets its
+    /// own `query_offset` (default 0): Prometheus 2.53+'s `global.rule_query_offset`, for data
+    /// that arrives late. Alerts and recorded series are then timed at the offset instant.
+    #[serde(default = "default_rule_query_offset")]
+    pub rule_query_offset_seconds: NonNegative,
     /// Labels added to every alert, as Prometheus's `global.external_labels`; templates see
     /// them as `$externalLabels`.
     #[serde(default)]
@@ -354,6 +359,7 @@ impl Default for MonitoringConfig {
             alerts: Vec::new(),
             recovery_actions: BTreeMap::new(),
             rule_files: Vec::new(),
+            rule_query_offset_seconds: default_rule_query_offset(),
             external_labels: BTreeMap::new(),
             external_url: String::new(),
             datasource: None,
@@ -373,6 +379,9 @@ fn default_collector_timeout() -> PositiveSeconds {
 }
 fn default_history_hours() -> PositiveSeconds {
     PositiveSeconds(24.0)
+}
+fn default_rule_query_offset() -> NonNegative {
+    NonNegative(0.0)
 }
 
 /// One threshold alert in the short form.

@@ -328,15 +328,17 @@ fn check_rules(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for file in files {
         println!("Checking {}", file.display());
-        match ipfs_sentinel::rules::load::load_file(file) {
+        match ipfs_sentinel::rules::load::check_file(file) {
             Ok(groups) => {
                 let rules: usize = groups.iter().map(|g| g.rules.len()).sum();
                 println!("  SUCCESS: {rules} rules found");
             }
-            Err(e) => {
+            Err(errors) => {
                 failed = true;
                 println!("  FAILED:");
-                eprintln!("{e}");
+                for e in errors {
+                    eprintln!("{e}");
+                }
             }
         }
         println!();
@@ -353,7 +355,7 @@ fn test_rules(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for file in files {
         println!("Unit Testing:  {}", file.display());
-        match ipfs_sentinel::rules::unit_test::run_file(file) {
+        match ipfs_sentinel::rules::promtool_test::run_file(file) {
             Ok(outcome) if outcome.failures.is_empty() => println!("  SUCCESS"),
             Ok(outcome) => {
                 failed = true;

@@ -113,3 +113,120 @@ fn durations_out_of_order_or_repeated_are_refused_as_promtool_refuses_them() {
         assert!(code != 0 && err.contains(&reason), "{err}");
     }
 }
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/rules")
+        .join(name)
+}
+
+/// Every error of the file, each on a line of its own naming file:line:column, the group, the
+/// rule and the field.
+#[test]
+fn check_rules_lists_every_error_in_a_file() {
+    let file = fixture("errors.rules.yml");
+    let name = file.to_str().unwrap();
+    let (code, out, err) = cli(&["check-rules", name]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("FAILED"), "{out}");
+    let lines: Vec<&str> = err.lines().collect();
+    let expected = [
+        ":6:15: group \"first\", rule 1 (A): could not parse expression: unclosed left parenthesis",
+        ":9:14: group \"first\", rule 2 (x): invalid field 'for' in recording rule",
+        ":13:21: group \"first\", rule 3 (B): invalid label name: bad-name",
+        ":15:20: group \"first\", rule 3 (B): annotations.summary: template: __alert_B:1: unclosed action",
+        ":18:17: group \"second\", rule 1 (bad name): invalid recording rule name: bad name",
+        ":23:14: group \"second\", rule 2 (C): annotations.s: template: __alert_C:1: function \"nosuchfunc\" not defined",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{err}");
+    for (line, want) in lines.iter().zip(expected) {
+        assert!(
+            line.starts_with(&format!("{name}{want}")),
+            "{line}\nwanted {want}"
+        );
+    }
+}
+
+/// promtool 2.42 lists the same number of errors for the same file.
+#[test]
+#[ignore = "needs Debian's prometheus (promtool); the README's test command runs it"]
+fn check_rules_lists_as_many_errors_as_promtool() {
+    let file = fixture("errors.rules.yml");
+    let promtool = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("promtool (Debian's prometheus package; the README's test command installs it)");
+    let promtool_errors = String::from_utf8_lossy(&promtool.stderr)
+        .lines()
+        .filter(|l| l.contains("group \""))
+        .count();
+    let (_, _, err) = cli(&["check-rules", file.to_str().unwrap()]);
+    assert_eq!(promtool_errors, 6, "promtool lists every error too");
+    assert_eq!(err.lines().count(), promtool_errors, "{err}");
+}
+
+/// A group's `query_offset` (Prometheus 2.53+, which promtool 2.42 does not know) moves its
+/// queries back: the fixture passes, and the same rules without the offset fail it.
+#[test]
+fn query_offset_moves_a_groups_queries_back() {
+    let test = fixture("query_offset.test.yml");
+    let (code, out, err) = cli(&["test-rules", test.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("SUCCESS"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let rules = std::fs::read_to_string(fixture("query_offset.rules.yml")).unwrap();
+    let without = rules.replace("    query_offset: 2m\n", "");
+    assert_ne!(rules, without);
+    std::fs::write(dir.path().join("query_offset.rules.yml"), without).unwrap();
+    let copy = dir.path().join("query_offset.test.yml");
+    std::fs::copy(&test, &copy).unwrap();
+    let (code, out, _) = cli(&["test-rules", copy.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("alertname: QueueLong, time: 4m"), "{out}");
+}
+
+/// Templates with Prometheus's functions load in check-rules as they do in promtool, and a
+/// rule file export keeps a group's query_offset and limit.
+#[test]
+fn template_functions_and_group_fields_load() {
+    let conformance = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
+    for name in ["templates.rules.yml", "limits.rules.yml"] {
+        let (code, out, err) = cli(&["check-rules", conformance.join(name).to_str().unwrap()]);
+        assert_eq!(code, 0, "{name}: {out}{err}");
+    }
+    let rules = std::fs::read_to_string(fixture("query_offset.rules.yml")).unwrap();
+    let groups = ipfs_sentinel::rules::load::parse_file(&rules, "q.yml").unwrap();
+    assert_eq!(groups[0].query_offset_ms, Some(120_000));
+    let exported = ipfs_sentinel::rules::rulefile::to_yaml(&groups, 60_000).unwrap();
+    assert!(exported.contains("query_offset: 2m"), "{exported}");
+}
+
+/// `cluster.monitoring.rule_query_offset_seconds` reaches the rule engine as the default
+/// offset, and a negative one is refused naming the key.
+#[test]
+fn the_global_query_offset_is_read_from_the_configuration() {
+    use ipfs_sentinel::config::Config;
+    let config = Config::parse(
+        "cluster:\n  monitoring:\n    rule_query_offset_seconds: 30\n",
+        "sentinel.yaml",
+    )
+    .unwrap();
+    let globals = ipfs_sentinel::rules::reload::globals(&config).unwrap();
+    assert_eq!(globals.query_offset_ms, 30_000);
+    let default = Config::parse("cluster: {}\n", "sentinel.yaml").unwrap();
+    assert_eq!(
+        ipfs_sentinel::rules::reload::globals(&default)
+            .unwrap()
+            .query_offset_ms,
+        0
+    );
+    let err = Config::parse(
+        "cluster:\n  monitoring:\n    rule_query_offset_seconds: -5\n",
+        "sentinel.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("rule_query_offset_seconds"), "{err}");
+}

@@ -92,6 +92,9 @@ pub struct Group {
     pub file: String,
     /// Evaluation interval, ms (None: the collection interval).
     pub interval_ms: Option<i64>,
+    /// How far back its rules query, ms (None: `cluster.monitoring.rule_query_offset_seconds`),
+    /// as Prometheus 2.53+'s `query_offset`.
+    pub query_offset_ms: Option<i64>,
     /// Most alerts (or recorded series) a rule may produce; 0 is no limit.
     pub limit: usize,
     /// Its rules, in order.
@@ -112,6 +115,8 @@ struct GroupSpec {
     #[serde(default)]
     interval: Option<Spanned<String>>,
     #[serde(default)]
+    query_offset: Option<Spanned<String>>,
+    #[serde(default)]
     limit: usize,
     #[serde(default)]
     rules: Vec<RuleSpec>,
@@ -131,9 +136,9 @@ struct RuleSpec {
     #[serde(default)]
     keep_firing_for: Option<Spanned<String>>,
     #[serde(default)]
-    labels: BTreeMap<String, String>,
+    labels: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
-    annotations: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, Spanned<String>>>,
 }
 
 fn is_metric_name(s: &str) -> bool {
@@ -168,21 +173,39 @@ fn actions_of(
         .collect()
 }
 
-/// Reads and checks one rule file.
+/// Reads and checks one rule file; the first error (see [`check_file`] for all of them).
 pub fn load_file(path: &Path) -> Result<Vec<Group>, RuleError> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| RuleError {
-        file: file.clone(),
-        line: 0,
-        column: 0,
-        place: "file".into(),
-        reason: format!("cannot read: {e}"),
-    })?;
-    parse_file(&text, &file)
+    check_file(path).map_err(first_error)
 }
 
-/// Reads and checks rule file text; `file` names it in errors.
+/// Reads and checks one rule file, reporting every error in it (every group, every rule), as
+/// `promtool check rules` does.
+pub fn check_file(path: &Path) -> Result<Vec<Group>, Vec<RuleError>> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![RuleError {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            place: "file".into(),
+            reason: format!("cannot read: {e}"),
+        }]
+    })?;
+    check_text(&text, &file)
+}
+
+/// Reads and checks rule file text; `file` names it in errors. The first error.
 pub fn parse_file(text: &str, file: &str) -> Result<Vec<Group>, RuleError> {
+    check_text(text, file).map_err(first_error)
+}
+
+fn first_error(mut errors: Vec<RuleError>) -> RuleError {
+    // check_text never fails with an empty list.
+    errors.swap_remove(0)
+}
+
+/// Reads and checks rule file text, every error in file order.
+pub fn check_text(text: &str, file: &str) -> Result<Vec<Group>, Vec<RuleError>> {
     let mut path = String::new();
     let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
         serde_path_to_error::deserialize::<_, Option<RuleFile>>(de).map_err(|e| {
@@ -193,171 +216,241 @@ pub fn parse_file(text: &str, file: &str) -> Result<Vec<Group>, RuleError> {
     let spec = match parsed {
         Ok(spec) => spec.unwrap_or(RuleFile { groups: Vec::new() }),
         Err(e) => {
+            // A file that is not YAML of the right shape has one error, as in promtool.
             let (line, column) = e
                 .location()
                 .map(|l| (l.line(), l.column()))
                 .unwrap_or((0, 0));
             let reason = e.without_snippet().to_string();
             let reason = reason.lines().next().unwrap_or("").to_owned();
-            return Err(RuleError {
+            return Err(vec![RuleError {
                 file: file.into(),
                 line,
                 column,
                 place: if path.is_empty() { "file".into() } else { path },
                 reason,
-            });
+            }]);
         }
     };
     let mut names = HashSet::new();
     let mut groups = Vec::new();
+    let mut errors = Vec::new();
     for g in spec.groups {
-        let at = |s: &serde_saphyr::Location, place: String, reason: String| RuleError {
-            file: file.into(),
-            line: s.line(),
-            column: s.column(),
-            place,
-            reason,
-        };
         let group_place = format!("group {:?}", g.name.value);
+        let mut report = |s: &serde_saphyr::Location, place: &str, reason: String| {
+            errors.push(RuleError {
+                file: file.into(),
+                line: s.line(),
+                column: s.column(),
+                place: place.to_owned(),
+                reason,
+            })
+        };
         if g.name.value.is_empty() {
-            return Err(at(
+            report(
                 &g.name.referenced,
-                group_place,
+                &group_place,
                 "groupname must not be empty".into(),
-            ));
-        }
-        if !names.insert(g.name.value.clone()) {
-            return Err(at(
+            );
+        } else if !names.insert(g.name.value.clone()) {
+            report(
                 &g.name.referenced,
-                group_place,
+                &group_place,
                 format!("groupname: {:?} is repeated in the same file", g.name.value),
-            ));
+            );
         }
-        let interval_ms = match &g.interval {
-            Some(i) => Some(
-                parse_duration(&i.value)
-                    .map_err(|r| at(&i.referenced, group_place.clone(), r.to_string()))?,
-            ),
+        let mut group_duration = |field: &str, d: &Option<Spanned<String>>| match d {
+            Some(d) => parse_duration(&d.value)
+                .map(Some)
+                .map_err(|r| report(&d.referenced, &group_place, format!("{field}: {r}")))
+                .ok()
+                .flatten(),
             None => None,
         };
+        let interval_ms = group_duration("interval", &g.interval);
+        let query_offset_ms = group_duration("query_offset", &g.query_offset);
         let mut rules = Vec::new();
         for (i, r) in g.rules.into_iter().enumerate() {
-            let label = r
-                .alert
-                .as_ref()
-                .or(r.record.as_ref())
-                .map(|n| n.value.clone())
-                .unwrap_or_default();
-            let place = format!("{group_place}, rule {} ({label})", i + 1);
-            let expr_spec = r.expr.as_ref();
-            let anchor = expr_spec
-                .map(|e| e.referenced)
-                .or(r.alert.as_ref().map(|a| a.referenced))
-                .or(r.record.as_ref().map(|a| a.referenced))
-                .unwrap_or(g.name.referenced);
-            let fail =
-                |loc: &serde_saphyr::Location, reason: String| at(loc, place.clone(), reason);
-            let expr_spec = expr_spec
-                .ok_or_else(|| fail(&anchor, "field 'expr' must be set in rule".into()))?;
-            let expr = promql::parse(&expr_spec.value).map_err(|e| {
-                fail(
-                    &expr_spec.referenced,
-                    format!("could not parse expression: {}", e.0),
-                )
-            })?;
-            promql::check_supported(&expr).map_err(|e| fail(&expr_spec.referenced, e.0))?;
-            for name in r.labels.keys() {
-                if !is_label_name(name) || name == promql::NAME {
-                    return Err(fail(&anchor, format!("invalid label name: {name}")));
-                }
+            match check_rule(r, i, &group_place, g.name.referenced, file) {
+                Ok(rule) => rules.push(rule),
+                Err(mut found) => errors.append(&mut found),
             }
-            let kind = match (&r.alert, &r.record) {
-                (Some(_), Some(_)) => {
-                    return Err(fail(
-                        &anchor,
-                        "only one of 'record' and 'alert' must be set".into(),
-                    ))
-                }
-                (None, None) => {
-                    return Err(fail(
-                        &anchor,
-                        "one of 'record' or 'alert' must be set".into(),
-                    ))
-                }
-                (None, Some(record)) => {
-                    if !is_metric_name(&record.value) {
-                        return Err(fail(
-                            &record.referenced,
-                            format!("invalid recording rule name: {}", record.value),
-                        ));
-                    }
-                    let fields = [
-                        ("for", r.for_.as_ref().map(|f| f.referenced)),
-                        (
-                            "keep_firing_for",
-                            r.keep_firing_for.as_ref().map(|f| f.referenced),
-                        ),
-                        ("annotations", r.annotations.as_ref().map(|_| anchor)),
-                    ];
-                    if let Some((field, loc)) = fields.iter().find_map(|(f, l)| l.map(|l| (f, l))) {
-                        return Err(fail(
-                            &loc,
-                            format!("invalid field '{field}' in recording rule"),
-                        ));
-                    }
-                    RuleKind::Record {
-                        name: record.value.clone(),
-                    }
-                }
-                (Some(alert), None) => {
-                    if alert.value.is_empty() {
-                        return Err(fail(&alert.referenced, "invalid alert name: empty".into()));
-                    }
-                    let duration = |d: &Option<Spanned<String>>| -> Result<i64, RuleError> {
-                        match d {
-                            Some(s) => parse_duration(&s.value)
-                                .map_err(|reason| fail(&s.referenced, reason.to_string())),
-                            None => Ok(0),
-                        }
-                    };
-                    let annotations = r.annotations.clone().unwrap_or_default();
-                    for name in annotations.keys() {
-                        if !is_label_name(name) {
-                            return Err(fail(&anchor, format!("invalid annotation name: {name}")));
-                        }
-                    }
-                    // promtool checks templates too: a broken one is a load error.
-                    for (kind, map) in [("label", &r.labels), ("annotation", &annotations)] {
-                        for (name, text) in map {
-                            super::template::check(name, text)
-                                .map_err(|e| fail(&anchor, format!("{kind} {name:?}: {e}")))?;
-                        }
-                    }
-                    RuleKind::Alert {
-                        name: alert.value.clone(),
-                        for_ms: duration(&r.for_)?,
-                        keep_firing_for_ms: duration(&r.keep_firing_for)?,
-                        annotations,
-                    }
-                }
-            };
-            rules.push(Rule {
-                actions: actions_of(&r.labels, r.annotations.as_ref()),
-                kind,
-                expr_text: expr_spec.value.clone(),
-                expr,
-                labels: r.labels,
-            });
         }
         groups.push(Group {
             name: g.name.value,
             file: file.into(),
             interval_ms,
+            query_offset_ms,
             limit: g.limit,
             rules,
         });
     }
-    Ok(groups)
+    if errors.is_empty() {
+        Ok(groups)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Checks one rule of a file: the rule, or every error in it.
+fn check_rule(
+    r: RuleSpec,
+    index: usize,
+    group_place: &str,
+    group_location: serde_saphyr::Location,
+    file: &str,
+) -> Result<Rule, Vec<RuleError>> {
+    let label = r
+        .alert
+        .as_ref()
+        .or(r.record.as_ref())
+        .map(|n| n.value.clone())
+        .unwrap_or_default();
+    let place = format!("{group_place}, rule {} ({label})", index + 1);
+    let anchor = r
+        .expr
+        .as_ref()
+        .map(|e| e.referenced)
+        .or(r.alert.as_ref().map(|a| a.referenced))
+        .or(r.record.as_ref().map(|a| a.referenced))
+        .unwrap_or(group_location);
+    let mut errors = Vec::new();
+    let mut fail = |loc: &serde_saphyr::Location, reason: String| {
+        errors.push(RuleError {
+            file: file.into(),
+            line: loc.line(),
+            column: loc.column(),
+            place: place.clone(),
+            reason,
+        })
+    };
+    let expr = match &r.expr {
+        None => {
+            fail(&anchor, "field 'expr' must be set in rule".into());
+            None
+        }
+        Some(spec) => match promql::parse(&spec.value) {
+            Err(e) => {
+                fail(
+                    &spec.referenced,
+                    format!("could not parse expression: {}", e.0),
+                );
+                None
+            }
+            Ok(expr) => match promql::check_supported(&expr) {
+                Err(e) => {
+                    fail(&spec.referenced, format!("expr: {}", e.0));
+                    None
+                }
+                Ok(()) => Some(expr),
+            },
+        },
+    };
+    for (name, value) in &r.labels {
+        if !is_label_name(name) || name == promql::NAME {
+            fail(&value.referenced, format!("invalid label name: {name}"));
+        }
+    }
+    let labels: BTreeMap<String, String> = r
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.value.clone()))
+        .collect();
+    let annotations: Option<BTreeMap<String, String>> = r.annotations.as_ref().map(|a| {
+        a.iter()
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect()
+    });
+    let kind = match (&r.alert, &r.record) {
+        (Some(_), Some(_)) => {
+            fail(
+                &anchor,
+                "only one of 'record' and 'alert' must be set".into(),
+            );
+            None
+        }
+        (None, None) => {
+            fail(&anchor, "one of 'record' or 'alert' must be set".into());
+            None
+        }
+        (None, Some(record)) => {
+            if !is_metric_name(&record.value) {
+                fail(
+                    &record.referenced,
+                    format!("invalid recording rule name: {}", record.value),
+                );
+            }
+            let fields = [
+                ("for", r.for_.as_ref().map(|f| f.referenced)),
+                (
+                    "keep_firing_for",
+                    r.keep_firing_for.as_ref().map(|f| f.referenced),
+                ),
+                (
+                    "annotations",
+                    r.annotations
+                        .as_ref()
+                        .map(|a| a.values().next().map_or(anchor, |v| v.referenced)),
+                ),
+            ];
+            for (field, loc) in fields.iter().filter_map(|(f, l)| l.map(|l| (f, l))) {
+                fail(&loc, format!("invalid field '{field}' in recording rule"));
+            }
+            Some(RuleKind::Record {
+                name: record.value.clone(),
+            })
+        }
+        (Some(alert), None) => {
+            if alert.value.is_empty() {
+                fail(&alert.referenced, "invalid alert name: empty".into());
+            }
+            let mut duration = |field: &str, d: &Option<Spanned<String>>| match d {
+                Some(s) => parse_duration(&s.value).unwrap_or_else(|reason| {
+                    fail(&s.referenced, format!("{field}: {reason}"));
+                    0
+                }),
+                None => 0,
+            };
+            let for_ms = duration("for", &r.for_);
+            let keep_firing_for_ms = duration("keep_firing_for", &r.keep_firing_for);
+            for (name, value) in r.annotations.iter().flatten() {
+                if !is_label_name(name) {
+                    fail(
+                        &value.referenced,
+                        format!("invalid annotation name: {name}"),
+                    );
+                }
+            }
+            // promtool checks templates too: a broken one is a load error.
+            for (field, map) in [
+                ("labels", Some(&r.labels)),
+                ("annotations", r.annotations.as_ref()),
+            ] {
+                for (name, text) in map.into_iter().flatten() {
+                    let template_name = super::template::alert_template_name(&alert.value);
+                    if let Err(e) = super::template::check(&template_name, &text.value) {
+                        fail(&text.referenced, format!("{field}.{name}: {e}"));
+                    }
+                }
+            }
+            Some(RuleKind::Alert {
+                name: alert.value.clone(),
+                for_ms,
+                keep_firing_for_ms,
+                annotations: annotations.clone().unwrap_or_default(),
+            })
+        }
+    };
+    match (kind, expr, r.expr) {
+        (Some(kind), Some(expr), Some(text)) if errors.is_empty() => Ok(Rule {
+            actions: actions_of(&labels, annotations.as_ref()),
+            kind,
+            expr_text: text.value,
+            expr,
+            labels,
+        }),
+        _ => Err(errors),
+    }
 }
 
 /// The name a short-form alert gets when it has none: the metric in CamelCase, then `High`
@@ -462,6 +555,7 @@ pub fn short_form_group(config: &Config, file: &str) -> Group {
         name: SHORT_FORM_GROUP.into(),
         file: file.into(),
         interval_ms: None,
+        query_offset_ms: None,
         limit: 0,
         rules,
     }
@@ -518,7 +612,10 @@ mod tests {
         let e = err("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up\n        for: 5 minutes\n");
         assert!(e.contains("not a valid duration string"), "{e}");
         let e = err("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up\n        annotations: {summary: '{{ $value '}\n");
-        assert!(e.contains("annotation \"summary\""), "{e}");
+        assert!(
+            e.contains("annotations.summary: template: __alert_A:1: unclosed action"),
+            "{e}"
+        );
         let e = err("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up\n        severity: x\n");
         assert!(e.contains("unknown field `severity`"), "{e}");
         assert!(err("groups:\n  - name: g\n  - name: g\n").contains("is repeated"));
@@ -536,6 +633,34 @@ mod tests {
             "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up[5m:1m]\n"
         )
         .contains("subqueries"));
+    }
+
+    #[test]
+    fn every_error_of_every_group_and_rule_is_listed() {
+        let errors = check_text(
+            "groups:\n  - name: g\n    query_offset: soon\n    limit: 3\n    rules:\n      - alert: A\n        expr: up\n        keep_firing_for: x\n        labels: {'a-b': c}\n      - record: r\n        expr: up\n  - name: h\n    rules:\n      - expr: up\n",
+            "r.yml",
+        )
+        .unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "r.yml:3:19: group \"g\": query_offset: not a valid duration string: \"soon\"",
+                "r.yml:9:25: group \"g\", rule 1 (A): invalid label name: a-b",
+                "r.yml:8:26: group \"g\", rule 1 (A): keep_firing_for: not a valid duration string: \"x\"",
+                "r.yml:14:15: group \"h\", rule 1 (): one of 'record' or 'alert' must be set",
+            ]
+        );
+        let groups = parse_file(
+            "groups:\n  - name: g\n    query_offset: 1m\n    limit: 3\n    rules: []\n",
+            "r.yml",
+        )
+        .unwrap();
+        assert_eq!(
+            (groups[0].query_offset_ms, groups[0].limit),
+            (Some(60_000), 3)
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::alerting::{AlertState, AlertingRule, RuleStateSnapshot};
 use super::load::{Group, Rule, RuleError, RuleKind};
 use super::promql::{EvalError, Evaluator, Labels, Queryable, Value, NAME};
 use super::remote::{RemoteAnswers, RemoteDatasource};
-use super::template::{self, TemplateData};
+use super::template::{self, NoQueries, QuerySample, TemplateData, TemplateQuery};
 use crate::actions::alert::{AlertEvent, Status};
 use crate::actions::dispatcher::Sighting;
 use crate::clock::rfc3339;
@@ -36,6 +36,9 @@ pub struct Recorded {
     pub labels: Labels,
     /// Value.
     pub value: f64,
+    /// The instant it stands for: the evaluation time less the group's query offset, where
+    /// Prometheus writes it.
+    pub at_ms: i64,
 }
 
 struct RuleRun {
@@ -63,6 +66,8 @@ pub struct Globals {
     pub external_labels: BTreeMap<String, String>,
     /// `$externalURL` in templates.
     pub external_url: String,
+    /// How far back groups without their own `query_offset` query, ms.
+    pub query_offset_ms: i64,
     /// A remote query API the expressions go to, instead of the local history.
     pub datasource: Option<RemoteDatasource>,
 }
@@ -227,6 +232,7 @@ impl RuleEngine {
                 continue;
             }
             let interval = g.group.interval_ms.unwrap_or(globals.interval_ms).max(1);
+            let offset = g.group.query_offset_ms.unwrap_or(globals.query_offset_ms);
             let started = Instant::now();
             for r in &mut g.rules {
                 let began = Instant::now();
@@ -237,7 +243,12 @@ impl RuleEngine {
                         None => continue,
                     },
                 };
-                let result = evaluate_rule(r, &g.group, &globals, now_ms, interval, input);
+                let times = Times {
+                    now_ms,
+                    query_ms: now_ms - offset,
+                    interval_ms: interval,
+                };
+                let result = evaluate_rule(r, &g.group, &globals, times, input);
                 r.duration_seconds = began.elapsed().as_secs_f64();
                 r.last_eval_ms = Some(now_ms);
                 match result {
@@ -499,34 +510,94 @@ enum Input<'a> {
     Answer(&'a Result<Vec<(Labels, f64)>, EvalError>),
 }
 
+/// The instants one evaluation uses.
+#[derive(Clone, Copy)]
+struct Times {
+    /// The evaluation time: alert states and template queries.
+    now_ms: i64,
+    /// Where the rule's expression is evaluated: `now_ms` less the group's query offset.
+    query_ms: i64,
+    /// The group's interval.
+    interval_ms: i64,
+}
+
+/// Template `query` calls over the history, at the evaluation time (Prometheus runs them at
+/// the rule's evaluation time, not at the offset instant).
+struct HistoryQueries<'a> {
+    source: &'a dyn Queryable,
+    at_ms: i64,
+}
+
+impl TemplateQuery for HistoryQueries<'_> {
+    fn query(&self, expr: &str) -> Result<Vec<QuerySample>, String> {
+        let parsed = super::promql::parse(expr).map_err(|e| e.0)?;
+        match Evaluator::new(self.source, self.at_ms)
+            .eval(&parsed)
+            .map_err(|e| e.0)?
+        {
+            Value::Vector(v) => Ok(v
+                .into_iter()
+                .map(|s| QuerySample {
+                    labels: s.labels,
+                    value: s.value,
+                })
+                .collect()),
+            Value::Scalar(value) => Ok(vec![QuerySample {
+                labels: Labels::new(),
+                value,
+            }]),
+            _ => Err("rule result is not a vector or scalar".to_owned()),
+        }
+    }
+}
+
+/// Why templates cannot query with a remote datasource: the answers come in before the
+/// evaluation, and a template's queries are known only while it runs.
+const NO_REMOTE_TEMPLATE_QUERIES: &str =
+    "queries in templates need the local history; this sentinel's rules read a remote datasource";
+
 /// Evaluates one rule: alert state changes, or the samples to record.
 fn evaluate_rule(
     r: &mut RuleRun,
     group: &Group,
     globals: &Globals,
-    now_ms: i64,
-    interval_ms: i64,
+    times: Times,
     input: Input<'_>,
 ) -> Result<Vec<Recorded>, EvalError> {
-    let result = match input {
-        Input::Answer(answer) => answer.clone()?,
-        Input::History(source) => match Evaluator::new(source, now_ms).eval(&r.rule.expr)? {
-            Value::Vector(v) => v
-                .into_iter()
-                .map(|s| (s.labels, s.value))
-                .collect::<Vec<_>>(),
-            Value::Scalar(v) if r.alerting.is_none() => vec![(Labels::new(), v)],
-            other => {
-                return Err(EvalError(format!(
-                    "rule result is a {}, not an instant vector",
-                    super::promql::type_name(&other)
-                )))
-            }
-        },
+    let Times {
+        now_ms,
+        query_ms,
+        interval_ms,
+    } = times;
+    let (result, queries): (_, Box<dyn TemplateQuery + '_>) = match input {
+        Input::Answer(answer) => (
+            answer.clone()?,
+            Box::new(NoQueries(NO_REMOTE_TEMPLATE_QUERIES)),
+        ),
+        Input::History(source) => {
+            let result = match Evaluator::new(source, query_ms).eval(&r.rule.expr)? {
+                Value::Vector(v) => v
+                    .into_iter()
+                    .map(|s| (s.labels, s.value))
+                    .collect::<Vec<_>>(),
+                Value::Scalar(v) if r.alerting.is_none() => vec![(Labels::new(), v)],
+                other => {
+                    return Err(EvalError(format!(
+                        "rule result is a {}, not an instant vector",
+                        super::promql::type_name(&other)
+                    )))
+                }
+            };
+            let queries = HistoryQueries {
+                source,
+                at_ms: now_ms,
+            };
+            (result, Box::new(queries))
+        }
     };
     match (&mut r.alerting, &r.rule.kind) {
         (Some(alerting), _) => {
-            let name = r.rule.name().to_owned();
+            let name = template::alert_template_name(r.rule.name());
             let expand = |text: &str, labels: &BTreeMap<String, String>, value: f64| {
                 template::expand(
                     &name,
@@ -536,7 +607,9 @@ fn evaluate_rule(
                         external_labels: globals.external_labels.clone(),
                         external_url: globals.external_url.clone(),
                         value,
+                        eval_time_ms: now_ms,
                     },
+                    queries.as_ref(),
                 )
             };
             alerting
@@ -562,7 +635,11 @@ fn evaluate_rule(
                             .into(),
                     ));
                 }
-                out.push(Recorded { labels, value });
+                out.push(Recorded {
+                    labels,
+                    value,
+                    at_ms: query_ms,
+                });
             }
             if group.limit > 0 && out.len() > group.limit {
                 return Err(EvalError(format!(
@@ -809,5 +886,42 @@ mod tests {
             engine.remote_queries_due(MINUTE + 1).unwrap().1.is_empty(),
             "nothing is due again before the interval"
         );
+    }
+
+    /// `cluster.monitoring.rule_query_offset_seconds` moves every group's queries back; a
+    /// group's own `query_offset` wins; recorded samples carry the offset instant; template
+    /// queries run at the evaluation time.
+    #[test]
+    fn query_offsets_move_the_query_not_the_evaluation() {
+        let rules = "groups:\n  - name: default\n    rules:\n      - record: x:copy\n        expr: x\n      - alert: XHigh\n        expr: x >= 3\n        annotations: {now: '{{ query \"x\" | first | value }}', seen: '{{ $value }}'}\n  - name: own\n    query_offset: 0s\n    rules:\n      - record: x:now\n        expr: x\n";
+        let groups = crate::rules::load::parse_file(rules, "offsets.yml").unwrap();
+        let mut engine = RuleEngine::new(
+            Globals {
+                interval_ms: MINUTE,
+                query_offset_ms: 2 * MINUTE,
+                ..Globals::default()
+            },
+            groups,
+        );
+        let src = Fixed::from(&[("x", (0..8).map(f64::from).collect())], MINUTE);
+        let recorded = engine.evaluate_due(5 * MINUTE, &src);
+        let by_name = |name: &str| {
+            recorded
+                .iter()
+                .find(|r| r.labels[NAME] == name)
+                .map(|r| (r.value, r.at_ms))
+        };
+        assert_eq!(by_name("x:copy"), Some((3.0, 3 * MINUTE)));
+        assert_eq!(by_name("x:now"), Some((5.0, 5 * MINUTE)));
+        let alerts = engine.active_alerts();
+        assert_eq!(alerts.len(), 1);
+        let alert = alerts[0].1;
+        assert_eq!(
+            alert.active_at_ms,
+            5 * MINUTE,
+            "alert states keep the evaluation time"
+        );
+        assert_eq!(alert.annotations["seen"], "3");
+        assert_eq!(alert.annotations["now"], "5");
     }
 }

@@ -3,17 +3,17 @@
 //! ([`promql`]): rules are read by [`load`], alert states kept by [`alerting`], templates
 //! expanded by [`template`], everything scheduled and reported by [`manager`], kept across
 //! restarts and reloads by [`reload`]; rule unit tests in promtool's format are run by
-//! [`unit_test`].
+//! [`promtool_test`].
 pub mod alerting;
 pub mod load;
 pub mod manager;
 pub mod promql;
+pub mod promtool_test;
 pub mod reload;
 pub mod remote;
 pub mod rulefile;
 pub mod source;
 pub mod template;
-pub mod unit_test;
 
 use std::path::Path;
 

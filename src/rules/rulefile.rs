@@ -19,6 +19,8 @@ struct GroupOut<'a> {
     name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     interval: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query_offset: Option<String>,
     #[serde(skip_serializing_if = "is_zero")]
     limit: usize,
     rules: Vec<RuleOut<'a>>,
@@ -127,6 +129,7 @@ pub fn to_yaml(groups: &[Group], default_interval_ms: i64) -> Result<String, Str
                 interval: Some(format_duration(
                     g.interval_ms.unwrap_or(default_interval_ms),
                 )),
+                query_offset: g.query_offset_ms.map(format_duration),
                 limit: g.limit,
                 rules: g.rules.iter().map(rule_out).collect(),
             })

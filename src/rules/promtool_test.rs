@@ -385,6 +385,8 @@ struct RuleRunner {
     name: String,
     engine: RuleEngine,
     written: BTreeSet<Labels>,
+    /// The group's query offset: its output is written that far back, as Prometheus does.
+    offset_ms: i64,
 }
 
 fn runners(groups: &[Group], globals: &Globals) -> Vec<RuleRunner> {
@@ -399,11 +401,13 @@ fn runners(groups: &[Group], globals: &Globals) -> Vec<RuleRunner> {
                     name: g.name.clone(),
                     file: g.file.clone(),
                     interval_ms: None,
+                    query_offset_ms: g.query_offset_ms,
                     limit: g.limit,
                     rules: vec![rule.clone()],
                 }],
             ),
             written: BTreeSet::new(),
+            offset_ms: g.query_offset_ms.unwrap_or(globals.query_offset_ms),
         })
         .collect()
 }
@@ -417,11 +421,12 @@ impl RuleRunner {
             recorded.into_iter().map(|r| (r.labels, r.value)).collect();
         now.extend(self.alert_series());
         let fresh: BTreeSet<Labels> = now.iter().map(|(l, _)| l.clone()).collect();
+        let at_ms = ts - self.offset_ms;
         for gone in self.written.difference(&fresh) {
-            store.append(gone.clone(), ts, STALE_NAN);
+            store.append(gone.clone(), at_ms, STALE_NAN);
         }
         for (labels, value) in now {
-            store.append(labels, ts, value);
+            store.append(labels, at_ms, value);
         }
         self.written = fresh;
         self.last_error()
@@ -542,6 +547,7 @@ fn run_group(
         interval_ms: eval_interval,
         external_labels: test.external_labels.clone(),
         external_url: test.external_url.clone(),
+        query_offset_ms: 0,
         datasource: None,
     };
     let evaluations = max_t / eval_interval + 1;
