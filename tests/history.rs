@@ -371,7 +371,7 @@ async fn an_instant_query_reads_times_with_offsets_as_prometheus_does() {
         answers.push(sample[1].clone());
     }
     assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
-    // A time without an offset names no instant: refused, with the forms that work.
+    // A time without an offset names no instant: refused in Prometheus's words.
     let body = get_json(
         &format!("{}/api/v1/query", sentinel.url),
         &[
@@ -382,7 +382,10 @@ async fn an_instant_query_reads_times_with_offsets_as_prometheus_does() {
     .await;
     assert_eq!(body["errorType"], "bad_data", "{body}");
     assert!(
-        body["error"].as_str().unwrap().contains("RFC 3339"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("to a valid timestamp"),
         "{body}"
     );
 }
