@@ -336,6 +336,8 @@ pub struct Evaluator<'a> {
     source: &'a dyn Queryable,
     at_ms: i64,
     semantics: Semantics,
+    /// The query's first and last evaluation times, ms: what `@ start()` and `@ end()` mean.
+    query_range: (i64, i64),
 }
 
 impl<'a> Evaluator<'a> {
@@ -345,7 +347,15 @@ impl<'a> Evaluator<'a> {
             source,
             at_ms,
             semantics: Semantics::default(),
+            query_range: (at_ms, at_ms),
         }
+    }
+
+    /// The same evaluator as one step of a range query from `start_ms` to `end_ms`: `@ start()`
+    /// and `@ end()` mean those (at an instant query both are the evaluation time).
+    pub fn with_query_range(mut self, start_ms: i64, end_ms: i64) -> Self {
+        self.query_range = (start_ms, end_ms);
+        self
     }
 
     /// The same evaluator following `semantics`.
@@ -449,6 +459,82 @@ impl<'a> Evaluator<'a> {
             ))),
         }
     }
+}
+
+/// Why a range query was refused or failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeQueryError {
+    /// The step is not positive, or the end is before the start.
+    #[error("invalid range query: {0}")]
+    Bad(String),
+    /// The expression does not give a scalar or an instant vector.
+    #[error("invalid expression type {0:?} for range query, must be Scalar or instant Vector")]
+    Type(&'static str),
+    /// Evaluating one step failed.
+    #[error("{0}")]
+    Eval(#[from] EvalError),
+}
+
+/// Evaluates `expr` as a range query: at `start_ms`, then every `step_ms` up to and including
+/// `end_ms`, over `source`. The result holds one series per label set (a scalar gives one
+/// series with no labels), sorted by labels, each with its points oldest first.
+///
+/// ```
+/// use ipfs_sentinel::rules::promql::{eval_range, parse, RangeSeries, Semantics};
+/// struct Nothing;
+/// impl ipfs_sentinel::rules::promql::Queryable for Nothing {
+///     fn select(
+///         &self,
+///         _: &[promql_parser::label::Matcher],
+///         _: i64,
+///         _: i64,
+///     ) -> Result<Vec<RangeSeries>, ipfs_sentinel::rules::promql::EvalError> {
+///         Ok(vec![])
+///     }
+/// }
+/// let expr = parse("time() * 2").unwrap();
+/// let m = eval_range(&Nothing, &expr, 0, 120_000, 60_000, Semantics::Prometheus3).unwrap();
+/// assert_eq!(m[0].points, vec![(0, 0.0), (60_000, 120.0), (120_000, 240.0)]);
+/// ```
+pub fn eval_range(
+    source: &dyn Queryable,
+    expr: &Expr,
+    start_ms: i64,
+    end_ms: i64,
+    step_ms: i64,
+    semantics: Semantics,
+) -> Result<Vec<RangeSeries>, RangeQueryError> {
+    if step_ms <= 0 {
+        return Err(RangeQueryError::Bad(format!(
+            "zero or negative query resolution step widths are not accepted, got {step_ms} ms"
+        )));
+    }
+    if end_ms < start_ms {
+        return Err(RangeQueryError::Bad(
+            "end timestamp must not be before start time".into(),
+        ));
+    }
+    let mut series: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+    let mut t = start_ms;
+    while t <= end_ms {
+        let ev = Evaluator::new(source, t)
+            .with_semantics(semantics)
+            .with_query_range(start_ms, end_ms);
+        match ev.eval(expr)? {
+            Value::Scalar(v) => series.entry(Labels::new()).or_default().push((t, v)),
+            Value::Vector(samples) => {
+                for s in samples {
+                    series.entry(s.labels).or_default().push((t, s.value));
+                }
+            }
+            other => return Err(RangeQueryError::Type(type_name(&other))),
+        }
+        t += step_ms;
+    }
+    Ok(series
+        .into_iter()
+        .map(|(labels, points)| RangeSeries { labels, points })
+        .collect())
 }
 
 /// Refuses, at load time, what the evaluator cannot run: subqueries, `@`, and functions it does
