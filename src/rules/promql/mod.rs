@@ -16,8 +16,9 @@ pub mod functions;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use promql_parser::label::MatchOp;
 use promql_parser::label::Matcher;
-use promql_parser::parser::{Expr, Offset, VectorSelector};
+use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
 
 /// Label names and values of a series, `__name__` included.
 pub type Labels = BTreeMap<String, String>;
@@ -399,15 +400,96 @@ impl<'a> Evaluator<'a> {
             Expr::Call(call) => functions::call(self, call),
             Expr::Aggregate(agg) => aggregation::aggregate(self, agg),
             Expr::Binary(b) => binary::binary(self, b),
-            Expr::Subquery(_) => Err(EvalError("subqueries are not supported".into())),
+            Expr::Subquery(sq) => Ok(Value::Matrix(self.subquery(sq)?)),
             Expr::Extension(_) => Err(EvalError("extension expressions are not supported".into())),
         }
     }
 
-    /// The newest sample of each matching series within the lookback.
+    /// The query's first and last evaluation times, ms (`@ start()` and `@ end()`).
+    pub fn query_range(&self) -> (i64, i64) {
+        self.query_range
+    }
+
+    /// The time an `@` modifier pins, ms, if there is one.
+    pub fn at_modifier_ms(&self, at: &Option<AtModifier>) -> Option<i64> {
+        match at {
+            None => None,
+            Some(AtModifier::Start) => Some(self.query_range.0),
+            Some(AtModifier::End) => Some(self.query_range.1),
+            Some(AtModifier::At(t)) => Some(match t.duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => d.as_millis() as i64,
+                Err(e) => -(e.duration().as_millis() as i64),
+            }),
+        }
+    }
+
+    /// The time a selector or subquery reads at: its `@` time (or the evaluation time) minus
+    /// its offset.
+    fn read_time(&self, at: &Option<AtModifier>, offset: &Option<Offset>) -> i64 {
+        self.at_modifier_ms(at).unwrap_or(self.at_ms) - offset_ms(offset)
+    }
+
+    /// The window a range-vector expression covers at the evaluation time, as
+    /// `(start, end, range)` in ms: `x[5m]`, `(x[5m])` and subqueries, with their `@` and
+    /// offset. In 3.x the window is `(start, end]`, in 2.42 `[start, end]`; `rate` and friends
+    /// extrapolate to its edges.
+    pub fn window(&self, e: &Expr) -> Option<(i64, i64, i64)> {
+        let (range, end) = match e {
+            Expr::Paren(p) => return self.window(&p.expr),
+            Expr::MatrixSelector(ms) => {
+                (millis(&ms.range), self.read_time(&ms.vs.at, &ms.vs.offset))
+            }
+            Expr::Subquery(sq) => (millis(&sq.range), self.read_time(&sq.at, &sq.offset)),
+            _ => return None,
+        };
+        Some((end - range, end, range))
+    }
+
+    /// Whether a point at `t` lies in a window ending at `end`: `(end - range, end]` in 3.x,
+    /// `[end - range, end]` in 2.42.
+    fn in_window(&self, t: i64, end: i64, range: i64) -> bool {
+        t <= end
+            && match self.semantics {
+                Semantics::Prometheus3 => t > end - range,
+                Semantics::Prometheus2_42 => t >= end - range,
+            }
+    }
+
+    /// The series matching a selector with points in `[start_ms, end_ms]`. In 3.x a regex
+    /// matcher's `.` also matches a newline, as Prometheus 3 compiles them with `(?s:...)`.
+    fn select(
+        &self,
+        vs: &VectorSelector,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<RangeSeries>, EvalError> {
+        let mut m = matchers(vs);
+        if self.semantics == Semantics::Prometheus3 {
+            for matcher in &mut m {
+                let dot_all = |value: &str| regex::Regex::new(&format!("^(?s:{value})$")).ok();
+                match &matcher.op {
+                    MatchOp::Re(_) => {
+                        if let Some(re) = dot_all(&matcher.value) {
+                            matcher.op = MatchOp::Re(re);
+                        }
+                    }
+                    MatchOp::NotRe(_) => {
+                        if let Some(re) = dot_all(&matcher.value) {
+                            matcher.op = MatchOp::NotRe(re);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.source.select(&m, start_ms, end_ms)
+    }
+
+    /// The newest sample of each matching series within the lookback (`(t - 5m, t]` in 3.x,
+    /// `[t - 5m, t]` in 2.42), unless that sample is a stale marker.
     pub fn instant(&self, vs: &VectorSelector) -> Result<Vec<Sample>, EvalError> {
-        let t = self.at_ms - offset_ms(&vs.offset);
-        let series = self.source.select(&matchers(vs), t - LOOKBACK_MS, t)?;
+        let t = self.read_time(&vs.at, &vs.offset);
+        let series = self.select(vs, t - LOOKBACK_MS, t)?;
         Ok(series
             .into_iter()
             .filter_map(|s| {
@@ -415,7 +497,7 @@ impl<'a> Evaluator<'a> {
                     .points
                     .iter()
                     .rev()
-                    .find(|p| p.0 <= t && p.0 >= t - LOOKBACK_MS)?;
+                    .find(|p| self.in_window(p.0, t, LOOKBACK_MS))?;
                 // The newest point being a stale marker means the series has ended.
                 (!is_stale(value)).then_some(Sample {
                     labels: s.labels,
@@ -426,16 +508,67 @@ impl<'a> Evaluator<'a> {
             .collect())
     }
 
-    /// Each matching series' points in the closed window `[t - range, t]`.
+    /// Each matching series' points in the window (`(t - range, t]` in 3.x, `[t - range, t]`
+    /// in 2.42), stale markers left out; series with no point are left out.
     pub fn range(&self, vs: &VectorSelector, range_ms: i64) -> Result<Vec<RangeSeries>, EvalError> {
-        let t = self.at_ms - offset_ms(&vs.offset);
-        let mut series = self.source.select(&matchers(vs), t - range_ms, t)?;
+        let t = self.read_time(&vs.at, &vs.offset);
+        let mut series = self.select(vs, t - range_ms, t)?;
         for s in &mut series {
             s.points
-                .retain(|p| p.0 >= t - range_ms && p.0 <= t && !is_stale(p.1));
+                .retain(|p| self.in_window(p.0, t, range_ms) && !is_stale(p.1));
         }
         series.retain(|s| !s.points.is_empty());
         Ok(series)
+    }
+
+    /// A subquery: the inner expression evaluated at every multiple of the step (from the
+    /// epoch) inside the window, as Prometheus aligns them; without a step, every minute
+    /// (Prometheus's default evaluation interval).
+    pub fn subquery(&self, sq: &SubqueryExpr) -> Result<Vec<RangeSeries>, EvalError> {
+        let step = sq.step.as_ref().map_or(60_000, millis);
+        if step <= 0 {
+            return Err(EvalError("subquery step must be positive".into()));
+        }
+        let end = self.read_time(&sq.at, &sq.offset);
+        let start = end - millis(&sq.range);
+        // The first multiple of the step after the window's start (at it too, in 2.42). Go's
+        // integer division truncates towards zero, as Rust's does.
+        let mut t = step * (start / step);
+        let skip_start = match self.semantics {
+            Semantics::Prometheus3 => t <= start,
+            Semantics::Prometheus2_42 => t < start,
+        };
+        if skip_start {
+            t += step;
+        }
+        let mut series: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+        while t <= end {
+            let inner = Evaluator {
+                source: self.source,
+                at_ms: t,
+                semantics: self.semantics,
+                query_range: self.query_range,
+            };
+            match inner.eval(&sq.expr)? {
+                Value::Scalar(v) => series.entry(Labels::new()).or_default().push((t, v)),
+                Value::Vector(samples) => {
+                    for s in samples {
+                        series.entry(s.labels).or_default().push((t, s.value));
+                    }
+                }
+                other => {
+                    return Err(EvalError(format!(
+                        "subquery is only allowed on instant vector, got {}",
+                        type_name(&other)
+                    )))
+                }
+            }
+            t += step;
+        }
+        Ok(series
+            .into_iter()
+            .map(|(labels, points)| RangeSeries { labels, points })
+            .collect())
     }
 
     /// Evaluates `expr`, which must give an instant vector.
@@ -537,20 +670,12 @@ pub fn eval_range(
         .collect())
 }
 
-/// Refuses, at load time, what the evaluator cannot run: subqueries, `@`, and functions it does
-/// not implement, naming the construct.
+/// Refuses, at load time, what the evaluator cannot run: functions it does not implement,
+/// naming the construct.
 pub fn check_supported(expr: &Expr) -> Result<(), ParseError> {
     let refuse = |what: String| Err(ParseError(what));
     match expr {
-        Expr::Subquery(_) => {
-            refuse("subqueries are not supported by ipfs-sentinel's evaluator".into())
-        }
-        Expr::VectorSelector(vs) if vs.at.is_some() => {
-            refuse("the @ modifier is not supported".into())
-        }
-        Expr::MatrixSelector(ms) if ms.vs.at.is_some() => {
-            refuse("the @ modifier is not supported".into())
-        }
+        Expr::Subquery(sq) => check_supported(&sq.expr),
         Expr::Call(c) => {
             if !functions::SUPPORTED.contains(&c.func.name) {
                 return refuse(format!(
