@@ -383,16 +383,18 @@ impl<'a> Evaluator<'a> {
             Expr::Paren(p) => self.eval(&p.expr),
             Expr::Unary(u) => match self.eval(&u.expr)? {
                 Value::Scalar(v) => Ok(Value::Scalar(-v)),
-                Value::Vector(samples) => Ok(Value::Vector(
-                    samples
+                Value::Vector(samples) => {
+                    let out: Vec<Sample> = samples
                         .into_iter()
                         .map(|mut s| {
-                            s.labels.remove(NAME);
+                            drop_metric_name(&mut s.labels, self.semantics);
                             s.value = -s.value;
                             s
                         })
-                        .collect(),
-                )),
+                        .collect();
+                    check_unique(&out)?;
+                    Ok(Value::Vector(out))
+                }
                 other => Err(EvalError(format!("unary minus on {}", type_name(&other)))),
             },
             Expr::VectorSelector(vs) => Ok(Value::Vector(self.instant(vs)?)),
@@ -696,6 +698,35 @@ pub fn check_supported(expr: &Expr) -> Result<(), ParseError> {
         Expr::Paren(p) => check_supported(&p.expr),
         Expr::Unary(u) => check_supported(&u.expr),
         _ => Ok(()),
+    }
+}
+
+/// The labels Prometheus 3 drops with the metric name (its metadata labels).
+const METADATA_LABELS: [&str; 3] = [NAME, "__type__", "__unit__"];
+
+/// Drops the metric name from a result's labels, as arithmetic and most functions do: in 3.x
+/// with the other metadata labels (`__type__`, `__unit__`), in 2.42 alone.
+///
+/// ```
+/// use ipfs_sentinel::rules::promql::{drop_metric_name, Labels, Semantics};
+/// let mut l: Labels = [("__name__", "x"), ("__unit__", "bytes"), ("job", "a")]
+///     .map(|(k, v)| (k.to_owned(), v.to_owned()))
+///     .into();
+/// drop_metric_name(&mut l, Semantics::Prometheus2_42);
+/// assert_eq!(l.len(), 2);
+/// drop_metric_name(&mut l, Semantics::Prometheus3);
+/// assert_eq!(l.keys().collect::<Vec<_>>(), ["job"]);
+/// ```
+pub fn drop_metric_name(labels: &mut Labels, semantics: Semantics) {
+    match semantics {
+        Semantics::Prometheus3 => {
+            for name in METADATA_LABELS {
+                labels.remove(name);
+            }
+        }
+        Semantics::Prometheus2_42 => {
+            labels.remove(NAME);
+        }
     }
 }
 
