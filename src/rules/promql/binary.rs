@@ -15,21 +15,6 @@ use super::{
     check_unique, drop_metric_name, EvalError, Evaluator, Labels, Sample, Semantics, Value, NAME,
 };
 
-/// A float as Prometheus writes it in labels (`count_values`): Go's `FormatFloat(v, 'f', -1, 64)`.
-pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        }
-    } else {
-        format!("{v}")
-    }
-}
-
 fn is_comparison(op: u16) -> bool {
     matches!(
         op,

@@ -1,13 +1,15 @@
-//! A PromQL evaluator with Prometheus 2.42's semantics, over any [`Queryable`] source: the
-//! local history, or (later) a remote Prometheus-compatible API. Expressions are parsed with
-//! `promql-parser`, which follows Prometheus 3.x: [`parse`] accepts `holt_winters` and refuses
-//! what 2.42 does not know.
+//! A PromQL evaluator over any [`Queryable`] source (the local history, or a remote
+//! Prometheus-compatible API), with the semantics of Prometheus 3.5 LTS or of 2.42
+//! ([`Semantics`]). Expressions are parsed with `promql-parser`, which follows Prometheus 3.x;
+//! [`parse_as`] adds what each release accepts (2.42's `holt_winters`, 3.5's experimental
+//! functions behind a flag).
 //!
-//! Owns evaluation at one instant: selectors with the 5-minute lookback (a closed
-//! `[t - 5m, t]` window in 2.42) ended early by stale markers, range selectors over closed
-//! `[t - range, t]` windows (stale markers are not samples), and the dispatch to
-//! [`functions`], [`aggregation`] and [`binary`]. Pure: the time is an argument, data comes
-//! only through [`Queryable`].
+//! Owns evaluation at one instant and over a range ([`eval_range`]): selectors with the
+//! 5-minute lookback ended early by stale markers, range selectors (left-open
+//! `(t - range, t]` windows in 3.x, closed in 2.42), subqueries with Prometheus's step
+//! alignment, `@` with `start()` and `end()`, offsets, and the dispatch to [`functions`],
+//! [`aggregation`] and [`binary`]. Pure: the time is an argument, data comes only through
+//! [`Queryable`]. Judged by Prometheus's own test suite: `tests/promql_conformance.rs`.
 
 pub mod aggregation;
 pub mod binary;
@@ -333,6 +335,48 @@ fn matchers(vs: &VectorSelector) -> Vec<Matcher> {
 }
 
 /// Evaluates expressions at one instant against a source.
+///
+/// ```
+/// use ipfs_sentinel::rules::promql::{
+///     parse, EvalError, Evaluator, Labels, Queryable, RangeSeries, Semantics, Value,
+/// };
+/// use promql_parser::label::Matcher;
+///
+/// /// Two counters sampled every minute: `requests{job="a"}` and `requests{job="b"}`.
+/// struct Requests;
+/// impl Queryable for Requests {
+///     fn select(&self, m: &[Matcher], start: i64, end: i64) -> Result<Vec<RangeSeries>, EvalError> {
+///         let series = ["a", "b"].map(|job| {
+///             let labels: Labels = [("__name__", "requests"), ("job", job)]
+///                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
+///                 .into();
+///             let per_minute = if job == "a" { 60.0 } else { 120.0 };
+///             let points = (0..=10)
+///                 .map(|i| (i * 60_000, i as f64 * per_minute))
+///                 .filter(|p| p.0 >= start && p.0 <= end)
+///                 .collect();
+///             RangeSeries { labels, points }
+///         });
+///         Ok(series
+///             .into_iter()
+///             .filter(|s| m.iter().all(|m| m.is_match(s.labels.get(&m.name).map_or("", |v| v))))
+///             .collect())
+///     }
+/// }
+///
+/// // At 10 minutes, the per-second rate over 5 minutes, summed: 1/s + 2/s.
+/// let expr = parse("sum(rate(requests[5m]))").unwrap();
+/// let at_10m = Evaluator::new(&Requests, 600_000);
+/// let Value::Vector(v) = at_10m.eval(&expr).unwrap() else { panic!() };
+/// assert_eq!(v[0].value, 3.0);
+///
+/// // The 3.x window (5m, 10m] holds 5 samples, 2.42's closed [5m, 10m] holds 6.
+/// let count = parse("count_over_time(requests{job=\"a\"}[5m])").unwrap();
+/// let Value::Vector(v3) = at_10m.eval(&count).unwrap() else { panic!() };
+/// let v2 = Evaluator::new(&Requests, 600_000).with_semantics(Semantics::Prometheus2_42);
+/// let Value::Vector(v2) = v2.eval(&count).unwrap() else { panic!() };
+/// assert_eq!((v3[0].value, v2[0].value), (5.0, 6.0));
+/// ```
 pub struct Evaluator<'a> {
     source: &'a dyn Queryable,
     at_ms: i64,
