@@ -228,8 +228,12 @@ fn expand(item: &str, out: &mut Vec<Item>) -> Result<(), String> {
             parse_number(s)
         }
     };
-    if let Some(v) = value(item) {
-        out.push(Item::Float(v));
+    // `x` followed by digits is always the repetition (`0x59` is 0 sixty times, not hex).
+    let repeated = item.rsplit_once('x').is_some_and(|(head, n)| {
+        !head.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+    });
+    if !repeated {
+        out.push(Item::Float(value(item).ok_or_else(bad)?));
         return Ok(());
     }
     let (head, times) = item.rsplit_once('x').ok_or_else(bad)?;
@@ -476,6 +480,26 @@ struct Store {
 
 impl Store {
     fn load(&mut self, step_ms: i64, lines: &[SeriesLine], native_histograms: bool) {
+        if native_histograms {
+            // `load_with_nhcb` also makes a native histogram series of each classic one, named
+            // without `_bucket`, `_sum` or `_count` and without `le`: stand-ins, so a case that
+            // selects one is known to need native histograms.
+            for l in lines {
+                let Some(name) = l.labels.get(NAME) else {
+                    continue;
+                };
+                let Some(base) = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                else {
+                    continue;
+                };
+                let mut labels = l.labels.clone();
+                labels.remove("le");
+                labels.insert(NAME.into(), base.to_owned());
+                self.series.entry(labels).or_default().1 = true;
+            }
+        }
         for l in lines {
             let entry = self.series.entry(l.labels.clone()).or_default();
             entry.1 |= l.histogram || native_histograms;
@@ -1122,6 +1146,9 @@ fn series_notation_expands_as_promqltest_does() {
     assert!(matches!(s.items[6], Item::Float(v) if is_stale(v)));
     assert_eq!(s.items[9..], [f(-1.0), f(-2.0), f(f64::INFINITY)]);
     assert!(parse_series("m 1+x").is_err());
+    let zeros = parse_series("{} 0x59 60").unwrap();
+    assert_eq!(zeros.items.len(), 61);
+    assert_eq!(zeros.items[59..], [f(0.0), f(60.0)]);
     assert!(
         parse_series(r#"{__name__="h"} {{schema:0 sum:1 count:1}}"#)
             .unwrap()
@@ -1163,7 +1190,8 @@ fn a_wrong_expectation_fails() {
 
 #[test]
 fn at_is_pinned_as_promqltest_pins_it() {
-    let mut e = promql_parser::parser::parse("sum(rate(x[5m])) + sum_over_time(y[10m:1m])").unwrap();
+    let mut e =
+        promql_parser::parser::parse("sum(rate(x[5m])) + sum_over_time(y[10m:1m])").unwrap();
     assert!(pin_at(&mut e, 60_000));
     let text = e.to_string();
     assert!(text.contains("x[5m] @ 60"), "{text}");
