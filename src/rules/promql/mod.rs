@@ -13,6 +13,7 @@
 
 pub mod aggregation;
 pub mod binary;
+pub mod duration_expr;
 pub mod functions;
 
 use std::collections::BTreeMap;
@@ -100,7 +101,7 @@ pub trait Queryable {
 /// left-open `(t - range, t]` in 3.x and closed `[t - range, t]` in 2.42; regex matchers'
 /// `.` matches a newline in 3.x; 2.42 knows `holt_winters`, 3.x calls it
 /// `double_exponential_smoothing` and, like 3.5, gates it and the other experimental functions
-/// behind [`parse_with`]'s `experimental_functions`.
+/// behind [`parse_with`]'s `experimental`.
 ///
 /// ```
 /// use ipfs_sentinel::rules::promql::Semantics;
@@ -201,14 +202,14 @@ pub fn parse_as(text: &str, semantics: Semantics) -> Result<Expr, ParseError> {
 
 /// Parses an expression as the given Prometheus release would. In 2.42, `holt_winters` is
 /// accepted (3.x renamed it `double_exponential_smoothing`) and functions newer than 2.42 are
-/// refused. In 3.x, `holt_winters` is unknown, and the experimental functions
-/// (`double_exponential_smoothing`, `limitk`, `mad_over_time`, ...) are refused unless
-/// `experimental_functions` is set, as Prometheus 3.5 refuses them without
-/// `--enable-feature=promql-experimental-functions`.
+/// refused. In 3.x, `holt_winters` is unknown; with `experimental` set, what Prometheus 3.5
+/// keeps behind `--enable-feature=promql-experimental-functions,promql-duration-expr` is
+/// accepted (the functions `double_exponential_smoothing`, `limitk`, `mad_over_time`, ...;
+/// [`duration_expr`]essions such as `x[26m+4m]`), as Prometheus's own test suite runs.
 pub fn parse_with(
     text: &str,
     semantics: Semantics,
-    experimental_functions: bool,
+    experimental: bool,
 ) -> Result<Expr, ParseError> {
     let text = match semantics {
         Semantics::Prometheus2_42 => {
@@ -227,7 +228,7 @@ pub fn parse_with(
                     "unknown function with name \"holt_winters\": Prometheus 3 renamed it double_exponential_smoothing (an experimental function)".into(),
                 ));
             }
-            if !experimental_functions {
+            if !experimental {
                 for name in EXPERIMENTAL_IN_3 {
                     if calls(text, name) {
                         return Err(ParseError(format!(
@@ -235,8 +236,10 @@ pub fn parse_with(
                         )));
                     }
                 }
+                text.to_owned()
+            } else {
+                duration_expr::expand(text)?
             }
-            text.to_owned()
         }
     };
     check_durations(&text)?;
