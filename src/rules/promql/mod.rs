@@ -243,7 +243,53 @@ pub fn parse_with(
         }
     };
     check_durations(&text)?;
-    promql_parser::parser::parse(&text).map_err(|e| ParseError(e.replace('\n', " ")))
+    let mut expr =
+        promql_parser::parser::parse(&text).map_err(|e| ParseError(e.replace('\n', " ")))?;
+    if semantics == Semantics::Prometheus3 {
+        dot_matches_newline(&mut expr);
+    }
+    Ok(expr)
+}
+
+/// Recompiles every regex matcher of `expr` so that `.` also matches a newline, as Prometheus 3
+/// compiles them (`^(?s:...)$`); 2.42's `.` stops at a newline, as `promql-parser`'s does.
+fn dot_matches_newline(expr: &mut Expr) {
+    fn fix(vs: &mut VectorSelector) {
+        let all = vs
+            .matchers
+            .matchers
+            .iter_mut()
+            .chain(vs.matchers.or_matchers.iter_mut().flatten());
+        for m in all {
+            let Ok(re) = regex::Regex::new(&format!("^(?s:{})$", m.value)) else {
+                continue;
+            };
+            match m.op {
+                MatchOp::Re(_) => m.op = MatchOp::Re(re),
+                MatchOp::NotRe(_) => m.op = MatchOp::NotRe(re),
+                _ => {}
+            }
+        }
+    }
+    match expr {
+        Expr::VectorSelector(vs) => fix(vs),
+        Expr::MatrixSelector(ms) => fix(&mut ms.vs),
+        Expr::Subquery(sq) => dot_matches_newline(&mut sq.expr),
+        Expr::Paren(p) => dot_matches_newline(&mut p.expr),
+        Expr::Unary(u) => dot_matches_newline(&mut u.expr),
+        Expr::Binary(b) => {
+            dot_matches_newline(&mut b.lhs);
+            dot_matches_newline(&mut b.rhs);
+        }
+        Expr::Aggregate(a) => {
+            dot_matches_newline(&mut a.expr);
+            if let Some(p) = a.param.as_deref_mut() {
+                dot_matches_newline(p);
+            }
+        }
+        Expr::Call(c) => c.args.args.iter_mut().for_each(|a| dot_matches_newline(a)),
+        _ => {}
+    }
 }
 
 /// The longest duration Prometheus accepts: what fits in a Go `time.Duration` (int64 ns).
@@ -386,7 +432,14 @@ pub struct Evaluator<'a> {
     semantics: Semantics,
     /// The query's first and last evaluation times, ms: what `@ start()` and `@ end()` mean.
     query_range: (i64, i64),
+    /// Subquery steps this evaluation may still take, shared with the evaluators of its
+    /// subqueries, so that `x[1y:1ms]` is refused rather than run for hours.
+    steps_left: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// How many subquery steps one evaluation may take in all (nested subqueries multiply):
+/// Prometheus bounds the same work by its 50 million sample limit.
+pub const MAX_SUBQUERY_STEPS: u64 = 5_000_000;
 
 impl<'a> Evaluator<'a> {
     /// An evaluator at `at_ms` over `source`, with the default [`Semantics`].
@@ -396,6 +449,7 @@ impl<'a> Evaluator<'a> {
             at_ms,
             semantics: Semantics::default(),
             query_range: (at_ms, at_ms),
+            steps_left: std::sync::Arc::new(MAX_SUBQUERY_STEPS.into()),
         }
     }
 
@@ -504,33 +558,14 @@ impl<'a> Evaluator<'a> {
             }
     }
 
-    /// The series matching a selector with points in `[start_ms, end_ms]`. In 3.x a regex
-    /// matcher's `.` also matches a newline, as Prometheus 3 compiles them with `(?s:...)`.
+    /// The series matching a selector with points in `[start_ms, end_ms]`.
     fn select(
         &self,
         vs: &VectorSelector,
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<RangeSeries>, EvalError> {
-        let mut m = matchers(vs);
-        if self.semantics == Semantics::Prometheus3 {
-            for matcher in &mut m {
-                let dot_all = |value: &str| regex::Regex::new(&format!("^(?s:{value})$")).ok();
-                match &matcher.op {
-                    MatchOp::Re(_) => {
-                        if let Some(re) = dot_all(&matcher.value) {
-                            matcher.op = MatchOp::Re(re);
-                        }
-                    }
-                    MatchOp::NotRe(_) => {
-                        if let Some(re) = dot_all(&matcher.value) {
-                            matcher.op = MatchOp::NotRe(re);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
+        let m = matchers(vs);
         self.source.select(&m, start_ms, end_ms)
     }
 
@@ -590,6 +625,24 @@ impl<'a> Evaluator<'a> {
         if skip_start {
             t += step;
         }
+        let steps = if t <= end {
+            ((end - t) / step + 1) as u64
+        } else {
+            0
+        };
+        let left = self
+            .steps_left
+            .fetch_update(
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+                |left| left.checked_sub(steps),
+            )
+            .is_ok();
+        if !left {
+            return Err(EvalError(format!(
+                "query processing would take more than {MAX_SUBQUERY_STEPS} subquery steps: use a coarser subquery step or a shorter range"
+            )));
+        }
         let mut series: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
         while t <= end {
             let inner = Evaluator {
@@ -597,6 +650,7 @@ impl<'a> Evaluator<'a> {
                 at_ms: t,
                 semantics: self.semantics,
                 query_range: self.query_range,
+                steps_left: self.steps_left.clone(),
             };
             match inner.eval(&sq.expr)? {
                 Value::Scalar(v) => series.entry(Labels::new()).or_default().push((t, v)),
@@ -937,6 +991,45 @@ mod tests {
         assert!(parse(des).unwrap_err().0.contains("experimental"));
         assert!(parse_with(des, Semantics::Prometheus3, true).is_ok());
         assert!(parse("rate(x[5m])").is_ok());
+    }
+
+    #[test]
+    fn subqueries_align_to_the_step_and_are_bounded() {
+        let src = promtool_input();
+        // Steps at 2m, 4m, 6m (aligned from the epoch) in (1m, 7m]; 2.42 also takes the
+        // window's start when it is aligned.
+        for (semantics, expr, want) in [
+            (Semantics::Prometheus3, "count_over_time(g[6m:2m])", 3.0),
+            (Semantics::Prometheus2_42, "count_over_time(g[6m:2m])", 3.0),
+            (
+                Semantics::Prometheus3,
+                "count_over_time(g[6m:2m] offset 1m)",
+                3.0,
+            ),
+            (
+                Semantics::Prometheus2_42,
+                "count_over_time(g[6m:2m] offset 1m)",
+                4.0,
+            ),
+            (
+                Semantics::Prometheus3,
+                "sum_over_time(g[3m:1m] @ 180)",
+                2.0 + 5.0 + 3.0,
+            ),
+        ] {
+            let got = eval_as(&src, expr, 7 * 60_000, semantics).unwrap();
+            assert_eq!(got[0].1, want, "{expr} in {semantics}");
+        }
+        let err = eval_as(&src, "max_over_time(g[1y:1ms])", 0, Semantics::Prometheus3);
+        assert!(err.unwrap_err().contains("subquery steps"));
+    }
+
+    #[test]
+    fn regex_dot_matches_newline_in_3_only() {
+        let src = Fixed::from(&[("m{a=\"x\\ny\"}", vec![1.0])], 60_000);
+        let found = |s| eval_as(&src, "m{a=~\"x.y\"}", 0, s).unwrap().len();
+        assert_eq!(found(Semantics::Prometheus3), 1);
+        assert_eq!(found(Semantics::Prometheus2_42), 0);
     }
 
     #[test]
