@@ -711,6 +711,9 @@ pub enum RangeQueryError {
     Eval(#[from] EvalError),
 }
 
+/// The most points a range query may give a series, as Prometheus's query API allows.
+pub const MAX_RANGE_POINTS: i64 = 11_000;
+
 /// Evaluates `expr` as a range query: at `start_ms`, then every `step_ms` up to and including
 /// `end_ms`, over `source`. The result holds one series per label set (a scalar gives one
 /// series with no labels), sorted by labels, each with its points oldest first.
@@ -731,6 +734,8 @@ pub enum RangeQueryError {
 /// let expr = parse("time() * 2").unwrap();
 /// let m = eval_range(&Nothing, &expr, 0, 120_000, 60_000, Semantics::Prometheus3).unwrap();
 /// assert_eq!(m[0].points, vec![(0, 0.0), (60_000, 120.0), (120_000, 240.0)]);
+/// // Too fine a step is refused, as Prometheus refuses it.
+/// assert!(eval_range(&Nothing, &expr, 0, 86_400_000, 1, Semantics::Prometheus3).is_err());
 /// ```
 pub fn eval_range(
     source: &dyn Queryable,
@@ -749,6 +754,11 @@ pub fn eval_range(
         return Err(RangeQueryError::Bad(
             "end timestamp must not be before start time".into(),
         ));
+    }
+    if (end_ms - start_ms) / step_ms > MAX_RANGE_POINTS {
+        return Err(RangeQueryError::Bad(format!(
+            "exceeded maximum resolution of {MAX_RANGE_POINTS} points per timeseries. Try decreasing the query resolution (?step=XX)"
+        )));
     }
     let mut series: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
     let mut t = start_ms;
