@@ -358,6 +358,14 @@ fn rename_calls(text: &str, from: &str, to: &str) -> String {
     out
 }
 
+/// The farthest from the epoch an `@` time is taken, ms (about 73 million years): far enough
+/// for any data, near enough that adding a range or a lookback cannot overflow.
+const MAX_AT_MS: i64 = i64::MAX / 4;
+
+fn clamp_ms(ms: u128) -> i64 {
+    ms.min(MAX_AT_MS as u128) as i64
+}
+
 fn offset_ms(offset: &Option<Offset>) -> i64 {
     match offset {
         Some(Offset::Pos(d)) => d.as_millis() as i64,
@@ -520,8 +528,8 @@ impl<'a> Evaluator<'a> {
             Some(AtModifier::Start) => Some(self.query_range.0),
             Some(AtModifier::End) => Some(self.query_range.1),
             Some(AtModifier::At(t)) => Some(match t.duration_since(std::time::UNIX_EPOCH) {
-                Ok(d) => d.as_millis() as i64,
-                Err(e) => -(e.duration().as_millis() as i64),
+                Ok(d) => clamp_ms(d.as_millis()),
+                Err(e) => -clamp_ms(e.duration().as_millis()),
             }),
         }
     }
@@ -529,7 +537,9 @@ impl<'a> Evaluator<'a> {
     /// The time a selector or subquery reads at: its `@` time (or the evaluation time) minus
     /// its offset.
     fn read_time(&self, at: &Option<AtModifier>, offset: &Option<Offset>) -> i64 {
-        self.at_modifier_ms(at).unwrap_or(self.at_ms) - offset_ms(offset)
+        self.at_modifier_ms(at)
+            .unwrap_or(self.at_ms)
+            .saturating_sub(offset_ms(offset))
     }
 
     /// The window a range-vector expression covers at the evaluation time, as
@@ -545,16 +555,17 @@ impl<'a> Evaluator<'a> {
             Expr::Subquery(sq) => (millis(&sq.range), self.read_time(&sq.at, &sq.offset)),
             _ => return None,
         };
-        Some((end - range, end, range))
+        Some((end.saturating_sub(range), end, range))
     }
 
     /// Whether a point at `t` lies in a window ending at `end`: `(end - range, end]` in 3.x,
     /// `[end - range, end]` in 2.42.
     fn in_window(&self, t: i64, end: i64, range: i64) -> bool {
+        let start = end.saturating_sub(range);
         t <= end
             && match self.semantics {
-                Semantics::Prometheus3 => t > end - range,
-                Semantics::Prometheus2_42 => t >= end - range,
+                Semantics::Prometheus3 => t > start,
+                Semantics::Prometheus2_42 => t >= start,
             }
     }
 
@@ -573,7 +584,7 @@ impl<'a> Evaluator<'a> {
     /// `[t - 5m, t]` in 2.42), unless that sample is a stale marker.
     pub fn instant(&self, vs: &VectorSelector) -> Result<Vec<Sample>, EvalError> {
         let t = self.read_time(&vs.at, &vs.offset);
-        let series = self.select(vs, t - LOOKBACK_MS, t)?;
+        let series = self.select(vs, t.saturating_sub(LOOKBACK_MS), t)?;
         Ok(series
             .into_iter()
             .filter_map(|s| {
@@ -596,7 +607,7 @@ impl<'a> Evaluator<'a> {
     /// in 2.42), stale markers left out; series with no point are left out.
     pub fn range(&self, vs: &VectorSelector, range_ms: i64) -> Result<Vec<RangeSeries>, EvalError> {
         let t = self.read_time(&vs.at, &vs.offset);
-        let mut series = self.select(vs, t - range_ms, t)?;
+        let mut series = self.select(vs, t.saturating_sub(range_ms), t)?;
         for s in &mut series {
             s.points
                 .retain(|p| self.in_window(p.0, t, range_ms) && !is_stale(p.1));
@@ -614,7 +625,7 @@ impl<'a> Evaluator<'a> {
             return Err(EvalError("subquery step must be positive".into()));
         }
         let end = self.read_time(&sq.at, &sq.offset);
-        let start = end - millis(&sq.range);
+        let start = end.saturating_sub(millis(&sq.range));
         // The first multiple of the step after the window's start (at it too, in 2.42). Go's
         // integer division truncates towards zero, as Rust's does.
         let mut t = step * (start / step);
@@ -623,7 +634,7 @@ impl<'a> Evaluator<'a> {
             Semantics::Prometheus2_42 => t < start,
         };
         if skip_start {
-            t += step;
+            t = t.saturating_add(step);
         }
         let steps = if t <= end {
             ((end - t) / step + 1) as u64
@@ -666,7 +677,10 @@ impl<'a> Evaluator<'a> {
                     )))
                 }
             }
-            t += step;
+            match t.checked_add(step) {
+                Some(next) => t = next,
+                None => break,
+            }
         }
         Ok(series
             .into_iter()
@@ -736,6 +750,9 @@ pub const MAX_RANGE_POINTS: i64 = 11_000;
 /// assert_eq!(m[0].points, vec![(0, 0.0), (60_000, 120.0), (120_000, 240.0)]);
 /// // Too fine a step is refused, as Prometheus refuses it.
 /// assert!(eval_range(&Nothing, &expr, 0, 86_400_000, 1, Semantics::Prometheus3).is_err());
+/// assert!(eval_range(&Nothing, &expr, i64::MIN, i64::MAX, 1, Semantics::Prometheus3).is_err());
+/// let last = eval_range(&Nothing, &expr, i64::MAX - 1, i64::MAX, 1, Semantics::Prometheus3);
+/// assert_eq!(last.unwrap()[0].points.len(), 2);
 /// ```
 pub fn eval_range(
     source: &dyn Queryable,
@@ -755,7 +772,10 @@ pub fn eval_range(
             "end timestamp must not be before start time".into(),
         ));
     }
-    if (end_ms - start_ms) / step_ms > MAX_RANGE_POINTS {
+    if end_ms
+        .checked_sub(start_ms)
+        .is_none_or(|d| d / step_ms > MAX_RANGE_POINTS)
+    {
         return Err(RangeQueryError::Bad(format!(
             "exceeded maximum resolution of {MAX_RANGE_POINTS} points per timeseries. Try decreasing the query resolution (?step=XX)"
         )));
@@ -775,7 +795,10 @@ pub fn eval_range(
             }
             other => return Err(RangeQueryError::Type(type_name(&other))),
         }
-        t += step_ms;
+        match t.checked_add(step_ms) {
+            Some(next) => t = next,
+            None => break,
+        }
     }
     Ok(series
         .into_iter()
@@ -1040,6 +1063,24 @@ mod tests {
         let found = |s| eval_as(&src, "m{a=~\"x.y\"}", 0, s).unwrap().len();
         assert_eq!(found(Semantics::Prometheus3), 1);
         assert_eq!(found(Semantics::Prometheus2_42), 0);
+    }
+
+    #[test]
+    fn extreme_times_do_not_overflow() {
+        let src = promtool_input();
+        for expr in [
+            "g @ 1e18",
+            "g @ -1e18 offset 292y",
+            "max_over_time(g[5m:1m] @ 1e18)",
+            "max_over_time(g[5m:1m] @ -1e18 offset -292y)",
+            "rate(g[292y] @ -1e18)",
+        ] {
+            for at in [0, i64::MAX, i64::MIN] {
+                for semantics in Semantics::ALL {
+                    let _ = eval_as(&src, expr, at, semantics);
+                }
+            }
+        }
     }
 
     #[test]
