@@ -446,8 +446,8 @@ pub struct Evaluator<'a> {
 }
 
 /// How many subquery steps one evaluation may take in all (nested subqueries multiply):
-/// Prometheus bounds the same work by its 50 million sample limit.
-pub const MAX_SUBQUERY_STEPS: u64 = 5_000_000;
+/// Prometheus bounds the same work by its 50 million sample limit; a million steps is a year at 30 s.
+pub const MAX_SUBQUERY_STEPS: u64 = 1_000_000;
 
 impl<'a> Evaluator<'a> {
     /// An evaluator at `at_ms` over `source`, with the default [`Semantics`].
@@ -1055,6 +1055,12 @@ mod tests {
         }
         let err = eval_as(&src, "max_over_time(g[1y:1ms])", 0, Semantics::Prometheus3);
         assert!(err.unwrap_err().contains("subquery steps"));
+        let nested = "max_over_time(max_over_time(g[1h:1s])[1h:1s])";
+        let err = eval_as(&src, nested, 0, Semantics::Prometheus3);
+        assert!(
+            err.unwrap_err().contains("subquery steps"),
+            "3600 x 3600 steps"
+        );
     }
 
     #[test]
