@@ -11,7 +11,8 @@
 //! - [`clock`]: time in one vocabulary (ms since the epoch; durations in Prometheus's notation;
 //!   RFC 3339 with offsets); [`files`]: files replaced whole and crash-safely. Both import
 //!   nothing of the crate, and every stage may use them.
-//! - [`model`]: the plain types every stage shares ([`model::Family`], [`model::Snapshot`]).
+//! - [`model`]: the plain types every stage shares ([`model::Family`], [`model::Snapshot`]);
+//!   [`number`]: sample values written as Prometheus writes them.
 //! - [`clients`]: one typed client per outside service with its response parsers
 //!   ([`clients::kubo`], [`clients::ipfs_cluster`], [`clients::peers`] for peer sentinels),
 //!   shared by the collectors and the built-in recovery actions.
@@ -43,6 +44,7 @@ pub mod files;
 pub mod history;
 pub mod http;
 pub mod model;
+pub mod number;
 pub mod rules;
 pub mod sentinel;
 pub mod status;

@@ -575,7 +575,10 @@ fn evaluate_rule(
             Box::new(NoQueries(NO_REMOTE_TEMPLATE_QUERIES)),
         ),
         Input::History(source) => {
-            let result = match Evaluator::new(source, query_ms).eval(&r.rule.expr)? {
+            let result = match Evaluator::new(source, query_ms)
+                .with_semantics(super::promql::Semantics::Prometheus2_42)
+                .eval(&r.rule.expr)?
+            {
                 Value::Vector(v) => v
                     .into_iter()
                     .map(|s| (s.labels, s.value))

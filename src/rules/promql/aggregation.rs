@@ -51,7 +51,7 @@ pub fn aggregate(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Value, EvalE
         let mut counts: BTreeMap<Labels, f64> = BTreeMap::new();
         for s in &samples {
             let mut l = group_labels(&s.labels, &agg.modifier);
-            l.insert(label.clone(), super::binary::format_value(s.value));
+            l.insert(label.clone(), crate::number::format_value(s.value));
             *counts.entry(l).or_default() += 1.0;
         }
         return Ok(Value::Vector(

@@ -66,13 +66,10 @@ fn arg(call: &Call, i: usize) -> Result<&Expr, EvalError> {
 }
 
 fn matrix(ev: &Evaluator<'_>, e: &Expr) -> Result<(Vec<RangeSeries>, i64), EvalError> {
-    let range_ms = match e {
-        Expr::MatrixSelector(ms) => ms.range.as_millis() as i64,
-        _ => {
-            return Err(EvalError(
-                "expected a range vector selector such as x[5m]".into(),
-            ))
-        }
+    let Some((_, _, range_ms)) = ev.window(e) else {
+        return Err(EvalError(
+            "expected a range vector selector such as x[5m]".into(),
+        ));
     };
     match ev.eval(e)? {
         Value::Matrix(m) => Ok((m, range_ms)),
@@ -399,15 +396,7 @@ fn label_join(ev: &Evaluator<'_>, call: &Call) -> Result<Value, EvalError> {
 pub fn call(ev: &Evaluator<'_>, call: &Call) -> Result<Value, EvalError> {
     let name = call.func.name;
     let at = ev.at_ms();
-    let range_bounds = |e: &Expr| -> (i64, i64) {
-        match e {
-            Expr::MatrixSelector(ms) => {
-                let end = at - super::offset_ms(&ms.vs.offset);
-                (end - ms.range.as_millis() as i64, end)
-            }
-            _ => (at, at),
-        }
-    };
+    let range_bounds = |e: &Expr| -> (i64, i64) { ev.window(e).map_or((at, at), |w| (w.0, w.1)) };
     let scalar = |i: usize| -> Result<f64, EvalError> { ev.scalar(arg(call, i)?) };
     match name {
         "rate" | "increase" | "delta" => {

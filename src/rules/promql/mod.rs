@@ -1,23 +1,27 @@
-//! A PromQL evaluator with Prometheus 2.42's semantics, over any [`Queryable`] source: the
-//! local history, or (later) a remote Prometheus-compatible API. Expressions are parsed with
-//! `promql-parser`, which follows Prometheus 3.x: [`parse`] accepts `holt_winters` and refuses
-//! what 2.42 does not know.
+//! A PromQL evaluator over any [`Queryable`] source (the local history, or a remote
+//! Prometheus-compatible API), with the semantics of Prometheus 3.5 LTS or of 2.42
+//! ([`Semantics`]). Expressions are parsed with `promql-parser`, which follows Prometheus 3.x;
+//! [`parse_as`] adds what each release accepts (2.42's `holt_winters`, 3.5's experimental
+//! functions behind a flag).
 //!
-//! Owns evaluation at one instant: selectors with the 5-minute lookback (a closed
-//! `[t - 5m, t]` window in 2.42) ended early by stale markers, range selectors over closed
-//! `[t - range, t]` windows (stale markers are not samples), and the dispatch to
-//! [`functions`], [`aggregation`] and [`binary`]. Pure: the time is an argument, data comes
-//! only through [`Queryable`].
+//! Owns evaluation at one instant and over a range ([`eval_range`]): selectors with the
+//! 5-minute lookback ended early by stale markers, range selectors (left-open
+//! `(t - range, t]` windows in 3.x, closed in 2.42), subqueries with Prometheus's step
+//! alignment, `@` with `start()` and `end()`, offsets, and the dispatch to [`functions`],
+//! [`aggregation`] and [`binary`]. Pure: the time is an argument, data comes only through
+//! [`Queryable`]. Judged by Prometheus's own test suite: `tests/promql_conformance.rs`.
 
 pub mod aggregation;
 pub mod binary;
+pub mod duration_expr;
 pub mod functions;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use promql_parser::label::MatchOp;
 use promql_parser::label::Matcher;
-use promql_parser::parser::{Expr, Offset, VectorSelector};
+use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
 
 /// Label names and values of a series, `__name__` included.
 pub type Labels = BTreeMap<String, String>;
@@ -90,6 +94,85 @@ pub trait Queryable {
     ) -> Result<Vec<RangeSeries>, EvalError>;
 }
 
+/// Which Prometheus release's PromQL semantics the engine follows.
+///
+/// Written in configuration as `prometheus-3` (the default: Prometheus 3.5 LTS) or
+/// `prometheus-2.42`. The differences the engine honours: range windows and the lookback are
+/// left-open `(t - range, t]` in 3.x and closed `[t - range, t]` in 2.42; regex matchers'
+/// `.` matches a newline in 3.x; 2.42 knows `holt_winters`, 3.x calls it
+/// `double_exponential_smoothing` and, like 3.5, gates it and the other experimental functions
+/// behind [`parse_with`]'s `experimental`.
+///
+/// ```
+/// use ipfs_sentinel::rules::promql::Semantics;
+/// assert_eq!(Semantics::default(), Semantics::Prometheus3);
+/// assert_eq!("prometheus-2.42".parse::<Semantics>(), Ok(Semantics::Prometheus2_42));
+/// assert_eq!(Semantics::Prometheus3.to_string(), "prometheus-3");
+/// ```
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Deserialize, serde::Serialize,
+)]
+pub enum Semantics {
+    /// Prometheus 3.5 LTS (`prometheus-3`).
+    #[default]
+    #[serde(rename = "prometheus-3")]
+    Prometheus3,
+    /// Prometheus 2.42 (`prometheus-2.42`), as `promtool` 2.42 evaluates rule unit tests.
+    #[serde(rename = "prometheus-2.42")]
+    Prometheus2_42,
+}
+
+impl Semantics {
+    /// Every setting with its name, for listing in help and errors.
+    pub const ALL: [Semantics; 2] = [Semantics::Prometheus3, Semantics::Prometheus2_42];
+
+    /// The name a user writes: `prometheus-3` or `prometheus-2.42`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Semantics::Prometheus3 => "prometheus-3",
+            Semantics::Prometheus2_42 => "prometheus-2.42",
+        }
+    }
+}
+
+impl std::fmt::Display for Semantics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A PromQL semantics name that is neither `prometheus-3` nor `prometheus-2.42`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown PromQL semantics {0:?}: write prometheus-3 (Prometheus 3.5 LTS, the default) or prometheus-2.42")]
+pub struct UnknownSemantics(pub String);
+
+impl std::str::FromStr for Semantics {
+    type Err = UnknownSemantics;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Semantics::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| UnknownSemantics(s.to_owned()))
+    }
+}
+
+/// Functions Prometheus 3.5 keeps behind `--enable-feature=promql-experimental-functions`.
+const EXPERIMENTAL_IN_3: &[&str] = &[
+    "double_exponential_smoothing",
+    "info",
+    "limitk",
+    "limit_ratio",
+    "sort_by_label",
+    "sort_by_label_desc",
+    "mad_over_time",
+    "ts_of_max_over_time",
+    "ts_of_min_over_time",
+    "ts_of_last_over_time",
+    "first_over_time",
+    "ts_of_first_over_time",
+];
+
 /// Functions `promql-parser` knows that Prometheus 2.42 does not.
 const NEWER_THAN_2_42: &[&str] = &[
     "double_exponential_smoothing",
@@ -105,19 +188,108 @@ const NEWER_THAN_2_42: &[&str] = &[
     "first_over_time",
 ];
 
-/// Parses an expression as Prometheus 2.42 would: `holt_winters` is accepted (3.x renamed it
-/// `double_exponential_smoothing`), functions newer than 2.42 are refused.
+/// Parses an expression with the default [`Semantics`] (Prometheus 3.5), experimental
+/// functions off as 3.5 has them.
 pub fn parse(text: &str) -> Result<Expr, ParseError> {
-    for name in NEWER_THAN_2_42 {
-        if calls(text, name) {
-            return Err(ParseError(format!(
-                "function {name:?} is not in Prometheus 2.42"
-            )));
+    parse_as(text, Semantics::default())
+}
+
+/// Parses an expression as the given Prometheus release would, with its experimental functions
+/// off (as both releases ship).
+pub fn parse_as(text: &str, semantics: Semantics) -> Result<Expr, ParseError> {
+    parse_with(text, semantics, false)
+}
+
+/// Parses an expression as the given Prometheus release would. In 2.42, `holt_winters` is
+/// accepted (3.x renamed it `double_exponential_smoothing`) and functions newer than 2.42 are
+/// refused. In 3.x, `holt_winters` is unknown; with `experimental` set, what Prometheus 3.5
+/// keeps behind `--enable-feature=promql-experimental-functions,promql-duration-expr` is
+/// accepted (the functions `double_exponential_smoothing`, `limitk`, `mad_over_time`, ...;
+/// [`duration_expr`]essions such as `x[26m+4m]`), as Prometheus's own test suite runs.
+pub fn parse_with(
+    text: &str,
+    semantics: Semantics,
+    experimental: bool,
+) -> Result<Expr, ParseError> {
+    let text = match semantics {
+        Semantics::Prometheus2_42 => {
+            for name in NEWER_THAN_2_42 {
+                if calls(text, name) {
+                    return Err(ParseError(format!(
+                        "function {name:?} is not in Prometheus 2.42"
+                    )));
+                }
+            }
+            rename_calls(text, "holt_winters", "double_exponential_smoothing")
+        }
+        Semantics::Prometheus3 => {
+            if calls(text, "holt_winters") {
+                return Err(ParseError(
+                    "unknown function with name \"holt_winters\": Prometheus 3 renamed it double_exponential_smoothing (an experimental function)".into(),
+                ));
+            }
+            if !experimental {
+                for name in EXPERIMENTAL_IN_3 {
+                    if calls(text, name) {
+                        return Err(ParseError(format!(
+                            "function {name:?} is experimental in Prometheus 3.5 and not enabled"
+                        )));
+                    }
+                }
+                text.to_owned()
+            } else {
+                duration_expr::expand(text)?
+            }
+        }
+    };
+    check_durations(&text)?;
+    let mut expr =
+        promql_parser::parser::parse(&text).map_err(|e| ParseError(e.replace('\n', " ")))?;
+    if semantics == Semantics::Prometheus3 {
+        dot_matches_newline(&mut expr);
+    }
+    Ok(expr)
+}
+
+/// Recompiles every regex matcher of `expr` so that `.` also matches a newline, as Prometheus 3
+/// compiles them (`^(?s:...)$`); 2.42's `.` stops at a newline, as `promql-parser`'s does.
+fn dot_matches_newline(expr: &mut Expr) {
+    fn fix(vs: &mut VectorSelector) {
+        let all = vs
+            .matchers
+            .matchers
+            .iter_mut()
+            .chain(vs.matchers.or_matchers.iter_mut().flatten());
+        for m in all {
+            let Ok(re) = regex::Regex::new(&format!("^(?s:{})$", m.value)) else {
+                continue;
+            };
+            match m.op {
+                MatchOp::Re(_) => m.op = MatchOp::Re(re),
+                MatchOp::NotRe(_) => m.op = MatchOp::NotRe(re),
+                _ => {}
+            }
         }
     }
-    check_durations(text)?;
-    let renamed = rename_calls(text, "holt_winters", "double_exponential_smoothing");
-    promql_parser::parser::parse(&renamed).map_err(|e| ParseError(e.replace('\n', " ")))
+    match expr {
+        Expr::VectorSelector(vs) => fix(vs),
+        Expr::MatrixSelector(ms) => fix(&mut ms.vs),
+        Expr::Subquery(sq) => dot_matches_newline(&mut sq.expr),
+        Expr::Paren(p) => dot_matches_newline(&mut p.expr),
+        Expr::Unary(u) => dot_matches_newline(&mut u.expr),
+        Expr::Binary(b) => {
+            dot_matches_newline(&mut b.lhs);
+            dot_matches_newline(&mut b.rhs);
+        }
+        Expr::Aggregate(a) => {
+            dot_matches_newline(&mut a.expr);
+            if let Some(p) = a.param.as_deref_mut() {
+                dot_matches_newline(p);
+            }
+        }
+        Expr::Call(c) => c.args.args.iter_mut().for_each(|a| dot_matches_newline(a)),
+        _ => {}
+    }
 }
 
 /// The longest duration Prometheus accepts: what fits in a Go `time.Duration` (int64 ns).
@@ -186,6 +358,14 @@ fn rename_calls(text: &str, from: &str, to: &str) -> String {
     out
 }
 
+/// The farthest from the epoch an `@` time is taken, ms (about 73 million years): far enough
+/// for any data, near enough that adding a range or a lookback cannot overflow.
+const MAX_AT_MS: i64 = i64::MAX / 4;
+
+fn clamp_ms(ms: u128) -> i64 {
+    ms.min(MAX_AT_MS as u128) as i64
+}
+
 fn offset_ms(offset: &Option<Offset>) -> i64 {
     match offset {
         Some(Offset::Pos(d)) => d.as_millis() as i64,
@@ -212,15 +392,91 @@ fn matchers(vs: &VectorSelector) -> Vec<Matcher> {
 }
 
 /// Evaluates expressions at one instant against a source.
+///
+/// ```
+/// use ipfs_sentinel::rules::promql::{
+///     parse, EvalError, Evaluator, Labels, Queryable, RangeSeries, Semantics, Value,
+/// };
+/// use promql_parser::label::Matcher;
+///
+/// /// Two counters sampled every minute: `requests{job="a"}` and `requests{job="b"}`.
+/// struct Requests;
+/// impl Queryable for Requests {
+///     fn select(&self, m: &[Matcher], start: i64, end: i64) -> Result<Vec<RangeSeries>, EvalError> {
+///         let series = ["a", "b"].map(|job| {
+///             let labels: Labels = [("__name__", "requests"), ("job", job)]
+///                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
+///                 .into();
+///             let per_minute = if job == "a" { 60.0 } else { 120.0 };
+///             let points = (0..=10)
+///                 .map(|i| (i * 60_000, i as f64 * per_minute))
+///                 .filter(|p| p.0 >= start && p.0 <= end)
+///                 .collect();
+///             RangeSeries { labels, points }
+///         });
+///         Ok(series
+///             .into_iter()
+///             .filter(|s| m.iter().all(|m| m.is_match(s.labels.get(&m.name).map_or("", |v| v))))
+///             .collect())
+///     }
+/// }
+///
+/// // At 10 minutes, the per-second rate over 5 minutes, summed: 1/s + 2/s.
+/// let expr = parse("sum(rate(requests[5m]))").unwrap();
+/// let at_10m = Evaluator::new(&Requests, 600_000);
+/// let Value::Vector(v) = at_10m.eval(&expr).unwrap() else { panic!() };
+/// assert_eq!(v[0].value, 3.0);
+///
+/// // The 3.x window (5m, 10m] holds 5 samples, 2.42's closed [5m, 10m] holds 6.
+/// let count = parse("count_over_time(requests{job=\"a\"}[5m])").unwrap();
+/// let Value::Vector(v3) = at_10m.eval(&count).unwrap() else { panic!() };
+/// let v2 = Evaluator::new(&Requests, 600_000).with_semantics(Semantics::Prometheus2_42);
+/// let Value::Vector(v2) = v2.eval(&count).unwrap() else { panic!() };
+/// assert_eq!((v3[0].value, v2[0].value), (5.0, 6.0));
+/// ```
 pub struct Evaluator<'a> {
     source: &'a dyn Queryable,
     at_ms: i64,
+    semantics: Semantics,
+    /// The query's first and last evaluation times, ms: what `@ start()` and `@ end()` mean.
+    query_range: (i64, i64),
+    /// Subquery steps this evaluation may still take, shared with the evaluators of its
+    /// subqueries, so that `x[1y:1ms]` is refused rather than run for hours.
+    steps_left: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// How many subquery steps one evaluation may take in all (nested subqueries multiply):
+/// Prometheus bounds the same work by its 50 million sample limit; a million steps is a year at 30 s.
+pub const MAX_SUBQUERY_STEPS: u64 = 1_000_000;
+
 impl<'a> Evaluator<'a> {
-    /// An evaluator at `at_ms` over `source`.
+    /// An evaluator at `at_ms` over `source`, with the default [`Semantics`].
     pub fn new(source: &'a dyn Queryable, at_ms: i64) -> Self {
-        Self { source, at_ms }
+        Self {
+            source,
+            at_ms,
+            semantics: Semantics::default(),
+            query_range: (at_ms, at_ms),
+            steps_left: std::sync::Arc::new(MAX_SUBQUERY_STEPS.into()),
+        }
+    }
+
+    /// The same evaluator as one step of a range query from `start_ms` to `end_ms`: `@ start()`
+    /// and `@ end()` mean those (at an instant query both are the evaluation time).
+    pub fn with_query_range(mut self, start_ms: i64, end_ms: i64) -> Self {
+        self.query_range = (start_ms, end_ms);
+        self
+    }
+
+    /// The same evaluator following `semantics`.
+    pub fn with_semantics(mut self, semantics: Semantics) -> Self {
+        self.semantics = semantics;
+        self
+    }
+
+    /// The semantics it follows.
+    pub fn semantics(&self) -> Semantics {
+        self.semantics
     }
 
     /// The evaluation time, ms.
@@ -236,16 +492,18 @@ impl<'a> Evaluator<'a> {
             Expr::Paren(p) => self.eval(&p.expr),
             Expr::Unary(u) => match self.eval(&u.expr)? {
                 Value::Scalar(v) => Ok(Value::Scalar(-v)),
-                Value::Vector(samples) => Ok(Value::Vector(
-                    samples
+                Value::Vector(samples) => {
+                    let out: Vec<Sample> = samples
                         .into_iter()
                         .map(|mut s| {
-                            s.labels.remove(NAME);
+                            drop_metric_name(&mut s.labels, self.semantics);
                             s.value = -s.value;
                             s
                         })
-                        .collect(),
-                )),
+                        .collect();
+                    check_unique(&out)?;
+                    Ok(Value::Vector(out))
+                }
                 other => Err(EvalError(format!("unary minus on {}", type_name(&other)))),
             },
             Expr::VectorSelector(vs) => Ok(Value::Vector(self.instant(vs)?)),
@@ -253,15 +511,80 @@ impl<'a> Evaluator<'a> {
             Expr::Call(call) => functions::call(self, call),
             Expr::Aggregate(agg) => aggregation::aggregate(self, agg),
             Expr::Binary(b) => binary::binary(self, b),
-            Expr::Subquery(_) => Err(EvalError("subqueries are not supported".into())),
+            Expr::Subquery(sq) => Ok(Value::Matrix(self.subquery(sq)?)),
             Expr::Extension(_) => Err(EvalError("extension expressions are not supported".into())),
         }
     }
 
-    /// The newest sample of each matching series within the lookback.
+    /// The query's first and last evaluation times, ms (`@ start()` and `@ end()`).
+    pub fn query_range(&self) -> (i64, i64) {
+        self.query_range
+    }
+
+    /// The time an `@` modifier pins, ms, if there is one.
+    pub fn at_modifier_ms(&self, at: &Option<AtModifier>) -> Option<i64> {
+        match at {
+            None => None,
+            Some(AtModifier::Start) => Some(self.query_range.0),
+            Some(AtModifier::End) => Some(self.query_range.1),
+            Some(AtModifier::At(t)) => Some(match t.duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => clamp_ms(d.as_millis()),
+                Err(e) => -clamp_ms(e.duration().as_millis()),
+            }),
+        }
+    }
+
+    /// The time a selector or subquery reads at: its `@` time (or the evaluation time) minus
+    /// its offset.
+    fn read_time(&self, at: &Option<AtModifier>, offset: &Option<Offset>) -> i64 {
+        self.at_modifier_ms(at)
+            .unwrap_or(self.at_ms)
+            .saturating_sub(offset_ms(offset))
+    }
+
+    /// The window a range-vector expression covers at the evaluation time, as
+    /// `(start, end, range)` in ms: `x[5m]`, `(x[5m])` and subqueries, with their `@` and
+    /// offset. In 3.x the window is `(start, end]`, in 2.42 `[start, end]`; `rate` and friends
+    /// extrapolate to its edges.
+    pub fn window(&self, e: &Expr) -> Option<(i64, i64, i64)> {
+        let (range, end) = match e {
+            Expr::Paren(p) => return self.window(&p.expr),
+            Expr::MatrixSelector(ms) => {
+                (millis(&ms.range), self.read_time(&ms.vs.at, &ms.vs.offset))
+            }
+            Expr::Subquery(sq) => (millis(&sq.range), self.read_time(&sq.at, &sq.offset)),
+            _ => return None,
+        };
+        Some((end.saturating_sub(range), end, range))
+    }
+
+    /// Whether a point at `t` lies in a window ending at `end`: `(end - range, end]` in 3.x,
+    /// `[end - range, end]` in 2.42.
+    fn in_window(&self, t: i64, end: i64, range: i64) -> bool {
+        let start = end.saturating_sub(range);
+        t <= end
+            && match self.semantics {
+                Semantics::Prometheus3 => t > start,
+                Semantics::Prometheus2_42 => t >= start,
+            }
+    }
+
+    /// The series matching a selector with points in `[start_ms, end_ms]`.
+    fn select(
+        &self,
+        vs: &VectorSelector,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<RangeSeries>, EvalError> {
+        let m = matchers(vs);
+        self.source.select(&m, start_ms, end_ms)
+    }
+
+    /// The newest sample of each matching series within the lookback (`(t - 5m, t]` in 3.x,
+    /// `[t - 5m, t]` in 2.42), unless that sample is a stale marker.
     pub fn instant(&self, vs: &VectorSelector) -> Result<Vec<Sample>, EvalError> {
-        let t = self.at_ms - offset_ms(&vs.offset);
-        let series = self.source.select(&matchers(vs), t - LOOKBACK_MS, t)?;
+        let t = self.read_time(&vs.at, &vs.offset);
+        let series = self.select(vs, t.saturating_sub(LOOKBACK_MS), t)?;
         Ok(series
             .into_iter()
             .filter_map(|s| {
@@ -269,7 +592,7 @@ impl<'a> Evaluator<'a> {
                     .points
                     .iter()
                     .rev()
-                    .find(|p| p.0 <= t && p.0 >= t - LOOKBACK_MS)?;
+                    .find(|p| self.in_window(p.0, t, LOOKBACK_MS))?;
                 // The newest point being a stale marker means the series has ended.
                 (!is_stale(value)).then_some(Sample {
                     labels: s.labels,
@@ -280,16 +603,89 @@ impl<'a> Evaluator<'a> {
             .collect())
     }
 
-    /// Each matching series' points in the closed window `[t - range, t]`.
+    /// Each matching series' points in the window (`(t - range, t]` in 3.x, `[t - range, t]`
+    /// in 2.42), stale markers left out; series with no point are left out.
     pub fn range(&self, vs: &VectorSelector, range_ms: i64) -> Result<Vec<RangeSeries>, EvalError> {
-        let t = self.at_ms - offset_ms(&vs.offset);
-        let mut series = self.source.select(&matchers(vs), t - range_ms, t)?;
+        let t = self.read_time(&vs.at, &vs.offset);
+        let mut series = self.select(vs, t.saturating_sub(range_ms), t)?;
         for s in &mut series {
             s.points
-                .retain(|p| p.0 >= t - range_ms && p.0 <= t && !is_stale(p.1));
+                .retain(|p| self.in_window(p.0, t, range_ms) && !is_stale(p.1));
         }
         series.retain(|s| !s.points.is_empty());
         Ok(series)
+    }
+
+    /// A subquery: the inner expression evaluated at every multiple of the step (from the
+    /// epoch) inside the window, as Prometheus aligns them; without a step, every minute
+    /// (Prometheus's default evaluation interval).
+    pub fn subquery(&self, sq: &SubqueryExpr) -> Result<Vec<RangeSeries>, EvalError> {
+        let step = sq.step.as_ref().map_or(60_000, millis);
+        if step <= 0 {
+            return Err(EvalError("subquery step must be positive".into()));
+        }
+        let end = self.read_time(&sq.at, &sq.offset);
+        let start = end.saturating_sub(millis(&sq.range));
+        // The first multiple of the step after the window's start (at it too, in 2.42). Go's
+        // integer division truncates towards zero, as Rust's does.
+        let mut t = step * (start / step);
+        let skip_start = match self.semantics {
+            Semantics::Prometheus3 => t <= start,
+            Semantics::Prometheus2_42 => t < start,
+        };
+        if skip_start {
+            t = t.saturating_add(step);
+        }
+        let steps = if t <= end {
+            ((end - t) / step + 1) as u64
+        } else {
+            0
+        };
+        let left = self
+            .steps_left
+            .fetch_update(
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+                |left| left.checked_sub(steps),
+            )
+            .is_ok();
+        if !left {
+            return Err(EvalError(format!(
+                "query processing would take more than {MAX_SUBQUERY_STEPS} subquery steps: use a coarser subquery step or a shorter range"
+            )));
+        }
+        let mut series: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+        while t <= end {
+            let inner = Evaluator {
+                source: self.source,
+                at_ms: t,
+                semantics: self.semantics,
+                query_range: self.query_range,
+                steps_left: self.steps_left.clone(),
+            };
+            match inner.eval(&sq.expr)? {
+                Value::Scalar(v) => series.entry(Labels::new()).or_default().push((t, v)),
+                Value::Vector(samples) => {
+                    for s in samples {
+                        series.entry(s.labels).or_default().push((t, s.value));
+                    }
+                }
+                other => {
+                    return Err(EvalError(format!(
+                        "subquery is only allowed on instant vector, got {}",
+                        type_name(&other)
+                    )))
+                }
+            }
+            match t.checked_add(step) {
+                Some(next) => t = next,
+                None => break,
+            }
+        }
+        Ok(series
+            .into_iter()
+            .map(|(labels, points)| RangeSeries { labels, points })
+            .collect())
     }
 
     /// Evaluates `expr`, which must give an instant vector.
@@ -315,20 +711,107 @@ impl<'a> Evaluator<'a> {
     }
 }
 
-/// Refuses, at load time, what the evaluator cannot run: subqueries, `@`, and functions it does
-/// not implement, naming the construct.
+/// Why a range query was refused or failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeQueryError {
+    /// The step is not positive, or the end is before the start.
+    #[error("invalid range query: {0}")]
+    Bad(String),
+    /// The expression does not give a scalar or an instant vector.
+    #[error("invalid expression type {0:?} for range query, must be Scalar or instant Vector")]
+    Type(&'static str),
+    /// Evaluating one step failed.
+    #[error("{0}")]
+    Eval(#[from] EvalError),
+}
+
+/// The most points a range query may give a series, as Prometheus's query API allows.
+pub const MAX_RANGE_POINTS: i64 = 11_000;
+
+/// Evaluates `expr` as a range query: at `start_ms`, then every `step_ms` up to and including
+/// `end_ms`, over `source`. The result holds one series per label set (a scalar gives one
+/// series with no labels), sorted by labels, each with its points oldest first.
+///
+/// ```
+/// use ipfs_sentinel::rules::promql::{eval_range, parse, RangeSeries, Semantics};
+/// struct Nothing;
+/// impl ipfs_sentinel::rules::promql::Queryable for Nothing {
+///     fn select(
+///         &self,
+///         _: &[promql_parser::label::Matcher],
+///         _: i64,
+///         _: i64,
+///     ) -> Result<Vec<RangeSeries>, ipfs_sentinel::rules::promql::EvalError> {
+///         Ok(vec![])
+///     }
+/// }
+/// let expr = parse("time() * 2").unwrap();
+/// let m = eval_range(&Nothing, &expr, 0, 120_000, 60_000, Semantics::Prometheus3).unwrap();
+/// assert_eq!(m[0].points, vec![(0, 0.0), (60_000, 120.0), (120_000, 240.0)]);
+/// // Too fine a step is refused, as Prometheus refuses it.
+/// assert!(eval_range(&Nothing, &expr, 0, 86_400_000, 1, Semantics::Prometheus3).is_err());
+/// assert!(eval_range(&Nothing, &expr, i64::MIN, i64::MAX, 1, Semantics::Prometheus3).is_err());
+/// let last = eval_range(&Nothing, &expr, i64::MAX - 1, i64::MAX, 1, Semantics::Prometheus3);
+/// assert_eq!(last.unwrap()[0].points.len(), 2);
+/// ```
+pub fn eval_range(
+    source: &dyn Queryable,
+    expr: &Expr,
+    start_ms: i64,
+    end_ms: i64,
+    step_ms: i64,
+    semantics: Semantics,
+) -> Result<Vec<RangeSeries>, RangeQueryError> {
+    if step_ms <= 0 {
+        return Err(RangeQueryError::Bad(format!(
+            "zero or negative query resolution step widths are not accepted, got {step_ms} ms"
+        )));
+    }
+    if end_ms < start_ms {
+        return Err(RangeQueryError::Bad(
+            "end timestamp must not be before start time".into(),
+        ));
+    }
+    if end_ms
+        .checked_sub(start_ms)
+        .is_none_or(|d| d / step_ms > MAX_RANGE_POINTS)
+    {
+        return Err(RangeQueryError::Bad(format!(
+            "exceeded maximum resolution of {MAX_RANGE_POINTS} points per timeseries. Try decreasing the query resolution (?step=XX)"
+        )));
+    }
+    let mut series: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+    let mut t = start_ms;
+    while t <= end_ms {
+        let ev = Evaluator::new(source, t)
+            .with_semantics(semantics)
+            .with_query_range(start_ms, end_ms);
+        match ev.eval(expr)? {
+            Value::Scalar(v) => series.entry(Labels::new()).or_default().push((t, v)),
+            Value::Vector(samples) => {
+                for s in samples {
+                    series.entry(s.labels).or_default().push((t, s.value));
+                }
+            }
+            other => return Err(RangeQueryError::Type(type_name(&other))),
+        }
+        match t.checked_add(step_ms) {
+            Some(next) => t = next,
+            None => break,
+        }
+    }
+    Ok(series
+        .into_iter()
+        .map(|(labels, points)| RangeSeries { labels, points })
+        .collect())
+}
+
+/// Refuses, at load time, what the evaluator cannot run: functions it does not implement,
+/// naming the construct.
 pub fn check_supported(expr: &Expr) -> Result<(), ParseError> {
     let refuse = |what: String| Err(ParseError(what));
     match expr {
-        Expr::Subquery(_) => {
-            refuse("subqueries are not supported by ipfs-sentinel's evaluator".into())
-        }
-        Expr::VectorSelector(vs) if vs.at.is_some() => {
-            refuse("the @ modifier is not supported".into())
-        }
-        Expr::MatrixSelector(ms) if ms.vs.at.is_some() => {
-            refuse("the @ modifier is not supported".into())
-        }
+        Expr::Subquery(sq) => check_supported(&sq.expr),
         Expr::Call(c) => {
             if !functions::SUPPORTED.contains(&c.func.name) {
                 return refuse(format!(
@@ -349,6 +832,35 @@ pub fn check_supported(expr: &Expr) -> Result<(), ParseError> {
         Expr::Paren(p) => check_supported(&p.expr),
         Expr::Unary(u) => check_supported(&u.expr),
         _ => Ok(()),
+    }
+}
+
+/// The labels Prometheus 3 drops with the metric name (its metadata labels).
+const METADATA_LABELS: [&str; 3] = [NAME, "__type__", "__unit__"];
+
+/// Drops the metric name from a result's labels, as arithmetic and most functions do: in 3.x
+/// with the other metadata labels (`__type__`, `__unit__`), in 2.42 alone.
+///
+/// ```
+/// use ipfs_sentinel::rules::promql::{drop_metric_name, Labels, Semantics};
+/// let mut l: Labels = [("__name__", "x"), ("__unit__", "bytes"), ("job", "a")]
+///     .map(|(k, v)| (k.to_owned(), v.to_owned()))
+///     .into();
+/// drop_metric_name(&mut l, Semantics::Prometheus2_42);
+/// assert_eq!(l.len(), 2);
+/// drop_metric_name(&mut l, Semantics::Prometheus3);
+/// assert_eq!(l.keys().collect::<Vec<_>>(), ["job"]);
+/// ```
+pub fn drop_metric_name(labels: &mut Labels, semantics: Semantics) {
+    match semantics {
+        Semantics::Prometheus3 => {
+            for name in METADATA_LABELS {
+                labels.remove(name);
+            }
+        }
+        Semantics::Prometheus2_42 => {
+            labels.remove(NAME);
+        }
     }
 }
 
@@ -446,10 +958,24 @@ pub(crate) mod testing {
         }
     }
 
-    /// Evaluates `expr` at `at_ms` and returns (labels rendered, value), sorted.
+    /// Evaluates `expr` at `at_ms` with Prometheus 2.42's semantics (the expected values of the
+    /// tests using it were printed by promtool 2.42) and returns (labels rendered, value), sorted.
     pub fn eval(src: &Fixed, expr: &str, at_ms: i64) -> Result<Vec<(String, f64)>, String> {
-        let e = parse(expr).map_err(|e| e.0)?;
-        let v = Evaluator::new(src, at_ms).eval(&e).map_err(|e| e.0)?;
+        eval_as(src, expr, at_ms, Semantics::Prometheus2_42)
+    }
+
+    /// [`eval`] with the given semantics.
+    pub fn eval_as(
+        src: &Fixed,
+        expr: &str,
+        at_ms: i64,
+        semantics: Semantics,
+    ) -> Result<Vec<(String, f64)>, String> {
+        let e = parse_as(expr, semantics).map_err(|e| e.0)?;
+        let v = Evaluator::new(src, at_ms)
+            .with_semantics(semantics)
+            .eval(&e)
+            .map_err(|e| e.0)?;
         let mut out = match v {
             Value::Scalar(x) => vec![("scalar".to_owned(), x)],
             Value::Vector(s) => s
@@ -477,14 +1003,105 @@ mod tests {
 
     #[test]
     fn parse_accepts_2_42_and_refuses_newer() {
-        assert!(parse("holt_winters(x[10m], 0.5, 0.5)").is_ok());
-        assert!(parse("my_holt_winters_total").is_ok());
-        assert!(parse("double_exponential_smoothing(x[5m], 0.5, 0.5)")
+        let v2 = |t| parse_as(t, Semantics::Prometheus2_42);
+        assert!(v2("holt_winters(x[10m], 0.5, 0.5)").is_ok());
+        assert!(v2("my_holt_winters_total").is_ok());
+        assert!(v2("double_exponential_smoothing(x[5m], 0.5, 0.5)")
             .unwrap_err()
             .0
             .contains("not in Prometheus 2.42"));
-        assert!(parse("limitk(2, x)").is_err());
-        assert!(parse("sum(x").is_err());
+        assert!(v2("limitk(2, x)").is_err());
+        assert!(v2("sum(x").is_err());
+    }
+
+    #[test]
+    fn parse_in_3_gates_experimental_functions_and_drops_holt_winters() {
+        assert!(parse("holt_winters(x[10m], 0.5, 0.5)")
+            .unwrap_err()
+            .0
+            .contains("double_exponential_smoothing"));
+        let des = "double_exponential_smoothing(x[5m], 0.5, 0.5)";
+        assert!(parse(des).unwrap_err().0.contains("experimental"));
+        assert!(parse_with(des, Semantics::Prometheus3, true).is_ok());
+        assert!(parse("rate(x[5m])").is_ok());
+    }
+
+    #[test]
+    fn subqueries_align_to_the_step_and_are_bounded() {
+        let src = promtool_input();
+        // Steps at 2m, 4m, 6m (aligned from the epoch) in (1m, 7m]; 2.42 also takes the
+        // window's start when it is aligned.
+        for (semantics, expr, want) in [
+            (Semantics::Prometheus3, "count_over_time(g[6m:2m])", 3.0),
+            (Semantics::Prometheus2_42, "count_over_time(g[6m:2m])", 3.0),
+            (
+                Semantics::Prometheus3,
+                "count_over_time(g[6m:2m] offset 1m)",
+                3.0,
+            ),
+            (
+                Semantics::Prometheus2_42,
+                "count_over_time(g[6m:2m] offset 1m)",
+                4.0,
+            ),
+            (
+                Semantics::Prometheus3,
+                "sum_over_time(g[3m:1m] @ 180)",
+                2.0 + 5.0 + 3.0,
+            ),
+        ] {
+            let got = eval_as(&src, expr, 7 * 60_000, semantics).unwrap();
+            assert_eq!(got[0].1, want, "{expr} in {semantics}");
+        }
+        let err = eval_as(&src, "max_over_time(g[1y:1ms])", 0, Semantics::Prometheus3);
+        assert!(err.unwrap_err().contains("subquery steps"));
+        let nested = "max_over_time(max_over_time(g[1h:1s])[1h:1s])";
+        let err = eval_as(&src, nested, 0, Semantics::Prometheus3);
+        assert!(
+            err.unwrap_err().contains("subquery steps"),
+            "3600 x 3600 steps"
+        );
+    }
+
+    #[test]
+    fn regex_dot_matches_newline_in_3_only() {
+        let src = Fixed::from(&[("m{a=\"x\\ny\"}", vec![1.0])], 60_000);
+        let found = |s| eval_as(&src, "m{a=~\"x.y\"}", 0, s).unwrap().len();
+        assert_eq!(found(Semantics::Prometheus3), 1);
+        assert_eq!(found(Semantics::Prometheus2_42), 0);
+    }
+
+    #[test]
+    fn extreme_times_do_not_overflow() {
+        let src = promtool_input();
+        for expr in [
+            "g @ 1e18",
+            "g @ -1e18 offset 292y",
+            "max_over_time(g[5m:1m] @ 1e18)",
+            "max_over_time(g[5m:1m] @ -1e18 offset -292y)",
+            "rate(g[292y] @ -1e18)",
+        ] {
+            for at in [0, i64::MAX, i64::MIN] {
+                for semantics in Semantics::ALL {
+                    let _ = eval_as(&src, expr, at, semantics);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn semantics_names_round_trip() {
+        for s in Semantics::ALL {
+            assert_eq!(s.name().parse::<Semantics>(), Ok(s));
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.name()));
+            assert_eq!(serde_json::from_str::<Semantics>(&json).unwrap(), s);
+        }
+        assert!("3"
+            .parse::<Semantics>()
+            .unwrap_err()
+            .to_string()
+            .contains("prometheus-2.42"));
     }
 
     #[test]
