@@ -361,35 +361,6 @@ pub fn prometheus_timestamp(ms: i64) -> String {
     }
 }
 
-/// A sample value as Prometheus's HTTP API writes one (Go's `strconv.FormatFloat` with the
-/// shortest digits: plain notation, but an exponent below 1e-6 and from 1e21 on).
-///
-/// ```
-/// use ipfs_sentinel::history::export::prometheus_value;
-/// assert_eq!(prometheus_value(0.25), "0.25");
-/// assert_eq!(prometheus_value(1e20), "100000000000000000000");
-/// assert_eq!(prometheus_value(1.5e21), "1.5e+21");
-/// assert_eq!(prometheus_value(-2e-7), "-2e-07");
-/// assert_eq!(prometheus_value(f64::NEG_INFINITY), "-Inf");
-/// ```
-pub fn prometheus_value(v: f64) -> String {
-    let abs = v.abs();
-    if !v.is_finite() {
-        return value_text(v);
-    }
-    if abs == 0.0 || (1e-6..1e21).contains(&abs) {
-        return format!("{v}");
-    }
-    // Rust writes `1.5e21` and `2e-7`; Go writes `1.5e+21` and `2e-07`.
-    let text = format!("{v:e}");
-    let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
-    let (sign, digits) = match exponent.strip_prefix('-') {
-        Some(d) => ('-', d),
-        None => ('+', exponent),
-    };
-    format!("{mantissa}e{sign}{digits:0>2}")
-}
-
 /// A string as Go's `encoding/json` writes it: also `<`, `>`, `&`, U+2028 and U+2029 escaped.
 pub fn go_json_string(s: &str) -> String {
     let text = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned());
@@ -538,10 +509,6 @@ mod tests {
     fn api_pieces_are_written_as_prometheus_writes_them() {
         assert_eq!(prometheus_timestamp(5), "0.005");
         assert_eq!(prometheus_timestamp(120_000), "120");
-        assert_eq!(prometheus_value(1e-6), "0.000001");
-        assert_eq!(prometheus_value(123456789.125), "123456789.125");
-        assert_eq!(prometheus_value(f64::NAN), "NaN");
-        assert_eq!(prometheus_value(-0.0), "-0");
         assert_eq!(
             go_json_string("a<b>&\"c"),
             "\"a\\u003cb\\u003e\\u0026\\\"c\""

@@ -19,10 +19,11 @@ use promql_parser::label::Matcher;
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::Expr;
 
-use crate::history::export::{go_json_string, prometheus_timestamp, prometheus_value};
+use crate::history::export::{go_json_string, prometheus_timestamp};
 use crate::history::query::{InstantQuery, RangeQuery};
 use crate::history::recorder::{lock, SharedHistory};
 use crate::history::History;
+use crate::number::api_value;
 use crate::rules::promql::{self, EvalError, Evaluator, Labels, Queryable, RangeSeries, Value};
 
 /// Prometheus's `--query.max-samples` default: a range query may answer this many points.
@@ -154,7 +155,7 @@ fn run_instant(
     match value {
         Value::Scalar(v) => {
             out.push_str("{\"resultType\":\"scalar\",\"result\":");
-            point(&mut out, t, &prometheus_value(v));
+            point(&mut out, t, &api_value(v));
         }
         Value::String(s) => {
             out.push_str("{\"resultType\":\"string\",\"result\":[");
@@ -173,7 +174,7 @@ fn run_instant(
                 out.push_str("{\"metric\":");
                 labels(&mut out, &s.labels);
                 out.push_str(",\"value\":");
-                point(&mut out, t, &prometheus_value(s.value));
+                point(&mut out, t, &api_value(s.value));
                 out.push('}');
             }
             out.push(']');
@@ -304,7 +305,7 @@ fn matrix_series(out: &mut String, l: &Labels, points: &[(i64, f64)]) {
         if i > 0 {
             out.push(',');
         }
-        point(out, *t, &prometheus_value(*v));
+        point(out, *t, &api_value(*v));
     }
     out.push_str("]}");
 }
