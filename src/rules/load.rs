@@ -297,12 +297,14 @@ pub fn parse_file(text: &str, file: &str) -> Result<Vec<Group>, RuleError> {
                 |loc: &serde_saphyr::Location, reason: String| at(loc, place.clone(), reason);
             let expr_spec = expr_spec
                 .ok_or_else(|| fail(&anchor, "field 'expr' must be set in rule".into()))?;
-            let expr = promql::parse(&expr_spec.value).map_err(|e| {
-                fail(
-                    &expr_spec.referenced,
-                    format!("could not parse expression: {}", e.0),
-                )
-            })?;
+            // promtool 2.42's parser until the semantics setting is plumbed (`--promql`).
+            let expr = promql::parse_as(&expr_spec.value, promql::Semantics::Prometheus2_42)
+                .map_err(|e| {
+                    fail(
+                        &expr_spec.referenced,
+                        format!("could not parse expression: {}", e.0),
+                    )
+                })?;
             promql::check_supported(&expr).map_err(|e| fail(&expr_spec.referenced, e.0))?;
             for name in r.labels.keys() {
                 if !is_label_name(name) || name == promql::NAME {

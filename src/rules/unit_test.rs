@@ -675,9 +675,11 @@ fn check_expr(t: &ExprTest, at_ms: i64, store: &Store) -> Option<String> {
 }
 
 fn query(expr: &str, at_ms: i64, store: &Store) -> Result<Vec<(Labels, f64)>, String> {
-    let parsed = promql::parse(expr).map_err(|e| e.0)?;
+    // promtool 2.42's semantics until the setting is plumbed (`--promql`).
+    let parsed = promql::parse_as(expr, promql::Semantics::Prometheus2_42).map_err(|e| e.0)?;
     promql::check_supported(&parsed).map_err(|e| e.0)?;
     match Evaluator::new(store, at_ms)
+        .with_semantics(promql::Semantics::Prometheus2_42)
         .eval(&parsed)
         .map_err(|e| e.0)?
     {

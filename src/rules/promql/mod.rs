@@ -91,6 +91,85 @@ pub trait Queryable {
     ) -> Result<Vec<RangeSeries>, EvalError>;
 }
 
+/// Which Prometheus release's PromQL semantics the engine follows.
+///
+/// Written in configuration as `prometheus-3` (the default: Prometheus 3.5 LTS) or
+/// `prometheus-2.42`. The differences the engine honours: range windows and the lookback are
+/// left-open `(t - range, t]` in 3.x and closed `[t - range, t]` in 2.42; regex matchers'
+/// `.` matches a newline in 3.x; 2.42 knows `holt_winters`, 3.x calls it
+/// `double_exponential_smoothing` and, like 3.5, gates it and the other experimental functions
+/// behind [`parse_with`]'s `experimental_functions`.
+///
+/// ```
+/// use ipfs_sentinel::rules::promql::Semantics;
+/// assert_eq!(Semantics::default(), Semantics::Prometheus3);
+/// assert_eq!("prometheus-2.42".parse::<Semantics>(), Ok(Semantics::Prometheus2_42));
+/// assert_eq!(Semantics::Prometheus3.to_string(), "prometheus-3");
+/// ```
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Deserialize, serde::Serialize,
+)]
+pub enum Semantics {
+    /// Prometheus 3.5 LTS (`prometheus-3`).
+    #[default]
+    #[serde(rename = "prometheus-3")]
+    Prometheus3,
+    /// Prometheus 2.42 (`prometheus-2.42`), as `promtool` 2.42 evaluates rule unit tests.
+    #[serde(rename = "prometheus-2.42")]
+    Prometheus2_42,
+}
+
+impl Semantics {
+    /// Every setting with its name, for listing in help and errors.
+    pub const ALL: [Semantics; 2] = [Semantics::Prometheus3, Semantics::Prometheus2_42];
+
+    /// The name a user writes: `prometheus-3` or `prometheus-2.42`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Semantics::Prometheus3 => "prometheus-3",
+            Semantics::Prometheus2_42 => "prometheus-2.42",
+        }
+    }
+}
+
+impl std::fmt::Display for Semantics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A PromQL semantics name that is neither `prometheus-3` nor `prometheus-2.42`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown PromQL semantics {0:?}: write prometheus-3 (Prometheus 3.5 LTS, the default) or prometheus-2.42")]
+pub struct UnknownSemantics(pub String);
+
+impl std::str::FromStr for Semantics {
+    type Err = UnknownSemantics;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Semantics::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| UnknownSemantics(s.to_owned()))
+    }
+}
+
+/// Functions Prometheus 3.5 keeps behind `--enable-feature=promql-experimental-functions`.
+const EXPERIMENTAL_IN_3: &[&str] = &[
+    "double_exponential_smoothing",
+    "info",
+    "limitk",
+    "limit_ratio",
+    "sort_by_label",
+    "sort_by_label_desc",
+    "mad_over_time",
+    "ts_of_max_over_time",
+    "ts_of_min_over_time",
+    "ts_of_last_over_time",
+    "first_over_time",
+    "ts_of_first_over_time",
+];
+
 /// Functions `promql-parser` knows that Prometheus 2.42 does not.
 const NEWER_THAN_2_42: &[&str] = &[
     "double_exponential_smoothing",
@@ -106,19 +185,60 @@ const NEWER_THAN_2_42: &[&str] = &[
     "first_over_time",
 ];
 
-/// Parses an expression as Prometheus 2.42 would: `holt_winters` is accepted (3.x renamed it
-/// `double_exponential_smoothing`), functions newer than 2.42 are refused.
+/// Parses an expression with the default [`Semantics`] (Prometheus 3.5), experimental
+/// functions off as 3.5 has them.
 pub fn parse(text: &str) -> Result<Expr, ParseError> {
-    for name in NEWER_THAN_2_42 {
-        if calls(text, name) {
-            return Err(ParseError(format!(
-                "function {name:?} is not in Prometheus 2.42"
-            )));
+    parse_as(text, Semantics::default())
+}
+
+/// Parses an expression as the given Prometheus release would, with its experimental functions
+/// off (as both releases ship).
+pub fn parse_as(text: &str, semantics: Semantics) -> Result<Expr, ParseError> {
+    parse_with(text, semantics, false)
+}
+
+/// Parses an expression as the given Prometheus release would. In 2.42, `holt_winters` is
+/// accepted (3.x renamed it `double_exponential_smoothing`) and functions newer than 2.42 are
+/// refused. In 3.x, `holt_winters` is unknown, and the experimental functions
+/// (`double_exponential_smoothing`, `limitk`, `mad_over_time`, ...) are refused unless
+/// `experimental_functions` is set, as Prometheus 3.5 refuses them without
+/// `--enable-feature=promql-experimental-functions`.
+pub fn parse_with(
+    text: &str,
+    semantics: Semantics,
+    experimental_functions: bool,
+) -> Result<Expr, ParseError> {
+    let text = match semantics {
+        Semantics::Prometheus2_42 => {
+            for name in NEWER_THAN_2_42 {
+                if calls(text, name) {
+                    return Err(ParseError(format!(
+                        "function {name:?} is not in Prometheus 2.42"
+                    )));
+                }
+            }
+            rename_calls(text, "holt_winters", "double_exponential_smoothing")
         }
-    }
-    check_durations(text)?;
-    let renamed = rename_calls(text, "holt_winters", "double_exponential_smoothing");
-    promql_parser::parser::parse(&renamed).map_err(|e| ParseError(e.replace('\n', " ")))
+        Semantics::Prometheus3 => {
+            if calls(text, "holt_winters") {
+                return Err(ParseError(
+                    "unknown function with name \"holt_winters\": Prometheus 3 renamed it double_exponential_smoothing (an experimental function)".into(),
+                ));
+            }
+            if !experimental_functions {
+                for name in EXPERIMENTAL_IN_3 {
+                    if calls(text, name) {
+                        return Err(ParseError(format!(
+                            "function {name:?} is experimental in Prometheus 3.5 and not enabled"
+                        )));
+                    }
+                }
+            }
+            text.to_owned()
+        }
+    };
+    check_durations(&text)?;
+    promql_parser::parser::parse(&text).map_err(|e| ParseError(e.replace('\n', " ")))
 }
 
 /// The longest duration Prometheus accepts: what fits in a Go `time.Duration` (int64 ns).
@@ -216,12 +336,38 @@ fn matchers(vs: &VectorSelector) -> Vec<Matcher> {
 pub struct Evaluator<'a> {
     source: &'a dyn Queryable,
     at_ms: i64,
+    semantics: Semantics,
+    /// The query's first and last evaluation times, ms: what `@ start()` and `@ end()` mean.
+    query_range: (i64, i64),
 }
 
 impl<'a> Evaluator<'a> {
-    /// An evaluator at `at_ms` over `source`.
+    /// An evaluator at `at_ms` over `source`, with the default [`Semantics`].
     pub fn new(source: &'a dyn Queryable, at_ms: i64) -> Self {
-        Self { source, at_ms }
+        Self {
+            source,
+            at_ms,
+            semantics: Semantics::default(),
+            query_range: (at_ms, at_ms),
+        }
+    }
+
+    /// The same evaluator as one step of a range query from `start_ms` to `end_ms`: `@ start()`
+    /// and `@ end()` mean those (at an instant query both are the evaluation time).
+    pub fn with_query_range(mut self, start_ms: i64, end_ms: i64) -> Self {
+        self.query_range = (start_ms, end_ms);
+        self
+    }
+
+    /// The same evaluator following `semantics`.
+    pub fn with_semantics(mut self, semantics: Semantics) -> Self {
+        self.semantics = semantics;
+        self
+    }
+
+    /// The semantics it follows.
+    pub fn semantics(&self) -> Semantics {
+        self.semantics
     }
 
     /// The evaluation time, ms.
@@ -314,6 +460,82 @@ impl<'a> Evaluator<'a> {
             ))),
         }
     }
+}
+
+/// Why a range query was refused or failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeQueryError {
+    /// The step is not positive, or the end is before the start.
+    #[error("invalid range query: {0}")]
+    Bad(String),
+    /// The expression does not give a scalar or an instant vector.
+    #[error("invalid expression type {0:?} for range query, must be Scalar or instant Vector")]
+    Type(&'static str),
+    /// Evaluating one step failed.
+    #[error("{0}")]
+    Eval(#[from] EvalError),
+}
+
+/// Evaluates `expr` as a range query: at `start_ms`, then every `step_ms` up to and including
+/// `end_ms`, over `source`. The result holds one series per label set (a scalar gives one
+/// series with no labels), sorted by labels, each with its points oldest first.
+///
+/// ```
+/// use ipfs_sentinel::rules::promql::{eval_range, parse, RangeSeries, Semantics};
+/// struct Nothing;
+/// impl ipfs_sentinel::rules::promql::Queryable for Nothing {
+///     fn select(
+///         &self,
+///         _: &[promql_parser::label::Matcher],
+///         _: i64,
+///         _: i64,
+///     ) -> Result<Vec<RangeSeries>, ipfs_sentinel::rules::promql::EvalError> {
+///         Ok(vec![])
+///     }
+/// }
+/// let expr = parse("time() * 2").unwrap();
+/// let m = eval_range(&Nothing, &expr, 0, 120_000, 60_000, Semantics::Prometheus3).unwrap();
+/// assert_eq!(m[0].points, vec![(0, 0.0), (60_000, 120.0), (120_000, 240.0)]);
+/// ```
+pub fn eval_range(
+    source: &dyn Queryable,
+    expr: &Expr,
+    start_ms: i64,
+    end_ms: i64,
+    step_ms: i64,
+    semantics: Semantics,
+) -> Result<Vec<RangeSeries>, RangeQueryError> {
+    if step_ms <= 0 {
+        return Err(RangeQueryError::Bad(format!(
+            "zero or negative query resolution step widths are not accepted, got {step_ms} ms"
+        )));
+    }
+    if end_ms < start_ms {
+        return Err(RangeQueryError::Bad(
+            "end timestamp must not be before start time".into(),
+        ));
+    }
+    let mut series: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+    let mut t = start_ms;
+    while t <= end_ms {
+        let ev = Evaluator::new(source, t)
+            .with_semantics(semantics)
+            .with_query_range(start_ms, end_ms);
+        match ev.eval(expr)? {
+            Value::Scalar(v) => series.entry(Labels::new()).or_default().push((t, v)),
+            Value::Vector(samples) => {
+                for s in samples {
+                    series.entry(s.labels).or_default().push((t, s.value));
+                }
+            }
+            other => return Err(RangeQueryError::Type(type_name(&other))),
+        }
+        t += step_ms;
+    }
+    Ok(series
+        .into_iter()
+        .map(|(labels, points)| RangeSeries { labels, points })
+        .collect())
 }
 
 /// Refuses, at load time, what the evaluator cannot run: subqueries, `@`, and functions it does
@@ -444,10 +666,24 @@ pub(crate) mod testing {
         }
     }
 
-    /// Evaluates `expr` at `at_ms` and returns (labels rendered, value), sorted.
+    /// Evaluates `expr` at `at_ms` with Prometheus 2.42's semantics (the expected values of the
+    /// tests using it were printed by promtool 2.42) and returns (labels rendered, value), sorted.
     pub fn eval(src: &Fixed, expr: &str, at_ms: i64) -> Result<Vec<(String, f64)>, String> {
-        let e = parse(expr).map_err(|e| e.0)?;
-        let v = Evaluator::new(src, at_ms).eval(&e).map_err(|e| e.0)?;
+        eval_as(src, expr, at_ms, Semantics::Prometheus2_42)
+    }
+
+    /// [`eval`] with the given semantics.
+    pub fn eval_as(
+        src: &Fixed,
+        expr: &str,
+        at_ms: i64,
+        semantics: Semantics,
+    ) -> Result<Vec<(String, f64)>, String> {
+        let e = parse_as(expr, semantics).map_err(|e| e.0)?;
+        let v = Evaluator::new(src, at_ms)
+            .with_semantics(semantics)
+            .eval(&e)
+            .map_err(|e| e.0)?;
         let mut out = match v {
             Value::Scalar(x) => vec![("scalar".to_owned(), x)],
             Value::Vector(s) => s
@@ -475,14 +711,42 @@ mod tests {
 
     #[test]
     fn parse_accepts_2_42_and_refuses_newer() {
-        assert!(parse("holt_winters(x[10m], 0.5, 0.5)").is_ok());
-        assert!(parse("my_holt_winters_total").is_ok());
-        assert!(parse("double_exponential_smoothing(x[5m], 0.5, 0.5)")
+        let v2 = |t| parse_as(t, Semantics::Prometheus2_42);
+        assert!(v2("holt_winters(x[10m], 0.5, 0.5)").is_ok());
+        assert!(v2("my_holt_winters_total").is_ok());
+        assert!(v2("double_exponential_smoothing(x[5m], 0.5, 0.5)")
             .unwrap_err()
             .0
             .contains("not in Prometheus 2.42"));
-        assert!(parse("limitk(2, x)").is_err());
-        assert!(parse("sum(x").is_err());
+        assert!(v2("limitk(2, x)").is_err());
+        assert!(v2("sum(x").is_err());
+    }
+
+    #[test]
+    fn parse_in_3_gates_experimental_functions_and_drops_holt_winters() {
+        assert!(parse("holt_winters(x[10m], 0.5, 0.5)")
+            .unwrap_err()
+            .0
+            .contains("double_exponential_smoothing"));
+        let des = "double_exponential_smoothing(x[5m], 0.5, 0.5)";
+        assert!(parse(des).unwrap_err().0.contains("experimental"));
+        assert!(parse_with(des, Semantics::Prometheus3, true).is_ok());
+        assert!(parse("rate(x[5m])").is_ok());
+    }
+
+    #[test]
+    fn semantics_names_round_trip() {
+        for s in Semantics::ALL {
+            assert_eq!(s.name().parse::<Semantics>(), Ok(s));
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.name()));
+            assert_eq!(serde_json::from_str::<Semantics>(&json).unwrap(), s);
+        }
+        assert!("3"
+            .parse::<Semantics>()
+            .unwrap_err()
+            .to_string()
+            .contains("prometheus-2.42"));
     }
 
     #[test]
