@@ -19,8 +19,7 @@ use super::{EvalError, Evaluator, Labels, Sample, Value, NAME};
 
 /// The arithmetic the evaluator follows.
 fn version(ev: &Evaluator<'_>) -> Version {
-    let _ = ev;
-    Version::V2_42
+    Version::of(ev.semantics())
 }
 
 /// The labels of a sample's group.
@@ -137,13 +136,8 @@ fn go_sort_reverse(v: &mut [Sample], less: impl Fn(&Sample, &Sample) -> bool) {
 
 /// Go's check that a float converts to an int64.
 fn k_param(k: f64) -> Result<i64, EvalError> {
-    if k.is_nan() || k >= 9.223372036854775807e18 || k < -9.223372036854775808e18 {
-        return Err(EvalError(format!(
-            "Scalar value {} overflows int64",
-            go_float(k)
-        )));
-    }
-    Ok(k as i64)
+    numeric::to_int64(k)
+        .ok_or_else(|| EvalError(format!("Scalar value {} overflows int64", go_float(k))))
 }
 
 /// A float as Go's `%v` prints it in error messages.
@@ -456,6 +450,11 @@ fn variance(values: &[f64], version: Version) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    /// The large value of the test files, written as they write it (its digits are more than an
+    /// f64 holds).
+    fn big_value() -> f64 {
+        "9.988465674311579e+307".parse().unwrap()
+    }
     use super::super::testing::*;
     use super::*;
 
@@ -529,15 +528,10 @@ mod tests {
     #[test]
     fn numerics_follow_each_release() {
         // aggregators.test: the mean of four 9.988465674311579e+307 does not overflow.
-        let big = [9.988465674311579e307; 4];
-        assert_eq!(avg(&big, Version::V3), 9.988465674311579e307);
-        assert_eq!(avg(&big, Version::V2_42), 9.988465674311579e307);
-        let bigzero = [
-            -9.988465674311579e307,
-            -9.988465674311579e307,
-            9.988465674311579e307,
-            9.988465674311579e307,
-        ];
+        let big = [big_value(); 4];
+        assert_eq!(avg(&big, Version::V3), big_value());
+        assert_eq!(avg(&big, Version::V2_42), big_value());
+        let bigzero = [-big_value(), -big_value(), big_value(), big_value()];
         assert_eq!(avg(&bigzero, Version::V3), 0.0);
         // aggregators.test: sum of 2, 8, 1e100, -1e100 is 10 with Kahan (3.x), 0 without.
         let ten = [2.0, 8.0, 1e100, -1e100];

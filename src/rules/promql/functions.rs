@@ -124,8 +124,7 @@ pub fn unsupported_reason(name: &str) -> Option<String> {
 
 /// The arithmetic the evaluator follows.
 fn version(ev: &Evaluator<'_>) -> Version {
-    let _ = ev;
-    Version::V2_42
+    Version::of(ev.semantics())
 }
 
 fn arg(call: &Call, i: usize) -> Result<&Expr, EvalError> {
@@ -657,12 +656,7 @@ fn date(
         }])),
         Some(e) => element_wise(ev, e, |v| {
             // Go converts NaN and out-of-range floats to i64::MIN on amd64.
-            let seconds =
-                if v.is_nan() || v >= 9.223372036854775807e18 || v < -9.223372036854775808e18 {
-                    i64::MIN
-                } else {
-                    v as i64
-                };
+            let seconds = numeric::to_int64(v).unwrap_or(i64::MIN);
             field(numeric::civil(seconds))
         }),
     }
@@ -833,7 +827,6 @@ pub fn call(ev: &Evaluator<'_>, call: &Call) -> Result<Value, EvalError> {
         "clamp" => {
             let (lo, hi) = (scalar(1)?, scalar(2)?);
             if hi < lo {
-                ev.vector(first()?)?;
                 return Ok(Value::Vector(Vec::new()));
             }
             element_wise(ev, first()?, |v| go_max(lo, go_min(hi, v)))
@@ -1270,14 +1263,28 @@ mod tests {
 
     #[test]
     fn trigonometry_and_constants() {
-        // trig_functions.test (3.5): values of 10, -10 and 0.5.
-        let src = Fixed::from(&[("t", vec![0.5])], 5 * MIN);
-        let one = |expr: &str| values(&src, expr, 0)[0].1;
-        assert_eq!(one("sin(t)"), 0.479425538604203);
-        assert_eq!(one("acos(t)"), 1.0471975511965979);
-        assert_eq!(one("atanh(t)"), 0.5493061443340548);
-        assert_eq!(one("deg(t)"), 28.64788975654116);
-        assert_eq!(one("rad(t)"), 0.008726646259971648);
+        // trig_functions.test (both versions): trig{l="x"} 10, within the suite's tolerance.
+        let src = Fixed::from(&[("trig{l=\"x\"}", vec![10.0])], 5 * MIN);
+        for (expr, want) in [
+            ("sin(trig)", -0.5440211108893699),
+            ("cos(trig)", -0.8390715290764524),
+            ("tan(trig)", 0.6483608274590867),
+            ("asin(trig - 10.1)", -0.10016742116155944),
+            ("acos(trig - 10.1)", 1.670963747956456),
+            ("atan(trig)", 1.4711276743037345),
+            ("sinh(trig)", 11013.232920103324),
+            ("cosh(trig)", 11013.232920103324),
+            ("tanh(trig)", 0.9999999958776927),
+            ("asinh(trig)", 2.99822295029797),
+            ("acosh(trig)", 2.993222846126381),
+            ("atanh(trig - 10.1)", -0.10033534773107522),
+            ("rad(trig)", 0.17453292519943295),
+            ("deg(trig)", 572.9577951308232),
+        ] {
+            let got = values(&src, expr, MIN);
+            assert_eq!(got[0].0, "{l=\"x\"}", "{expr} drops the name");
+            assert_close(&[got[0].1], &[want], expr);
+        }
         assert_eq!(eval(&src, "pi()", 0).unwrap()[0].1, std::f64::consts::PI);
     }
 
@@ -1388,5 +1395,159 @@ mod tests {
         assert!(values(&src, "histogram_quantile(NaN, b)", 50 * MIN)
             .iter()
             .all(|x| x.1.is_nan()));
+    }
+
+    /// Evaluates with Prometheus 3.x's semantics and its experimental functions on, as the
+    /// 3.5 test files run.
+    fn values_3(src: &Fixed, expr: &str, at_ms: i64) -> Vec<(String, f64)> {
+        use super::super::{parse_with, Evaluator, Semantics, Value};
+        let e = parse_with(expr, Semantics::Prometheus3, true)
+            .unwrap_or_else(|e| panic!("{expr}: {e}"));
+        let got = Evaluator::new(src, at_ms)
+            .with_semantics(Semantics::Prometheus3)
+            .eval(&e)
+            .unwrap_or_else(|e| panic!("{expr}: {e}"));
+        let mut out: Vec<(String, f64)> = match got {
+            Value::Scalar(v) => vec![("scalar".into(), v)],
+            Value::Vector(v) => v
+                .into_iter()
+                .map(|s| {
+                    let l: Vec<String> = s
+                        .labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}=\"{v}\""))
+                        .collect();
+                    (format!("{{{}}}", l.join(",")), s.value)
+                })
+                .collect(),
+            other => panic!("{expr}: {other:?}"),
+        };
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn extrapolation_towards_zero_differs_between_releases() {
+        // functions.test (3.5): "dings" starts at 10 and would reach 0 at -5m; 3.x first limits
+        // the extrapolation to half a gap (2m30s), so the increase is 105; 2.42 takes the zero
+        // point (5m) because it is within 1.1 gaps: promtool 2.42 prints 110.00000000000001 (and
+        // compares exactly). "bumms" reaches 0 at -30s in both.
+        let src = Fixed::from(
+            &[
+                ("r{path=\"dings\"}", ramp(10.0, 10.0, 10)),
+                ("r{path=\"bumms\"}", ramp(1.0, 10.0, 10)),
+            ],
+            5 * MIN,
+        );
+        let got: Vec<f64> = values_3(&src, "increase(r[100m])", 50 * MIN)
+            .into_iter()
+            .map(|x| x.1)
+            .collect();
+        assert_close(&got, &[101.0, 105.0], "3.x increase(r[100m])");
+        let got: Vec<f64> = values(&src, "increase(r[100m])", 50 * MIN)
+            .into_iter()
+            .map(|x| x.1)
+            .collect();
+        assert_eq!(got, [101.0, 110.00000000000001], "2.42 increase(r[100m])");
+    }
+
+    #[test]
+    fn experimental_functions_of_3_5() {
+        // functions.test (3.5): mad_over_time, ts_of_min/max_over_time (10s53ms samples).
+        let src = Fixed::from(&[("m", vec![4.0, 6.0, 2.0, 1.0, 999.0, 1.0, 2.0])], 10_000);
+        assert_eq!(values_3(&src, "mad_over_time(m[70s])", 70_000)[0].1, 1.0);
+        let src = Fixed::from(
+            &[("m", vec![1.0, 2.0, 3.0, 0.0, 5.0, 6.0, 2.0, 1.0, 4.0])],
+            10_053,
+        );
+        assert_eq!(
+            values_3(&src, "ts_of_min_over_time(m[90s])", 90_000)[0].1,
+            30.159
+        );
+        assert_eq!(
+            values_3(&src, "ts_of_max_over_time(m[90s])", 90_000)[0].1,
+            50.265
+        );
+        assert_eq!(
+            values_3(&src, "ts_of_last_over_time(m[90s])", 90_000)[0].1,
+            80.424
+        );
+        // double_exponential_smoothing is 2.42's holt_winters under its 3.x name.
+        let src = Fixed::from(&[("h", ramp(0.0, 10.0, 1000))], 10_000);
+        assert_close(
+            &[values_3(
+                &src,
+                "double_exponential_smoothing(h[1m], 0.01, 0.1)",
+                8_000_000,
+            )[0]
+            .1],
+            &[8000.0],
+            "double_exponential_smoothing",
+        );
+    }
+
+    #[test]
+    fn sort_by_label_is_natural() {
+        // functions.test (3.5): cpu="0" < "1" < ... < "10" < "100"; ties fall back to all labels.
+        let cpus = ["0", "1", "2", "3", "10", "11", "12", "20", "21", "100"];
+        let series: Vec<(String, Vec<f64>)> = cpus
+            .iter()
+            .rev()
+            .map(|c| {
+                (
+                    format!("cpu_time_total{{job=\"cpu\", cpu=\"{c}\"}}"),
+                    vec![1.0],
+                )
+            })
+            .collect();
+        let refs: Vec<(&str, Vec<f64>)> = series
+            .iter()
+            .map(|(s, v)| (s.as_str(), v.clone()))
+            .collect();
+        let src = Fixed::from(&refs, 5 * MIN);
+        let e = super::super::parse_with(
+            "sort_by_label(cpu_time_total, \"cpu\")",
+            super::super::Semantics::Prometheus3,
+            true,
+        )
+        .unwrap();
+        let got = match super::super::Evaluator::new(&src, 0)
+            .with_semantics(super::super::Semantics::Prometheus3)
+            .eval(&e)
+            .unwrap()
+        {
+            super::super::Value::Vector(v) => v,
+            other => panic!("{other:?}"),
+        };
+        let order: Vec<&str> = got.iter().map(|s| s.labels["cpu"].as_str()).collect();
+        assert_eq!(order, cpus);
+        assert!(super::natural_less("4m5", "4m600"));
+        assert!(super::natural_less("1.2.3", "1.11.3"));
+        assert!(!super::natural_less("1.111.3", "1.11.3"));
+    }
+
+    #[test]
+    fn label_replace_dot_matches_newline_in_3_only() {
+        let src = Fixed::from(&[("t{src=\"a\\nb\"}", vec![1.0])], 5 * MIN);
+        let expr = "label_replace(t, \"dst\", \"$1\", \"src\", \"(.*)\")";
+        assert!(values_3(&src, expr, 0)[0].0.contains("dst=\"a\nb\""));
+        assert!(!values(&src, expr, 0)[0].0.contains("dst="));
+    }
+
+    #[test]
+    fn histogram_fraction_over_classic_buckets_in_3() {
+        // histograms.test (3.5): testhistogram3_bucket, the share of observations in (0, 0.2].
+        let src = Fixed::from(
+            &[
+                ("b{le=\"0\"}", ramp(0.0, 0.0, 10)),
+                ("b{le=\"0.1\"}", ramp(0.0, 5.0, 10)),
+                ("b{le=\".2\"}", ramp(0.0, 7.0, 10)),
+                ("b{le=\"1e0\"}", ramp(0.0, 11.0, 10)),
+                ("b{le=\"+Inf\"}", ramp(0.0, 11.0, 10)),
+            ],
+            5 * MIN,
+        );
+        let got = values_3(&src, "histogram_fraction(0, 0.2, rate(b[10m]))", 50 * MIN);
+        assert_close(&[got[0].1], &[0.6363636363636364], "histogram_fraction");
     }
 }
