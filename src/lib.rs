@@ -8,7 +8,8 @@
 //! One flow of data, one module per stage:
 //! - [`config`]: the YAML configuration, defaults and validation (errors carry file:line:column
 //!   and the key path); [`dotted`]: the seed's dotted metric names and their PromQL.
-//! - [`model`]: the plain types every stage shares ([`model::Family`], [`model::Snapshot`]).
+//! - [`model`]: the plain types every stage shares ([`model::Family`], [`model::Snapshot`]);
+//!   [`number`]: sample values written as Prometheus writes them.
 //! - [`collect`]: the [`collect::Collector`] trait, the loop, and one file per source
 //!   ([`collect::node`], [`collect::ipfs`] with its response parsers in [`collect::kubo`],
 //!   [`collect::cluster`] for peer sentinels, [`collect::ipfs_cluster`] for IPFS Cluster).
@@ -34,6 +35,7 @@ pub mod exposition;
 pub mod history;
 pub mod http;
 pub mod model;
+pub mod number;
 pub mod rules;
 pub mod sentinel;
 pub mod status;

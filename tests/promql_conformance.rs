@@ -22,6 +22,7 @@ use ipfs_sentinel::rules::promql::{
     Semantics, Value, NAME, STALE_NAN,
 };
 use promql_parser::label::Matcher;
+use promql_parser::parser::{AtModifier, Expr};
 
 /// The suite's relative tolerance (promqltest's `defaultEpsilon`).
 const EPSILON: f64 = 0.000001;
@@ -227,8 +228,12 @@ fn expand(item: &str, out: &mut Vec<Item>) -> Result<(), String> {
             parse_number(s)
         }
     };
-    if let Some(v) = value(item) {
-        out.push(Item::Float(v));
+    // `x` followed by digits is always the repetition (`0x59` is 0 sixty times, not hex).
+    let repeated = item.rsplit_once('x').is_some_and(|(head, n)| {
+        !head.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+    });
+    if !repeated {
+        out.push(Item::Float(value(item).ok_or_else(bad)?));
         return Ok(());
     }
     let (head, times) = item.rsplit_once('x').ok_or_else(bad)?;
@@ -475,6 +480,26 @@ struct Store {
 
 impl Store {
     fn load(&mut self, step_ms: i64, lines: &[SeriesLine], native_histograms: bool) {
+        if native_histograms {
+            // `load_with_nhcb` also makes a native histogram series of each classic one, named
+            // without `_bucket`, `_sum` or `_count` and without `le`: stand-ins, so a case that
+            // selects one is known to need native histograms.
+            for l in lines {
+                let Some(name) = l.labels.get(NAME) else {
+                    continue;
+                };
+                let Some(base) = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                else {
+                    continue;
+                };
+                let mut labels = l.labels.clone();
+                labels.remove("le");
+                labels.insert(NAME.into(), base.to_owned());
+                self.series.entry(labels).or_default().1 = true;
+            }
+        }
         for l in lines {
             let entry = self.series.entry(l.labels.clone()).or_default();
             entry.1 |= l.histogram || native_histograms;
@@ -716,6 +741,135 @@ fn run_case(store: &Store, case: &Case, semantics: Semantics) -> Verdict {
     }
 }
 
+/// Functions whose result changes with the evaluation time even when their arguments do not
+/// (Prometheus's `AtModifierUnsafeFunctions`).
+const AT_UNSAFE: &[&str] = &[
+    "days_in_month",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "hour",
+    "minute",
+    "month",
+    "year",
+    "predict_linear",
+    "time",
+    "timestamp",
+];
+
+fn at_time(ms: i64) -> AtModifier {
+    let d = std::time::Duration::from_millis(ms.unsigned_abs());
+    AtModifier::At(if ms >= 0 {
+        std::time::UNIX_EPOCH + d
+    } else {
+        std::time::UNIX_EPOCH - d
+    })
+}
+
+/// Pins `@ ms` on every selector and subquery that has no `@`, leaving the inside of
+/// subqueries alone, as promqltest does; false when the expression calls a function that is
+/// unsafe with `@` (then promqltest skips the pinned runs).
+fn pin_at(e: &mut Expr, ms: i64) -> bool {
+    match e {
+        Expr::VectorSelector(vs) => {
+            vs.at.get_or_insert_with(|| at_time(ms));
+            true
+        }
+        Expr::MatrixSelector(m) => {
+            m.vs.at.get_or_insert_with(|| at_time(ms));
+            true
+        }
+        Expr::Subquery(sq) => {
+            if sq.at.is_none() {
+                sq.at = Some(at_time(ms));
+            }
+            // promqltest leaves the inside of a pinned subquery as it is, but still looks
+            // for unsafe functions there.
+            unsafe_free(&sq.expr)
+        }
+        Expr::Aggregate(a) => {
+            let mut ok = pin_at(&mut a.expr, ms);
+            if let Some(p) = a.param.as_deref_mut() {
+                ok &= pin_at(p, ms);
+            }
+            ok
+        }
+        Expr::Unary(u) => pin_at(&mut u.expr, ms),
+        Expr::Paren(p) => pin_at(&mut p.expr, ms),
+        Expr::Binary(b) => pin_at(&mut b.lhs, ms) & pin_at(&mut b.rhs, ms),
+        Expr::Call(c) => {
+            let mut ok = !AT_UNSAFE.contains(&c.func.name);
+            for a in &mut c.args.args {
+                ok &= pin_at(a, ms);
+            }
+            ok
+        }
+        _ => true,
+    }
+}
+
+/// Whether `e` calls no function unsafe with `@`.
+fn unsafe_free(e: &Expr) -> bool {
+    let mut copy = e.clone();
+    pin_at(&mut copy, 0)
+}
+
+/// Runs one instant query (the case's own, or one with `@` pinned) and compares it, and the
+/// same query in range mode around the instant, with what the case expects.
+fn instant_run(
+    store: &Store,
+    case: &Case,
+    expr: &Expr,
+    at_ms: i64,
+    semantics: Semantics,
+) -> Result<(), String> {
+    let got = Evaluator::new(store, at_ms)
+        .with_semantics(semantics)
+        .eval(expr);
+    let got = match (got, case.fail) {
+        (Err(e), true) => return check_failure(case, &e.0),
+        (Err(e), false) => return Err(format!("error evaluating at {at_ms} ms: {e}")),
+        (Ok(_), true) => return Err("expected an error, got none".into()),
+        (Ok(v), false) => v,
+    };
+    compare_instant(case, &got).map_err(|e| format!("at {at_ms} ms: {e}"))?;
+    if case.ordered {
+        return Ok(());
+    }
+    // As promqltest does: the same query in range mode around the instant must agree.
+    let m = eval_range(
+        store,
+        expr,
+        at_ms - 60_000,
+        at_ms + 60_000,
+        60_000,
+        semantics,
+    )
+    .map_err(|e| format!("error in range mode: {e}"))?;
+    let middle: Value = if matches!(got, Value::Scalar(_)) {
+        Value::Scalar(
+            m.iter()
+                .flat_map(|s| s.points.iter())
+                .find(|p| p.0 == at_ms)
+                .map_or(f64::NAN, |p| p.1),
+        )
+    } else {
+        Value::Vector(
+            m.iter()
+                .filter_map(|s| {
+                    let p = s.points.iter().find(|p| p.0 == at_ms)?;
+                    Some(ipfs_sentinel::rules::promql::Sample {
+                        labels: s.labels.clone(),
+                        value: p.1,
+                        at_ms,
+                    })
+                })
+                .collect(),
+        )
+    };
+    compare_instant(case, &middle).map_err(|e| format!("range mode at {at_ms} ms: {e}"))
+}
+
 fn evaluate(store: &Store, case: &Case, semantics: Semantics) -> Result<(), String> {
     let parsed = parse_with(&case.expr, semantics, semantics == Semantics::Prometheus3);
     let expr = match parsed {
@@ -730,51 +884,23 @@ fn evaluate(store: &Store, case: &Case, semantics: Semantics) -> Result<(), Stri
     };
     match case.query {
         Query::Instant { at_ms } => {
-            let got = Evaluator::new(store, at_ms)
-                .with_semantics(semantics)
-                .eval(&expr);
-            let got = match (got, case.fail) {
-                (Err(e), true) => return check_failure(case, &e.0),
-                (Err(e), false) => return Err(format!("error evaluating: {e}")),
-                (Ok(_), true) => return Err("expected an error, got none".into()),
-                (Ok(v), false) => v,
-            };
-            compare_instant(case, &got)?;
-            if case.ordered {
+            instant_run(store, case, &expr, at_ms, semantics)?;
+            // promqltest's extra runs: `@ at` pinned on every selector, evaluated at other
+            // times, must give the same result.
+            let mut pinned = expr.clone();
+            if !pin_at(&mut pinned, at_ms) {
                 return Ok(());
             }
-            // As promqltest does: the same query in range mode around the instant must agree.
-            let m = eval_range(
-                store,
-                &expr,
-                at_ms - 60_000,
-                at_ms + 60_000,
-                60_000,
-                semantics,
-            )
-            .map_err(|e| format!("error in range mode: {e}"))?;
-            let middle: Value = if matches!(got, Value::Scalar(_)) {
-                Value::Scalar(
-                    m.iter()
-                        .flat_map(|s| s.points.iter())
-                        .find(|p| p.0 == at_ms)
-                        .map_or(f64::NAN, |p| p.1),
-                )
+            let times = if at_ms == 0 {
+                vec![-1000, 0, 1000]
             } else {
-                Value::Vector(
-                    m.iter()
-                        .filter_map(|s| {
-                            let p = s.points.iter().find(|p| p.0 == at_ms)?;
-                            Some(ipfs_sentinel::rules::promql::Sample {
-                                labels: s.labels.clone(),
-                                value: p.1,
-                                at_ms,
-                            })
-                        })
-                        .collect(),
-                )
+                vec![-10 * at_ms, 0, at_ms / 5, at_ms, 10 * at_ms]
             };
-            compare_instant(case, &middle).map_err(|e| format!("range mode: {e}"))
+            for t in times {
+                instant_run(store, case, &pinned, t, semantics)
+                    .map_err(|e| format!("with @ {at_ms} ms pinned: {e}"))?;
+            }
+            Ok(())
         }
         Query::Range {
             start_ms,
@@ -934,9 +1060,12 @@ for an instant query, the same expression evaluated as a range query around the 
 the same result (as promqltest checks). `eval_fail` cases pass when the engine refuses the
 expression (with the expected message, when the case gives one).
 
+Each instant query is also run as promqltest runs it: with `@ <its time>` pinned on every
+selector and subquery and evaluated at other times (unless it calls a function that depends on
+the evaluation time), and each of those in range mode too.
+
 Not checked: annotations (`eval_warn`, `eval_info`, `expect warn|info`: the engine produces no
-warnings or info notes, so those cases are judged on their result alone), and promqltest's extra
-runs of each instant query with `@` pinned on every selector.
+warnings or info notes, so those cases are judged on their result alone).
 
 Regenerate with `PROMQL_CONFORMANCE_WRITE=1 cargo test --test promql_conformance`; that also
 rewrites `tests/promqltest/passing.txt`, the cases a later run must not fail.
@@ -1017,6 +1146,9 @@ fn series_notation_expands_as_promqltest_does() {
     assert!(matches!(s.items[6], Item::Float(v) if is_stale(v)));
     assert_eq!(s.items[9..], [f(-1.0), f(-2.0), f(f64::INFINITY)]);
     assert!(parse_series("m 1+x").is_err());
+    let zeros = parse_series("{} 0x59 60").unwrap();
+    assert_eq!(zeros.items.len(), 61);
+    assert_eq!(zeros.items[59..], [f(0.0), f(60.0)]);
     assert!(
         parse_series(r#"{__name__="h"} {{schema:0 sum:1 count:1}}"#)
             .unwrap()
@@ -1054,4 +1186,20 @@ fn a_wrong_expectation_fails() {
         run_case(&store, case, Semantics::Prometheus3),
         Verdict::Failed(_)
     ));
+}
+
+#[test]
+fn at_is_pinned_as_promqltest_pins_it() {
+    let mut e =
+        promql_parser::parser::parse("sum(rate(x[5m])) + sum_over_time(y[10m:1m])").unwrap();
+    assert!(pin_at(&mut e, 60_000));
+    let text = e.to_string();
+    assert!(text.contains("x[5m] @ 60"), "{text}");
+    assert!(text.contains("[10m:1m] @ 60"), "{text}");
+    assert!(
+        !text.contains("y @"),
+        "the inside of a subquery stays: {text}"
+    );
+    let mut unsafe_call = promql_parser::parser::parse("timestamp(x)").unwrap();
+    assert!(!pin_at(&mut unsafe_call, 60_000));
 }

@@ -66,7 +66,7 @@ mod float_or_string {
         if v.is_finite() {
             s.serialize_f64(*v)
         } else {
-            s.serialize_str(&crate::rules::promql::binary::format_value(*v))
+            s.serialize_str(&crate::number::format_value(*v))
         }
     }
 

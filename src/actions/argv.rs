@@ -69,7 +69,7 @@ fn placeholder(name: &str, alert: &AlertEvent, run: &RunContext<'_>) -> Option<S
         "alertname" => alert.alertname().to_owned(),
         "severity" => alert.label("severity").to_owned(),
         "status" => alert.status.as_str().to_owned(),
-        "value" => crate::rules::promql::binary::format_value(alert.value),
+        "value" => crate::number::format_value(alert.value),
         "summary" => annotation("summary").unwrap_or_default(),
         "details" => details(alert, run.node_id),
         "metric" => annotation("metric").unwrap_or_default(),
@@ -94,7 +94,7 @@ pub fn details(alert: &AlertEvent, node_id: &str) -> String {
                 "{} is {} on {node_id} (value {})",
                 alert.alertname(),
                 alert.status.as_str(),
-                crate::rules::promql::binary::format_value(alert.value)
+                crate::number::format_value(alert.value)
             )
         })
 }
@@ -170,7 +170,7 @@ pub fn environment(alert: &AlertEvent, run: &RunContext<'_>) -> Vec<(String, Str
         ("SENTINEL_NODE_ID".to_owned(), run.node_id.to_owned()),
         (
             "SENTINEL_VALUE".to_owned(),
-            crate::rules::promql::binary::format_value(alert.value),
+            crate::number::format_value(alert.value),
         ),
         ("SENTINEL_DETAILS".to_owned(), details(alert, run.node_id)),
         ("SENTINEL_FINGERPRINT".to_owned(), alert.fingerprint()),

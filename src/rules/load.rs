@@ -544,10 +544,6 @@ mod tests {
             "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: limitk(1, up)\n"
         )
         .contains("not in Prometheus 2.42"));
-        assert!(err(
-            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up[5m:1m]\n"
-        )
-        .contains("subqueries"));
     }
 
     #[test]

@@ -510,7 +510,11 @@ fn evaluate_rule(
 ) -> Result<Vec<Recorded>, EvalError> {
     let result = match input {
         Input::Answer(answer) => answer.clone()?,
-        Input::History(source) => match Evaluator::new(source, now_ms).eval(&r.rule.expr)? {
+        // Prometheus 2.42's semantics, as rules are parsed, until the setting is plumbed.
+        Input::History(source) => match Evaluator::new(source, now_ms)
+            .with_semantics(super::promql::Semantics::Prometheus2_42)
+            .eval(&r.rule.expr)?
+        {
             Value::Vector(v) => v
                 .into_iter()
                 .map(|s| (s.labels, s.value))

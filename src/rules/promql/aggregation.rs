@@ -263,7 +263,7 @@ pub fn aggregate(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Value, EvalE
             .into_iter()
             .map(|mut s| {
                 s.labels
-                    .insert(label.clone(), super::binary::format_value(s.value));
+                    .insert(label.clone(), crate::number::format_value(s.value));
                 s
             })
             .collect();

@@ -11,22 +11,9 @@ use std::collections::{HashMap, HashSet};
 use promql_parser::parser::token;
 use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
 
-use super::{check_unique, EvalError, Evaluator, Labels, Sample, Value, NAME};
-
-/// A float as Prometheus writes it in labels (`count_values`): Go's `FormatFloat(v, 'f', -1, 64)`.
-pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        }
-    } else {
-        format!("{v}")
-    }
-}
+use super::{
+    check_unique, drop_metric_name, EvalError, Evaluator, Labels, Sample, Semantics, Value, NAME,
+};
 
 fn is_comparison(op: u16) -> bool {
     matches!(
@@ -60,6 +47,15 @@ fn apply(op: u16, l: f64, r: f64) -> Result<(f64, bool), EvalError> {
     })
 }
 
+/// Whether the operator's result drops the metric name: arithmetic does (and, in 3.x, `atan2`;
+/// 2.42 keeps the name through `atan2`).
+fn drops_name(op: u16, semantics: Semantics) -> bool {
+    matches!(
+        op,
+        token::T_ADD | token::T_SUB | token::T_MUL | token::T_DIV | token::T_POW | token::T_MOD
+    ) || (op == token::T_ATAN2 && semantics == Semantics::Prometheus3)
+}
+
 fn op_id(b: &BinaryExpr) -> u16 {
     b.op.id()
 }
@@ -83,10 +79,14 @@ pub fn binary(ev: &Evaluator<'_>, b: &BinaryExpr) -> Result<Value, EvalError> {
             }
             Ok(Value::Scalar(v))
         }
-        (Value::Vector(v), Value::Scalar(s)) => vector_scalar(op, v, s, false, return_bool),
-        (Value::Scalar(s), Value::Vector(v)) => vector_scalar(op, v, s, true, return_bool),
+        (Value::Vector(v), Value::Scalar(s)) => {
+            vector_scalar(op, v, s, false, return_bool, ev.semantics())
+        }
+        (Value::Scalar(s), Value::Vector(v)) => {
+            vector_scalar(op, v, s, true, return_bool, ev.semantics())
+        }
         (Value::Vector(l), Value::Vector(r)) => {
-            vector_vector(op, l, r, b.modifier.as_ref(), return_bool)
+            vector_vector(op, l, r, b.modifier.as_ref(), return_bool, ev.semantics())
         }
         (l, r) => Err(EvalError(format!(
             "binary expression must contain only scalar and instant vector types, got {} and {}",
@@ -102,6 +102,7 @@ fn vector_scalar(
     s: f64,
     scalar_left: bool,
     return_bool: bool,
+    semantics: Semantics,
 ) -> Result<Value, EvalError> {
     if matches!(op, token::T_LAND | token::T_LOR | token::T_LUNLESS) {
         return Err(EvalError(
@@ -119,7 +120,7 @@ fn vector_scalar(
         if is_comparison(op) {
             if return_bool {
                 sample.value = if holds { 1.0 } else { 0.0 };
-                sample.labels.remove(NAME);
+                drop_metric_name(&mut sample.labels, semantics);
             } else if holds {
                 // A filter keeps the vector's own value.
                 sample.value = if scalar_left { r } else { l };
@@ -128,10 +129,13 @@ fn vector_scalar(
             }
         } else {
             sample.value = value;
-            sample.labels.remove(NAME);
+            if drops_name(op, semantics) {
+                drop_metric_name(&mut sample.labels, semantics);
+            }
         }
         out.push(sample);
     }
+    check_unique(&out)?;
     Ok(Value::Vector(out))
 }
 
@@ -190,10 +194,11 @@ fn result_labels(
     one_side: &Labels,
     modifier: Option<&BinModifier>,
     return_bool: bool,
+    semantics: Semantics,
 ) -> Labels {
     let mut labels = lhs.clone();
-    if !is_comparison(op) || return_bool {
-        labels.remove(NAME);
+    if drops_name(op, semantics) || return_bool {
+        drop_metric_name(&mut labels, semantics);
     }
     let card = modifier.map(|m| &m.card);
     let matching = modifier.and_then(|m| m.matching.as_ref());
@@ -229,6 +234,7 @@ fn vector_vector(
     r: Vec<Sample>,
     modifier: Option<&BinModifier>,
     return_bool: bool,
+    semantics: Semantics,
 ) -> Result<Value, EvalError> {
     let matching = modifier.and_then(|m| m.matching.as_ref());
     if matches!(op, token::T_LAND | token::T_LOR | token::T_LUNLESS) {
@@ -245,34 +251,44 @@ fn vector_vector(
     let mut by_signature: HashMap<Labels, Sample> = HashMap::new();
     for s in one {
         let sig = signature(&s.labels, matching);
-        if by_signature.insert(sig.clone(), s).is_some() {
+        if let Some(earlier) = by_signature.get(&sig) {
             let side = if swapped { "left" } else { "right" };
+            let matched = match matching {
+                Some(LabelModifier::Include(_)) => sig.clone(),
+                _ => {
+                    // Prometheus names the labels matched on: all but the ignored ones.
+                    let mut l = s.labels.clone();
+                    if let Some(LabelModifier::Exclude(ignoring)) = matching {
+                        l.retain(|k, _| !ignoring.labels.iter().any(|i| i == k));
+                    }
+                    l.remove(NAME);
+                    l
+                }
+            };
             return Err(EvalError(format!(
-                "found duplicate series for the match group {} on the {side} hand-side of the operation: many-to-many matching not allowed: matching labels must be unique on one side",
-                render(&sig)
+                "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                render(&matched),
+                render(&s.labels),
+                render(&earlier.labels)
             )));
         }
+        by_signature.insert(sig, s);
     }
     let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
     let mut matched_left: HashSet<Labels> = HashSet::new();
+    let mut inserted: HashSet<(Labels, Labels)> = HashSet::new();
     let mut out = Vec::new();
     for s in many {
         let sig = signature(&s.labels, matching);
         let Some(other) = by_signature.get(&sig) else {
             continue;
         };
-        if one_to_one && !matched_left.insert(sig.clone()) {
-            return Err(EvalError(
-                "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
-            ));
-        }
         let (lv, rv) = if swapped {
             (other.value, s.value)
         } else {
             (s.value, other.value)
         };
         let (value, holds) = apply(op, lv, rv)?;
-        let labels = result_labels(op, &s.labels, &other.labels, modifier, return_bool);
         let value = if is_comparison(op) {
             if return_bool {
                 if holds {
@@ -288,6 +304,25 @@ fn vector_vector(
         } else {
             value
         };
+        let labels = result_labels(
+            op,
+            &s.labels,
+            &other.labels,
+            modifier,
+            return_bool,
+            semantics,
+        );
+        if one_to_one {
+            if !matched_left.insert(sig.clone()) {
+                return Err(EvalError(
+                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
+                ));
+            }
+        } else if !inserted.insert((sig.clone(), labels.clone())) {
+            return Err(EvalError(
+                "multiple matches for labels: grouping labels must ensure unique matches".into(),
+            ));
+        }
         out.push(Sample {
             labels,
             value,
@@ -299,7 +334,7 @@ fn vector_vector(
 }
 
 fn render(labels: &Labels) -> String {
-    let parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    let parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
     format!("{{{}}}", parts.join(", "))
 }
 

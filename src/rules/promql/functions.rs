@@ -143,30 +143,12 @@ fn unparen(mut e: &Expr) -> &Expr {
     e
 }
 
-/// The window a range-vector argument covers at the evaluation time: (start, end, range), ms.
-/// `rate` and friends extrapolate to its edges.
+/// The window a range-vector argument covers at the evaluation time: (start, end, range), ms
+/// (`x[5m]`, `(x[5m])` or a subquery, with `@` and `offset`). `rate` and friends extrapolate
+/// to its edges.
 fn window(ev: &Evaluator<'_>, e: &Expr) -> Result<(i64, i64, i64), EvalError> {
-    let (range, offset, at) = match unparen(e) {
-        Expr::MatrixSelector(ms) => (ms.range, &ms.vs.offset, &ms.vs.at),
-        Expr::Subquery(sq) => (sq.range, &sq.offset, &sq.at),
-        _ => {
-            return Err(EvalError(
-                "expected a range vector such as x[5m] or a subquery".into(),
-            ))
-        }
-    };
-    let base = match at {
-        Some(promql_parser::parser::AtModifier::At(t)) => {
-            match t.duration_since(std::time::UNIX_EPOCH) {
-                Ok(d) => d.as_millis() as i64,
-                Err(e) => -(e.duration().as_millis() as i64),
-            }
-        }
-        _ => ev.at_ms(),
-    };
-    let end = base - super::offset_ms(offset);
-    let range = range.as_millis() as i64;
-    Ok((end - range, end, range))
+    ev.window(e)
+        .ok_or_else(|| EvalError("expected a range vector such as x[5m] or a subquery".into()))
 }
 
 fn matrix(ev: &Evaluator<'_>, e: &Expr) -> Result<Vec<RangeSeries>, EvalError> {
@@ -179,8 +161,9 @@ fn matrix(ev: &Evaluator<'_>, e: &Expr) -> Result<Vec<RangeSeries>, EvalError> {
     }
 }
 
-fn without_name(mut labels: Labels) -> Labels {
-    labels.remove(NAME);
+/// Drops the metric name (in 3.x with the other metadata labels, `__type__` and `__unit__`).
+fn without_name(mut labels: Labels, semantics: super::Semantics) -> Labels {
+    super::drop_metric_name(&mut labels, semantics);
     labels
 }
 
@@ -200,7 +183,7 @@ fn over_series(
             let labels = if keep_name {
                 s.labels
             } else {
-                without_name(s.labels)
+                without_name(s.labels, ev.semantics())
             };
             Some(Sample {
                 labels,
@@ -327,7 +310,7 @@ fn element_wise(ev: &Evaluator<'_>, e: &Expr, f: impl Fn(f64) -> f64) -> Result<
         .vector(e)?
         .into_iter()
         .map(|s| Sample {
-            labels: without_name(s.labels),
+            labels: without_name(s.labels, ev.semantics()),
             value: f(s.value),
             at_ms: ev.at_ms(),
         })
@@ -613,7 +596,7 @@ fn histogram_quantile(ev: &Evaluator<'_>, call: &Call) -> Result<Value, EvalErro
     let out: Vec<Sample> = bucket_groups(ev.vector(arg(call, 1)?)?)
         .into_iter()
         .map(|(labels, buckets)| Sample {
-            labels: without_name(labels),
+            labels: without_name(labels, ev.semantics()),
             value: numeric::bucket_quantile(phi, buckets, version).0,
             at_ms: ev.at_ms(),
         })
@@ -632,7 +615,7 @@ fn histogram_fraction(ev: &Evaluator<'_>, call: &Call) -> Result<Value, EvalErro
     let out: Vec<Sample> = bucket_groups(ev.vector(arg(call, 2)?)?)
         .into_iter()
         .map(|(labels, buckets)| Sample {
-            labels: without_name(labels),
+            labels: without_name(labels, ev.semantics()),
             value: numeric::bucket_fraction(lower, upper, buckets),
             at_ms: ev.at_ms(),
         })
@@ -845,7 +828,7 @@ pub fn call(ev: &Evaluator<'_>, call: &Call) -> Result<Value, EvalError> {
                 .vector(first()?)?
                 .into_iter()
                 .map(|s| Sample {
-                    labels: without_name(s.labels),
+                    labels: without_name(s.labels, ev.semantics()),
                     value: s.at_ms as f64 / 1000.0,
                     at_ms: at,
                 })

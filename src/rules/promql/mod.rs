@@ -1,24 +1,28 @@
-//! A PromQL evaluator with Prometheus 2.42's semantics, over any [`Queryable`] source: the
-//! local history, or (later) a remote Prometheus-compatible API. Expressions are parsed with
-//! `promql-parser`, which follows Prometheus 3.x: [`parse`] accepts `holt_winters` and refuses
-//! what 2.42 does not know.
+//! A PromQL evaluator over any [`Queryable`] source (the local history, or a remote
+//! Prometheus-compatible API), with the semantics of Prometheus 3.5 LTS or of 2.42
+//! ([`Semantics`]). Expressions are parsed with `promql-parser`, which follows Prometheus 3.x;
+//! [`parse_as`] adds what each release accepts (2.42's `holt_winters`, 3.5's experimental
+//! functions behind a flag).
 //!
-//! Owns evaluation at one instant: selectors with the 5-minute lookback (a closed
-//! `[t - 5m, t]` window in 2.42) ended early by stale markers, range selectors over closed
-//! `[t - range, t]` windows (stale markers are not samples), and the dispatch to
-//! [`functions`], [`aggregation`] and [`binary`]. Pure: the time is an argument, data comes
-//! only through [`Queryable`].
+//! Owns evaluation at one instant and over a range ([`eval_range`]): selectors with the
+//! 5-minute lookback ended early by stale markers, range selectors (left-open
+//! `(t - range, t]` windows in 3.x, closed in 2.42), subqueries with Prometheus's step
+//! alignment, `@` with `start()` and `end()`, offsets, and the dispatch to [`functions`],
+//! [`aggregation`] and [`binary`]. Pure: the time is an argument, data comes only through
+//! [`Queryable`]. Judged by Prometheus's own test suite: `tests/promql_conformance.rs`.
 
 pub mod aggregation;
 pub mod binary;
+pub mod duration_expr;
 pub mod functions;
 pub mod numeric;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use promql_parser::label::MatchOp;
 use promql_parser::label::Matcher;
-use promql_parser::parser::{Expr, Offset, VectorSelector};
+use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
 
 /// Label names and values of a series, `__name__` included.
 pub type Labels = BTreeMap<String, String>;
@@ -98,7 +102,7 @@ pub trait Queryable {
 /// left-open `(t - range, t]` in 3.x and closed `[t - range, t]` in 2.42; regex matchers'
 /// `.` matches a newline in 3.x; 2.42 knows `holt_winters`, 3.x calls it
 /// `double_exponential_smoothing` and, like 3.5, gates it and the other experimental functions
-/// behind [`parse_with`]'s `experimental_functions`.
+/// behind [`parse_with`]'s `experimental`.
 ///
 /// ```
 /// use ipfs_sentinel::rules::promql::Semantics;
@@ -199,14 +203,14 @@ pub fn parse_as(text: &str, semantics: Semantics) -> Result<Expr, ParseError> {
 
 /// Parses an expression as the given Prometheus release would. In 2.42, `holt_winters` is
 /// accepted (3.x renamed it `double_exponential_smoothing`) and functions newer than 2.42 are
-/// refused. In 3.x, `holt_winters` is unknown, and the experimental functions
-/// (`double_exponential_smoothing`, `limitk`, `mad_over_time`, ...) are refused unless
-/// `experimental_functions` is set, as Prometheus 3.5 refuses them without
-/// `--enable-feature=promql-experimental-functions`.
+/// refused. In 3.x, `holt_winters` is unknown; with `experimental` set, what Prometheus 3.5
+/// keeps behind `--enable-feature=promql-experimental-functions,promql-duration-expr` is
+/// accepted (the functions `double_exponential_smoothing`, `limitk`, `mad_over_time`, ...;
+/// [`duration_expr`]essions such as `x[26m+4m]`), as Prometheus's own test suite runs.
 pub fn parse_with(
     text: &str,
     semantics: Semantics,
-    experimental_functions: bool,
+    experimental: bool,
 ) -> Result<Expr, ParseError> {
     let text = match semantics {
         Semantics::Prometheus2_42 => {
@@ -225,7 +229,7 @@ pub fn parse_with(
                     "unknown function with name \"holt_winters\": Prometheus 3 renamed it double_exponential_smoothing (an experimental function)".into(),
                 ));
             }
-            if !experimental_functions {
+            if !experimental {
                 for name in EXPERIMENTAL_IN_3 {
                     if calls(text, name) {
                         return Err(ParseError(format!(
@@ -233,8 +237,10 @@ pub fn parse_with(
                         )));
                     }
                 }
+                text.to_owned()
+            } else {
+                duration_expr::expand(text)?
             }
-            text.to_owned()
         }
     };
     check_durations(&text)?;
@@ -333,6 +339,48 @@ fn matchers(vs: &VectorSelector) -> Vec<Matcher> {
 }
 
 /// Evaluates expressions at one instant against a source.
+///
+/// ```
+/// use ipfs_sentinel::rules::promql::{
+///     parse, EvalError, Evaluator, Labels, Queryable, RangeSeries, Semantics, Value,
+/// };
+/// use promql_parser::label::Matcher;
+///
+/// /// Two counters sampled every minute: `requests{job="a"}` and `requests{job="b"}`.
+/// struct Requests;
+/// impl Queryable for Requests {
+///     fn select(&self, m: &[Matcher], start: i64, end: i64) -> Result<Vec<RangeSeries>, EvalError> {
+///         let series = ["a", "b"].map(|job| {
+///             let labels: Labels = [("__name__", "requests"), ("job", job)]
+///                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
+///                 .into();
+///             let per_minute = if job == "a" { 60.0 } else { 120.0 };
+///             let points = (0..=10)
+///                 .map(|i| (i * 60_000, i as f64 * per_minute))
+///                 .filter(|p| p.0 >= start && p.0 <= end)
+///                 .collect();
+///             RangeSeries { labels, points }
+///         });
+///         Ok(series
+///             .into_iter()
+///             .filter(|s| m.iter().all(|m| m.is_match(s.labels.get(&m.name).map_or("", |v| v))))
+///             .collect())
+///     }
+/// }
+///
+/// // At 10 minutes, the per-second rate over 5 minutes, summed: 1/s + 2/s.
+/// let expr = parse("sum(rate(requests[5m]))").unwrap();
+/// let at_10m = Evaluator::new(&Requests, 600_000);
+/// let Value::Vector(v) = at_10m.eval(&expr).unwrap() else { panic!() };
+/// assert_eq!(v[0].value, 3.0);
+///
+/// // The 3.x window (5m, 10m] holds 5 samples, 2.42's closed [5m, 10m] holds 6.
+/// let count = parse("count_over_time(requests{job=\"a\"}[5m])").unwrap();
+/// let Value::Vector(v3) = at_10m.eval(&count).unwrap() else { panic!() };
+/// let v2 = Evaluator::new(&Requests, 600_000).with_semantics(Semantics::Prometheus2_42);
+/// let Value::Vector(v2) = v2.eval(&count).unwrap() else { panic!() };
+/// assert_eq!((v3[0].value, v2[0].value), (5.0, 6.0));
+/// ```
 pub struct Evaluator<'a> {
     source: &'a dyn Queryable,
     at_ms: i64,
@@ -383,16 +431,18 @@ impl<'a> Evaluator<'a> {
             Expr::Paren(p) => self.eval(&p.expr),
             Expr::Unary(u) => match self.eval(&u.expr)? {
                 Value::Scalar(v) => Ok(Value::Scalar(-v)),
-                Value::Vector(samples) => Ok(Value::Vector(
-                    samples
+                Value::Vector(samples) => {
+                    let out: Vec<Sample> = samples
                         .into_iter()
                         .map(|mut s| {
-                            s.labels.remove(NAME);
+                            drop_metric_name(&mut s.labels, self.semantics);
                             s.value = -s.value;
                             s
                         })
-                        .collect(),
-                )),
+                        .collect();
+                    check_unique(&out)?;
+                    Ok(Value::Vector(out))
+                }
                 other => Err(EvalError(format!("unary minus on {}", type_name(&other)))),
             },
             Expr::VectorSelector(vs) => Ok(Value::Vector(self.instant(vs)?)),
@@ -400,15 +450,96 @@ impl<'a> Evaluator<'a> {
             Expr::Call(call) => functions::call(self, call),
             Expr::Aggregate(agg) => aggregation::aggregate(self, agg),
             Expr::Binary(b) => binary::binary(self, b),
-            Expr::Subquery(_) => Err(EvalError("subqueries are not supported".into())),
+            Expr::Subquery(sq) => Ok(Value::Matrix(self.subquery(sq)?)),
             Expr::Extension(_) => Err(EvalError("extension expressions are not supported".into())),
         }
     }
 
-    /// The newest sample of each matching series within the lookback.
+    /// The query's first and last evaluation times, ms (`@ start()` and `@ end()`).
+    pub fn query_range(&self) -> (i64, i64) {
+        self.query_range
+    }
+
+    /// The time an `@` modifier pins, ms, if there is one.
+    pub fn at_modifier_ms(&self, at: &Option<AtModifier>) -> Option<i64> {
+        match at {
+            None => None,
+            Some(AtModifier::Start) => Some(self.query_range.0),
+            Some(AtModifier::End) => Some(self.query_range.1),
+            Some(AtModifier::At(t)) => Some(match t.duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => d.as_millis() as i64,
+                Err(e) => -(e.duration().as_millis() as i64),
+            }),
+        }
+    }
+
+    /// The time a selector or subquery reads at: its `@` time (or the evaluation time) minus
+    /// its offset.
+    fn read_time(&self, at: &Option<AtModifier>, offset: &Option<Offset>) -> i64 {
+        self.at_modifier_ms(at).unwrap_or(self.at_ms) - offset_ms(offset)
+    }
+
+    /// The window a range-vector expression covers at the evaluation time, as
+    /// `(start, end, range)` in ms: `x[5m]`, `(x[5m])` and subqueries, with their `@` and
+    /// offset. In 3.x the window is `(start, end]`, in 2.42 `[start, end]`; `rate` and friends
+    /// extrapolate to its edges.
+    pub fn window(&self, e: &Expr) -> Option<(i64, i64, i64)> {
+        let (range, end) = match e {
+            Expr::Paren(p) => return self.window(&p.expr),
+            Expr::MatrixSelector(ms) => {
+                (millis(&ms.range), self.read_time(&ms.vs.at, &ms.vs.offset))
+            }
+            Expr::Subquery(sq) => (millis(&sq.range), self.read_time(&sq.at, &sq.offset)),
+            _ => return None,
+        };
+        Some((end - range, end, range))
+    }
+
+    /// Whether a point at `t` lies in a window ending at `end`: `(end - range, end]` in 3.x,
+    /// `[end - range, end]` in 2.42.
+    fn in_window(&self, t: i64, end: i64, range: i64) -> bool {
+        t <= end
+            && match self.semantics {
+                Semantics::Prometheus3 => t > end - range,
+                Semantics::Prometheus2_42 => t >= end - range,
+            }
+    }
+
+    /// The series matching a selector with points in `[start_ms, end_ms]`. In 3.x a regex
+    /// matcher's `.` also matches a newline, as Prometheus 3 compiles them with `(?s:...)`.
+    fn select(
+        &self,
+        vs: &VectorSelector,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<RangeSeries>, EvalError> {
+        let mut m = matchers(vs);
+        if self.semantics == Semantics::Prometheus3 {
+            for matcher in &mut m {
+                let dot_all = |value: &str| regex::Regex::new(&format!("^(?s:{value})$")).ok();
+                match &matcher.op {
+                    MatchOp::Re(_) => {
+                        if let Some(re) = dot_all(&matcher.value) {
+                            matcher.op = MatchOp::Re(re);
+                        }
+                    }
+                    MatchOp::NotRe(_) => {
+                        if let Some(re) = dot_all(&matcher.value) {
+                            matcher.op = MatchOp::NotRe(re);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.source.select(&m, start_ms, end_ms)
+    }
+
+    /// The newest sample of each matching series within the lookback (`(t - 5m, t]` in 3.x,
+    /// `[t - 5m, t]` in 2.42), unless that sample is a stale marker.
     pub fn instant(&self, vs: &VectorSelector) -> Result<Vec<Sample>, EvalError> {
-        let t = self.at_ms - offset_ms(&vs.offset);
-        let series = self.source.select(&matchers(vs), t - LOOKBACK_MS, t)?;
+        let t = self.read_time(&vs.at, &vs.offset);
+        let series = self.select(vs, t - LOOKBACK_MS, t)?;
         Ok(series
             .into_iter()
             .filter_map(|s| {
@@ -416,7 +547,7 @@ impl<'a> Evaluator<'a> {
                     .points
                     .iter()
                     .rev()
-                    .find(|p| p.0 <= t && p.0 >= t - LOOKBACK_MS)?;
+                    .find(|p| self.in_window(p.0, t, LOOKBACK_MS))?;
                 // The newest point being a stale marker means the series has ended.
                 (!is_stale(value)).then_some(Sample {
                     labels: s.labels,
@@ -427,16 +558,67 @@ impl<'a> Evaluator<'a> {
             .collect())
     }
 
-    /// Each matching series' points in the closed window `[t - range, t]`.
+    /// Each matching series' points in the window (`(t - range, t]` in 3.x, `[t - range, t]`
+    /// in 2.42), stale markers left out; series with no point are left out.
     pub fn range(&self, vs: &VectorSelector, range_ms: i64) -> Result<Vec<RangeSeries>, EvalError> {
-        let t = self.at_ms - offset_ms(&vs.offset);
-        let mut series = self.source.select(&matchers(vs), t - range_ms, t)?;
+        let t = self.read_time(&vs.at, &vs.offset);
+        let mut series = self.select(vs, t - range_ms, t)?;
         for s in &mut series {
             s.points
-                .retain(|p| p.0 >= t - range_ms && p.0 <= t && !is_stale(p.1));
+                .retain(|p| self.in_window(p.0, t, range_ms) && !is_stale(p.1));
         }
         series.retain(|s| !s.points.is_empty());
         Ok(series)
+    }
+
+    /// A subquery: the inner expression evaluated at every multiple of the step (from the
+    /// epoch) inside the window, as Prometheus aligns them; without a step, every minute
+    /// (Prometheus's default evaluation interval).
+    pub fn subquery(&self, sq: &SubqueryExpr) -> Result<Vec<RangeSeries>, EvalError> {
+        let step = sq.step.as_ref().map_or(60_000, millis);
+        if step <= 0 {
+            return Err(EvalError("subquery step must be positive".into()));
+        }
+        let end = self.read_time(&sq.at, &sq.offset);
+        let start = end - millis(&sq.range);
+        // The first multiple of the step after the window's start (at it too, in 2.42). Go's
+        // integer division truncates towards zero, as Rust's does.
+        let mut t = step * (start / step);
+        let skip_start = match self.semantics {
+            Semantics::Prometheus3 => t <= start,
+            Semantics::Prometheus2_42 => t < start,
+        };
+        if skip_start {
+            t += step;
+        }
+        let mut series: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+        while t <= end {
+            let inner = Evaluator {
+                source: self.source,
+                at_ms: t,
+                semantics: self.semantics,
+                query_range: self.query_range,
+            };
+            match inner.eval(&sq.expr)? {
+                Value::Scalar(v) => series.entry(Labels::new()).or_default().push((t, v)),
+                Value::Vector(samples) => {
+                    for s in samples {
+                        series.entry(s.labels).or_default().push((t, s.value));
+                    }
+                }
+                other => {
+                    return Err(EvalError(format!(
+                        "subquery is only allowed on instant vector, got {}",
+                        type_name(&other)
+                    )))
+                }
+            }
+            t += step;
+        }
+        Ok(series
+            .into_iter()
+            .map(|(labels, points)| RangeSeries { labels, points })
+            .collect())
     }
 
     /// Evaluates `expr`, which must give an instant vector.
@@ -538,20 +720,12 @@ pub fn eval_range(
         .collect())
 }
 
-/// Refuses, at load time, what the evaluator cannot run: subqueries, `@`, and functions it does
-/// not implement, naming the construct.
+/// Refuses, at load time, what the evaluator cannot run: functions it does not implement,
+/// naming the construct.
 pub fn check_supported(expr: &Expr) -> Result<(), ParseError> {
     let refuse = |what: String| Err(ParseError(what));
     match expr {
-        Expr::Subquery(_) => {
-            refuse("subqueries are not supported by ipfs-sentinel's evaluator".into())
-        }
-        Expr::VectorSelector(vs) if vs.at.is_some() => {
-            refuse("the @ modifier is not supported".into())
-        }
-        Expr::MatrixSelector(ms) if ms.vs.at.is_some() => {
-            refuse("the @ modifier is not supported".into())
-        }
+        Expr::Subquery(sq) => check_supported(&sq.expr),
         Expr::Call(c) => {
             if let Some(reason) = functions::unsupported_reason(c.func.name) {
                 return refuse(reason);
@@ -569,6 +743,35 @@ pub fn check_supported(expr: &Expr) -> Result<(), ParseError> {
         Expr::Paren(p) => check_supported(&p.expr),
         Expr::Unary(u) => check_supported(&u.expr),
         _ => Ok(()),
+    }
+}
+
+/// The labels Prometheus 3 drops with the metric name (its metadata labels).
+const METADATA_LABELS: [&str; 3] = [NAME, "__type__", "__unit__"];
+
+/// Drops the metric name from a result's labels, as arithmetic and most functions do: in 3.x
+/// with the other metadata labels (`__type__`, `__unit__`), in 2.42 alone.
+///
+/// ```
+/// use ipfs_sentinel::rules::promql::{drop_metric_name, Labels, Semantics};
+/// let mut l: Labels = [("__name__", "x"), ("__unit__", "bytes"), ("job", "a")]
+///     .map(|(k, v)| (k.to_owned(), v.to_owned()))
+///     .into();
+/// drop_metric_name(&mut l, Semantics::Prometheus2_42);
+/// assert_eq!(l.len(), 2);
+/// drop_metric_name(&mut l, Semantics::Prometheus3);
+/// assert_eq!(l.keys().collect::<Vec<_>>(), ["job"]);
+/// ```
+pub fn drop_metric_name(labels: &mut Labels, semantics: Semantics) {
+    match semantics {
+        Semantics::Prometheus3 => {
+            for name in METADATA_LABELS {
+                labels.remove(name);
+            }
+        }
+        Semantics::Prometheus2_42 => {
+            labels.remove(NAME);
+        }
     }
 }
 
