@@ -115,6 +115,10 @@ pub fn unsupported_reason(name: &str) -> Option<String> {
         format!(
             "function {name}() reads native histograms, which ipfs-sentinel's history does not hold (it stores float samples)"
         )
+    } else if matches!(name, "first_over_time" | "ts_of_first_over_time") {
+        format!(
+            "function {name}() is in neither Prometheus 2.42 nor Prometheus 3.5 (it came after 3.5): use last_over_time() or min_over_time() over a window instead"
+        )
     } else if name == "info" {
         "function info() is not supported by ipfs-sentinel's evaluator: it joins target-info metadata series, which the history does not keep; write the join with group_left instead".into()
     } else {
@@ -771,9 +775,9 @@ pub fn call(ev: &Evaluator<'_>, call: &Call) -> Result<Value, EvalError> {
         "floor" => element_wise(ev, first()?, f64::floor),
         "exp" => element_wise(ev, first()?, f64::exp),
         "sqrt" => element_wise(ev, first()?, f64::sqrt),
-        "ln" => element_wise(ev, first()?, f64::ln),
-        "log2" => element_wise(ev, first()?, f64::log2),
-        "log10" => element_wise(ev, first()?, f64::log10),
+        "ln" => element_wise(ev, first()?, numeric::go_log),
+        "log2" => element_wise(ev, first()?, numeric::go_log2),
+        "log10" => element_wise(ev, first()?, numeric::go_log10),
         "sin" => element_wise(ev, first()?, f64::sin),
         "cos" => element_wise(ev, first()?, f64::cos),
         "tan" => element_wise(ev, first()?, f64::tan),
@@ -1532,5 +1536,19 @@ mod tests {
         );
         let got = values_3(&src, "histogram_fraction(0, 0.2, rate(b[10m]))", 50 * MIN);
         assert_close(&[got[0].1], &[0.6363636363636364], "histogram_fraction");
+    }
+
+    #[test]
+    fn unsupported_functions_are_named_with_the_reason() {
+        assert!(super::unsupported_reason("rate").is_none());
+        assert!(super::unsupported_reason("histogram_count")
+            .unwrap()
+            .contains("native histograms"));
+        assert!(super::unsupported_reason("first_over_time")
+            .unwrap()
+            .contains("neither Prometheus 2.42 nor Prometheus 3.5"));
+        assert!(super::unsupported_reason("info")
+            .unwrap()
+            .contains("group_left"));
     }
 }
