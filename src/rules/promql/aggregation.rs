@@ -122,16 +122,9 @@ fn by_reverse_value(a: &Sample, b: &Sample) -> bool {
     a.value.is_nan() || a.value > b.value
 }
 
-/// Go's `sort.Sort(sort.Reverse(h))` for short slices: an insertion sort with the reverse
-/// order, equal elements keeping their order.
+/// Go's `sort.Sort(sort.Reverse(h))`: [`numeric::go_sort`] with the reverse order.
 fn go_sort_reverse(v: &mut [Sample], less: impl Fn(&Sample, &Sample) -> bool) {
-    for i in 1..v.len() {
-        let mut j = i;
-        while j > 0 && less(&v[j - 1], &v[j]) {
-            v.swap(j, j - 1);
-            j -= 1;
-        }
-    }
+    numeric::go_sort(v, |a, b| less(b, a));
 }
 
 /// Go's check that a float converts to an int64.

@@ -462,22 +462,10 @@ fn label_join(ev: &Evaluator<'_>, call: &Call) -> Result<Value, EvalError> {
     Ok(Value::Vector(out))
 }
 
-/// Sorts as Go's `sort.Sort` does for the short vectors PromQL tests use: an insertion sort,
-/// so equal elements keep their order.
-fn go_sort<T>(v: &mut [T], less: impl Fn(&T, &T) -> bool) {
-    for i in 1..v.len() {
-        let mut j = i;
-        while j > 0 && less(&v[j], &v[j - 1]) {
-            v.swap(j, j - 1);
-            j -= 1;
-        }
-    }
-}
-
 /// `sort`/`sort_desc`: by value, NaN last either way (Prometheus sorts with the reverse of its
 /// "NaN first" heap orders).
 fn sort_by_value(mut v: Vec<Sample>, descending: bool) -> Vec<Sample> {
-    go_sort(&mut v, |a, b| {
+    numeric::go_sort(&mut v, |a, b| {
         b.value.is_nan()
             || if descending {
                 a.value > b.value

@@ -550,6 +550,35 @@ pub fn civil(seconds: i64) -> Civil {
     }
 }
 
+/// Sorts by `less` as Go's `sort.Sort` does: up to 12 elements with an insertion sort (so
+/// equal elements keep their order, which PromQL's outputs show), longer slices with a stable
+/// merge sort (Go's pdqsort leaves the order of equal elements unspecified there). Elements
+/// each less than the other (two NaNs under Prometheus's orders) count as equal.
+///
+/// ```
+/// use ipfs_sentinel::rules::promql::numeric::go_sort;
+/// let mut v = vec![(2, 'a'), (1, 'b'), (2, 'c'), (0, 'd')];
+/// go_sort(&mut v, |x, y| x.0 < y.0);
+/// assert_eq!(v, [(0, 'd'), (1, 'b'), (2, 'a'), (2, 'c')]);
+/// ```
+pub fn go_sort<T>(v: &mut [T], less: impl Fn(&T, &T) -> bool) {
+    if v.len() <= 12 {
+        for i in 1..v.len() {
+            let mut j = i;
+            while j > 0 && less(&v[j], &v[j - 1]) {
+                v.swap(j, j - 1);
+                j -= 1;
+            }
+        }
+        return;
+    }
+    v.sort_by(|a, b| match (less(a, b), less(b, a)) {
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => std::cmp::Ordering::Equal,
+    });
+}
+
 /// Splits a finite non-zero `x` into a fraction in [0.5, 1) and a power of two.
 fn frexp(x: f64) -> (f64, i32) {
     let (mut x, mut exp) = (x, 0);
@@ -754,5 +783,16 @@ mod tests {
         assert!(go_log(-1.0).is_nan());
         assert_eq!(go_log(f64::INFINITY), f64::INFINITY);
         assert_eq!(go_log(5e-324), -744.4400719213812);
+    }
+
+    #[test]
+    fn go_sort_handles_long_slices_with_nan() {
+        let mut v: Vec<f64> = (0..40).map(|i| f64::from((i * 17) % 40)).collect();
+        v[3] = f64::NAN;
+        v[30] = f64::NAN;
+        // Prometheus's sort(): ascending, NaN last.
+        go_sort(&mut v, |a, b| b.is_nan() || a < b);
+        assert!(v[..38].windows(2).all(|w| w[0] <= w[1]));
+        assert!(v[38].is_nan() && v[39].is_nan());
     }
 }
