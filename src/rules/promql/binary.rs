@@ -1,10 +1,11 @@
-//! PromQL binary operators as Prometheus 2.42 applies them: arithmetic, comparisons (filtering,
-//! or 0/1 with `bool`), and the set operators `and or unless`, between scalars and vectors, with
-//! one-to-one and `group_left`/`group_right` matching `on` or `ignoring` labels.
+//! PromQL binary operators as Prometheus 3.5 and 2.42 apply them: arithmetic, comparisons
+//! (filtering, or 0/1 with `bool`), and the set operators `and or unless`, between scalars and
+//! vectors, with one-to-one and `group_left`/`group_right` matching `on` or `ignoring` labels.
 //!
-//! Owns vector matching and the result labels (arithmetic and `bool` drop `__name__`; `on`
-//! keeps only the matching labels one-to-one; `group_x` copies the listed labels from the "one"
-//! side), and Prometheus's matching errors.
+//! Owns vector matching and the result labels (arithmetic and `bool` drop `__name__`, in 3.x
+//! with `__type__` and `__unit__` and through `atan2` too; `on` keeps only the matching labels
+//! one-to-one; `group_x` copies the listed labels from the "one" side), and Prometheus's
+//! matching errors, raised after comparisons have filtered, as Prometheus raises them.
 
 use std::collections::{HashMap, HashSet};
 

@@ -244,7 +244,53 @@ pub fn parse_with(
         }
     };
     check_durations(&text)?;
-    promql_parser::parser::parse(&text).map_err(|e| ParseError(e.replace('\n', " ")))
+    let mut expr =
+        promql_parser::parser::parse(&text).map_err(|e| ParseError(e.replace('\n', " ")))?;
+    if semantics == Semantics::Prometheus3 {
+        dot_matches_newline(&mut expr);
+    }
+    Ok(expr)
+}
+
+/// Recompiles every regex matcher of `expr` so that `.` also matches a newline, as Prometheus 3
+/// compiles them (`^(?s:...)$`); 2.42's `.` stops at a newline, as `promql-parser`'s does.
+fn dot_matches_newline(expr: &mut Expr) {
+    fn fix(vs: &mut VectorSelector) {
+        let all = vs
+            .matchers
+            .matchers
+            .iter_mut()
+            .chain(vs.matchers.or_matchers.iter_mut().flatten());
+        for m in all {
+            let Ok(re) = regex::Regex::new(&format!("^(?s:{})$", m.value)) else {
+                continue;
+            };
+            match m.op {
+                MatchOp::Re(_) => m.op = MatchOp::Re(re),
+                MatchOp::NotRe(_) => m.op = MatchOp::NotRe(re),
+                _ => {}
+            }
+        }
+    }
+    match expr {
+        Expr::VectorSelector(vs) => fix(vs),
+        Expr::MatrixSelector(ms) => fix(&mut ms.vs),
+        Expr::Subquery(sq) => dot_matches_newline(&mut sq.expr),
+        Expr::Paren(p) => dot_matches_newline(&mut p.expr),
+        Expr::Unary(u) => dot_matches_newline(&mut u.expr),
+        Expr::Binary(b) => {
+            dot_matches_newline(&mut b.lhs);
+            dot_matches_newline(&mut b.rhs);
+        }
+        Expr::Aggregate(a) => {
+            dot_matches_newline(&mut a.expr);
+            if let Some(p) = a.param.as_deref_mut() {
+                dot_matches_newline(p);
+            }
+        }
+        Expr::Call(c) => c.args.args.iter_mut().for_each(|a| dot_matches_newline(a)),
+        _ => {}
+    }
 }
 
 /// The longest duration Prometheus accepts: what fits in a Go `time.Duration` (int64 ns).
@@ -311,6 +357,14 @@ fn rename_calls(text: &str, from: &str, to: &str) -> String {
     }
     out.push_str(&text[last..]);
     out
+}
+
+/// The farthest from the epoch an `@` time is taken, ms (about 73 million years): far enough
+/// for any data, near enough that adding a range or a lookback cannot overflow.
+const MAX_AT_MS: i64 = i64::MAX / 4;
+
+fn clamp_ms(ms: u128) -> i64 {
+    ms.min(MAX_AT_MS as u128) as i64
 }
 
 fn offset_ms(offset: &Option<Offset>) -> i64 {
@@ -387,7 +441,14 @@ pub struct Evaluator<'a> {
     semantics: Semantics,
     /// The query's first and last evaluation times, ms: what `@ start()` and `@ end()` mean.
     query_range: (i64, i64),
+    /// Subquery steps this evaluation may still take, shared with the evaluators of its
+    /// subqueries, so that `x[1y:1ms]` is refused rather than run for hours.
+    steps_left: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// How many subquery steps one evaluation may take in all (nested subqueries multiply):
+/// Prometheus bounds the same work by its 50 million sample limit; a million steps is a year at 30 s.
+pub const MAX_SUBQUERY_STEPS: u64 = 1_000_000;
 
 impl<'a> Evaluator<'a> {
     /// An evaluator at `at_ms` over `source`, with the default [`Semantics`].
@@ -397,6 +458,7 @@ impl<'a> Evaluator<'a> {
             at_ms,
             semantics: Semantics::default(),
             query_range: (at_ms, at_ms),
+            steps_left: std::sync::Arc::new(MAX_SUBQUERY_STEPS.into()),
         }
     }
 
@@ -467,8 +529,8 @@ impl<'a> Evaluator<'a> {
             Some(AtModifier::Start) => Some(self.query_range.0),
             Some(AtModifier::End) => Some(self.query_range.1),
             Some(AtModifier::At(t)) => Some(match t.duration_since(std::time::UNIX_EPOCH) {
-                Ok(d) => d.as_millis() as i64,
-                Err(e) => -(e.duration().as_millis() as i64),
+                Ok(d) => clamp_ms(d.as_millis()),
+                Err(e) => -clamp_ms(e.duration().as_millis()),
             }),
         }
     }
@@ -476,7 +538,9 @@ impl<'a> Evaluator<'a> {
     /// The time a selector or subquery reads at: its `@` time (or the evaluation time) minus
     /// its offset.
     fn read_time(&self, at: &Option<AtModifier>, offset: &Option<Offset>) -> i64 {
-        self.at_modifier_ms(at).unwrap_or(self.at_ms) - offset_ms(offset)
+        self.at_modifier_ms(at)
+            .unwrap_or(self.at_ms)
+            .saturating_sub(offset_ms(offset))
     }
 
     /// The window a range-vector expression covers at the evaluation time, as
@@ -492,46 +556,28 @@ impl<'a> Evaluator<'a> {
             Expr::Subquery(sq) => (millis(&sq.range), self.read_time(&sq.at, &sq.offset)),
             _ => return None,
         };
-        Some((end - range, end, range))
+        Some((end.saturating_sub(range), end, range))
     }
 
     /// Whether a point at `t` lies in a window ending at `end`: `(end - range, end]` in 3.x,
     /// `[end - range, end]` in 2.42.
     fn in_window(&self, t: i64, end: i64, range: i64) -> bool {
+        let start = end.saturating_sub(range);
         t <= end
             && match self.semantics {
-                Semantics::Prometheus3 => t > end - range,
-                Semantics::Prometheus2_42 => t >= end - range,
+                Semantics::Prometheus3 => t > start,
+                Semantics::Prometheus2_42 => t >= start,
             }
     }
 
-    /// The series matching a selector with points in `[start_ms, end_ms]`. In 3.x a regex
-    /// matcher's `.` also matches a newline, as Prometheus 3 compiles them with `(?s:...)`.
+    /// The series matching a selector with points in `[start_ms, end_ms]`.
     fn select(
         &self,
         vs: &VectorSelector,
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<RangeSeries>, EvalError> {
-        let mut m = matchers(vs);
-        if self.semantics == Semantics::Prometheus3 {
-            for matcher in &mut m {
-                let dot_all = |value: &str| regex::Regex::new(&format!("^(?s:{value})$")).ok();
-                match &matcher.op {
-                    MatchOp::Re(_) => {
-                        if let Some(re) = dot_all(&matcher.value) {
-                            matcher.op = MatchOp::Re(re);
-                        }
-                    }
-                    MatchOp::NotRe(_) => {
-                        if let Some(re) = dot_all(&matcher.value) {
-                            matcher.op = MatchOp::NotRe(re);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
+        let m = matchers(vs);
         self.source.select(&m, start_ms, end_ms)
     }
 
@@ -539,7 +585,7 @@ impl<'a> Evaluator<'a> {
     /// `[t - 5m, t]` in 2.42), unless that sample is a stale marker.
     pub fn instant(&self, vs: &VectorSelector) -> Result<Vec<Sample>, EvalError> {
         let t = self.read_time(&vs.at, &vs.offset);
-        let series = self.select(vs, t - LOOKBACK_MS, t)?;
+        let series = self.select(vs, t.saturating_sub(LOOKBACK_MS), t)?;
         Ok(series
             .into_iter()
             .filter_map(|s| {
@@ -562,7 +608,7 @@ impl<'a> Evaluator<'a> {
     /// in 2.42), stale markers left out; series with no point are left out.
     pub fn range(&self, vs: &VectorSelector, range_ms: i64) -> Result<Vec<RangeSeries>, EvalError> {
         let t = self.read_time(&vs.at, &vs.offset);
-        let mut series = self.select(vs, t - range_ms, t)?;
+        let mut series = self.select(vs, t.saturating_sub(range_ms), t)?;
         for s in &mut series {
             s.points
                 .retain(|p| self.in_window(p.0, t, range_ms) && !is_stale(p.1));
@@ -580,7 +626,7 @@ impl<'a> Evaluator<'a> {
             return Err(EvalError("subquery step must be positive".into()));
         }
         let end = self.read_time(&sq.at, &sq.offset);
-        let start = end - millis(&sq.range);
+        let start = end.saturating_sub(millis(&sq.range));
         // The first multiple of the step after the window's start (at it too, in 2.42). Go's
         // integer division truncates towards zero, as Rust's does.
         let mut t = step * (start / step);
@@ -589,7 +635,25 @@ impl<'a> Evaluator<'a> {
             Semantics::Prometheus2_42 => t < start,
         };
         if skip_start {
-            t += step;
+            t = t.saturating_add(step);
+        }
+        let steps = if t <= end {
+            ((end - t) / step + 1) as u64
+        } else {
+            0
+        };
+        let left = self
+            .steps_left
+            .fetch_update(
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+                |left| left.checked_sub(steps),
+            )
+            .is_ok();
+        if !left {
+            return Err(EvalError(format!(
+                "query processing would take more than {MAX_SUBQUERY_STEPS} subquery steps: use a coarser subquery step or a shorter range"
+            )));
         }
         let mut series: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
         while t <= end {
@@ -598,6 +662,7 @@ impl<'a> Evaluator<'a> {
                 at_ms: t,
                 semantics: self.semantics,
                 query_range: self.query_range,
+                steps_left: self.steps_left.clone(),
             };
             match inner.eval(&sq.expr)? {
                 Value::Scalar(v) => series.entry(Labels::new()).or_default().push((t, v)),
@@ -613,7 +678,10 @@ impl<'a> Evaluator<'a> {
                     )))
                 }
             }
-            t += step;
+            match t.checked_add(step) {
+                Some(next) => t = next,
+                None => break,
+            }
         }
         Ok(series
             .into_iter()
@@ -658,6 +726,9 @@ pub enum RangeQueryError {
     Eval(#[from] EvalError),
 }
 
+/// The most points a range query may give a series, as Prometheus's query API allows.
+pub const MAX_RANGE_POINTS: i64 = 11_000;
+
 /// Evaluates `expr` as a range query: at `start_ms`, then every `step_ms` up to and including
 /// `end_ms`, over `source`. The result holds one series per label set (a scalar gives one
 /// series with no labels), sorted by labels, each with its points oldest first.
@@ -678,6 +749,11 @@ pub enum RangeQueryError {
 /// let expr = parse("time() * 2").unwrap();
 /// let m = eval_range(&Nothing, &expr, 0, 120_000, 60_000, Semantics::Prometheus3).unwrap();
 /// assert_eq!(m[0].points, vec![(0, 0.0), (60_000, 120.0), (120_000, 240.0)]);
+/// // Too fine a step is refused, as Prometheus refuses it.
+/// assert!(eval_range(&Nothing, &expr, 0, 86_400_000, 1, Semantics::Prometheus3).is_err());
+/// assert!(eval_range(&Nothing, &expr, i64::MIN, i64::MAX, 1, Semantics::Prometheus3).is_err());
+/// let last = eval_range(&Nothing, &expr, i64::MAX - 1, i64::MAX, 1, Semantics::Prometheus3);
+/// assert_eq!(last.unwrap()[0].points.len(), 2);
 /// ```
 pub fn eval_range(
     source: &dyn Queryable,
@@ -697,6 +773,14 @@ pub fn eval_range(
             "end timestamp must not be before start time".into(),
         ));
     }
+    if end_ms
+        .checked_sub(start_ms)
+        .is_none_or(|d| d / step_ms > MAX_RANGE_POINTS)
+    {
+        return Err(RangeQueryError::Bad(format!(
+            "exceeded maximum resolution of {MAX_RANGE_POINTS} points per timeseries. Try decreasing the query resolution (?step=XX)"
+        )));
+    }
     let mut series: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
     let mut t = start_ms;
     while t <= end_ms {
@@ -712,7 +796,10 @@ pub fn eval_range(
             }
             other => return Err(RangeQueryError::Type(type_name(&other))),
         }
-        t += step_ms;
+        match t.checked_add(step_ms) {
+            Some(next) => t = next,
+            None => break,
+        }
     }
     Ok(series
         .into_iter()
@@ -935,6 +1022,69 @@ mod tests {
         assert!(parse(des).unwrap_err().0.contains("experimental"));
         assert!(parse_with(des, Semantics::Prometheus3, true).is_ok());
         assert!(parse("rate(x[5m])").is_ok());
+    }
+
+    #[test]
+    fn subqueries_align_to_the_step_and_are_bounded() {
+        let src = promtool_input();
+        // Steps at 2m, 4m, 6m (aligned from the epoch) in (1m, 7m]; 2.42 also takes the
+        // window's start when it is aligned.
+        for (semantics, expr, want) in [
+            (Semantics::Prometheus3, "count_over_time(g[6m:2m])", 3.0),
+            (Semantics::Prometheus2_42, "count_over_time(g[6m:2m])", 3.0),
+            (
+                Semantics::Prometheus3,
+                "count_over_time(g[6m:2m] offset 1m)",
+                3.0,
+            ),
+            (
+                Semantics::Prometheus2_42,
+                "count_over_time(g[6m:2m] offset 1m)",
+                4.0,
+            ),
+            (
+                Semantics::Prometheus3,
+                "sum_over_time(g[3m:1m] @ 180)",
+                2.0 + 5.0 + 3.0,
+            ),
+        ] {
+            let got = eval_as(&src, expr, 7 * 60_000, semantics).unwrap();
+            assert_eq!(got[0].1, want, "{expr} in {semantics}");
+        }
+        let err = eval_as(&src, "max_over_time(g[1y:1ms])", 0, Semantics::Prometheus3);
+        assert!(err.unwrap_err().contains("subquery steps"));
+        let nested = "max_over_time(max_over_time(g[1h:1s])[1h:1s])";
+        let err = eval_as(&src, nested, 0, Semantics::Prometheus3);
+        assert!(
+            err.unwrap_err().contains("subquery steps"),
+            "3600 x 3600 steps"
+        );
+    }
+
+    #[test]
+    fn regex_dot_matches_newline_in_3_only() {
+        let src = Fixed::from(&[("m{a=\"x\\ny\"}", vec![1.0])], 60_000);
+        let found = |s| eval_as(&src, "m{a=~\"x.y\"}", 0, s).unwrap().len();
+        assert_eq!(found(Semantics::Prometheus3), 1);
+        assert_eq!(found(Semantics::Prometheus2_42), 0);
+    }
+
+    #[test]
+    fn extreme_times_do_not_overflow() {
+        let src = promtool_input();
+        for expr in [
+            "g @ 1e18",
+            "g @ -1e18 offset 292y",
+            "max_over_time(g[5m:1m] @ 1e18)",
+            "max_over_time(g[5m:1m] @ -1e18 offset -292y)",
+            "rate(g[292y] @ -1e18)",
+        ] {
+            for at in [0, i64::MAX, i64::MIN] {
+                for semantics in Semantics::ALL {
+                    let _ = eval_as(&src, expr, at, semantics);
+                }
+            }
+        }
     }
 
     #[test]
