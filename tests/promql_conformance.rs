@@ -502,7 +502,9 @@ impl Store {
         }
         for l in lines {
             let entry = self.series.entry(l.labels.clone()).or_default();
-            entry.1 |= l.histogram || native_histograms;
+            // The classic series stay floats (promqltest's loadCmd.append stores them as such
+            // beside the converted native histograms, which the stand-ins above mark).
+            entry.1 |= l.histogram;
             for (i, item) in l.items.iter().enumerate() {
                 if let Item::Float(v) = item {
                     let t = i as i64 * step_ms;

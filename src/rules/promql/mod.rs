@@ -15,6 +15,7 @@ pub mod aggregation;
 pub mod binary;
 pub mod duration_expr;
 pub mod functions;
+pub mod numeric;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -813,11 +814,8 @@ pub fn check_supported(expr: &Expr) -> Result<(), ParseError> {
     match expr {
         Expr::Subquery(sq) => check_supported(&sq.expr),
         Expr::Call(c) => {
-            if !functions::SUPPORTED.contains(&c.func.name) {
-                return refuse(format!(
-                    "function {}() is not supported by ipfs-sentinel's evaluator",
-                    c.func.name
-                ));
+            if let Some(reason) = functions::unsupported_reason(c.func.name) {
+                return refuse(reason);
             }
             c.args.args.iter().try_for_each(|a| check_supported(a))
         }
