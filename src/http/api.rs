@@ -18,12 +18,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::server::AppState;
+use super::state::AppState;
 use crate::actions::deliver::Settings;
 use crate::history::aggregate::{summarize, summarize_cluster};
 use crate::history::export::{at_steps, metric_json, prometheus_matrix, Export, Format};
 use crate::history::query::{system_ms, BadRequest, Selector, WindowParams};
-use crate::history::recorder::lock;
+use crate::history::recorder::read as lock;
 use crate::status;
 
 type Params = Query<HashMap<String, String>>;

@@ -1,14 +1,20 @@
-//! The rule manager: the loaded groups with their alert states, evaluated when due over the
-//! local history, reloaded without losing state, and reported as Prometheus reports them
-//! (`ALERTS`, `ALERTS_FOR_STATE`, `/api/v1/rules`, `/api/v1/alerts`).
+//! The rule manager: the loaded groups with their alert states, evaluated group by group,
+//! reloaded without losing state, and reported as Prometheus reports them (`ALERTS`,
+//! `ALERTS_FOR_STATE`, `/api/v1/rules`, `/api/v1/alerts`).
 //!
-//! Owns scheduling per group, each rule's health and last error, the reload policy (a broken
-//! set of files keeps the old rules running) and the state saved across restarts. Pure apart
-//! from the time argument: evaluation reads through [`Queryable`], or the answers a remote
-//! datasource gave beforehand ([`RemoteAnswers`]); nothing here touches a file or the network.
+//! Owns each rule's health and last error, the reload policy (a broken set of files keeps the
+//! old rules running) and the state saved across restarts. An evaluation comes in two steps, so
+//! the slow one holds no lock: the due groups' expressions ([`RuleEngine::queries`]) are
+//! answered first ([`Queries::answer`] over a read view of the history, or a remote
+//! datasource's [`RemoteAnswers`]), then [`RuleEngine::evaluate_groups`] turns the answers into
+//! alert states and recorded samples. When each group is due is the rules task's
+//! ([`super::task`]). Pure apart from the time argument: nothing here touches a file or the
+//! network.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
+
+use promql_parser::parser::Expr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
@@ -18,10 +24,8 @@ use super::load::{Group, Rule, RuleError, RuleKind};
 use super::promql::{EvalError, Evaluator, Labels, Queryable, Value, NAME};
 use super::remote::{RemoteAnswers, RemoteDatasource};
 use super::template::{self, TemplateData};
-use crate::actions::alert::{AlertEvent, Status};
-use crate::actions::dispatcher::Sighting;
 use crate::history::query::rfc3339;
-use crate::model::Family;
+use crate::model::{AlertEvent, Family, Sighting, Status};
 
 /// After a restart a restored pending alert fires no sooner than this. Prometheus's default
 /// (`--rules.alert.for-grace-period`, 10 m) also skips restoring any alert whose `for` is
@@ -54,6 +58,88 @@ struct GroupRun {
     failures: u64,
 }
 
+/// Which group: its file and name (a name is unique within its file).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupKey {
+    /// The rule file (or the configuration, for the short form).
+    pub file: String,
+    /// The group's name.
+    pub name: String,
+}
+
+impl GroupKey {
+    fn of(group: &Group) -> GroupKey {
+        GroupKey {
+            file: group.file.clone(),
+            name: group.name.clone(),
+        }
+    }
+}
+
+/// The expressions of the groups due at one evaluation, to be answered before
+/// [`RuleEngine::evaluate_groups`].
+#[derive(Debug, Clone, Default)]
+pub struct Queries {
+    /// Each distinct expression: its text, parsed form, and whether an alerting rule uses it
+    /// (alerting rules take instant vectors only; recording rules take a scalar too).
+    exprs: Vec<(String, Expr, bool)>,
+}
+
+impl Queries {
+    /// The expressions' texts, for a remote datasource.
+    pub fn texts(&self) -> Vec<String> {
+        self.exprs.iter().map(|(text, _, _)| text.clone()).collect()
+    }
+
+    /// Answers every expression at `at_ms` over `source` (a read view of the local history),
+    /// timing each.
+    pub fn answer(&self, at_ms: i64, source: &dyn Queryable) -> Answers {
+        let answers = self
+            .exprs
+            .iter()
+            .map(|(text, expr, vector_only)| {
+                let began = Instant::now();
+                let result = match Evaluator::new(source, at_ms).eval(expr) {
+                    Ok(Value::Vector(v)) => Ok(v.into_iter().map(|s| (s.labels, s.value)).collect()),
+                    Ok(Value::Scalar(v)) if !vector_only => Ok(vec![(Labels::new(), v)]),
+                    Ok(other) => Err(EvalError(format!(
+                        "rule result is a {}, not an instant vector",
+                        super::promql::type_name(&other)
+                    ))),
+                    Err(e) => Err(e),
+                };
+                (text.clone(), (result, began.elapsed().as_secs_f64()))
+            })
+            .collect();
+        Answers { at_ms, answers }
+    }
+}
+
+/// One expression's samples, or why there are none.
+pub type Answer = Result<Vec<(Labels, f64)>, EvalError>;
+
+/// The answers to one evaluation's [`Queries`]: each expression's samples or why there are
+/// none, and how long it took.
+#[derive(Debug, Clone, Default)]
+pub struct Answers {
+    /// The evaluation time, ms.
+    pub at_ms: i64,
+    answers: HashMap<String, (Answer, f64)>,
+}
+
+impl From<RemoteAnswers> for Answers {
+    fn from(remote: RemoteAnswers) -> Answers {
+        Answers {
+            at_ms: remote.at_ms,
+            answers: remote
+                .answers
+                .into_iter()
+                .map(|(text, answer)| (text, (answer, 0.0)))
+                .collect(),
+        }
+    }
+}
+
 /// Settings shared by every rule.
 #[derive(Debug, Clone, Default)]
 pub struct Globals {
@@ -81,7 +167,6 @@ pub struct RuleEngine {
     last_reload_ok: bool,
     last_reload_error: Option<String>,
     failures_total: u64,
-    remote_answers: Option<RemoteAnswers>,
 }
 
 fn alerting_rule(rule: &Rule) -> Option<AlertingRule> {
@@ -154,7 +239,6 @@ impl RuleEngine {
             last_reload_ok: true,
             last_reload_error: None,
             failures_total: 0,
-            remote_answers: None,
         }
     }
 
@@ -177,68 +261,76 @@ impl RuleEngine {
         }
     }
 
-    fn is_due(group: &GroupRun, globals: &Globals, now_ms: i64) -> bool {
-        let interval = group
+    fn interval_ms(group: &GroupRun, globals: &Globals) -> i64 {
+        group
             .group
             .interval_ms
             .unwrap_or(globals.interval_ms)
-            .max(1);
-        // Ticks jitter: a group is due a little before its interval has fully passed.
-        group
-            .last_eval_ms
-            .is_none_or(|last| now_ms - last >= interval * 9 / 10)
+            .max(1)
     }
 
-    /// With a remote datasource: the datasource and the expressions of the rules due at
-    /// `now_ms`, to be sent before [`RuleEngine::evaluate_due`] and handed back with
-    /// [`RuleEngine::accept_answers`]. `None` when the rules read the local history.
-    pub fn remote_queries_due(&self, now_ms: i64) -> Option<(RemoteDatasource, Vec<String>)> {
-        let datasource = self.globals.datasource.clone()?;
-        let mut exprs: Vec<String> = self
-            .groups
+    /// Every group with how often it is evaluated (its `interval`, else the global one), ms.
+    pub fn schedule(&self) -> Vec<(GroupKey, i64)> {
+        self.groups
             .iter()
-            .filter(|g| Self::is_due(g, &self.globals, now_ms))
-            .flat_map(|g| g.rules.iter().map(|r| r.rule.expr_text.clone()))
-            .collect();
-        exprs.sort();
-        exprs.dedup();
-        Some((datasource, exprs))
+            .map(|g| (GroupKey::of(&g.group), Self::interval_ms(g, &self.globals)))
+            .collect()
     }
 
-    /// Keeps the remote datasource's answers for the evaluation at their time.
-    pub fn accept_answers(&mut self, answers: RemoteAnswers) {
-        self.remote_answers = Some(answers);
+    /// The groups whose interval has passed since their last evaluation at `now_ms` (all of
+    /// them the first time), for callers that step time themselves (rule unit tests).
+    pub fn due_groups(&self, now_ms: i64) -> Vec<GroupKey> {
+        self.groups
+            .iter()
+            .filter(|g| {
+                let interval = Self::interval_ms(g, &self.globals);
+                g.last_eval_ms.is_none_or(|last| now_ms - last >= interval)
+            })
+            .map(|g| GroupKey::of(&g.group))
+            .collect()
     }
 
-    /// Evaluates every group that is due at `now_ms`; returns recording rules' samples.
-    ///
-    /// With a remote datasource, each rule takes the answer accepted for `now_ms`; a rule
-    /// without one (loaded after the queries were sent) waits for the next evaluation.
-    pub fn evaluate_due(&mut self, now_ms: i64, source: &dyn Queryable) -> Vec<Recorded> {
+    /// The remote datasource the expressions go to, if one is configured.
+    pub fn datasource(&self) -> Option<RemoteDatasource> {
+        self.globals.datasource.clone()
+    }
+
+    /// The expressions of the groups in `due`, each once.
+    pub fn queries(&self, due: &[GroupKey]) -> Queries {
+        let mut exprs: Vec<(String, Expr, bool)> = Vec::new();
+        for g in self.groups.iter().filter(|g| due.contains(&GroupKey::of(&g.group))) {
+            for r in &g.rules {
+                let alerting = r.alerting.is_some();
+                match exprs.iter_mut().find(|(text, _, _)| *text == r.rule.expr_text) {
+                    Some(known) => known.2 |= alerting,
+                    None => exprs.push((r.rule.expr_text.clone(), r.rule.expr.clone(), alerting)),
+                }
+            }
+        }
+        Queries { exprs }
+    }
+
+    /// Evaluates every group in `due` at the answers' time from `answers`: alert states change,
+    /// recording rules' samples are returned. A rule without an answer (loaded after the
+    /// queries were taken) waits for its group's next evaluation.
+    pub fn evaluate_groups(&mut self, due: &[GroupKey], answers: &Answers) -> Vec<Recorded> {
+        let now_ms = answers.at_ms;
         let mut recorded = Vec::new();
         let globals = self.globals.clone();
-        let remote = self
-            .remote_answers
-            .take()
-            .filter(|a| a.at_ms == now_ms)
-            .unwrap_or_default();
         for g in &mut self.groups {
-            if !Self::is_due(g, &globals, now_ms) {
+            if !due.contains(&GroupKey::of(&g.group)) {
                 continue;
             }
-            let interval = g.group.interval_ms.unwrap_or(globals.interval_ms).max(1);
-            let started = Instant::now();
+            let interval = Self::interval_ms(g, &globals);
+            let mut group_seconds = 0.0;
             for r in &mut g.rules {
-                let began = Instant::now();
-                let input = match &globals.datasource {
-                    None => Input::History(source),
-                    Some(_) => match remote.answers.get(&r.rule.expr_text) {
-                        Some(answer) => Input::Answer(answer),
-                        None => continue,
-                    },
+                let Some((answer, query_seconds)) = answers.answers.get(&r.rule.expr_text) else {
+                    continue;
                 };
-                let result = evaluate_rule(r, &g.group, &globals, now_ms, interval, input);
-                r.duration_seconds = began.elapsed().as_secs_f64();
+                let began = Instant::now();
+                let result = evaluate_rule(r, &g.group, &globals, now_ms, interval, answer);
+                r.duration_seconds = query_seconds + began.elapsed().as_secs_f64();
+                group_seconds += r.duration_seconds;
                 r.last_eval_ms = Some(now_ms);
                 match result {
                     Ok(mut samples) => {
@@ -254,9 +346,18 @@ impl RuleEngine {
                 }
             }
             g.last_eval_ms = Some(now_ms);
-            g.duration_seconds = started.elapsed().as_secs_f64();
+            g.duration_seconds = group_seconds;
         }
         recorded
+    }
+
+    /// Evaluates every group due at `now_ms` over `source`, in one step; returns recording
+    /// rules' samples. For callers that hold the source themselves (rule unit tests); the
+    /// rules task answers the queries with no lock held instead.
+    pub fn evaluate_due(&mut self, now_ms: i64, source: &dyn Queryable) -> Vec<Recorded> {
+        let due = self.due_groups(now_ms);
+        let answers = self.queries(&due).answer(now_ms, source);
+        self.evaluate_groups(&due, &answers)
     }
 
     /// Every alert now pending or firing, with its rule's actions.
@@ -491,39 +592,17 @@ fn rule_json(r: &RuleRun) -> Json {
     j
 }
 
-/// Where a rule's expression gets its value.
-enum Input<'a> {
-    /// Evaluated here over the local history.
-    History(&'a dyn Queryable),
-    /// The remote datasource's answer, fetched before the evaluation.
-    Answer(&'a Result<Vec<(Labels, f64)>, EvalError>),
-}
-
-/// Evaluates one rule: alert state changes, or the samples to record.
+/// Evaluates one rule from its expression's answer: alert state changes, or the samples to
+/// record.
 fn evaluate_rule(
     r: &mut RuleRun,
     group: &Group,
     globals: &Globals,
     now_ms: i64,
     interval_ms: i64,
-    input: Input<'_>,
+    answer: &Answer,
 ) -> Result<Vec<Recorded>, EvalError> {
-    let result = match input {
-        Input::Answer(answer) => answer.clone()?,
-        Input::History(source) => match Evaluator::new(source, now_ms).eval(&r.rule.expr)? {
-            Value::Vector(v) => v
-                .into_iter()
-                .map(|s| (s.labels, s.value))
-                .collect::<Vec<_>>(),
-            Value::Scalar(v) if r.alerting.is_none() => vec![(Labels::new(), v)],
-            other => {
-                return Err(EvalError(format!(
-                    "rule result is a {}, not an instant vector",
-                    super::promql::type_name(&other)
-                )))
-            }
-        },
-    };
+    let result = answer.clone()?;
     match (&mut r.alerting, &r.rule.kind) {
         (Some(alerting), _) => {
             let name = r.rule.name().to_owned();
@@ -757,14 +836,15 @@ mod tests {
         }))
         .unwrap();
         engine.globals.datasource = Some(RemoteDatasource::new(&config).unwrap());
-        let (datasource, exprs) = engine.remote_queries_due(10 * MINUTE).unwrap();
+        let due = engine.due_groups(10 * MINUTE);
+        let exprs = engine.queries(&due).texts();
         assert_eq!(exprs.len(), 3, "one query per rule: {exprs:?}");
-        engine.accept_answers(
-            datasource
-                .query_all(exprs, 10 * MINUTE, std::time::Duration::from_secs(5))
-                .await,
-        );
-        engine.evaluate_due(10 * MINUTE, &injected());
+        let answers = engine
+            .datasource()
+            .unwrap()
+            .query_all(exprs, 10 * MINUTE, std::time::Duration::from_secs(5))
+            .await;
+        engine.evaluate_groups(&due, &answers.into());
         assert_eq!(states(&engine).len(), 3, "the alerts keep their state");
         let rules = engine.rules_json();
         let rule = &rules["data"]["groups"][0]["rules"][0];
@@ -776,38 +856,32 @@ mod tests {
     }
 
     #[test]
-    fn remote_answers_count_only_at_their_own_time() {
+    fn a_rule_without_an_answer_waits_and_groups_wait_for_their_interval() {
         let mut engine = seed_engine();
-        let config: crate::config::DatasourceConfig = serde_json::from_value(serde_json::json!({
-            "type": "prometheus", "url": "http://127.0.0.1:9/"
-        }))
-        .unwrap();
-        engine.globals.datasource = Some(RemoteDatasource::new(&config).unwrap());
-        let answered = |at_ms: i64, exprs: &[String]| RemoteAnswers {
-            at_ms,
+        let due = engine.due_groups(0);
+        assert_eq!(due.len(), 1, "everything is due the first time");
+        let mut exprs = engine.queries(&due).texts();
+        assert_eq!(exprs.len(), 3);
+        // One rule's answer is missing, as for a rule loaded after the queries were sent.
+        let missing = exprs.pop().unwrap();
+        let answers = RemoteAnswers {
+            at_ms: 0,
             answers: exprs
                 .iter()
                 .map(|e| (e.clone(), Ok(vec![(Labels::new(), 1.0)])))
                 .collect(),
         };
-        let (_, exprs) = engine.remote_queries_due(0).unwrap();
-        engine.accept_answers(answered(1, &exprs));
-        engine.evaluate_due(0, &Fixed::from(&[], MINUTE));
-        assert!(
-            states(&engine).is_empty(),
-            "answers for another time are not used"
-        );
+        engine.evaluate_groups(&due, &answers.into());
+        assert_eq!(states(&engine).len(), 2, "the two answered rules fired");
         let rules = engine.rules_json();
-        assert_eq!(rules["data"]["groups"][0]["rules"][0]["health"], "unknown");
-
-        let (_, exprs) = engine.remote_queries_due(MINUTE).unwrap();
-        assert_eq!(exprs.len(), 3);
-        engine.accept_answers(answered(MINUTE, &exprs));
-        engine.evaluate_due(MINUTE, &Fixed::from(&[], MINUTE));
-        assert_eq!(states(&engine).len(), 3, "every rule took its answer");
-        assert!(
-            engine.remote_queries_due(MINUTE + 1).unwrap().1.is_empty(),
-            "nothing is due again before the interval"
-        );
+        let waiting = rules["data"]["groups"][0]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["query"] == missing.as_str())
+            .unwrap();
+        assert_eq!(waiting["health"], "unknown", "{waiting}");
+        assert!(engine.due_groups(MINUTE - 1).is_empty(), "not due before the interval");
+        assert_eq!(engine.due_groups(MINUTE), due);
     }
 }
