@@ -280,7 +280,10 @@ pub async fn serve(
         token: options.token.clone(),
         audit,
         actions: Some(actions.clone()),
-        remote_actions: token::routes_enabled(options.token.as_ref(), options.enable_remote_actions),
+        remote_actions: token::routes_enabled(
+            options.token.as_ref(),
+            options.enable_remote_actions,
+        ),
         dashboard: dashboard_settings(&config),
     };
     let dashboard_listener = dashboard_listener(&config).await?;

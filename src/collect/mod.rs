@@ -401,7 +401,10 @@ mod tests {
             },
         ));
         let (first, progress) = rx.recv().await.unwrap();
-        assert!(!progress.ready, "the hanging collector has not reported yet");
+        assert!(
+            !progress.ready,
+            "the hanging collector has not reported yet"
+        );
         assert_eq!(progress.completes, None);
         assert!(first.family("test_good").is_some());
         assert!(
@@ -410,7 +413,11 @@ mod tests {
         );
         let (second, progress) = rx.recv().await.unwrap();
         assert!(progress.ready);
-        assert_eq!(progress.completes, Some(1), "the first collection, at start");
+        assert_eq!(
+            progress.completes,
+            Some(1),
+            "the first collection, at start"
+        );
         assert_eq!(
             value(&second, "ipfs_sentinel_collector_success", Some("hangs")),
             0.0

@@ -317,11 +317,16 @@ impl History {
                 .head
                 .columns
                 .keys()
-                .chain(self.sealed.iter().flat_map(|b| b.columns.iter().map(|c| &c.key)))
+                .chain(
+                    self.sealed
+                        .iter()
+                        .flat_map(|b| b.columns.iter().map(|c| &c.key)),
+                )
                 .map(Arc::as_ptr)
                 .collect();
             let waiting = &self.waiting;
-            let kept = |k: &Arc<SeriesKey>| live.contains(&Arc::as_ptr(k)) || waiting.contains_key(k);
+            let kept =
+                |k: &Arc<SeriesKey>| live.contains(&Arc::as_ptr(k)) || waiting.contains_key(k);
             self.keys.retain(kept);
             for named in self.by_name.values_mut() {
                 named.retain(kept);
@@ -497,11 +502,7 @@ impl History {
         Stats {
             series: self.keys.len(),
             samples: sealed_samples + head_samples,
-            bytes: self
-                .sealed
-                .iter()
-                .map(|b| b.byte_size())
-                .sum::<usize>()
+            bytes: self.sealed.iter().map(|b| b.byte_size()).sum::<usize>()
                 + head_bytes
                 + key_bytes,
         }

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use super::persist::Persistence;
 use super::query::system_ms;
 use super::History;
-use crate::collect::{Collection, CollectError, Collector};
+use crate::collect::{CollectError, Collection, Collector};
 use crate::model::{Family, Snapshot};
 
 /// The store, shared by the recorder, the rules task, the collector and the HTTP API.

@@ -100,7 +100,9 @@ impl Queries {
             .map(|(text, expr, vector_only)| {
                 let began = Instant::now();
                 let result = match Evaluator::new(source, at_ms).eval(expr) {
-                    Ok(Value::Vector(v)) => Ok(v.into_iter().map(|s| (s.labels, s.value)).collect()),
+                    Ok(Value::Vector(v)) => {
+                        Ok(v.into_iter().map(|s| (s.labels, s.value)).collect())
+                    }
                     Ok(Value::Scalar(v)) if !vector_only => Ok(vec![(Labels::new(), v)]),
                     Ok(other) => Err(EvalError(format!(
                         "rule result is a {}, not an instant vector",
@@ -298,10 +300,17 @@ impl RuleEngine {
     /// The expressions of the groups in `due`, each once.
     pub fn queries(&self, due: &[GroupKey]) -> Queries {
         let mut exprs: Vec<(String, Expr, bool)> = Vec::new();
-        for g in self.groups.iter().filter(|g| due.contains(&GroupKey::of(&g.group))) {
+        for g in self
+            .groups
+            .iter()
+            .filter(|g| due.contains(&GroupKey::of(&g.group)))
+        {
             for r in &g.rules {
                 let alerting = r.alerting.is_some();
-                match exprs.iter_mut().find(|(text, _, _)| *text == r.rule.expr_text) {
+                match exprs
+                    .iter_mut()
+                    .find(|(text, _, _)| *text == r.rule.expr_text)
+                {
                     Some(known) => known.2 |= alerting,
                     None => exprs.push((r.rule.expr_text.clone(), r.rule.expr.clone(), alerting)),
                 }
@@ -881,7 +890,10 @@ mod tests {
             .find(|r| r["query"] == missing.as_str())
             .unwrap();
         assert_eq!(waiting["health"], "unknown", "{waiting}");
-        assert!(engine.due_groups(MINUTE - 1).is_empty(), "not due before the interval");
+        assert!(
+            engine.due_groups(MINUTE - 1).is_empty(),
+            "not due before the interval"
+        );
         assert_eq!(engine.due_groups(MINUTE), due);
     }
 }
