@@ -1,6 +1,6 @@
 //! The recovery actions' runtime: one task that owns the outbox. It takes alert sightings
-//! (from this sentinel's rules after each evaluation, or from Alertmanager's webhook) and
-//! remote run requests over a channel, lets the policy decide, writes each decided run to the
+//! (from the rules task after each evaluation, over a channel of their own, or from
+//! Alertmanager's webhook) and remote run requests over a channel, lets the policy decide, writes each decided run to the
 //! outbox before trying it, runs at most `max_concurrent` at once, retries failures with
 //! back-off, records every attempt in the audit log and the metrics, and hands alerts due for
 //! Alertmanager to the pusher.

@@ -425,4 +425,71 @@ mod tests {
         stop_tx.send(()).unwrap();
         loop_task.await.unwrap();
     }
+
+    /// Takes `delay` (fake time) to report.
+    struct Slow(&'static str, Duration);
+
+    impl Collector for Slow {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn collect(&mut self) -> BoxFuture<'_, Result<Vec<Family>, CollectError>> {
+            let delay = self.1;
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                Ok(Vec::new())
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_collection_completes_once_in_order_the_first_at_start() {
+        let collectors: Vec<Box<dyn Collector>> = vec![
+            Box::new(Slow("fast", Duration::from_millis(10))),
+            Box::new(Slow("slow", Duration::from_secs(5))),
+            Box::new(Fixed("good", Ok(1.0))),
+        ];
+        let started = Instant::now();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let loop_task = tokio::spawn(run(
+            collectors,
+            Duration::from_secs(60),
+            Duration::from_secs(10),
+            move |_, progress| tx.send((started.elapsed(), progress)).unwrap(),
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        tokio::time::sleep(Duration::from_secs(186)).await;
+        stop_tx.send(()).unwrap();
+        loop_task.await.unwrap();
+        let mut published = Vec::new();
+        while let Ok(p) = rx.try_recv() {
+            published.push(p);
+        }
+        assert_eq!(
+            published.len(),
+            4 * 3,
+            "every collector, every round: {published:?}"
+        );
+        let completed: Vec<(Duration, u64)> = published
+            .iter()
+            .filter_map(|(at, p)| p.completes.map(|n| (*at, n)))
+            .collect();
+        let numbers: Vec<u64> = completed.iter().map(|(_, n)| *n).collect();
+        assert_eq!(numbers, vec![1, 2, 3, 4], "each once, in order");
+        assert!(
+            completed[0].0 < Duration::from_secs(6),
+            "the first collection completes at start, with its slowest collector: {:?}",
+            completed[0].0
+        );
+        assert!(
+            published
+                .iter()
+                .take(2)
+                .all(|(_, p)| !p.ready && p.completes.is_none()),
+            "partial snapshots before the slow collector reports: {published:?}"
+        );
+    }
 }

@@ -669,4 +669,34 @@ mod tests {
         assert_eq!(h.stats().series, 1);
         assert_eq!(h.first_tick(), Some(5000));
     }
+
+    #[test]
+    fn recorded_samples_land_once_per_tick_whatever_the_phase() {
+        let mut h = History::new(i64::MAX / 4, 100);
+        let m = h.intern(key("m"));
+        let r = h.intern(key("recorded"));
+        let recorded = |v: f64| vec![(Arc::clone(&r), v)];
+        assert!(h.append(60_000, &[(Arc::clone(&m), 1.0)]));
+        // Evaluated after the tick: lands in it, and is logged late.
+        h.add_recorded(60_500, recorded(1.0));
+        assert_eq!(h.take_unlogged().len(), 1);
+        // Evaluated again before the next tick (the timers' phase drifted): that tick already
+        // has a value, so this one waits for the next tick.
+        h.add_recorded(119_900, recorded(2.0));
+        assert!(h.take_unlogged().is_empty());
+        let mut next = vec![(Arc::clone(&m), 2.0)];
+        next.extend(h.take_waiting());
+        assert!(h.append(120_000, &next));
+        assert_eq!(
+            h.points(&r, 0, i64::MAX).unwrap(),
+            vec![(60_000, 1.0), (120_000, 2.0)],
+            "one value per tick, no gap"
+        );
+        // A view reads the same, and keeps reading it while the store moves on.
+        let view = h.view();
+        assert!(h.append(180_000, &[(Arc::clone(&m), 3.0)]));
+        assert_eq!(view.points(&m, 0, i64::MAX).unwrap().len(), 2);
+        assert_eq!(view.series(|_| true).len(), 2);
+        assert_eq!(h.points(&m, 0, i64::MAX).unwrap().len(), 3);
+    }
 }
