@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use crate::actions;
 use crate::actions::audit::AuditLog;
 use crate::actions::deliver::Settings;
-use crate::actions::dispatcher::{Actions, SIGHTINGS_CAPACITY};
+use crate::actions::dispatcher::SIGHTINGS_CAPACITY;
 use crate::actions::outbox::Outbox;
 use crate::actions::stats::{ActionsCollector, Stats};
 use crate::collect::cluster::ClusterCollector;
@@ -110,34 +110,6 @@ pub struct Options {
     pub token: Option<WebToken>,
     /// The web configuration (TLS, basic auth, headers) and the server's limits.
     pub server: ServerOptions,
-}
-
-/// Reloads the rules and the recovery actions on every SIGHUP until `shutdown` resolves.
-async fn reload_on_sighup(
-    source: ConfigSource,
-    engine: SharedEngine,
-    actions: Actions,
-    shutdown: impl Future<Output = ()>,
-) {
-    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    else {
-        return;
-    };
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => return,
-            received = hangups.recv() => {
-                if received.is_none() {
-                    return;
-                }
-                let (s, e) = (source.clone(), Arc::clone(&engine));
-                if let Ok(Ok(config)) = tokio::task::spawn_blocking(move || s.reload(&e)).await {
-                    actions.reload(Settings::of(&config, actions.dry_run_forced())).await;
-                }
-            }
-        }
-    }
 }
 
 /// How the dashboard is served, from `cluster.dashboard`.
@@ -287,10 +259,16 @@ pub async fn serve(
         dashboard: dashboard_settings(&config),
     };
     let dashboard_listener = dashboard_listener(&config).await?;
-    tokio::spawn(reload_on_sighup(
+    tokio::spawn(rules_reload::on_sighup(
         options.source.clone(),
         Arc::clone(&engine),
-        actions,
+        move |config| {
+            let actions = actions.clone();
+            async move {
+                let settings = Settings::of(&config, actions.dry_run_forced());
+                actions.reload(settings).await;
+            }
+        },
         stopped(stop_rx.clone()),
     ));
     let dashboard_served = dashboard_listener.map(|l| {

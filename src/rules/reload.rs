@@ -5,6 +5,7 @@
 //!
 //! Owns the files and the reload sequence; what a reload keeps is [`super::manager`]'s policy.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -127,6 +128,39 @@ impl ConfigSource {
                 let message = e.to_string();
                 lock(engine).reload(Globals::default(), Err(e));
                 Err(message)
+            }
+        }
+    }
+}
+
+/// Reloads the rules on every SIGHUP until `shutdown` resolves, then hands the new
+/// configuration to `reloaded` (for the parts that take theirs from it: the recovery actions).
+/// A failed reload keeps the old rules and calls nothing.
+pub async fn on_sighup<F, Done>(
+    source: ConfigSource,
+    engine: SharedEngine,
+    mut reloaded: F,
+    shutdown: impl Future<Output = ()>,
+) where
+    F: FnMut(Config) -> Done,
+    Done: Future<Output = ()>,
+{
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            received = hangups.recv() => {
+                if received.is_none() {
+                    return;
+                }
+                let (s, e) = (source.clone(), Arc::clone(&engine));
+                if let Ok(Ok(config)) = tokio::task::spawn_blocking(move || s.reload(&e)).await {
+                    reloaded(config).await;
+                }
             }
         }
     }
