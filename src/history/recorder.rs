@@ -242,3 +242,79 @@ impl Collector for HistoryCollector {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::history::SeriesKey;
+
+    fn collection(number: u64, seconds: u64) -> Collection {
+        Collection {
+            number,
+            snapshot: Arc::new(Snapshot::new(
+                SystemTime::UNIX_EPOCH + Duration::from_secs(seconds),
+                vec![Family::single_gauge("m", "m", seconds as f64)],
+            )),
+        }
+    }
+
+    fn key(name: &str) -> SeriesKey {
+        SeriesKey {
+            name: name.to_owned(),
+            labels: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn each_collection_is_one_tick_at_its_time_and_late_recorded_samples_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = History::new(i64::MAX / 4, 100);
+        let (persistence, _) = Persistence::open(dir.path(), &mut store, false, 0).unwrap();
+        let history: SharedHistory = Arc::new(RwLock::new(store));
+        let (collections, received) = mpsc::channel(4);
+        let (appended_tx, mut appended) = watch::channel(None);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let recording = tokio::spawn(run(
+            Arc::clone(&history),
+            persistence,
+            Arc::new(WriteHealth::default()),
+            received,
+            appended_tx,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        for (number, seconds) in [(1, 100), (2, 160), (4, 280)] {
+            collections.send(collection(number, seconds)).await.unwrap();
+        }
+        appended.wait_for(|at| *at == Some(280_000)).await.unwrap();
+        // A recording rule evaluated after the last tick: it lands there, and is in the head
+        // log by the time the recorder stops.
+        {
+            let mut h = write(&history);
+            let r = h.intern(key("r"));
+            h.add_recorded(280_500, vec![(r, 7.0)]);
+        }
+        stop.send(()).unwrap();
+        recording.await.unwrap();
+        assert_eq!(
+            read(&history).ticks(0, i64::MAX),
+            vec![100_000, 160_000, 280_000],
+            "one tick per collection, at the collection's time"
+        );
+        let mut reopened = History::new(i64::MAX / 4, 100);
+        Persistence::open(dir.path(), &mut reopened, true, 0).unwrap();
+        assert_eq!(
+            reopened.points(&key("m"), 0, i64::MAX).unwrap(),
+            vec![(100_000, 100.0), (160_000, 160.0), (280_000, 280.0)]
+        );
+        assert_eq!(
+            reopened.points(&key("r"), 0, i64::MAX).unwrap(),
+            vec![(280_000, 7.0)]
+        );
+    }
+}
