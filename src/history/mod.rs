@@ -68,7 +68,9 @@ pub type TickSamples = Vec<(Arc<SeriesKey>, f64)>;
 #[derive(Debug, Default, Clone)]
 struct Head {
     ticks: Vec<i64>,
-    columns: HashMap<Arc<SeriesKey>, Column>,
+    /// Shared with read views, copied on write: a column is copied only when a view still
+    /// holds it while a tick is appended.
+    columns: HashMap<Arc<SeriesKey>, Arc<Column>>,
 }
 
 /// One series in the head: one slot per head tick.
@@ -132,8 +134,9 @@ impl History {
     }
 
     /// A read view of the store as it is now, for readers that take long (rule evaluation):
-    /// they read the view with no lock held, so they never hold up an append. Sealed blocks are
-    /// shared, the head and the series index are copied (series with samples only).
+    /// they read the view with no lock held, so they never hold up an append. Sealed blocks and
+    /// head columns are shared (a column is copied only if a tick is appended while the view
+    /// still holds it); the series index is copied, series with samples only.
     pub fn view(&self) -> History {
         let live = |k: &&Arc<SeriesKey>| Arc::strong_count(k) > 2;
         let keys: HashSet<Arc<SeriesKey>> = self.keys.iter().filter(live).cloned().collect();
@@ -172,10 +175,11 @@ impl History {
                 .head
                 .columns
                 .entry(Arc::clone(&key))
-                .or_insert_with(|| Column::absent_for(n));
+                .or_insert_with(|| Arc::new(Column::absent_for(n)));
             if column.present[slot] {
                 self.waiting.insert(key, value);
             } else {
+                let column = Arc::make_mut(column);
                 column.values[slot] = value;
                 column.present[slot] = true;
                 landed.push((key, value));
@@ -245,16 +249,18 @@ impl History {
                 .head
                 .columns
                 .entry(Arc::clone(key))
-                .or_insert_with(|| Column::absent_for(before));
+                .or_insert_with(|| Arc::new(Column::absent_for(before)));
             if column.present.len() == before + 1 {
                 // The same series twice in one tick: the first value stands.
                 continue;
             }
+            let column = Arc::make_mut(column);
             column.values.push(*value);
             column.present.push(true);
         }
         for column in self.head.columns.values_mut() {
             if column.present.len() == before {
+                let column = Arc::make_mut(column);
                 column.values.push(0.0);
                 column.present.push(false);
             }
@@ -275,8 +281,9 @@ impl History {
                 .head
                 .columns
                 .entry(Arc::clone(key))
-                .or_insert_with(|| Column::absent_for(n));
+                .or_insert_with(|| Arc::new(Column::absent_for(n)));
             if !column.present[slot] {
+                let column = Arc::make_mut(column);
                 column.values[slot] = *value;
                 column.present[slot] = true;
             }
