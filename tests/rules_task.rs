@@ -165,7 +165,7 @@ async fn a_slow_rule_file_never_holds_up_an_append_a_collection_or_a_scrape() {
     let (store, last_ms) = big_history(200, 1440);
     let history: SharedHistory = Arc::new(RwLock::new(store));
     let mut rules = String::from("groups:\n  - name: slow\n    rules:\n");
-    for i in 0..20 {
+    for i in 0..40 {
         rules.push_str(&format!(
             "      - record: load_median_{i}\n        expr: quantile_over_time(0.{i:02}, load[1d])\n"
         ));
