@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ipfs_sentinel::history::{History, SeriesKey};
+use ipfs_sentinel::model::Semantics;
 use ipfs_sentinel::rules::load::load_file;
 use ipfs_sentinel::rules::manager::{Globals, RuleEngine};
 
@@ -85,11 +86,14 @@ fn main() {
         history.append(start + i * STEP_MS, &tick);
         history.take_full_block();
     }
-    let groups = load_file(std::path::Path::new(&rules)).expect("the RULES file loads");
+    // Prometheus 2.42 is what it is measured beside: its PromQL semantics.
+    let groups = load_file(std::path::Path::new(&rules), Semantics::Prometheus2_42)
+        .expect("the RULES file loads");
     let n_rules: usize = groups.iter().map(|g| g.rules.len()).sum();
     let mut engine = RuleEngine::new(
         Globals {
             interval_ms: STEP_MS,
+            semantics: Semantics::Prometheus2_42,
             ..Globals::default()
         },
         groups,

@@ -7,7 +7,7 @@
 //! `fuzz/Cargo.toml`, one line in `TARGETS` and one seed entry in `fuzz/run.sh`.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use ipfs_sentinel::actions::argv::{self, RunContext};
 use ipfs_sentinel::actions::payload;
@@ -22,6 +22,7 @@ use ipfs_sentinel::history::recorder::SharedHistory;
 use ipfs_sentinel::history::{History, SeriesKey};
 use ipfs_sentinel::http::actions::parse_alertmanager_payload;
 use ipfs_sentinel::http::api::promql as query_api_answers;
+use ipfs_sentinel::model::Semantics;
 use ipfs_sentinel::rules::promql::{self, Evaluator};
 use ipfs_sentinel::rules::{load, promtool_test};
 
@@ -53,7 +54,7 @@ pub fn config(data: &[u8]) -> Result<(), String> {
 
 /// `rules::load::parse_file`, as `--rules FILE` and `check-rules` read a rule file.
 pub fn rule_file(data: &[u8]) -> Result<(), String> {
-    load::parse_file(text(data)?, "fuzz.rules.yml")
+    load::parse_file(text(data)?, "fuzz.rules.yml", Semantics::default())
         .map(drop)
         .map_err(|e| e.to_string())
 }
@@ -67,7 +68,7 @@ fn history() -> &'static History {
 /// The same history behind the lock the query API takes.
 fn shared_history() -> &'static SharedHistory {
     static HISTORY: OnceLock<SharedHistory> = OnceLock::new();
-    HISTORY.get_or_init(|| Arc::new(Mutex::new(small_history())))
+    HISTORY.get_or_init(|| Arc::new(RwLock::new(small_history())))
 }
 
 /// A small history: two counters, a gauge with a gap (stale markers) and a NaN, 40 ticks at
@@ -117,7 +118,12 @@ pub fn expression(data: &[u8]) -> Result<(), String> {
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect()
     };
-    let _ = query_api_answers::instant(shared_history(), &params(&[("time", "300")]), 0);
+    let _ = query_api_answers::instant(
+        shared_history(),
+        &params(&[("time", "300")]),
+        0,
+        Semantics::default(),
+    );
     let _ = query_api_answers::range(
         shared_history(),
         &params(&[
@@ -126,6 +132,7 @@ pub fn expression(data: &[u8]) -> Result<(), String> {
             ("step", "15"),
             ("timeout", "5s"),
         ]),
+        Semantics::default(),
     );
     let expr = promql::parse(query).map_err(|e| e.0)?;
     promql::check_supported(&expr).map_err(|e| e.0)?;
@@ -153,8 +160,9 @@ pub fn query_api(data: &[u8]) -> Result<(), String> {
         })
         .collect();
     params.push(("timeout".into(), "5s".into()));
-    let instant = query_api_answers::instant(shared_history(), &params, 600_000);
-    let range = query_api_answers::range(shared_history(), &params);
+    let instant =
+        query_api_answers::instant(shared_history(), &params, 600_000, Semantics::default());
+    let range = query_api_answers::range(shared_history(), &params, Semantics::default());
     for answer in [instant, range] {
         if answer.status != 200 {
             return Err(answer.body);
@@ -227,7 +235,13 @@ pub fn promtool_test(data: &[u8]) -> Result<(), String> {
     } else {
         manifest
     };
-    promtool_test::run_text(t, &root.join("tests/conformance"), "fuzz.test.yml").map(drop)
+    promtool_test::run_text(
+        t,
+        &root.join("tests/conformance"),
+        "fuzz.test.yml",
+        Semantics::Prometheus2_42,
+    )
+    .map(drop)
 }
 
 /// The body `POST /api/v1/alertmanager/webhook` receives: parsed, then each alert's

@@ -48,7 +48,7 @@ step "rule unit tests: promtool and ipfs-sentinel test-rules must reach the same
 cargo build --quiet
 for t in rules/*.test.yml tests/conformance/*.test.yml; do
   p=0; promtool test rules "$t" >/dev/null 2>&1 || p=$?
-  s=0; target/debug/ipfs-sentinel test-rules "$t" >/dev/null 2>&1 || s=$?
+  s=0; target/debug/ipfs-sentinel test-rules --promql prometheus-2.42 "$t" >/dev/null 2>&1 || s=$?
   if [ "$p" -ne "$s" ]; then
     echo "disagree on $t: promtool exit $p, ipfs-sentinel exit $s"
     exit 1

@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
 
 use crate::dotted;
+use crate::model::Semantics;
 
 /// The configuration embedded in the binary, used by `serve` when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default-config.yaml");
@@ -238,6 +239,11 @@ pub struct MonitoringConfig {
     /// that arrives late. Alerts and recorded series are then timed at the offset instant.
     #[serde(default = "default_rule_query_offset")]
     pub rule_query_offset_seconds: NonNegative,
+    /// Which Prometheus release's PromQL the rules and the query API
+    /// follow: `prometheus-3` (the default: Prometheus 3.5 LTS, left-open range windows,
+    /// `double_exponential_smoothing`) or `prometheus-2.42` (closed windows, `holt_winters`).
+    #[serde(default)]
+    pub promql_semantics: Semantics,
     /// Labels added to every alert, as Prometheus's `global.external_labels`; templates see
     /// them as `$externalLabels`.
     #[serde(default)]
@@ -360,6 +366,7 @@ impl Default for MonitoringConfig {
             recovery_actions: BTreeMap::new(),
             rule_files: Vec::new(),
             rule_query_offset_seconds: default_rule_query_offset(),
+            promql_semantics: Semantics::default(),
             external_labels: BTreeMap::new(),
             external_url: String::new(),
             datasource: None,

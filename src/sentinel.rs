@@ -1,23 +1,25 @@
-//! Wires the parts together from a [`Config`]: the collectors and their loop, the exposition
-//! cache and the HTTP server, all stopped by one shutdown signal.
+//! Wires the parts together from a [`Config`]: it constructs each stage and spawns its `run`
+//! function, all stopped by one shutdown signal. The data flows one way, and the wiring shows
+//! it: collection loop -> exposition cache and history recorder -> rules task (a read view of
+//! the history) -> recovery actions (alert sightings over a channel).
 //!
 //! Owns start-up and shutdown order and nothing else: each part keeps its own logic. Shutdown
 //! (SIGTERM, SIGINT): the server stops accepting and finishes in-flight requests, then the
-//! collectors stop, then the history writes what it holds only in memory; see
-//! [`serve`] for where further flushes go.
+//! collectors, the recorder and the rules stop, the recorder writing what it holds only in
+//! memory, then the dispatcher saves its outbox.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::actions;
 use crate::actions::audit::AuditLog;
 use crate::actions::deliver::Settings;
-use crate::actions::dispatcher::Actions;
+use crate::actions::dispatcher::SIGHTINGS_CAPACITY;
 use crate::actions::outbox::Outbox;
 use crate::actions::stats::{ActionsCollector, Stats};
 use crate::clock::system_ms;
@@ -25,21 +27,18 @@ use crate::collect::ipfs::IpfsCollector;
 use crate::collect::ipfs_cluster::IpfsClusterCollector;
 use crate::collect::node::NodeCollector;
 use crate::collect::peers::PeersCollector;
-use crate::collect::{self, CollectError, Collector};
+use crate::collect::{self, CollectError, Collector, COLLECTIONS_CAPACITY};
 use crate::config::Config;
 use crate::exposition::ExpositionCache;
-use crate::history::persist::Persistence;
 use crate::history::recorder::{self, HistoryCollector, SharedHistory, WriteHealth};
-use crate::history::{History, SeriesKey};
-use crate::http::auth::{self, WebToken};
 use crate::http::connections::{self, HttpCollector, ServerOptions};
-use crate::http::dashboard;
-use crate::http::server::{self, AppState};
+use crate::http::server;
+use crate::http::state::{AppState, DashboardSettings};
+use crate::http::token::{self, WebToken};
 use crate::model::Snapshot;
 use crate::rules::load::RuleError;
-use crate::rules::manager::RuleEngine;
-use crate::rules::promql::NAME;
 use crate::rules::reload::{self as rules_reload, ConfigSource, SharedEngine};
+use crate::rules::task::{self as rules_task, RulesTask};
 use crate::rules::RulesCollector;
 use crate::status::Identity;
 
@@ -64,32 +63,6 @@ pub enum ServeError {
     /// The dashboard's own listener could not be set up.
     #[error("cluster.dashboard: {0}")]
     DashboardListener(String),
-}
-
-/// Ticks per sealed history block: about two hours of collections.
-fn block_ticks(interval_seconds: f64) -> usize {
-    ((2.0 * 3600.0) / interval_seconds).ceil().max(1.0) as usize
-}
-
-/// Opens the history kept in `data_dir` (read-only: for exports, touching nothing).
-pub fn open_history(
-    config: &Config,
-    data_dir: &Path,
-    read_only: bool,
-) -> std::io::Result<(History, Persistence)> {
-    let monitoring = &config.cluster.monitoring;
-    let retention_ms = (monitoring.metrics_history_duration_hours.0 * 3_600_000.0) as i64;
-    let mut history = History::new(
-        retention_ms,
-        block_ticks(monitoring.collection_interval_seconds.0),
-    );
-    let (persistence, _set_aside) = Persistence::open(
-        data_dir,
-        &mut history,
-        read_only,
-        system_ms(SystemTime::now()),
-    )?;
-    Ok((history, persistence))
 }
 
 /// The collectors this configuration asks for, in the order they are listed. The cluster
@@ -139,98 +112,10 @@ pub struct Options {
     pub server: ServerOptions,
 }
 
-/// The rule engine of a configuration, its saved alert states restored.
-fn start_rules(config: &Config, options: &Options) -> Result<SharedEngine, ServeError> {
-    let groups = crate::rules::load_all(config, &options.source.name(), &options.source.dir())?;
-    let globals = rules_reload::globals(config).map_err(|reason| RuleError {
-        file: options.source.name(),
-        line: 0,
-        column: 0,
-        place: "cluster.monitoring.datasource".into(),
-        reason,
-    })?;
-    let mut engine = RuleEngine::new(globals, groups);
-    rules_reload::restore_state(&mut engine, &options.data_dir, system_ms(SystemTime::now()));
-    Ok(Arc::new(Mutex::new(engine)))
-}
-
-/// Before each history tick, with a remote datasource: send the due rules' expressions with
-/// the engine unlocked, then hand it the answers for the evaluation that follows. Answers get
-/// one collection interval, so the ticks keep their spacing.
-fn query_datasource(engine: SharedEngine, interval: Duration) -> recorder::BeforeTick {
-    Box::new(move |now_ms| {
-        let engine = Arc::clone(&engine);
-        Box::pin(async move {
-            let due = rules_reload::lock(&engine).remote_queries_due(now_ms);
-            if let Some((datasource, exprs)) = due {
-                let answers = datasource.query_all(exprs, now_ms, interval).await;
-                rules_reload::lock(&engine).accept_answers(answers);
-            }
-        })
-    })
-}
-
-/// After each history tick: evaluate the rules that are due over the history, hand their
-/// alerts to the recovery actions, save their alert states, and return the recorded series
-/// for the same tick.
-fn evaluate_rules(
-    engine: SharedEngine,
-    data_dir: PathBuf,
-    actions: Actions,
-) -> recorder::AfterAppend {
-    Box::new(move |now_ms, history: &mut History| {
-        let mut locked = rules_reload::lock(&engine);
-        let recorded = locked.evaluate_due(now_ms, history);
-        actions.offer(locked.sightings(now_ms));
-        if let Err(e) = rules_reload::save_state(&locked, &data_dir) {
-            tracing::warn!(error = %e, "cannot save the alert states to the data dir");
-        }
-        drop(locked);
-        recorded
-            .into_iter()
-            .map(|r| {
-                let name = r.labels.get(NAME).cloned().unwrap_or_default();
-                let mut labels: Vec<(String, String)> =
-                    r.labels.into_iter().filter(|(k, _)| k != NAME).collect();
-                labels.sort();
-                (history.intern(SeriesKey { name, labels }), r.value)
-            })
-            .collect()
-    })
-}
-
-/// Reloads the rules and the recovery actions on every SIGHUP until `shutdown` resolves.
-async fn reload_on_sighup(
-    source: ConfigSource,
-    engine: SharedEngine,
-    actions: Actions,
-    shutdown: impl Future<Output = ()>,
-) {
-    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    else {
-        return;
-    };
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => return,
-            received = hangups.recv() => {
-                if received.is_none() {
-                    return;
-                }
-                let (s, e) = (source.clone(), Arc::clone(&engine));
-                if let Ok(Ok(config)) = tokio::task::spawn_blocking(move || s.reload(&e)).await {
-                    actions.reload(Settings::of(&config, actions.dry_run_forced())).await;
-                }
-            }
-        }
-    }
-}
-
 /// How the dashboard is served, from `cluster.dashboard`.
-fn dashboard_settings(config: &Config) -> Option<dashboard::Settings> {
+fn dashboard_settings(config: &Config) -> Option<DashboardSettings> {
     let d = &config.cluster.dashboard;
-    d.enabled.then(|| dashboard::Settings {
+    d.enabled.then(|| DashboardSettings {
         refresh_seconds: d.refresh_interval_seconds.0,
         own_listener: d.host.is_some() || d.port.is_some(),
     })
@@ -265,10 +150,15 @@ pub async fn serve(
     options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let engine = start_rules(&config, &options)?;
+    let engine = rules_reload::start(
+        &config,
+        &options.source,
+        &options.data_dir,
+        system_ms(SystemTime::now()),
+    )?;
     let (history, persistence) =
-        open_history(&config, &options.data_dir, false).map_err(ServeError::History)?;
-    let history: SharedHistory = Arc::new(Mutex::new(history));
+        crate::history::open(&config, &options.data_dir, false).map_err(ServeError::History)?;
+    let history: SharedHistory = Arc::new(RwLock::new(history));
     let writes = Arc::new(WriteHealth::default());
     let cache = ExpositionCache::new(Snapshot::new(
         SystemTime::now(),
@@ -289,6 +179,7 @@ pub async fn serve(
     }
     tokio::spawn(options.server.web.clone().watch(stopped(stop_rx.clone())));
     let action_stats = Stats::default();
+    let (sightings_tx, sightings_rx) = mpsc::channel(SIGHTINGS_CAPACITY);
     let (actions, dispatcher) = actions::dispatcher::start(
         Settings::new(
             &config.cluster,
@@ -298,44 +189,46 @@ pub async fn serve(
         outbox,
         audit.clone(),
         action_stats.clone(),
+        sightings_rx,
         stopped(stop_rx.clone()),
     )
     .map_err(|e| ServeError::Actions(std::io::Error::other(e)))?;
     let loops = if monitoring.enabled {
-        let publish_to = cache.clone();
         let mut collectors =
             collectors(&config, &cache, &history, &writes, &engine, &action_stats)?;
         collectors.push(Box::new(HttpCollector::new(
             options.server.stats.clone(),
             options.server.web.clone(),
         )));
-        let recorder = tokio::spawn(recorder::run(
-            Arc::clone(&history),
-            persistence,
-            Arc::clone(&writes),
-            cache.clone(),
-            recorder::TickHooks {
-                before: query_datasource(
-                    Arc::clone(&engine),
-                    monitoring.collection_interval_seconds.duration(),
-                ),
-                after_append: evaluate_rules(
-                    Arc::clone(&engine),
-                    options.data_dir.clone(),
-                    actions.clone(),
-                ),
-            },
-            monitoring.collection_interval_seconds.duration(),
-            stopped(stop_rx.clone()),
-        ));
+        let (collections_tx, collections_rx) = mpsc::channel(COLLECTIONS_CAPACITY);
+        let (appended_tx, appended_rx) = watch::channel(None);
         let collecting = tokio::spawn(collect::run(
             collectors,
             monitoring.collection_interval_seconds.duration(),
             monitoring.collector_timeout_seconds.duration(),
-            move |snapshot, complete| publish_to.publish(snapshot, complete),
+            collect::publisher(cache.clone(), collections_tx),
             stopped(stop_rx.clone()),
         ));
-        vec![collecting, recorder]
+        let recording = tokio::spawn(recorder::run(
+            Arc::clone(&history),
+            persistence,
+            Arc::clone(&writes),
+            collections_rx,
+            appended_tx,
+            stopped(stop_rx.clone()),
+        ));
+        let evaluating = tokio::spawn(rules_task::run(
+            RulesTask {
+                engine: Arc::clone(&engine),
+                history: Arc::clone(&history),
+                data_dir: options.data_dir.clone(),
+                sightings: sightings_tx,
+                clock: rules_task::wall_clock(),
+            },
+            appended_rx,
+            stopped(stop_rx.clone()),
+        ));
+        vec![collecting, recording, evaluating]
     } else {
         tracing::info!("cluster.monitoring.enabled is false: serving build info only");
         cache.publish(
@@ -354,19 +247,29 @@ pub async fn serve(
         started: SystemTime::now(),
         history,
         engine: Arc::clone(&engine),
-        reload: auth::routes_enabled(options.token.as_ref(), options.enable_lifecycle)
+        promql_semantics: config.cluster.monitoring.promql_semantics,
+        reload: token::routes_enabled(options.token.as_ref(), options.enable_lifecycle)
             .then(|| options.source.clone()),
         token: options.token.clone(),
         audit,
         actions: Some(actions.clone()),
-        remote_actions: auth::routes_enabled(options.token.as_ref(), options.enable_remote_actions),
+        remote_actions: token::routes_enabled(
+            options.token.as_ref(),
+            options.enable_remote_actions,
+        ),
         dashboard: dashboard_settings(&config),
     };
     let dashboard_listener = dashboard_listener(&config).await?;
-    tokio::spawn(reload_on_sighup(
+    tokio::spawn(rules_reload::on_sighup(
         options.source.clone(),
         Arc::clone(&engine),
-        actions,
+        move |config| {
+            let actions = actions.clone();
+            async move {
+                let settings = Settings::of(&config, actions.dry_run_forced());
+                actions.reload(settings).await;
+            }
+        },
         stopped(stop_rx.clone()),
     ));
     let dashboard_served = dashboard_listener.map(|l| {
@@ -379,7 +282,8 @@ pub async fn serve(
         tokio::spawn(connections::serve(l, app, options.server.clone(), stop))
     });
     // Shutdown, in order: the servers stop accepting and finish in-flight requests; then
-    // the collectors and the recorder stop, the recorder writing what it holds only in memory.
+    // the collectors, the recorder and the rules stop, the recorder writing what it holds
+    // only in memory.
     let served = server::run_with(listener, state, options.server.clone(), shutdown).await;
     let _ = stop_tx.send(true);
     if let Some(handle) = dashboard_served {

@@ -42,7 +42,7 @@ fn seeded_value(i: i64) -> f64 {
 fn seed_history(config_yaml: &str, data_dir: &std::path::Path) -> Vec<i64> {
     let config = Config::parse(config_yaml, "test").unwrap();
     let (mut history, mut persistence) =
-        ipfs_sentinel::sentinel::open_history(&config, data_dir, false).unwrap();
+        ipfs_sentinel::history::open(&config, data_dir, false).unwrap();
     let key = history.intern(SeriesKey {
         name: "ipfs_sentinel_cluster_node_cpu_usage_ratio".into(),
         labels: vec![("node_id".into(), "node-a".into())],

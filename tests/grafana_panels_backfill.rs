@@ -234,12 +234,12 @@ fn history_ticks(now_ms: i64) -> Vec<Scrape> {
 
 /// The sentinel's configuration: this node's id is the recording's, Kubo is `kubo` (never
 /// answering: the live collections add nothing to the compared window). The comparison is with
-/// Prometheus 2.42, so once the engine has a semantics setting (3.5 by default) this must ask
-/// for 2.42's: 3.x's left-open windows drop the sample at a window's start, which on 15 s ticks
-/// and step-aligned windows changes `rate` and `increase`.
+/// Prometheus 2.42, so the sentinel evaluates with 2.42's semantics: 3.x's left-open windows
+/// drop the sample at a window's start, which on 15 s ticks and step-aligned windows changes
+/// `rate` and `increase`.
 fn config_yaml(kubo: &str) -> String {
     format!(
-        "ipfs:\n  api_url: {kubo}\n  timeout_seconds: 1\ncluster:\n  node_id: recorder\n  monitoring:\n    collection_interval_seconds: 15\n"
+        "ipfs:\n  api_url: {kubo}\n  timeout_seconds: 1\ncluster:\n  node_id: recorder\n  monitoring:\n    collection_interval_seconds: 15\n    promql_semantics: prometheus-2.42\n"
     )
 }
 
@@ -247,7 +247,7 @@ fn config_yaml(kubo: &str) -> String {
 fn write_data_dir(config: &str, data_dir: &Path, ticks: &[Scrape]) {
     let config = Config::parse(config, "sentinel.yaml").unwrap();
     let (mut history, mut persistence) =
-        ipfs_sentinel::sentinel::open_history(&config, data_dir, false).unwrap();
+        ipfs_sentinel::history::open(&config, data_dir, false).unwrap();
     for (t, samples) in ticks {
         let samples: Vec<(Arc<SeriesKey>, f64)> = samples
             .iter()

@@ -17,9 +17,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use ipfs_sentinel::model::Semantics;
 use ipfs_sentinel::rules::promql::{
-    eval_range, is_stale, parse_with, EvalError, Evaluator, Labels, Queryable, RangeSeries,
-    Semantics, Value, NAME, STALE_NAN,
+    eval_range, is_stale, parse_with, EvalError, Evaluator, Labels, Queryable, RangeSeries, Value,
+    NAME, STALE_NAN,
 };
 use promql_parser::label::Matcher;
 use promql_parser::parser::{AtModifier, Expr};

@@ -197,7 +197,8 @@ fn template_functions_and_group_fields_load() {
         assert_eq!(code, 0, "{name}: {out}{err}");
     }
     let rules = std::fs::read_to_string(fixture("query_offset.rules.yml")).unwrap();
-    let groups = ipfs_sentinel::rules::load::parse_file(&rules, "q.yml").unwrap();
+    let groups =
+        ipfs_sentinel::rules::load::parse_file(&rules, "q.yml", Default::default()).unwrap();
     assert_eq!(groups[0].query_offset_ms, Some(120_000));
     let exported = ipfs_sentinel::rules::rulefile::to_yaml(&groups, 60_000).unwrap();
     assert!(exported.contains("query_offset: 2m"), "{exported}");

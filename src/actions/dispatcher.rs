@@ -1,6 +1,6 @@
 //! The recovery actions' runtime: one task that owns the outbox. It takes alert sightings
-//! (from this sentinel's rules after each evaluation, or from Alertmanager's webhook) and
-//! remote run requests over a channel, lets the policy decide, writes each decided run to the
+//! (from the rules task after each evaluation, over a channel of their own, or from
+//! Alertmanager's webhook) and remote run requests over a channel, lets the policy decide, writes each decided run to the
 //! outbox before trying it, runs at most `max_concurrent` at once, retries failures with
 //! back-off, records every attempt in the audit log and the metrics, and hands alerts due for
 //! Alertmanager to the pusher.
@@ -25,21 +25,17 @@ use super::policy::{ActionPolicy, Decision, Trigger};
 use super::remote::{RemoteAnswer, RemoteRequest};
 use super::stats::Stats;
 use crate::clock::system_ms;
+pub use crate::model::Sighting;
 
 /// How long a stopping dispatcher waits for runs under way.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Sightings waiting for the dispatcher, at most; more are dropped with a warning.
+/// Requests waiting for the dispatcher, at most.
 const INPUT_CAPACITY: usize = 1024;
 
-/// One alert as seen at one evaluation or in one notification.
-#[derive(Debug, Clone)]
-pub struct Sighting {
-    /// The alert.
-    pub alert: AlertEvent,
-    /// Whether the alert state machine marked it for sending to Alertmanager now.
-    pub due_for_sending: bool,
-}
+/// Rule evaluations' sightings waiting for the dispatcher, at most: the capacity of the channel
+/// the rules task sends on (it drops an evaluation's sightings with a warning when it is full).
+pub const SIGHTINGS_CAPACITY: usize = 1024;
 
 /// What the dispatcher is asked.
 #[derive(Debug)]
@@ -119,19 +115,7 @@ pub struct Actions {
 }
 
 impl Actions {
-    /// Hands sightings to the dispatcher without waiting (the rule engine calls this under its
-    /// lock); when the dispatcher is far behind they are dropped with a warning, and the next
-    /// evaluation sees the alerts again.
-    pub fn offer(&self, sightings: Vec<Sighting>) {
-        if sightings.is_empty() {
-            return;
-        }
-        if self.input.try_send(Input::Sightings(sightings)).is_err() {
-            tracing::warn!("recovery actions are behind: this evaluation's alerts were dropped; the next one sends them again");
-        }
-    }
-
-    /// Hands sightings to the dispatcher, waiting for room.
+    /// Hands sightings (from Alertmanager's webhook) to the dispatcher, waiting for room.
     pub async fn send(&self, sightings: Vec<Sighting>) {
         let _ = self.input.send(Input::Sightings(sightings)).await;
     }
@@ -207,12 +191,14 @@ impl Actions {
 }
 
 /// Starts the dispatcher and the Alertmanager pusher; they stop when `shutdown` resolves,
-/// after saving the outbox.
+/// after saving the outbox. `evaluated` brings the sightings of each rule evaluation (the rules
+/// task holds its sender; see [`SIGHTINGS_CAPACITY`]).
 pub fn start(
     settings: Settings,
     outbox: Outbox,
     audit: AuditLog,
     stats: Stats,
+    evaluated: mpsc::Receiver<Vec<Sighting>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(Actions, tokio::task::JoinHandle<()>), reqwest::Error> {
     // Every outgoing call has a timeout; commands and remote runs have their own on top.
@@ -235,7 +221,7 @@ pub fn start(
         running: HashSet::new(),
         remote_running: HashSet::new(),
     };
-    let handle = tokio::spawn(dispatcher.run(input_rx, shutdown));
+    let handle = tokio::spawn(dispatcher.run(input_rx, evaluated, shutdown));
     Ok((
         Actions {
             input: input_tx,
@@ -280,6 +266,7 @@ impl Dispatcher {
     async fn run(
         mut self,
         mut input: mpsc::Receiver<Input>,
+        mut evaluated: mpsc::Receiver<Vec<Sighting>>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
@@ -305,6 +292,7 @@ impl Dispatcher {
                     Some(Input::Remote { action, request, reply }) => self.remote(action, request, reply, &done_tx),
                     None => break,
                 },
+                Some(sightings) = evaluated.recv() => self.sightings(sightings).await,
                 Some(finished) = done_rx.recv() => self.finished(finished),
                 _ = tokio::time::sleep(wait) => {}
             }

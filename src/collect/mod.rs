@@ -1,23 +1,27 @@
-//! The collection loop: a table of [`Collector`]s run together every interval, each under its
-//! own timeout, merged into one [`Snapshot`] and handed on.
+//! The collection loop: a table of [`Collector`]s run together every interval, the first time
+//! at start, each under its own timeout, merged into one [`Snapshot`] and handed on.
 //!
-//! Owns scheduling and the per-collector health metrics
+//! Owns scheduling, the numbering of collections and the per-collector health metrics
 //! (`ipfs_sentinel_collector_success`, `ipfs_sentinel_collector_duration_seconds`). It never
-//! encodes or serves anything: the finished snapshot goes to a callback (the exposition cache).
-//! A collector that fails or times out contributes its [`Collector::on_failure`] families, a
-//! `collector_success 0` and a log line; the others are unaffected.
+//! encodes, serves or stores anything: each snapshot goes to the exposition cache, and each
+//! complete collection (every collector has reported its n-th run), once, numbered, to the
+//! history's recorder ([`publisher`]). A collector that fails or times out contributes its
+//! [`Collector::on_failure`] families, a `collector_success 0` and a log line; the others are
+//! unaffected.
 
 pub mod ipfs;
 pub mod ipfs_cluster;
 pub mod node;
 pub mod peers;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use futures::future::BoxFuture;
-
+use crate::exposition::ExpositionCache;
 use crate::model::{Family, Snapshot};
 
 /// Why one collection of one source failed.
@@ -28,8 +32,9 @@ pub enum CollectError {
     Source(String),
 }
 
-/// Runs `read` on a blocking thread, for collectors that read a store the recorder holds while
-/// it appends a tick and evaluates the rules: the wait then holds up no runtime worker.
+/// Runs `read` on a blocking thread, for collectors that read a store another task may hold
+/// for a moment (the history while a tick is appended, the rules while their states change):
+/// the wait then holds up no runtime worker.
 pub async fn read_blocking<T: Send + 'static>(
     read: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, CollectError> {
@@ -162,19 +167,67 @@ fn merge_same_name(families: Vec<Family>) -> Vec<Family> {
     merged
 }
 
+/// Where a published snapshot stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Every collector has reported at least once (the sentinel is ready).
+    pub ready: bool,
+    /// This snapshot completes collection number n (numbered from 1): every collector has
+    /// reported its n-th run. Each number is given once, in order.
+    pub completes: Option<u64>,
+}
+
+/// One complete collection, for the history.
+#[derive(Debug, Clone)]
+pub struct Collection {
+    /// Its number, from 1; the recorder notices a gap.
+    pub number: u64,
+    /// What it produced; its time is the tick's.
+    pub snapshot: Arc<Snapshot>,
+}
+
+/// Collections waiting for the recorder, at most; more are dropped with a warning (the data
+/// dir is stalled for that long).
+pub const COLLECTIONS_CAPACITY: usize = 16;
+
+/// The `publish` of [`run`] for a sentinel: every snapshot to `cache` (what scrapes get), and
+/// each complete collection, once, to `collections` (the history's recorder).
+pub fn publisher(
+    cache: ExpositionCache,
+    collections: mpsc::Sender<Collection>,
+) -> impl FnMut(Snapshot, Progress) + Send {
+    move |snapshot, progress| {
+        if let Some(number) = progress.completes {
+            let collection = Collection {
+                number,
+                snapshot: Arc::new(snapshot.clone()),
+            };
+            if let Err(mpsc::error::TrySendError::Full(_)) = collections.try_send(collection) {
+                tracing::warn!(
+                    collection = number,
+                    "the history recorder is behind: this collection is not recorded"
+                );
+            }
+        }
+        cache.publish(snapshot, progress.ready);
+    }
+}
+
 /// Runs each collector on its own schedule (every `interval`, the first at once) until
 /// `shutdown` resolves. Whenever one finishes, the snapshot is rebuilt from every collector's
-/// latest outcome and handed to `publish`, with `complete` true once each has reported at
-/// least once: a slow source never holds back the others.
+/// latest outcome and handed to `publish` with its [`Progress`]: a slow source never holds back
+/// the others, and each collection is marked complete exactly once.
 pub async fn run(
     collectors: Vec<Box<dyn Collector>>,
     interval: Duration,
     timeout: Duration,
-    mut publish: impl FnMut(Snapshot, bool) + Send,
+    mut publish: impl FnMut(Snapshot, Progress) + Send,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, Outcome)>(collectors.len().max(1));
     let mut latest: Vec<Option<Outcome>> = vec![None; collectors.len()];
+    let mut runs: Vec<u64> = vec![0; collectors.len()];
+    let mut completed = 0;
     let tasks: Vec<_> = collectors
         .into_iter()
         .enumerate()
@@ -201,8 +254,12 @@ pub async fn run(
             received = rx.recv() => match received {
                 Some((index, outcome)) => {
                     latest[index] = Some(outcome);
-                    let complete = latest.iter().all(Option::is_some);
-                    publish(assemble(latest.iter().flatten()), complete);
+                    runs[index] += 1;
+                    let done = runs.iter().copied().min().unwrap_or(0);
+                    let completes = (done > completed).then_some(done);
+                    completed = done;
+                    let progress = Progress { ready: done > 0, completes };
+                    publish(assemble(latest.iter().flatten()), progress);
                 }
                 None => break,
             },
@@ -305,25 +362,101 @@ mod tests {
             collectors,
             Duration::from_secs(60),
             Duration::from_secs(10),
-            move |s, complete| tx.send((s, complete)).unwrap(),
+            move |s, progress| tx.send((s, progress)).unwrap(),
             async move {
                 let _ = stop_rx.await;
             },
         ));
-        let (first, complete) = rx.recv().await.unwrap();
-        assert!(!complete, "the hanging collector has not reported yet");
+        let (first, progress) = rx.recv().await.unwrap();
+        assert!(
+            !progress.ready,
+            "the hanging collector has not reported yet"
+        );
+        assert_eq!(progress.completes, None);
         assert!(first.family("test_good").is_some());
         assert!(
             started.elapsed() < Duration::from_secs(1),
             "published before the timeout"
         );
-        let (second, complete) = rx.recv().await.unwrap();
-        assert!(complete);
+        let (second, progress) = rx.recv().await.unwrap();
+        assert!(progress.ready);
+        assert_eq!(
+            progress.completes,
+            Some(1),
+            "the first collection, at start"
+        );
         assert_eq!(
             value(&second, "ipfs_sentinel_collector_success", Some("hangs")),
             0.0
         );
         stop_tx.send(()).unwrap();
         loop_task.await.unwrap();
+    }
+
+    /// Takes `delay` (fake time) to report.
+    struct Slow(&'static str, Duration);
+
+    impl Collector for Slow {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn collect(&mut self) -> BoxFuture<'_, Result<Vec<Family>, CollectError>> {
+            let delay = self.1;
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                Ok(Vec::new())
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_collection_completes_once_in_order_the_first_at_start() {
+        let collectors: Vec<Box<dyn Collector>> = vec![
+            Box::new(Slow("fast", Duration::from_millis(10))),
+            Box::new(Slow("slow", Duration::from_secs(5))),
+            Box::new(Fixed("good", Ok(1.0))),
+        ];
+        let started = Instant::now();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let loop_task = tokio::spawn(run(
+            collectors,
+            Duration::from_secs(60),
+            Duration::from_secs(10),
+            move |_, progress| tx.send((started.elapsed(), progress)).unwrap(),
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        tokio::time::sleep(Duration::from_secs(186)).await;
+        stop_tx.send(()).unwrap();
+        loop_task.await.unwrap();
+        let mut published = Vec::new();
+        while let Ok(p) = rx.try_recv() {
+            published.push(p);
+        }
+        assert_eq!(
+            published.len(),
+            4 * 3,
+            "every collector, every round: {published:?}"
+        );
+        let completed: Vec<(Duration, u64)> = published
+            .iter()
+            .filter_map(|(at, p)| p.completes.map(|n| (*at, n)))
+            .collect();
+        let numbers: Vec<u64> = completed.iter().map(|(_, n)| *n).collect();
+        assert_eq!(numbers, vec![1, 2, 3, 4], "each once, in order");
+        assert!(
+            completed[0].0 < Duration::from_secs(6),
+            "the first collection completes at start, with its slowest collector: {:?}",
+            completed[0].0
+        );
+        assert!(
+            published
+                .iter()
+                .take(2)
+                .all(|(_, p)| !p.ready && p.completes.is_none()),
+            "partial snapshots before the slow collector reports: {published:?}"
+        );
     }
 }

@@ -4,9 +4,20 @@
 //! `pco` (see [`codec`]) and dropped whole once older than the retention.
 //!
 //! Owns the in-memory store: appending a tick, sealing, retention, reading series by matchers
-//! and time window, and its own size figures. Files are [`persist`]'s, aggregation
-//! [`aggregate`]'s, output formats [`export`]'s; selectors and times are read by [`query`];
-//! [`recorder`] feeds it once per collection interval.
+//! and time window, read views for long readers ([`History::view`]), where recording rules'
+//! samples land ([`History::add_recorded`]), and its own size figures. Files are [`persist`]'s,
+//! aggregation [`aggregate`]'s, output formats [`export`]'s; selectors and times are read by
+//! [`query`]; [`recorder`] feeds it each published collection; [`open`] opens a data dir's
+//! history for offline use (exports, the offline dashboard).
+//!
+//! # Where recorded samples land
+//! Samples only exist at ticks (one per collection), and the rules run on timers of their own.
+//! A recording rule's sample evaluated at time `t` lands in the newest tick at or before `t`
+//! when that tick is still in the head and has no value for the series yet; otherwise (an
+//! earlier evaluation already landed there, or no such tick is in the head) it waits and lands
+//! in the next tick the recorder appends, unless that collection has the series itself. So each
+//! tick gets at most one value per recorded series, and a recording rule evaluated at least
+//! once per collection gives a value at every tick, whatever the phase between the two timers.
 
 pub mod aggregate;
 pub mod codec;
@@ -16,10 +27,13 @@ pub mod query;
 pub mod recorder;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::Path;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use codec::{Presence, SealedBlock, SealedColumn};
 
+use crate::config::Config;
 use crate::model::{Family, Snapshot};
 
 /// One series: metric name and labels, sorted by label name.
@@ -51,14 +65,16 @@ pub type Points = Vec<(i64, f64)>;
 pub type TickSamples = Vec<(Arc<SeriesKey>, f64)>;
 
 /// The head: the newest ticks, raw.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Head {
     ticks: Vec<i64>,
-    columns: HashMap<Arc<SeriesKey>, Column>,
+    /// Shared with read views, copied on write: a column is copied only when a view still
+    /// holds it while a tick is appended.
+    columns: HashMap<Arc<SeriesKey>, Arc<Column>>,
 }
 
 /// One series in the head: one slot per head tick.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Column {
     values: Vec<f64>,
     present: Vec<bool>,
@@ -93,8 +109,13 @@ pub struct History {
     keys: HashSet<Arc<SeriesKey>>,
     /// The same keys by metric name, for selectors that name their metric (most do).
     by_name: HashMap<String, Vec<Arc<SeriesKey>>>,
-    sealed: VecDeque<SealedBlock>,
+    /// Shared with read views: a view costs a pointer per block, not a copy.
+    sealed: VecDeque<Arc<SealedBlock>>,
     head: Head,
+    /// Recorded samples waiting for the next tick (see the module doc).
+    waiting: HashMap<Arc<SeriesKey>, f64>,
+    /// Recorded samples added to ticks the head log already holds, for the recorder to log.
+    unlogged: Vec<(i64, TickSamples)>,
 }
 
 impl History {
@@ -107,7 +128,77 @@ impl History {
             by_name: HashMap::new(),
             sealed: VecDeque::new(),
             head: Head::default(),
+            waiting: HashMap::new(),
+            unlogged: Vec::new(),
         }
+    }
+
+    /// A read view of the store as it is now, for readers that take long (rule evaluation):
+    /// they read the view with no lock held, so they never hold up an append. Sealed blocks and
+    /// head columns are shared (a column is copied only if a tick is appended while the view
+    /// still holds it); the series index is copied, series with samples only.
+    pub fn view(&self) -> History {
+        let live = |k: &&Arc<SeriesKey>| Arc::strong_count(k) > 2;
+        let keys: HashSet<Arc<SeriesKey>> = self.keys.iter().filter(live).cloned().collect();
+        let by_name = self
+            .by_name
+            .iter()
+            .map(|(name, named)| (name.clone(), named.iter().filter(live).cloned().collect()))
+            .filter(|(_, named): &(String, Vec<Arc<SeriesKey>>)| !named.is_empty())
+            .collect();
+        History {
+            retention_ms: self.retention_ms,
+            block_ticks: self.block_ticks,
+            keys,
+            by_name,
+            sealed: self.sealed.clone(),
+            head: self.head.clone(),
+            waiting: HashMap::new(),
+            unlogged: Vec::new(),
+        }
+    }
+
+    /// Adds recording rules' samples evaluated at `at_ms`: each lands in the newest tick at or
+    /// before `at_ms` if that tick is in the head and has no value for its series, else waits
+    /// for the next tick (see the module doc). Samples that landed are kept for the recorder to
+    /// log ([`History::take_unlogged`]).
+    pub fn add_recorded(&mut self, at_ms: i64, samples: TickSamples) {
+        let at = self.head.ticks.partition_point(|t| *t <= at_ms);
+        let Some(slot) = at.checked_sub(1) else {
+            self.waiting.extend(samples);
+            return;
+        };
+        let n = self.head.ticks.len();
+        let mut landed = Vec::new();
+        for (key, value) in samples {
+            let column = self
+                .head
+                .columns
+                .entry(Arc::clone(&key))
+                .or_insert_with(|| Arc::new(Column::absent_for(n)));
+            if column.present[slot] {
+                self.waiting.insert(key, value);
+            } else {
+                let column = Arc::make_mut(column);
+                column.values[slot] = value;
+                column.present[slot] = true;
+                landed.push((key, value));
+            }
+        }
+        if !landed.is_empty() {
+            self.unlogged.push((self.head.ticks[slot], landed));
+        }
+    }
+
+    /// Recorded samples waiting for the next tick; the recorder adds them to it.
+    pub fn take_waiting(&mut self) -> TickSamples {
+        self.waiting.drain().collect()
+    }
+
+    /// Recorded samples added to ticks already appended, by tick, oldest first, for the head
+    /// log.
+    pub fn take_unlogged(&mut self) -> Vec<(i64, TickSamples)> {
+        std::mem::take(&mut self.unlogged)
     }
 
     /// The shared instance of `key`, creating it if new.
@@ -158,16 +249,18 @@ impl History {
                 .head
                 .columns
                 .entry(Arc::clone(key))
-                .or_insert_with(|| Column::absent_for(before));
+                .or_insert_with(|| Arc::new(Column::absent_for(before)));
             if column.present.len() == before + 1 {
                 // The same series twice in one tick: the first value stands.
                 continue;
             }
+            let column = Arc::make_mut(column);
             column.values.push(*value);
             column.present.push(true);
         }
         for column in self.head.columns.values_mut() {
             if column.present.len() == before {
+                let column = Arc::make_mut(column);
                 column.values.push(0.0);
                 column.present.push(false);
             }
@@ -175,23 +268,24 @@ impl History {
         true
     }
 
-    /// Adds samples to the newest tick (recording rules' results, computed after it was taken);
-    /// a series that already has a value there keeps it. Returns false when the newest tick is
-    /// not `at_ms` (a block was sealed since, or another tick came).
-    pub fn add_to_last_tick(&mut self, at_ms: i64, samples: &[(Arc<SeriesKey>, f64)]) -> bool {
-        if self.head.ticks.last() != Some(&at_ms) {
+    /// Adds samples to the head's tick at `at_ms` (recording rules' results logged after their
+    /// tick, read back from the head log); a series that already has a value there keeps it.
+    /// Returns false when the head has no tick at `at_ms`.
+    pub fn add_to_tick(&mut self, at_ms: i64, samples: &[(Arc<SeriesKey>, f64)]) -> bool {
+        let Ok(slot) = self.head.ticks.binary_search(&at_ms) else {
             return false;
-        }
+        };
         let n = self.head.ticks.len();
         for (key, value) in samples {
             let column = self
                 .head
                 .columns
                 .entry(Arc::clone(key))
-                .or_insert_with(|| Column::absent_for(n));
-            if !column.present[n - 1] {
-                column.values[n - 1] = *value;
-                column.present[n - 1] = true;
+                .or_insert_with(|| Arc::new(Column::absent_for(n)));
+            if !column.present[slot] {
+                let column = Arc::make_mut(column);
+                column.values[slot] = *value;
+                column.present[slot] = true;
             }
         }
         true
@@ -203,14 +297,14 @@ impl History {
             return None;
         }
         let block = seal(&std::mem::take(&mut self.head));
-        self.sealed.push_back(block.clone());
+        self.sealed.push_back(Arc::new(block.clone()));
         Some(block)
     }
 
     /// Adds a sealed block read from disk (kept in time order).
     pub fn insert_sealed(&mut self, block: SealedBlock) {
         let at = self.sealed.partition_point(|b| b.first_ms < block.first_ms);
-        self.sealed.insert(at, block);
+        self.sealed.insert(at, Arc::new(block));
     }
 
     /// Drops sealed blocks wholly older than the retention at `now_ms`, and the series that no
@@ -224,12 +318,25 @@ impl History {
             }
         }
         if !dropped.is_empty() {
-            // A key only the store's index holds has aged out.
-            // The name index holds a second reference to every key: a key held by those two
-            // alone has aged out.
-            self.keys.retain(|k| Arc::strong_count(k) > 2);
+            // A key with no column in the head or a kept block has aged out. (Counting
+            // references would not do: a read view may still hold the dropped blocks.)
+            let live: HashSet<*const SeriesKey> = self
+                .head
+                .columns
+                .keys()
+                .chain(
+                    self.sealed
+                        .iter()
+                        .flat_map(|b| b.columns.iter().map(|c| &c.key)),
+                )
+                .map(Arc::as_ptr)
+                .collect();
+            let waiting = &self.waiting;
+            let kept =
+                |k: &Arc<SeriesKey>| live.contains(&Arc::as_ptr(k)) || waiting.contains_key(k);
+            self.keys.retain(kept);
             for named in self.by_name.values_mut() {
-                named.retain(|k| Arc::strong_count(k) > 2);
+                named.retain(kept);
             }
             self.by_name.retain(|_, named| !named.is_empty());
         }
@@ -402,15 +509,39 @@ impl History {
         Stats {
             series: self.keys.len(),
             samples: sealed_samples + head_samples,
-            bytes: self
-                .sealed
-                .iter()
-                .map(SealedBlock::byte_size)
-                .sum::<usize>()
+            bytes: self.sealed.iter().map(|b| b.byte_size()).sum::<usize>()
                 + head_bytes
                 + key_bytes,
         }
     }
+}
+
+/// Ticks per sealed history block: about two hours of collections.
+fn block_ticks(interval_seconds: f64) -> usize {
+    ((2.0 * 3600.0) / interval_seconds).ceil().max(1.0) as usize
+}
+
+/// Opens the history kept in `data_dir` with the retention and block size `config` gives it.
+/// Read-only (exports, the offline dashboard) touches nothing, so it is safe beside a running
+/// sentinel.
+pub fn open(
+    config: &Config,
+    data_dir: &Path,
+    read_only: bool,
+) -> std::io::Result<(History, persist::Persistence)> {
+    let monitoring = &config.cluster.monitoring;
+    let retention_ms = (monitoring.metrics_history_duration_hours.0 * 3_600_000.0) as i64;
+    let mut history = History::new(
+        retention_ms,
+        block_ticks(monitoring.collection_interval_seconds.0),
+    );
+    let (persistence, _set_aside) = persist::Persistence::open(
+        data_dir,
+        &mut history,
+        read_only,
+        crate::clock::system_ms(SystemTime::now()),
+    )?;
+    Ok((history, persistence))
 }
 
 /// Compresses a full head into a sealed block.
@@ -544,5 +675,35 @@ mod tests {
         assert_eq!(h.series(|_| true).len(), 1, "the vanished series aged out");
         assert_eq!(h.stats().series, 1);
         assert_eq!(h.first_tick(), Some(5000));
+    }
+
+    #[test]
+    fn recorded_samples_land_once_per_tick_whatever_the_phase() {
+        let mut h = History::new(i64::MAX / 4, 100);
+        let m = h.intern(key("m"));
+        let r = h.intern(key("recorded"));
+        let recorded = |v: f64| vec![(Arc::clone(&r), v)];
+        assert!(h.append(60_000, &[(Arc::clone(&m), 1.0)]));
+        // Evaluated after the tick: lands in it, and is logged late.
+        h.add_recorded(60_500, recorded(1.0));
+        assert_eq!(h.take_unlogged().len(), 1);
+        // Evaluated again before the next tick (the timers' phase drifted): that tick already
+        // has a value, so this one waits for the next tick.
+        h.add_recorded(119_900, recorded(2.0));
+        assert!(h.take_unlogged().is_empty());
+        let mut next = vec![(Arc::clone(&m), 2.0)];
+        next.extend(h.take_waiting());
+        assert!(h.append(120_000, &next));
+        assert_eq!(
+            h.points(&r, 0, i64::MAX).unwrap(),
+            vec![(60_000, 1.0), (120_000, 2.0)],
+            "one value per tick, no gap"
+        );
+        // A view reads the same, and keeps reading it while the store moves on.
+        let view = h.view();
+        assert!(h.append(180_000, &[(Arc::clone(&m), 3.0)]));
+        assert_eq!(view.points(&m, 0, i64::MAX).unwrap().len(), 2);
+        assert_eq!(view.series(|_| true).len(), 2);
+        assert_eq!(h.points(&m, 0, i64::MAX).unwrap().len(), 3);
     }
 }

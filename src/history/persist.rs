@@ -225,7 +225,10 @@ impl Persistence {
                         .into_iter()
                         .map(|(k, v)| (history.intern(k), v))
                         .collect();
-                    history.append(at, &samples);
+                    // A second record for a tick holds recording rules' samples logged late.
+                    if !history.append(at, &samples) {
+                        history.add_to_tick(at, &samples);
+                    }
                 }
                 if let Some(reason) = stopped {
                     unreadable(wal_path.clone(), reason);

@@ -16,7 +16,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::server::AppState;
+use super::state::AppState;
 use crate::actions::alert::{AlertEvent, LabelSet, Status};
 use crate::actions::dispatcher::{RemoteRefusal, Sighting};
 use crate::actions::remote::RemoteRequest;

@@ -22,13 +22,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::server::AppState;
+use super::state::AppState;
 use crate::actions::deliver::Settings;
 use crate::clock::system_ms;
 use crate::history::aggregate::{summarize, summarize_cluster};
 use crate::history::export::{metric_json, Export, Format};
 use crate::history::query::{BadRequest, Selector, WindowParams};
-use crate::history::recorder::lock;
+use crate::history::recorder::read as lock;
 use crate::model::MetricKind;
 use crate::status;
 
@@ -133,7 +133,12 @@ fn prometheus_answer(answer: promql::Answer) -> Response {
 /// (default now), as Prometheus answers.
 pub async fn query(State(state): State<AppState>, FormParams(p): FormParams) -> Response {
     let now = system_ms(SystemTime::now());
-    prometheus_answer(promql::instant(&state.history, &p, now))
+    prometheus_answer(promql::instant(
+        &state.history,
+        &p,
+        now,
+        state.promql_semantics,
+    ))
 }
 
 /// `GET` or `POST /api/v1/series?match[]=SELECTOR...`: the label sets of the matching series.
@@ -187,7 +192,7 @@ pub async fn label_values(
 /// `GET` or `POST /api/v1/query_range?query=EXPR&start=&end=&step=&timeout=`: the
 /// expression at each step, as Prometheus answers.
 pub async fn query_range(State(state): State<AppState>, FormParams(p): FormParams) -> Response {
-    prometheus_answer(promql::range(&state.history, &p))
+    prometheus_answer(promql::range(&state.history, &p, state.promql_semantics))
 }
 
 /// `GET /api/v1/export?format=csv|json|openmetrics&match=SELECTOR&start=&end=&range=&step=&fn=`.

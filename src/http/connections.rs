@@ -37,7 +37,8 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tower::Service;
 
-use super::auth::{require_basic_auth, BasicAuth, WebToken};
+use super::basic_auth::{require_basic_auth, BasicAuth};
+use super::token::WebToken;
 use super::web_reload::LiveWebConfig;
 use crate::collect::{CollectError, Collector};
 use crate::model::Family;

@@ -9,7 +9,6 @@
 //! handlebars' escaping, or [`chart::escape`] inside the SVG.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
@@ -22,17 +21,15 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 use super::chart::{self, Chart, Line, Unit};
-use super::server::AppState;
-use crate::actions::audit::{ActionRun, AuditLog};
+use super::state::AppState;
+use crate::actions::audit::ActionRun;
 use crate::clock::{rfc3339, system_ms};
-use crate::config::Config;
 use crate::history::aggregate::{aggregate, Function};
 use crate::history::codec::DecodeError;
-use crate::history::recorder::lock;
+use crate::history::recorder::read;
 use crate::history::{History, SeriesKey};
 use crate::model::{Family, Snapshot};
 use crate::rules::alerting::AlertState;
-use crate::rules::load::Group;
 use crate::rules::manager::RuleEngine;
 use crate::status::{self, Identity};
 
@@ -57,27 +54,6 @@ pub enum DashboardError {
     /// A history block could not be decoded.
     #[error("cannot read the history for the charts: {0}")]
     History(#[from] DecodeError),
-    /// The data dir could not be read.
-    #[error("cannot read {path}: {source}; pass the --data-dir the sentinel writes to")]
-    DataDir {
-        /// What could not be read.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The configuration's rule settings are wrong.
-    #[error("{0}")]
-    Config(String),
-}
-
-/// How the dashboard is served.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
-    /// Seconds between refreshes of the page (`cluster.dashboard.refresh_interval_seconds`).
-    pub refresh_seconds: f64,
-    /// True when the page is served on a listener of its own (`cluster.dashboard.host` and
-    /// `port`) rather than beside the API.
-    pub own_listener: bool,
 }
 
 /// The page's routes, `/` and `/dashboard`.
@@ -689,48 +665,6 @@ pub fn last_tick_snapshot(history: &History) -> Result<Snapshot, DecodeError> {
     Ok(Snapshot::new(taken_at, families.into_values().collect()))
 }
 
-/// The page built straight from a data dir (read-only), as the sentinel that writes there
-/// would serve it with the configuration and rules given, without a refresh.
-pub fn render_from_data_dir(
-    config: &Config,
-    groups: Vec<Group>,
-    data_dir: &Path,
-    now: SystemTime,
-) -> Result<String, DashboardError> {
-    let now_ms = system_ms(now);
-    let unreadable = |path: &Path| {
-        let path = path.display().to_string();
-        move |source| DashboardError::DataDir { path, source }
-    };
-    let (history, _) =
-        crate::sentinel::open_history(config, data_dir, true).map_err(unreadable(data_dir))?;
-    let globals = crate::rules::reload::globals(config).map_err(DashboardError::Config)?;
-    let mut engine = RuleEngine::new(globals, groups);
-    crate::rules::reload::restore_state(&mut engine, data_dir, now_ms);
-    let actions_dir = data_dir.join("actions");
-    let actions = if actions_dir.is_dir() {
-        AuditLog::open(&actions_dir)
-            .map_err(unreadable(&actions_dir))?
-            .recent(RECENT_ACTIONS)
-    } else {
-        Vec::new()
-    };
-    let identity = Identity {
-        node_id: config.cluster.node_id.clone(),
-        role: config.cluster.role,
-    };
-    let model = page_model(Inputs {
-        snapshot: &last_tick_snapshot(&history)?,
-        identity: &identity,
-        charts: charts(&history, &identity, now_ms)?,
-        alerts: alert_rows(&engine, now_ms),
-        actions,
-        refresh_seconds: None,
-        now_ms,
-    });
-    render(&model)
-}
-
 /// `GET /` and `GET /dashboard`; `?refresh=0` leaves out the refresh (for a page kept).
 async fn page(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
     let Some(settings) = &state.dashboard else {
@@ -740,7 +674,7 @@ async fn page(State(state): State<AppState>, Query(q): Query<HashMap<String, Str
         (q.get("refresh").map(String::as_str) != Some("0")).then_some(settings.refresh_seconds);
     let now_ms = system_ms(SystemTime::now());
     let current = state.metrics.current();
-    let charts = match charts(&lock(&state.history), &state.identity, now_ms) {
+    let charts = match charts(&read(&state.history), &state.identity, now_ms) {
         Ok(c) => c,
         Err(e) => return failed(e.into()),
     };

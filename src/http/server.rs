@@ -6,10 +6,9 @@
 //! serves cached bytes and never waits on a collector. Requests that read the history or the
 //! rules (the API's reads and the dashboard) run on blocking threads, so they never hold up the
 //! runtime's workers, and with them the scrapes. Connections, TLS and limits are
-//! [`super::connections`]'s; state-changing routes go through [`super::auth::state_changing`].
+//! [`super::connections`]'s; state-changing routes go through [`super::token::state_changing`].
 
 use std::future::Future;
-use std::time::SystemTime;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -21,43 +20,11 @@ use tokio::net::TcpListener;
 
 use super::actions as action_api;
 use super::api;
-use super::auth;
 use super::connections::{self, ServerOptions};
 use super::dashboard;
-use crate::actions::audit::AuditLog;
-use crate::actions::dispatcher::Actions;
-use crate::exposition::{ExpositionCache, Format};
-use crate::history::recorder::SharedHistory;
-use crate::rules::reload::{ConfigSource, SharedEngine};
-use crate::status::Identity;
-
-/// What the handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    /// The latest snapshot and its encoded metrics.
-    pub metrics: ExpositionCache,
-    /// Who this node is, for the status report.
-    pub identity: Identity,
-    /// When this sentinel started.
-    pub started: SystemTime,
-    /// The history, for queries and exports.
-    pub history: SharedHistory,
-    /// The rule engine, for `/api/v1/rules` and `/api/v1/alerts`.
-    pub engine: SharedEngine,
-    /// Where to reload the configuration from, when `POST /-/reload` is enabled (a token is
-    /// configured, or `--web.enable-lifecycle`).
-    pub reload: Option<ConfigSource>,
-    /// The token state-changing routes require (`--web.token-file`), if any.
-    pub token: Option<auth::WebToken>,
-    /// Recent recovery action runs, for `/api/v1/actions` and the dashboard.
-    pub audit: AuditLog,
-    /// The recovery actions' dispatcher (none when monitoring is off).
-    pub actions: Option<Actions>,
-    /// Serve the state-changing action endpoints (`--web.enable-remote-actions`).
-    pub remote_actions: bool,
-    /// How the dashboard is served; `None` when `cluster.dashboard.enabled` is false.
-    pub dashboard: Option<dashboard::Settings>,
-}
+use super::state::AppState;
+use super::token;
+use crate::exposition::Format;
 
 /// The routes, ready to serve.
 pub fn router(state: AppState) -> Router {
@@ -88,7 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/actions", get(action_api::list))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
-        .merge(auth::state_changing(
+        .merge(token::state_changing(
             Router::new()
                 .route("/-/reload", axum::routing::post(api::reload))
                 .route(
@@ -99,7 +66,7 @@ pub fn router(state: AppState) -> Router {
                     "/api/v1/alertmanager/webhook",
                     axum::routing::post(action_api::alertmanager_webhook),
                 ),
-            &state,
+            state.token.clone(),
         ))
         .with_state(state)
 }
@@ -232,8 +199,8 @@ pub fn dashboard_router(state: AppState) -> Router {
 }
 
 /// Runs a request on a blocking thread. Reading the history decodes blocks, and reading the
-/// history or the rules waits while the recorder holds them to append a tick and evaluate the
-/// rules; on a runtime worker either would hold up every request that worker serves.
+/// history or the rules waits while the recorder appends a tick or the rules task updates the
+/// alert states; on a runtime worker either would hold up every request that worker serves.
 async fn off_the_workers(request: Request, next: Next) -> Response {
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || runtime.block_on(next.run(request)))

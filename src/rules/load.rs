@@ -17,6 +17,7 @@ use super::promql;
 use crate::clock::parse_duration;
 use crate::config::{AlertConfig, Config, Threshold};
 use crate::dotted;
+use crate::model::Semantics;
 
 /// The group short-form alerts are loaded into.
 pub const SHORT_FORM_GROUP: &str = "ipfs-sentinel";
@@ -173,14 +174,15 @@ fn actions_of(
         .collect()
 }
 
-/// Reads and checks one rule file; the first error (see [`check_file`] for all of them).
-pub fn load_file(path: &Path) -> Result<Vec<Group>, RuleError> {
-    check_file(path).map_err(first_error)
+/// Reads and checks one rule file, its expressions parsed as `semantics` reads them; the first
+/// error (see [`check_file`] for all of them).
+pub fn load_file(path: &Path, semantics: Semantics) -> Result<Vec<Group>, RuleError> {
+    check_file(path, semantics).map_err(first_error)
 }
 
 /// Reads and checks one rule file, reporting every error in it (every group, every rule), as
 /// `promtool check rules` does.
-pub fn check_file(path: &Path) -> Result<Vec<Group>, Vec<RuleError>> {
+pub fn check_file(path: &Path, semantics: Semantics) -> Result<Vec<Group>, Vec<RuleError>> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
         vec![RuleError {
@@ -191,12 +193,12 @@ pub fn check_file(path: &Path) -> Result<Vec<Group>, Vec<RuleError>> {
             reason: format!("cannot read: {e}"),
         }]
     })?;
-    check_text(&text, &file)
+    check_text(&text, &file, semantics)
 }
 
 /// Reads and checks rule file text; `file` names it in errors. The first error.
-pub fn parse_file(text: &str, file: &str) -> Result<Vec<Group>, RuleError> {
-    check_text(text, file).map_err(first_error)
+pub fn parse_file(text: &str, file: &str, semantics: Semantics) -> Result<Vec<Group>, RuleError> {
+    check_text(text, file, semantics).map_err(first_error)
 }
 
 fn first_error(mut errors: Vec<RuleError>) -> RuleError {
@@ -205,7 +207,11 @@ fn first_error(mut errors: Vec<RuleError>) -> RuleError {
 }
 
 /// Reads and checks rule file text, every error in file order.
-pub fn check_text(text: &str, file: &str) -> Result<Vec<Group>, Vec<RuleError>> {
+pub fn check_text(
+    text: &str,
+    file: &str,
+    semantics: Semantics,
+) -> Result<Vec<Group>, Vec<RuleError>> {
     let mut path = String::new();
     let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
         serde_path_to_error::deserialize::<_, Option<RuleFile>>(de).map_err(|e| {
@@ -271,7 +277,7 @@ pub fn check_text(text: &str, file: &str) -> Result<Vec<Group>, Vec<RuleError>> 
         let query_offset_ms = group_duration("query_offset", &g.query_offset);
         let mut rules = Vec::new();
         for (i, r) in g.rules.into_iter().enumerate() {
-            match check_rule(r, i, &group_place, g.name.referenced, file) {
+            match check_rule(r, i, &group_place, g.name.referenced, file, semantics) {
                 Ok(rule) => rules.push(rule),
                 Err(mut found) => errors.append(&mut found),
             }
@@ -299,6 +305,7 @@ fn check_rule(
     group_place: &str,
     group_location: serde_saphyr::Location,
     file: &str,
+    semantics: Semantics,
 ) -> Result<Rule, Vec<RuleError>> {
     let label = r
         .alert
@@ -329,7 +336,7 @@ fn check_rule(
             fail(&anchor, "field 'expr' must be set in rule".into());
             None
         }
-        Some(spec) => match promql::parse_as(&spec.value, promql::Semantics::Prometheus2_42) {
+        Some(spec) => match promql::parse_as(&spec.value, semantics) {
             Err(e) => {
                 fail(
                     &spec.referenced,
@@ -566,7 +573,9 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        parse_file(text, "r.yml").unwrap_err().to_string()
+        parse_file(text, "r.yml", Semantics::Prometheus3)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -574,6 +583,7 @@ mod tests {
         let groups = parse_file(
             "groups:\n  - name: ipfs\n    interval: 30s\n    rules:\n      - alert: IpfsDown\n        expr: ipfs_sentinel_ipfs_up == 0\n        for: 5m\n        keep_firing_for: 1m\n        labels: {severity: critical, action: run_gc}\n        annotations: {summary: 'IPFS down on {{ $labels.instance }}'}\n      - record: job:up:sum\n        expr: sum by (job) (up)\n",
             "r.yml",
+            Semantics::Prometheus3,
         )
         .unwrap();
         assert_eq!(groups[0].interval_ms, Some(30_000));
@@ -636,6 +646,7 @@ mod tests {
         let errors = check_text(
             "groups:\n  - name: g\n    query_offset: soon\n    limit: 3\n    rules:\n      - alert: A\n        expr: up\n        keep_firing_for: x\n        labels: {'a-b': c}\n      - record: r\n        expr: up\n  - name: h\n    rules:\n      - expr: up\n",
             "r.yml",
+            Semantics::Prometheus3,
         )
         .unwrap_err();
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -651,6 +662,7 @@ mod tests {
         let groups = parse_file(
             "groups:\n  - name: g\n    query_offset: 1m\n    limit: 3\n    rules: []\n",
             "r.yml",
+            Semantics::Prometheus3,
         )
         .unwrap();
         assert_eq!(

@@ -1,14 +1,20 @@
-//! The rule manager: the loaded groups with their alert states, evaluated when due over the
-//! local history, reloaded without losing state, and reported as Prometheus reports them
-//! (`ALERTS`, `ALERTS_FOR_STATE`, `/api/v1/rules`, `/api/v1/alerts`).
+//! The rule manager: the loaded groups with their alert states, evaluated group by group,
+//! reloaded without losing state, and reported as Prometheus reports them (`ALERTS`,
+//! `ALERTS_FOR_STATE`, `/api/v1/rules`, `/api/v1/alerts`).
 //!
-//! Owns scheduling per group, each rule's health and last error, the reload policy (a broken
-//! set of files keeps the old rules running) and the state saved across restarts. Pure apart
-//! from the time argument: evaluation reads through [`Queryable`], or the answers a remote
-//! datasource gave beforehand ([`RemoteAnswers`]); nothing here touches a file or the network.
+//! Owns each rule's health and last error, the reload policy (a broken set of files keeps the
+//! old rules running) and the state saved across restarts. An evaluation comes in two steps, so
+//! the slow one holds no lock: the due groups' expressions ([`RuleEngine::queries`]) are
+//! answered first ([`Queries::answer`] over a read view of the history, or a remote
+//! datasource's [`RemoteAnswers`]), then [`RuleEngine::evaluate_groups`] turns the answers into
+//! alert states and recorded samples. When each group is due is the rules task's
+//! ([`super::task`]). Pure apart from the time argument: nothing here touches a file or the
+//! network.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
+
+use promql_parser::parser::Expr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
@@ -18,14 +24,12 @@ use super::load::{Group, Rule, RuleError, RuleKind};
 use super::promql::{EvalError, Evaluator, Labels, Queryable, Value, NAME};
 use super::remote::{RemoteAnswers, RemoteDatasource};
 use super::template::{self, NoQueries, QuerySample, TemplateData, TemplateQuery};
-use crate::actions::alert::{AlertEvent, Status};
-use crate::actions::dispatcher::Sighting;
 use crate::clock::rfc3339;
-use crate::model::Family;
+use crate::model::{AlertEvent, Family, Semantics, Sighting, Status};
 
 /// After a restart a restored pending alert fires no sooner than this. Prometheus's default
 /// (`--rules.alert.for-grace-period`, 10 m) also skips restoring any alert whose `for` is
-/// shorter than it, which would reset the short form's 5-minute `for` (node.status Offline) on every restart; the sentinel
+/// shorter than it, which would reset the seed's 5-minute `for` on every restart; the sentinel
 /// keeps its history across restarts, so it restores every `for` clock and needs no grace.
 pub const FOR_GRACE_PERIOD_MS: i64 = 0;
 
@@ -57,6 +61,113 @@ struct GroupRun {
     failures: u64,
 }
 
+/// Which group: its file and name (a name is unique within its file).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupKey {
+    /// The rule file (or the configuration, for the short form).
+    pub file: String,
+    /// The group's name.
+    pub name: String,
+}
+
+impl GroupKey {
+    fn of(group: &Group) -> GroupKey {
+        GroupKey {
+            file: group.file.clone(),
+            name: group.name.clone(),
+        }
+    }
+}
+
+/// The expressions of the groups due at one evaluation, to be answered before
+/// [`RuleEngine::evaluate_groups`].
+#[derive(Debug, Clone, Default)]
+pub struct Queries {
+    /// Each distinct expression at each distinct query offset.
+    exprs: Vec<Query>,
+    /// The PromQL semantics the expressions are evaluated with.
+    semantics: Semantics,
+}
+
+/// One expression to answer.
+#[derive(Debug, Clone)]
+struct Query {
+    /// Which expression at which offset.
+    key: QueryKey,
+    /// Its parsed form.
+    expr: Expr,
+    /// Whether an alerting rule uses it (alerting rules take instant vectors only; recording
+    /// rules take a scalar too).
+    vector_only: bool,
+}
+
+/// An expression's text and the query offset (ms) it is evaluated at: groups with different
+/// `query_offset`s ask the same expression at different instants.
+type QueryKey = (String, i64);
+
+impl Queries {
+    /// The expressions' texts, for a remote datasource.
+    /// The remote datasource answers every expression at the evaluation time: query offsets
+    /// apply to the local history only.
+    pub fn texts(&self) -> Vec<String> {
+        let mut texts: Vec<String> = self.exprs.iter().map(|q| q.key.0.clone()).collect();
+        texts.dedup();
+        texts
+    }
+
+    /// Answers every expression at `at_ms` less its query offset over `source` (a read view of
+    /// the local history), timing each.
+    pub fn answer(&self, at_ms: i64, source: &dyn Queryable) -> Answers {
+        let answers = self
+            .exprs
+            .iter()
+            .map(|q| {
+                let began = Instant::now();
+                let evaluator =
+                    Evaluator::new(source, at_ms - q.key.1).with_semantics(self.semantics);
+                let result = match evaluator.eval(&q.expr) {
+                    Ok(Value::Vector(v)) => {
+                        Ok(v.into_iter().map(|s| (s.labels, s.value)).collect())
+                    }
+                    Ok(Value::Scalar(v)) if !q.vector_only => Ok(vec![(Labels::new(), v)]),
+                    Ok(other) => Err(EvalError(format!(
+                        "rule result is a {}, not an instant vector",
+                        super::promql::type_name(&other)
+                    ))),
+                    Err(e) => Err(e),
+                };
+                (q.key.clone(), (result, began.elapsed().as_secs_f64()))
+            })
+            .collect();
+        Answers { at_ms, answers }
+    }
+}
+
+/// One expression's samples, or why there are none.
+pub type Answer = Result<Vec<(Labels, f64)>, EvalError>;
+
+/// The answers to one evaluation's [`Queries`]: each expression's samples or why there are
+/// none, and how long it took.
+#[derive(Debug, Clone, Default)]
+pub struct Answers {
+    /// The evaluation time, ms.
+    pub at_ms: i64,
+    answers: HashMap<QueryKey, (Answer, f64)>,
+}
+
+impl From<RemoteAnswers> for Answers {
+    fn from(remote: RemoteAnswers) -> Answers {
+        Answers {
+            at_ms: remote.at_ms,
+            answers: remote
+                .answers
+                .into_iter()
+                .map(|(text, answer)| ((text, 0), (answer, 0.0)))
+                .collect(),
+        }
+    }
+}
+
 /// Settings shared by every rule.
 #[derive(Debug, Clone, Default)]
 pub struct Globals {
@@ -68,6 +179,8 @@ pub struct Globals {
     pub external_url: String,
     /// How far back groups without their own `query_offset` query, ms.
     pub query_offset_ms: i64,
+    /// The PromQL semantics rules are evaluated with.
+    pub semantics: Semantics,
     /// A remote query API the expressions go to, instead of the local history.
     pub datasource: Option<RemoteDatasource>,
 }
@@ -86,7 +199,6 @@ pub struct RuleEngine {
     last_reload_ok: bool,
     last_reload_error: Option<String>,
     failures_total: u64,
-    remote_answers: Option<RemoteAnswers>,
 }
 
 fn alerting_rule(rule: &Rule) -> Option<AlertingRule> {
@@ -159,7 +271,6 @@ impl RuleEngine {
             last_reload_ok: true,
             last_reload_error: None,
             failures_total: 0,
-            remote_answers: None,
         }
     }
 
@@ -182,74 +293,128 @@ impl RuleEngine {
         }
     }
 
-    fn is_due(group: &GroupRun, globals: &Globals, now_ms: i64) -> bool {
-        let interval = group
+    fn interval_ms(group: &GroupRun, globals: &Globals) -> i64 {
+        group
             .group
             .interval_ms
             .unwrap_or(globals.interval_ms)
-            .max(1);
-        // Ticks jitter: a group is due a little before its interval has fully passed.
-        group
-            .last_eval_ms
-            .is_none_or(|last| now_ms - last >= interval * 9 / 10)
+            .max(1)
     }
 
-    /// With a remote datasource: the datasource and the expressions of the rules due at
-    /// `now_ms`, to be sent before [`RuleEngine::evaluate_due`] and handed back with
-    /// [`RuleEngine::accept_answers`]. `None` when the rules read the local history.
-    pub fn remote_queries_due(&self, now_ms: i64) -> Option<(RemoteDatasource, Vec<String>)> {
-        let datasource = self.globals.datasource.clone()?;
-        let mut exprs: Vec<String> = self
+    /// Every group with how often it is evaluated (its `interval`, else the global one), ms.
+    pub fn schedule(&self) -> Vec<(GroupKey, i64)> {
+        self.groups
+            .iter()
+            .map(|g| (GroupKey::of(&g.group), Self::interval_ms(g, &self.globals)))
+            .collect()
+    }
+
+    /// The groups whose interval has passed since their last evaluation at `now_ms` (all of
+    /// them the first time), for callers that step time themselves (rule unit tests).
+    pub fn due_groups(&self, now_ms: i64) -> Vec<GroupKey> {
+        self.groups
+            .iter()
+            .filter(|g| {
+                let interval = Self::interval_ms(g, &self.globals);
+                g.last_eval_ms.is_none_or(|last| now_ms - last >= interval)
+            })
+            .map(|g| GroupKey::of(&g.group))
+            .collect()
+    }
+
+    /// The remote datasource the expressions go to, if one is configured.
+    pub fn datasource(&self) -> Option<RemoteDatasource> {
+        self.globals.datasource.clone()
+    }
+
+    /// The expressions of the groups in `due`, each once.
+    pub fn queries(&self, due: &[GroupKey]) -> Queries {
+        let mut exprs: Vec<Query> = Vec::new();
+        for g in self
             .groups
             .iter()
-            .filter(|g| Self::is_due(g, &self.globals, now_ms))
-            .flat_map(|g| g.rules.iter().map(|r| r.rule.expr_text.clone()))
-            .collect();
-        exprs.sort();
-        exprs.dedup();
-        Some((datasource, exprs))
+            .filter(|g| due.contains(&GroupKey::of(&g.group)))
+        {
+            let offset = self.query_offset_ms(g);
+            for r in &g.rules {
+                let alerting = r.alerting.is_some();
+                let key = (r.rule.expr_text.clone(), offset);
+                match exprs.iter_mut().find(|q| q.key == key) {
+                    Some(known) => known.vector_only |= alerting,
+                    None => exprs.push(Query {
+                        key,
+                        expr: r.rule.expr.clone(),
+                        vector_only: alerting,
+                    }),
+                }
+            }
+        }
+        Queries {
+            exprs,
+            semantics: self.globals.semantics,
+        }
     }
 
-    /// Keeps the remote datasource's answers for the evaluation at their time.
-    pub fn accept_answers(&mut self, answers: RemoteAnswers) {
-        self.remote_answers = Some(answers);
+    /// A group's query offset: its own `query_offset`, else the global one (ms).
+    fn query_offset_ms(&self, g: &GroupRun) -> i64 {
+        g.group
+            .query_offset_ms
+            .unwrap_or(self.globals.query_offset_ms)
     }
 
-    /// Evaluates every group that is due at `now_ms`; returns recording rules' samples.
-    ///
-    /// With a remote datasource, each rule takes the answer accepted for `now_ms`; a rule
-    /// without one (loaded after the queries were sent) waits for the next evaluation.
-    pub fn evaluate_due(&mut self, now_ms: i64, source: &dyn Queryable) -> Vec<Recorded> {
+    /// Evaluates every group in `due` at the answers' time from `answers`: alert states change,
+    /// recording rules' samples are returned. A rule without an answer (loaded after the
+    /// queries were taken) waits for its group's next evaluation. Templates' `query` calls
+    /// read `source` (the same read view the answers came from); without one (a remote
+    /// datasource) they fail with the reason.
+    pub fn evaluate_groups(
+        &mut self,
+        due: &[GroupKey],
+        answers: &Answers,
+        source: Option<&dyn Queryable>,
+    ) -> Vec<Recorded> {
+        let now_ms = answers.at_ms;
         let mut recorded = Vec::new();
         let globals = self.globals.clone();
-        let remote = self
-            .remote_answers
-            .take()
-            .filter(|a| a.at_ms == now_ms)
-            .unwrap_or_default();
-        for g in &mut self.groups {
-            if !Self::is_due(g, &globals, now_ms) {
+        let queries: Box<dyn TemplateQuery + '_> = match source {
+            Some(source) => Box::new(HistoryQueries {
+                source,
+                at_ms: now_ms,
+                semantics: globals.semantics,
+            }),
+            None => Box::new(NoQueries(NO_REMOTE_TEMPLATE_QUERIES)),
+        };
+        let offsets: Vec<i64> = self
+            .groups
+            .iter()
+            .map(|g| self.query_offset_ms(g))
+            .collect();
+        for (g, offset) in self.groups.iter_mut().zip(offsets) {
+            if !due.contains(&GroupKey::of(&g.group)) {
                 continue;
             }
-            let interval = g.group.interval_ms.unwrap_or(globals.interval_ms).max(1);
-            let offset = g.group.query_offset_ms.unwrap_or(globals.query_offset_ms);
-            let started = Instant::now();
+            let interval = Self::interval_ms(g, &globals);
+            let mut group_seconds = 0.0;
             for r in &mut g.rules {
-                let began = Instant::now();
-                let input = match &globals.datasource {
-                    None => Input::History(source),
-                    Some(_) => match remote.answers.get(&r.rule.expr_text) {
-                        Some(answer) => Input::Answer(answer),
-                        None => continue,
-                    },
+                let key = (r.rule.expr_text.clone(), offset);
+                let answer = answers.answers.get(&key).or_else(|| {
+                    answers
+                        .answers
+                        .get(&(key.0, 0))
+                        .filter(|_| offset != 0 && globals.datasource.is_some())
+                });
+                let Some((answer, query_seconds)) = answer else {
+                    continue;
                 };
+                let began = Instant::now();
                 let times = Times {
                     now_ms,
                     query_ms: now_ms - offset,
                     interval_ms: interval,
                 };
-                let result = evaluate_rule(r, &g.group, &globals, times, input);
-                r.duration_seconds = began.elapsed().as_secs_f64();
+                let result = evaluate_rule(r, &g.group, &globals, times, answer, queries.as_ref());
+                r.duration_seconds = query_seconds + began.elapsed().as_secs_f64();
+                group_seconds += r.duration_seconds;
                 r.last_eval_ms = Some(now_ms);
                 match result {
                     Ok(mut samples) => {
@@ -265,9 +430,18 @@ impl RuleEngine {
                 }
             }
             g.last_eval_ms = Some(now_ms);
-            g.duration_seconds = started.elapsed().as_secs_f64();
+            g.duration_seconds = group_seconds;
         }
         recorded
+    }
+
+    /// Evaluates every group due at `now_ms` over `source`, in one step; returns recording
+    /// rules' samples. For callers that hold the source themselves (rule unit tests); the
+    /// rules task answers the queries with no lock held instead.
+    pub fn evaluate_due(&mut self, now_ms: i64, source: &dyn Queryable) -> Vec<Recorded> {
+        let due = self.due_groups(now_ms);
+        let answers = self.queries(&due).answer(now_ms, source);
+        self.evaluate_groups(&due, &answers, Some(source))
     }
 
     /// Every alert now pending or firing, with its rule's actions.
@@ -502,20 +676,12 @@ fn rule_json(r: &RuleRun) -> Json {
     j
 }
 
-/// Where a rule's expression gets its value.
-enum Input<'a> {
-    /// Evaluated here over the local history.
-    History(&'a dyn Queryable),
-    /// The remote datasource's answer, fetched before the evaluation.
-    Answer(&'a Result<Vec<(Labels, f64)>, EvalError>),
-}
-
 /// The instants one evaluation uses.
 #[derive(Clone, Copy)]
 struct Times {
     /// The evaluation time: alert states and template queries.
     now_ms: i64,
-    /// Where the rule's expression is evaluated: `now_ms` less the group's query offset.
+    /// Where the rule's expression was evaluated: `now_ms` less the group's query offset.
     query_ms: i64,
     /// The group's interval.
     interval_ms: i64,
@@ -526,12 +692,14 @@ struct Times {
 struct HistoryQueries<'a> {
     source: &'a dyn Queryable,
     at_ms: i64,
+    semantics: Semantics,
 }
 
 impl TemplateQuery for HistoryQueries<'_> {
     fn query(&self, expr: &str) -> Result<Vec<QuerySample>, String> {
-        let parsed = super::promql::parse(expr).map_err(|e| e.0)?;
+        let parsed = super::promql::parse_as(expr, self.semantics).map_err(|e| e.0)?;
         match Evaluator::new(self.source, self.at_ms)
+            .with_semantics(self.semantics)
             .eval(&parsed)
             .map_err(|e| e.0)?
         {
@@ -556,48 +724,22 @@ impl TemplateQuery for HistoryQueries<'_> {
 const NO_REMOTE_TEMPLATE_QUERIES: &str =
     "queries in templates need the local history; this sentinel's rules read a remote datasource";
 
-/// Evaluates one rule: alert state changes, or the samples to record.
+/// Evaluates one rule from its expression's answer: alert state changes, or the samples to
+/// record.
 fn evaluate_rule(
     r: &mut RuleRun,
     group: &Group,
     globals: &Globals,
     times: Times,
-    input: Input<'_>,
+    answer: &Answer,
+    queries: &dyn TemplateQuery,
 ) -> Result<Vec<Recorded>, EvalError> {
     let Times {
         now_ms,
         query_ms,
         interval_ms,
     } = times;
-    let (result, queries): (_, Box<dyn TemplateQuery + '_>) = match input {
-        Input::Answer(answer) => (
-            answer.clone()?,
-            Box::new(NoQueries(NO_REMOTE_TEMPLATE_QUERIES)),
-        ),
-        Input::History(source) => {
-            let result = match Evaluator::new(source, query_ms)
-                .with_semantics(super::promql::Semantics::Prometheus2_42)
-                .eval(&r.rule.expr)?
-            {
-                Value::Vector(v) => v
-                    .into_iter()
-                    .map(|s| (s.labels, s.value))
-                    .collect::<Vec<_>>(),
-                Value::Scalar(v) if r.alerting.is_none() => vec![(Labels::new(), v)],
-                other => {
-                    return Err(EvalError(format!(
-                        "rule result is a {}, not an instant vector",
-                        super::promql::type_name(&other)
-                    )))
-                }
-            };
-            let queries = HistoryQueries {
-                source,
-                at_ms: now_ms,
-            };
-            (result, Box::new(queries))
-        }
-    };
+    let result = answer.clone()?;
     match (&mut r.alerting, &r.rule.kind) {
         (Some(alerting), _) => {
             let name = template::alert_template_name(r.rule.name());
@@ -612,7 +754,7 @@ fn evaluate_rule(
                         value,
                         eval_time_ms: now_ms,
                     },
-                    queries.as_ref(),
+                    queries,
                 )
             };
             alerting
@@ -677,19 +819,19 @@ mod tests {
 
     const MINUTE: i64 = 60_000;
 
-    fn short_form_engine() -> RuleEngine {
-        let text = std::fs::read_to_string(concat!(
+    fn seed_engine() -> RuleEngine {
+        let seed = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/config/short-form.yaml"
+            "/tests/fixtures/config/seed.yaml"
         ))
         .unwrap();
-        let config = Config::parse(&text, "short-form.yaml").unwrap();
+        let config = Config::parse(&seed, "seed.yaml").unwrap();
         RuleEngine::new(
             Globals {
                 interval_ms: MINUTE,
                 ..Globals::default()
             },
-            vec![short_form_group(&config, "short-form.yaml")],
+            vec![short_form_group(&config, "seed.yaml")],
         )
     }
 
@@ -721,9 +863,9 @@ mod tests {
     }
 
     #[test]
-    fn the_short_form_alerts_fire_on_injected_data() {
+    fn the_seed_alerts_fire_on_injected_data() {
         let src = injected();
-        let mut engine = short_form_engine();
+        let mut engine = seed_engine();
         engine.evaluate_due(0, &src);
         assert_eq!(
             states(&engine),
@@ -766,13 +908,13 @@ mod tests {
     #[test]
     fn a_restart_keeps_the_for_clock() {
         let src = injected();
-        let mut engine = short_form_engine();
+        let mut engine = seed_engine();
         for minute in 0..=3 {
             engine.evaluate_due(minute * MINUTE, &src);
         }
         let saved = serde_json::to_string(&engine.state()).unwrap();
         // Restarted straight away: 3 minutes of the 5 already count.
-        let mut restarted = short_form_engine();
+        let mut restarted = seed_engine();
         restarted.restore(serde_json::from_str(&saved).unwrap(), 3 * MINUTE);
         restarted.evaluate_due(4 * MINUTE, &src);
         assert_eq!(states(&restarted)[2].1, "pending");
@@ -794,6 +936,7 @@ mod tests {
         let broken = crate::rules::load::parse_file(
             "groups:\n  - name: g\n    interval: 2m\n    rules:\n      - record: r\n        expr: ipfs_sentinel_node_memory_usage_ratio / on(missing) group_left ipfs_sentinel_cluster_node_status\n",
             "g.yml",
+            Semantics::Prometheus2_42,
         )
         .unwrap();
         let mut engine = RuleEngine::new(
@@ -825,7 +968,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_failing_datasource_marks_the_rule_err_and_keeps_its_alerts() {
-        let mut engine = short_form_engine();
+        let mut engine = seed_engine();
         engine.evaluate_due(0, &injected());
         assert_eq!(states(&engine).len(), 3);
         let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -837,14 +980,15 @@ mod tests {
         }))
         .unwrap();
         engine.globals.datasource = Some(RemoteDatasource::new(&config).unwrap());
-        let (datasource, exprs) = engine.remote_queries_due(10 * MINUTE).unwrap();
+        let due = engine.due_groups(10 * MINUTE);
+        let exprs = engine.queries(&due).texts();
         assert_eq!(exprs.len(), 3, "one query per rule: {exprs:?}");
-        engine.accept_answers(
-            datasource
-                .query_all(exprs, 10 * MINUTE, std::time::Duration::from_secs(5))
-                .await,
-        );
-        engine.evaluate_due(10 * MINUTE, &injected());
+        let answers = engine
+            .datasource()
+            .unwrap()
+            .query_all(exprs, 10 * MINUTE, std::time::Duration::from_secs(5))
+            .await;
+        engine.evaluate_groups(&due, &answers.into(), None);
         assert_eq!(states(&engine).len(), 3, "the alerts keep their state");
         let rules = engine.rules_json();
         let rule = &rules["data"]["groups"][0]["rules"][0];
@@ -856,75 +1000,35 @@ mod tests {
     }
 
     #[test]
-    fn remote_answers_count_only_at_their_own_time() {
-        let mut engine = short_form_engine();
-        let config: crate::config::DatasourceConfig = serde_json::from_value(serde_json::json!({
-            "type": "prometheus", "url": "http://127.0.0.1:9/"
-        }))
-        .unwrap();
-        engine.globals.datasource = Some(RemoteDatasource::new(&config).unwrap());
-        let answered = |at_ms: i64, exprs: &[String]| RemoteAnswers {
-            at_ms,
+    fn a_rule_without_an_answer_waits_and_groups_wait_for_their_interval() {
+        let mut engine = seed_engine();
+        let due = engine.due_groups(0);
+        assert_eq!(due.len(), 1, "everything is due the first time");
+        let mut exprs = engine.queries(&due).texts();
+        assert_eq!(exprs.len(), 3);
+        // One rule's answer is missing, as for a rule loaded after the queries were sent.
+        let missing = exprs.pop().unwrap();
+        let answers = RemoteAnswers {
+            at_ms: 0,
             answers: exprs
                 .iter()
                 .map(|e| (e.clone(), Ok(vec![(Labels::new(), 1.0)])))
                 .collect(),
         };
-        let (_, exprs) = engine.remote_queries_due(0).unwrap();
-        engine.accept_answers(answered(1, &exprs));
-        engine.evaluate_due(0, &Fixed::from(&[], MINUTE));
-        assert!(
-            states(&engine).is_empty(),
-            "answers for another time are not used"
-        );
+        engine.evaluate_groups(&due, &answers.into(), None);
+        assert_eq!(states(&engine).len(), 2, "the two answered rules fired");
         let rules = engine.rules_json();
-        assert_eq!(rules["data"]["groups"][0]["rules"][0]["health"], "unknown");
-
-        let (_, exprs) = engine.remote_queries_due(MINUTE).unwrap();
-        assert_eq!(exprs.len(), 3);
-        engine.accept_answers(answered(MINUTE, &exprs));
-        engine.evaluate_due(MINUTE, &Fixed::from(&[], MINUTE));
-        assert_eq!(states(&engine).len(), 3, "every rule took its answer");
+        let waiting = rules["data"]["groups"][0]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["query"] == missing.as_str())
+            .unwrap();
+        assert_eq!(waiting["health"], "unknown", "{waiting}");
         assert!(
-            engine.remote_queries_due(MINUTE + 1).unwrap().1.is_empty(),
-            "nothing is due again before the interval"
+            engine.due_groups(MINUTE - 1).is_empty(),
+            "not due before the interval"
         );
-    }
-
-    /// `cluster.monitoring.rule_query_offset_seconds` moves every group's queries back; a
-    /// group's own `query_offset` wins; recorded samples carry the offset instant; template
-    /// queries run at the evaluation time.
-    #[test]
-    fn query_offsets_move_the_query_not_the_evaluation() {
-        let rules = "groups:\n  - name: default\n    rules:\n      - record: x:copy\n        expr: x\n      - alert: XHigh\n        expr: x >= 3\n        annotations: {now: '{{ query \"x\" | first | value }}', seen: '{{ $value }}'}\n  - name: own\n    query_offset: 0s\n    rules:\n      - record: x:now\n        expr: x\n";
-        let groups = crate::rules::load::parse_file(rules, "offsets.yml").unwrap();
-        let mut engine = RuleEngine::new(
-            Globals {
-                interval_ms: MINUTE,
-                query_offset_ms: 2 * MINUTE,
-                ..Globals::default()
-            },
-            groups,
-        );
-        let src = Fixed::from(&[("x", (0..8).map(f64::from).collect())], MINUTE);
-        let recorded = engine.evaluate_due(5 * MINUTE, &src);
-        let by_name = |name: &str| {
-            recorded
-                .iter()
-                .find(|r| r.labels[NAME] == name)
-                .map(|r| (r.value, r.at_ms))
-        };
-        assert_eq!(by_name("x:copy"), Some((3.0, 3 * MINUTE)));
-        assert_eq!(by_name("x:now"), Some((5.0, 5 * MINUTE)));
-        let alerts = engine.active_alerts();
-        assert_eq!(alerts.len(), 1);
-        let alert = alerts[0].1;
-        assert_eq!(
-            alert.active_at_ms,
-            5 * MINUTE,
-            "alert states keep the evaluation time"
-        );
-        assert_eq!(alert.annotations["seen"], "3");
-        assert_eq!(alert.annotations["now"], "5");
+        assert_eq!(engine.due_groups(MINUTE), due);
     }
 }

@@ -1,9 +1,14 @@
 //! The rule engine: Prometheus alerting and recording rules evaluated on the node, over its
 //! own history ([`source`]) with a PromQL evaluator of Prometheus 2.42's semantics
-//! ([`promql`]): rules are read by [`load`], alert states kept by [`alerting`], templates
-//! expanded by [`template`], everything scheduled and reported by [`manager`], kept across
+//! ([`promql`]), or over a remote query API ([`remote`]): rules are read by [`load`], alert
+//! states kept by [`alerting`], templates expanded by [`template`], evaluations and reports
+//! made by [`manager`], run group by group on their own timers by [`task`], kept across
 //! restarts and reloads by [`reload`]; rule unit tests in promtool's format are run by
 //! [`promtool_test`].
+//!
+//! Data comes in from the history (read views) and goes out as recorded samples (back to the
+//! history) and alert sightings (to the recovery actions, over a channel whose item type is the
+//! shared model's): this module never imports `actions/`.
 pub mod alerting;
 pub mod load;
 pub mod manager;
@@ -13,6 +18,7 @@ pub mod reload;
 pub mod remote;
 pub mod rulefile;
 pub mod source;
+pub mod task;
 pub mod template;
 
 use std::path::Path;
@@ -48,7 +54,10 @@ pub fn load_all(
             return Err(bad(format!("{full}: no such rule file")));
         }
         for file in files {
-            groups.extend(load::load_file(&file)?);
+            groups.extend(load::load_file(
+                &file,
+                config.cluster.monitoring.promql_semantics,
+            )?);
         }
     }
     check_action_names(&groups, config)?;

@@ -2,7 +2,8 @@
 //! rule files, gives input series in PromQL's expanding notation (`0+10x5`, `_x3`, `stale`),
 //! and asserts which alerts fire and what expressions return at given times.
 //!
-//! Semantics follow 2.42 (`cmd/promtool/unittest.go`), quirks included: a test without
+//! The test format and its quirks follow 2.42 (`cmd/promtool/unittest.go`); expressions are
+//! evaluated with the PromQL semantics the caller chooses (`--promql`). A test without
 //! `interval` puts every sample at t=0 (the first one wins), every group is evaluated at 0,
 //! E, 2E, ... up to the largest `eval_time` (E is `evaluation_interval`, 1m by default), an
 //! alert assertion at t reads the state after the last evaluation at or before t, only firing
@@ -27,6 +28,7 @@ use super::promql::{
 };
 use super::rulefile::format_duration;
 use crate::clock::parse_duration;
+use crate::model::Semantics;
 
 /// The verdict on one unit-test file.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -113,29 +115,41 @@ struct ExpSample {
     value: f64,
 }
 
-/// Runs the unit-test file at `path`; the error is a one-line reason it could not be loaded.
-pub fn run_file(path: &Path) -> Result<FileOutcome, String> {
+/// Runs the unit-test file at `path` with the PromQL of `semantics` (promtool 2.42 is
+/// [`Semantics::Prometheus2_42`]); the error is a one-line reason it could not be loaded.
+pub fn run_file(path: &Path, semantics: Semantics) -> Result<FileOutcome, String> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    run_text(&text, dir, &name)
+    run_text(&text, dir, &name, semantics)
 }
 
 /// Runs unit-test `text`, reading rule files relative to `file_dir`; `file_name` names the
 /// file in load errors.
-pub fn run_text(text: &str, file_dir: &Path, file_name: &str) -> Result<FileOutcome, String> {
+pub fn run_text(
+    text: &str,
+    file_dir: &Path,
+    file_name: &str,
+    semantics: Semantics,
+) -> Result<FileOutcome, String> {
     let spec = parse_spec(text, file_name)?;
     let eval_interval = match &spec.evaluation_interval {
         Some(d) => duration(d, file_name, "evaluation_interval")?,
         None => 60_000,
     };
     let order = eval_order(&spec.group_eval_order, file_name)?;
-    let mut groups = load_rule_files(&spec.rule_files, file_dir)?;
+    let mut groups = load_rule_files(&spec.rule_files, file_dir, semantics)?;
     // A stable sort: groups the order does not name come first, in file order.
     groups.sort_by_key(|g| order.get(&g.name).copied().unwrap_or(0));
     let mut failures = Vec::new();
     for test in &spec.tests {
-        failures.extend(run_group(test, &groups, eval_interval.max(1), file_name)?);
+        failures.extend(run_group(
+            test,
+            &groups,
+            eval_interval.max(1),
+            file_name,
+            semantics,
+        )?);
     }
     Ok(FileOutcome {
         failures,
@@ -182,7 +196,11 @@ fn eval_order(names: &[String], file_name: &str) -> Result<BTreeMap<String, usiz
 
 /// Every group of the files the globs name (relative to `dir`), globs in order; a glob
 /// matching nothing is skipped, as promtool only warns about it.
-fn load_rule_files(patterns: &[String], dir: &Path) -> Result<Vec<Group>, String> {
+fn load_rule_files(
+    patterns: &[String],
+    dir: &Path,
+    semantics: Semantics,
+) -> Result<Vec<Group>, String> {
     let mut groups = Vec::new();
     for pattern in patterns {
         let full = if Path::new(pattern).is_absolute() || pattern.is_empty() {
@@ -192,7 +210,7 @@ fn load_rule_files(patterns: &[String], dir: &Path) -> Result<Vec<Group>, String
         };
         let paths = glob::glob(&full).map_err(|e| format!("bad pattern {pattern:?}: {e}"))?;
         for file in paths.filter_map(Result::ok) {
-            groups.extend(load::load_file(&file).map_err(|e| e.to_string())?);
+            groups.extend(load::load_file(&file, semantics).map_err(|e| e.to_string())?);
         }
     }
     Ok(groups)
@@ -525,6 +543,7 @@ fn run_group(
     groups: &[Group],
     eval_interval: i64,
     file_name: &str,
+    semantics: Semantics,
 ) -> Result<Vec<String>, String> {
     let interval = match &test.interval {
         Some(d) => duration(d, file_name, "interval")?,
@@ -548,6 +567,7 @@ fn run_group(
         external_labels: test.external_labels.clone(),
         external_url: test.external_url.clone(),
         query_offset_ms: 0,
+        semantics,
         datasource: None,
     };
     let evaluations = max_t / eval_interval + 1;
@@ -577,7 +597,7 @@ fn run_group(
         ts += eval_interval;
     }
     for (t, at_ms) in test.promql_expr_test.iter().zip(expr_times) {
-        failures.extend(check_expr(t, at_ms, &store));
+        failures.extend(check_expr(t, at_ms, &store, semantics));
     }
     Ok(failures)
 }
@@ -654,9 +674,9 @@ fn labels_text(labels: &Labels) -> String {
     format!("{{{}}}", pairs.join(", "))
 }
 
-fn check_expr(t: &ExprTest, at_ms: i64, store: &Store) -> Option<String> {
+fn check_expr(t: &ExprTest, at_ms: i64, store: &Store, semantics: Semantics) -> Option<String> {
     let head = format!("    expr: {:?}, time: {}", t.expr, model_duration(at_ms));
-    let mut got = match query(&t.expr, at_ms, store) {
+    let mut got = match query(&t.expr, at_ms, store, semantics) {
         Ok(got) => got,
         Err(e) => return Some(format!("{head}, err: {e}")),
     };
@@ -681,12 +701,17 @@ fn check_expr(t: &ExprTest, at_ms: i64, store: &Store) -> Option<String> {
     })
 }
 
-fn query(expr: &str, at_ms: i64, store: &Store) -> Result<Vec<(Labels, f64)>, String> {
+fn query(
+    expr: &str,
+    at_ms: i64,
+    store: &Store,
+    semantics: Semantics,
+) -> Result<Vec<(Labels, f64)>, String> {
     // promtool 2.42's semantics until the setting is plumbed (`--promql`).
-    let parsed = promql::parse_as(expr, promql::Semantics::Prometheus2_42).map_err(|e| e.0)?;
+    let parsed = promql::parse_as(expr, semantics).map_err(|e| e.0)?;
     promql::check_supported(&parsed).map_err(|e| e.0)?;
     match Evaluator::new(store, at_ms)
-        .with_semantics(promql::Semantics::Prometheus2_42)
+        .with_semantics(semantics)
         .eval(&parsed)
         .map_err(|e| e.0)?
     {
@@ -792,7 +817,7 @@ mod tests {
         let text = format!(
             "rule_files: [jobs.rules.yml]\ngroup_eval_order: [record, alert]\ntests:\n{tests}"
         );
-        run_text(&text, &conformance(), "t.yml").unwrap()
+        run_text(&text, &conformance(), "t.yml", Semantics::Prometheus2_42).unwrap()
     }
 
     fn values(text: &str) -> Vec<Option<f64>> {
@@ -807,10 +832,10 @@ mod tests {
         assert!(err.contains("more than 1000000 samples"), "{err}");
         assert_eq!(expand_values("0+1x999999").unwrap().len(), 1_000_000);
         let file = "tests:\n  - interval: 1m\n    promql_expr_test:\n      - expr: vector(1)\n        eval_time: 3w\n";
-        let ok = run_text(file, Path::new("."), "t.yml").unwrap();
+        let ok = run_text(file, Path::new("."), "t.yml", Semantics::Prometheus2_42).unwrap();
         assert_eq!(ok.tests, 1, "3 weeks at 1m: 30,241 evaluations");
         let slow = format!("evaluation_interval: 1s\n{file}");
-        let err = run_text(&slow, Path::new("."), "t.yml").unwrap_err();
+        let err = run_text(&slow, Path::new("."), "t.yml", Semantics::Prometheus2_42).unwrap_err();
         assert!(
             err.contains("eval_time 3w needs 1814401 rule evaluations at evaluation_interval 1s"),
             "{err}"
@@ -956,14 +981,32 @@ mod tests {
 
     #[test]
     fn load_errors_name_the_file_and_place() {
-        let e = run_text("tests:\n  - intervall: 1m\n", &conformance(), "t.yml").unwrap_err();
+        let e = run_text(
+            "tests:\n  - intervall: 1m\n",
+            &conformance(),
+            "t.yml",
+            Semantics::Prometheus2_42,
+        )
+        .unwrap_err();
         assert!(
             e.starts_with("t.yml:2:5:") && e.contains("intervall"),
             "{e}"
         );
-        let e = run_text("group_eval_order: [a, a]\n", &conformance(), "t.yml").unwrap_err();
+        let e = run_text(
+            "group_eval_order: [a, a]\n",
+            &conformance(),
+            "t.yml",
+            Semantics::Prometheus2_42,
+        )
+        .unwrap_err();
         assert!(e.contains("group name repeated"), "{e}");
-        let e = run_text("rule_files: [notation.test.yml]\n", &conformance(), "t.yml").unwrap_err();
+        let e = run_text(
+            "rule_files: [notation.test.yml]\n",
+            &conformance(),
+            "t.yml",
+            Semantics::Prometheus2_42,
+        )
+        .unwrap_err();
         assert!(e.contains("notation.test.yml"), "{e}");
     }
 
@@ -993,11 +1036,15 @@ mod tests {
             ("notation.test.yml", 0),    // promtool: SUCCESS
             ("jobs_fail.test.yml", 4),   // promtool: FAILED, 4 failures
         ] {
-            let outcome = run_file(&conformance().join(file)).unwrap();
+            let outcome = run_file(&conformance().join(file), Semantics::Prometheus2_42).unwrap();
             assert_eq!(outcome.tests, 1, "{file}");
             assert_eq!(outcome.failures.len(), failures, "{file}: {outcome:?}");
         }
-        let failed = run_file(&conformance().join("jobs_fail.test.yml")).unwrap();
+        let failed = run_file(
+            &conformance().join("jobs_fail.test.yml"),
+            Semantics::Prometheus2_42,
+        )
+        .unwrap();
         let heads: Vec<&str> = failed
             .failures
             .iter()

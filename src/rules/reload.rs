@@ -1,9 +1,11 @@
 //! Keeping the rule engine running across restarts and reloads: its alert states saved in the
-//! data dir (`rules-state.json`, written crash-safely after each evaluation) and restored at
-//! start, and reloads (SIGHUP, `POST /-/reload`) that re-read the configuration and rule files.
+//! data dir (`rules-state.json`, written crash-safely by the rules task after each evaluation,
+//! with no lock held) and restored at start, and reloads (SIGHUP, `POST /-/reload`) that re-read
+//! the configuration and rule files.
 //!
 //! Owns the files and the reload sequence; what a reload keeps is [`super::manager`]'s policy.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -12,12 +14,33 @@ use super::manager::{EngineState, Globals, RuleEngine};
 use crate::config::{Config, EMBEDDED_DEFAULT};
 use crate::files::write_atomically;
 
-/// The engine, shared by the recorder, the collector, the HTTP API and the reloader.
+/// The engine, shared by the rules task, the collector, the HTTP API and the reloader. Each
+/// holds it only for a moment: expressions are answered with it unlocked.
 pub type SharedEngine = Arc<Mutex<RuleEngine>>;
 
 /// Locks the engine (a panic elsewhere leaves it usable).
 pub fn lock(engine: &SharedEngine) -> MutexGuard<'_, RuleEngine> {
     engine.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The engine for `config` (read from `source`), its alert states saved in `data_dir` restored.
+pub fn start(
+    config: &Config,
+    source: &ConfigSource,
+    data_dir: &Path,
+    now_ms: i64,
+) -> Result<SharedEngine, RuleError> {
+    let groups = super::load_all(config, &source.name(), &source.dir())?;
+    let globals = globals(config).map_err(|reason| RuleError {
+        file: source.name(),
+        line: 0,
+        column: 0,
+        place: "cluster.monitoring.datasource".into(),
+        reason,
+    })?;
+    let mut engine = RuleEngine::new(globals, groups);
+    restore_state(&mut engine, data_dir, now_ms);
+    Ok(Arc::new(Mutex::new(engine)))
 }
 
 /// The settings every rule shares, from a configuration.
@@ -28,6 +51,7 @@ pub fn globals(config: &Config) -> Result<Globals, String> {
         external_labels: m.external_labels.clone(),
         external_url: m.external_url.clone(),
         query_offset_ms: (m.rule_query_offset_seconds.0 * 1000.0) as i64,
+        semantics: m.promql_semantics,
         datasource: m
             .datasource
             .as_ref()
@@ -111,14 +135,47 @@ impl ConfigSource {
     }
 }
 
+/// Reloads the rules on every SIGHUP until `shutdown` resolves, then hands the new
+/// configuration to `reloaded` (for the parts that take theirs from it: the recovery actions).
+/// A failed reload keeps the old rules and calls nothing.
+pub async fn on_sighup<F, Done>(
+    source: ConfigSource,
+    engine: SharedEngine,
+    mut reloaded: F,
+    shutdown: impl Future<Output = ()>,
+) where
+    F: FnMut(Config) -> Done,
+    Done: Future<Output = ()>,
+{
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            received = hangups.recv() => {
+                if received.is_none() {
+                    return;
+                }
+                let (s, e) = (source.clone(), Arc::clone(&engine));
+                if let Ok(Ok(config)) = tokio::task::spawn_blocking(move || s.reload(&e)).await {
+                    reloaded(config).await;
+                }
+            }
+        }
+    }
+}
+
 /// The state file in a data dir.
 pub fn state_path(data_dir: &Path) -> PathBuf {
     data_dir.join("rules-state.json")
 }
 
-/// Saves the engine's alert states.
-pub fn save_state(engine: &RuleEngine, data_dir: &Path) -> std::io::Result<()> {
-    let json = serde_json::to_vec(&engine.state()).map_err(std::io::Error::other)?;
+/// Saves alert states taken with [`RuleEngine::state`].
+pub fn save_state(state: &EngineState, data_dir: &Path) -> std::io::Result<()> {
+    let json = serde_json::to_vec(state).map_err(std::io::Error::other)?;
     write_atomically(&state_path(data_dir), &json)
 }
 

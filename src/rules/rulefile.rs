@@ -142,6 +142,7 @@ pub fn to_yaml(groups: &[Group], default_interval_ms: i64) -> Result<String, Str
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::model::Semantics;
     use crate::rules::load::{parse_file, short_form_group};
 
     #[test]
@@ -162,7 +163,7 @@ mod tests {
         let config = Config::parse(&text, "short-form.yaml").unwrap();
         let groups = vec![short_form_group(&config, "short-form.yaml")];
         let yaml = to_yaml(&groups, 60_000).unwrap();
-        let back = parse_file(&yaml, "exported.yml").unwrap();
+        let back = parse_file(&yaml, "exported.yml", Semantics::default()).unwrap();
         assert_eq!(back[0].rules.len(), 3);
         for (a, b) in groups[0].rules.iter().zip(&back[0].rules) {
             assert_eq!(

@@ -21,8 +21,9 @@ use promql_parser::parser::Expr;
 
 use crate::history::export::{go_json_string, prometheus_timestamp};
 use crate::history::query::{InstantQuery, RangeQuery};
-use crate::history::recorder::{lock, SharedHistory};
+use crate::history::recorder::{read, SharedHistory};
 use crate::history::History;
+use crate::model::Semantics;
 use crate::number::api_value;
 use crate::rules::promql::{self, EvalError, Evaluator, Labels, Queryable, RangeSeries, Value};
 
@@ -122,31 +123,38 @@ impl Answer {
 }
 
 /// Parses and checks an expression as a rule's is checked.
-fn parse(text: &str) -> Result<Expr, String> {
-    let expr = promql::parse(text).map_err(|e| e.0)?;
+fn parse(text: &str, semantics: Semantics) -> Result<Expr, String> {
+    let expr = promql::parse_as(text, semantics).map_err(|e| e.0)?;
     promql::check_supported(&expr).map_err(|e| e.0)?;
     Ok(expr)
 }
 
 /// `/api/v1/query`: `params` as the request gave them, `now_ms` the default `time`.
-pub fn instant(history: &SharedHistory, params: &[(String, String)], now_ms: i64) -> Answer {
-    Answer::of(run_instant(history, params, now_ms))
+/// Evaluated with `semantics` over a read view of the history, with no lock held.
+pub fn instant(
+    history: &SharedHistory,
+    params: &[(String, String)],
+    now_ms: i64,
+    semantics: Semantics,
+) -> Answer {
+    Answer::of(run_instant(history, params, now_ms, semantics))
 }
 
 fn run_instant(
     history: &SharedHistory,
     params: &[(String, String)],
     now_ms: i64,
+    semantics: Semantics,
 ) -> Result<String, QueryError> {
     let begun = Instant::now();
     let q = InstantQuery::read(params, now_ms).map_err(|e| QueryError::bad_data(e.0))?;
-    let expr = parse(&q.query)
+    let expr = parse(&q.query, semantics)
         .map_err(|e| QueryError::bad_data(format!("invalid parameter \"query\": {e}")))?;
-    let value = {
-        let history = lock(history);
-        Evaluator::new(&*history, q.at_ms).eval(&expr)
-    }
-    .map_err(QueryError::execution)?;
+    let view = read(history).view();
+    let value = Evaluator::new(&view, q.at_ms)
+        .with_semantics(semantics)
+        .eval(&expr)
+        .map_err(QueryError::execution)?;
     if begun.elapsed() > timeout(q.timeout_ms) {
         return Err(QueryError::timeout());
     }
@@ -195,14 +203,19 @@ fn run_instant(
 }
 
 /// `/api/v1/query_range`: `params` as the request gave them.
-pub fn range(history: &SharedHistory, params: &[(String, String)]) -> Answer {
-    Answer::of(run_range(history, params))
+/// Evaluated with `semantics` over a read view of the history, with no lock held.
+pub fn range(history: &SharedHistory, params: &[(String, String)], semantics: Semantics) -> Answer {
+    Answer::of(run_range(history, params, semantics))
 }
 
-fn run_range(history: &SharedHistory, params: &[(String, String)]) -> Result<String, QueryError> {
+fn run_range(
+    history: &SharedHistory,
+    params: &[(String, String)],
+    semantics: Semantics,
+) -> Result<String, QueryError> {
     let begun = Instant::now();
     let q = RangeQuery::read(params).map_err(|e| QueryError::bad_data(e.0))?;
-    let expr = parse(&q.query).map_err(QueryError::bad_data)?;
+    let expr = parse(&q.query, semantics).map_err(QueryError::bad_data)?;
     let kind = expr.value_type();
     if !matches!(kind, ValueType::Vector | ValueType::Scalar) {
         let documented = match kind {
@@ -219,20 +232,21 @@ fn run_range(history: &SharedHistory, params: &[(String, String)]) -> Result<Str
     // labels.Compare: name, then value, pair by pair, the shorter set first).
     let mut series: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
     let mut total = 0usize;
+    let view = read(history).view();
     for t in q.steps() {
         if begun.elapsed() > limit {
             return Err(QueryError::timeout());
         }
-        let value = {
-            let history = lock(history);
-            let source = StepSource {
-                history: &history,
-                reads: &reads,
-                at_ms: t,
-            };
-            Evaluator::new(&source, t).eval(&expr)
-        }
-        .map_err(QueryError::execution)?;
+        let source = StepSource {
+            history: &view,
+            reads: &reads,
+            at_ms: t,
+        };
+        let value = Evaluator::new(&source, t)
+            .with_semantics(semantics)
+            .with_query_range(q.start_ms, q.end_ms)
+            .eval(&expr)
+            .map_err(QueryError::execution)?;
         match value {
             Value::Scalar(v) => {
                 series.entry(Labels::new()).or_default().push((t, v));
@@ -384,7 +398,7 @@ impl Queryable for StepSource<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::{Arc, RwLock};
 
     use super::*;
     use crate::history::SeriesKey;
@@ -419,7 +433,7 @@ mod tests {
             h.append(t, &samples);
             h.take_full_block();
         }
-        Arc::new(Mutex::new(h))
+        Arc::new(RwLock::new(h))
     }
 
     fn params(p: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -435,7 +449,14 @@ mod tests {
     #[test]
     fn instant_results_in_each_type() {
         let h = history();
-        let q = |expr: &str| instant(&h, &params(&[("query", expr), ("time", "600")]), 0);
+        let q = |expr: &str| {
+            instant(
+                &h,
+                &params(&[("query", expr), ("time", "600")]),
+                0,
+                Semantics::Prometheus2_42,
+            )
+        };
         let a = q("sum by (job) (rate(c_total[1m]))");
         assert_eq!(
             a.body,
@@ -470,6 +491,7 @@ mod tests {
                     ("end", end),
                     ("step", step),
                 ]),
+                Semantics::Prometheus2_42,
             )
         };
         let a = r("up", "0", "30", "15");
@@ -504,7 +526,12 @@ mod tests {
             let mut from_instants = BTreeMap::new();
             for t in (0..=600).step_by(45) {
                 let at = t.to_string();
-                let one = json(&instant(&h, &params(&[("query", expr), ("time", &at)]), 0));
+                let one = json(&instant(
+                    &h,
+                    &params(&[("query", expr), ("time", &at)]),
+                    0,
+                    Semantics::Prometheus2_42,
+                ));
                 for s in one["data"]["result"].as_array().unwrap() {
                     from_instants.insert(
                         (s["metric"].to_string(), s["value"][0].to_string()),
@@ -525,7 +552,12 @@ mod tests {
     #[test]
     fn errors_have_prometheus_shape_and_status() {
         let h = history();
-        let a = instant(&h, &params(&[("query", "sum(up")]), 0);
+        let a = instant(
+            &h,
+            &params(&[("query", "sum(up")]),
+            0,
+            Semantics::Prometheus2_42,
+        );
         assert_eq!(a.status, 400);
         let body = json(&a);
         assert_eq!(body["status"], "error");
@@ -534,7 +566,12 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("invalid parameter \"query\": "));
-        let a = instant(&h, &params(&[("query", "no_such_function(up)")]), 0);
+        let a = instant(
+            &h,
+            &params(&[("query", "no_such_function(up)")]),
+            0,
+            Semantics::Prometheus2_42,
+        );
         assert_eq!(
             (a.status, json(&a)["errorType"].clone()),
             (400, "bad_data".into())
@@ -548,6 +585,7 @@ mod tests {
                 ("end", "86400"),
                 ("step", "1"),
             ]),
+            Semantics::Prometheus2_42,
         );
         assert_eq!(a.status, 400);
         assert_eq!(
@@ -562,6 +600,7 @@ mod tests {
                 ("end", "1"),
                 ("step", "1"),
             ]),
+            Semantics::Prometheus2_42,
         );
         assert_eq!(
             json(&a)["error"],
@@ -576,6 +615,7 @@ mod tests {
                 ("end", "600"),
                 ("step", "15"),
             ]),
+            Semantics::Prometheus2_42,
         );
         assert_eq!(a.status, 422, "{}", a.body);
         assert_eq!(json(&a)["errorType"], "execution");
@@ -588,6 +628,7 @@ mod tests {
                 ("step", "1"),
                 ("timeout", "0s"),
             ]),
+            Semantics::Prometheus2_42,
         );
         assert_eq!(a.status, 503);
         assert_eq!(
@@ -617,7 +658,7 @@ mod tests {
                 ("step", &step),
                 ("timeout", &timeout),
             ]);
-            for a in [instant(&h, &p, 600_000), range(&h, &p)] {
+            for a in [instant(&h, &p, 600_000, Semantics::Prometheus2_42), range(&h, &p, Semantics::Prometheus2_42)] {
                 let body = json(&a);
                 let ok = body["status"] == "success";
                 proptest::prop_assert_eq!(ok, a.status == 200, "{}", a.body);

@@ -22,6 +22,8 @@ use std::time::Duration;
 
 use promql_parser::label::MatchOp;
 use promql_parser::label::Matcher;
+
+use crate::model::Semantics;
 use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
 
 /// Label names and values of a series, `__name__` included.
@@ -93,69 +95,6 @@ pub trait Queryable {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<RangeSeries>, EvalError>;
-}
-
-/// Which Prometheus release's PromQL semantics the engine follows.
-///
-/// Written in configuration as `prometheus-3` (the default: Prometheus 3.5 LTS) or
-/// `prometheus-2.42`. The differences the engine honours: range windows and the lookback are
-/// left-open `(t - range, t]` in 3.x and closed `[t - range, t]` in 2.42; regex matchers'
-/// `.` matches a newline in 3.x; 2.42 knows `holt_winters`, 3.x calls it
-/// `double_exponential_smoothing` and, like 3.5, gates it and the other experimental functions
-/// behind [`parse_with`]'s `experimental`.
-///
-/// ```
-/// use ipfs_sentinel::rules::promql::Semantics;
-/// assert_eq!(Semantics::default(), Semantics::Prometheus3);
-/// assert_eq!("prometheus-2.42".parse::<Semantics>(), Ok(Semantics::Prometheus2_42));
-/// assert_eq!(Semantics::Prometheus3.to_string(), "prometheus-3");
-/// ```
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Deserialize, serde::Serialize,
-)]
-pub enum Semantics {
-    /// Prometheus 3.5 LTS (`prometheus-3`).
-    #[default]
-    #[serde(rename = "prometheus-3")]
-    Prometheus3,
-    /// Prometheus 2.42 (`prometheus-2.42`), as `promtool` 2.42 evaluates rule unit tests.
-    #[serde(rename = "prometheus-2.42")]
-    Prometheus2_42,
-}
-
-impl Semantics {
-    /// Every setting with its name, for listing in help and errors.
-    pub const ALL: [Semantics; 2] = [Semantics::Prometheus3, Semantics::Prometheus2_42];
-
-    /// The name a user writes: `prometheus-3` or `prometheus-2.42`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Semantics::Prometheus3 => "prometheus-3",
-            Semantics::Prometheus2_42 => "prometheus-2.42",
-        }
-    }
-}
-
-impl std::fmt::Display for Semantics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A PromQL semantics name that is neither `prometheus-3` nor `prometheus-2.42`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown PromQL semantics {0:?}: write prometheus-3 (Prometheus 3.5 LTS, the default) or prometheus-2.42")]
-pub struct UnknownSemantics(pub String);
-
-impl std::str::FromStr for Semantics {
-    type Err = UnknownSemantics;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Semantics::ALL
-            .into_iter()
-            .find(|m| m.name() == s)
-            .ok_or_else(|| UnknownSemantics(s.to_owned()))
-    }
 }
 
 /// Functions Prometheus 3.5 keeps behind `--enable-feature=promql-experimental-functions`.
