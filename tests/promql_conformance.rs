@@ -31,6 +31,26 @@ const EPSILON: f64 = 0.000001;
 /// Why a case was not run.
 const NATIVE_HISTOGRAMS: &str = "native histograms: the history holds floats";
 
+/// Why the cases of [`DELAYED_NAME_REMOVAL_CASES`] were not run.
+const DELAYED_NAME_REMOVAL: &str = "promql-delayed-name-removal: experimental, off in a default Prometheus 3.5 (its test engine turns it on)";
+
+/// The v3.5.0 cases whose expected result is that of delayed `__name__` removal
+/// (`--enable-feature=promql-delayed-name-removal`), which promqltest 3.5's engine turns on
+/// (`EnableDelayedNameRemoval: true` in `NewTestEngine`) and a default Prometheus 3.5 does not:
+/// without it, the name is dropped where the function or operator runs, as here, and these
+/// expressions give a duplicate-series error or keep a name the feature drops later.
+const DELAYED_NAME_REMOVAL_CASES: &[&str] = &[
+    "v3.5.0/name_label_dropping.test:51",
+    "v3.5.0/name_label_dropping.test:56",
+    "v3.5.0/name_label_dropping.test:61",
+    "v3.5.0/name_label_dropping.test:66",
+    "v3.5.0/name_label_dropping.test:80",
+    "v3.5.0/type_and_unit.test:77",
+    "v3.5.0/type_and_unit.test:92",
+    "v3.5.0/type_and_unit.test:222",
+    "v3.5.0/type_and_unit.test:237",
+];
+
 /// promqltest's float comparison (`almost.Equal` in 3.5, `almostEqual` in 2.42; they agree
 /// except on the stale marker, which 3.5 equals only to itself).
 fn almost_equal(a: f64, b: f64) -> bool {
@@ -948,8 +968,13 @@ fn run_file(dir: &str, path: &Path, semantics: Semantics) -> FileReport {
                 native_histograms,
             } => store.load(step_ms, &series, native_histograms),
             Command::Eval(case) => {
-                let verdict = run_case(&store, &case, semantics);
-                cases.push((format!("{name}:{}", case.line), case.expr.clone(), verdict));
+                let id = format!("{name}:{}", case.line);
+                let verdict = if DELAYED_NAME_REMOVAL_CASES.contains(&id.as_str()) {
+                    Verdict::Skipped(DELAYED_NAME_REMOVAL)
+                } else {
+                    run_case(&store, &case, semantics)
+                };
+                cases.push((id, case.expr.clone(), verdict));
             }
         }
     }
@@ -1098,10 +1123,20 @@ the evaluation time), and each of those in range mode too.
 Not checked: annotations (`eval_warn`, `eval_info`, `expect warn|info`: the engine produces no
 warnings or info notes, so those cases are judged on their result alone).
 
-Known gaps besides missing functions: Prometheus 3.5's test engine turns on delayed `__name__`
+Skipped besides native histograms: Prometheus 3.5's test engine turns on delayed `__name__`
 removal (`promql-delayed-name-removal`, experimental and off in a default 3.5), which this engine
-does not do: `name_label_dropping.test` and the set-operator cases of `type_and_unit.test` fail
-for it.
+does not do (it drops the name where a default 3.5 drops it). The nine cases whose expected result
+is the feature's (in `name_label_dropping.test` and the set-operator cases of
+`type_and_unit.test`) are listed in the runner and skipped with that reason.
+
+3.5's experimental functions (`double_exponential_smoothing`, `limitk`, `sort_by_label`, ...)
+are run because promqltest 3.5 turns them on; in the sentinel's `prometheus-3` mode they are
+refused with an error naming the function, as a default Prometheus 3.5 refuses them.
+
+One case fails, `functions.test:477`: `label_replace` with the destination label written as the
+byte escape `\\xff` must fail, because the byte 0xff alone is not UTF-8 and so no label name. promql-parser reads the escape as the
+character `ÿ` (U+00FF), a valid name in 3.x, and strings here are UTF-8 text that cannot hold the
+lone byte Prometheus keeps.
 
 Regenerate with `PROMQL_CONFORMANCE_WRITE=1 cargo test --test promql_conformance`; that also
 rewrites `tests/promqltest/passing.txt`, the cases a later run must not fail.

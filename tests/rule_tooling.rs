@@ -231,3 +231,26 @@ fn the_global_query_offset_is_read_from_the_configuration() {
     .to_string();
     assert!(err.contains("rule_query_offset_seconds"), "{err}");
 }
+
+/// `--promql` chooses the semantics: a test written against promtool 2.42 whose rate reads a
+/// sample at its window's start passes in 2.42's closed windows and fails in 3.x's left-open
+/// ones (as it fails in promtool 3); an unknown name is refused with the names that work.
+#[test]
+fn the_promql_flag_chooses_the_semantics() {
+    let test =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/constructs_pass.test.yml");
+    let test = test.to_str().unwrap();
+    let (code, out, err) = cli(&["test-rules", "--promql", "prometheus-2.42", test]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = cli(&["test-rules", test]);
+    assert_eq!(code, 1, "3.x is the default: {out}");
+    assert!(out.contains("alertname: HighRate, time: 17m"), "{out}");
+    let (code, out, _) = cli(&["test-rules", "--promql", "prometheus-3", test]);
+    assert_eq!(code, 1, "{out}");
+    let (code, _, err) = cli(&["test-rules", "--promql", "prometheus-4", test]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("write prometheus-3") && err.contains("prometheus-2.42"),
+        "{err}"
+    );
+}

@@ -1031,4 +1031,44 @@ mod tests {
         );
         assert_eq!(engine.due_groups(MINUTE), due);
     }
+
+    /// `cluster.monitoring.rule_query_offset_seconds` moves every group's queries back; a
+    /// group's own `query_offset` wins; recorded samples carry the offset instant; template
+    /// queries run at the evaluation time.
+    #[test]
+    fn query_offsets_move_the_query_not_the_evaluation() {
+        let rules = "groups:\n  - name: default\n    rules:\n      - record: x:copy\n        expr: x\n      - alert: XHigh\n        expr: x >= 3\n        annotations: {now: '{{ query \"x\" | first | value }}', seen: '{{ $value }}'}\n  - name: own\n    query_offset: 0s\n    rules:\n      - record: x:now\n        expr: x\n";
+        let groups =
+            crate::rules::load::parse_file(rules, "offsets.yml", Semantics::Prometheus2_42)
+                .unwrap();
+        let mut engine = RuleEngine::new(
+            Globals {
+                interval_ms: MINUTE,
+                query_offset_ms: 2 * MINUTE,
+                semantics: Semantics::Prometheus2_42,
+                ..Globals::default()
+            },
+            groups,
+        );
+        let src = Fixed::from(&[("x", (0..8).map(f64::from).collect())], MINUTE);
+        let recorded = engine.evaluate_due(5 * MINUTE, &src);
+        let by_name = |name: &str| {
+            recorded
+                .iter()
+                .find(|r| r.labels[NAME] == name)
+                .map(|r| (r.value, r.at_ms))
+        };
+        assert_eq!(by_name("x:copy"), Some((3.0, 3 * MINUTE)));
+        assert_eq!(by_name("x:now"), Some((5.0, 5 * MINUTE)));
+        let alerts = engine.active_alerts();
+        assert_eq!(alerts.len(), 1);
+        let alert = alerts[0].1;
+        assert_eq!(
+            alert.active_at_ms,
+            5 * MINUTE,
+            "alert states keep the evaluation time"
+        );
+        assert_eq!(alert.annotations["seen"], "3");
+        assert_eq!(alert.annotations["now"], "5");
+    }
 }
