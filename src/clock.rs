@@ -178,8 +178,9 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, TimeError> {
         .map_err(|_| TimeError::NotRfc3339(text.to_owned()))
 }
 
-/// Reads a time as Prometheus's HTTP API does: float Unix seconds (rounded to the millisecond)
-/// or RFC 3339 with any offset; ms since the epoch.
+/// Reads a time as Prometheus's HTTP API does: float Unix seconds (rounded to the millisecond;
+/// one beyond what ms since the epoch can hold is the farthest time, as Go's conversion makes
+/// it) or RFC 3339 with any offset; ms since the epoch.
 ///
 /// ```
 /// use ipfs_sentinel::clock::parse_time;
@@ -187,12 +188,13 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, TimeError> {
 /// assert_eq!(parse_time("1795867200.25"), Ok(1_795_867_200_250));
 /// assert_eq!(parse_time("2026-11-28T13:00:00+01:00"), Ok(1_795_867_200_000));
 /// assert!(parse_time("yesterday").is_err());
+/// assert_eq!(parse_time("-1e300"), Ok(i64::MIN));
 /// ```
 pub fn parse_time(text: &str) -> Result<i64, TimeError> {
     if let Ok(seconds) = text.parse::<f64>() {
-        let ms = (seconds * 1000.0).round();
-        return if ms.is_finite() && ms.abs() < i64::MAX as f64 {
-            Ok(ms as i64)
+        return if seconds.is_finite() {
+            // `as` saturates: -1e300 is the earliest time there is.
+            Ok((seconds * 1000.0).round() as i64)
         } else {
             Err(TimeError::NotATime(text.to_owned()))
         };

@@ -635,10 +635,18 @@ mod tests {
             "groups:\n  - name: g\n    rules:\n      - record: 'bad name'\n        expr: up\n"
         )
         .contains("invalid recording rule name"));
-        assert!(err(
-            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: limitk(1, up)\n"
-        )
-        .contains("not in Prometheus 2.42"));
+        let limitk =
+            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: limitk(1, up)\n";
+        assert!(
+            err(limitk).contains("experimental in Prometheus 3.5"),
+            "{}",
+            err(limitk)
+        );
+        let in_2_42 = parse_file(limitk, "r.yml", Semantics::Prometheus2_42).unwrap_err();
+        assert!(
+            in_2_42.to_string().contains("not in Prometheus 2.42"),
+            "{in_2_42}"
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::model::{AlertEvent, Family, Semantics, Sighting, Status};
 
 /// After a restart a restored pending alert fires no sooner than this. Prometheus's default
 /// (`--rules.alert.for-grace-period`, 10 m) also skips restoring any alert whose `for` is
-/// shorter than it, which would reset the seed's 5-minute `for` on every restart; the sentinel
+/// shorter than it, which would reset the short form's 5-minute `for` on every restart; the sentinel
 /// keeps its history across restarts, so it restores every `for` clock and needs no grace.
 pub const FOR_GRACE_PERIOD_MS: i64 = 0;
 
@@ -819,19 +819,19 @@ mod tests {
 
     const MINUTE: i64 = 60_000;
 
-    fn seed_engine() -> RuleEngine {
-        let seed = std::fs::read_to_string(concat!(
+    fn short_form_engine() -> RuleEngine {
+        let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/config/seed.yaml"
+            "/tests/fixtures/config/short-form.yaml"
         ))
         .unwrap();
-        let config = Config::parse(&seed, "seed.yaml").unwrap();
+        let config = Config::parse(&text, "short-form.yaml").unwrap();
         RuleEngine::new(
             Globals {
                 interval_ms: MINUTE,
                 ..Globals::default()
             },
-            vec![short_form_group(&config, "seed.yaml")],
+            vec![short_form_group(&config, "short-form.yaml")],
         )
     }
 
@@ -863,9 +863,9 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_alerts_fire_on_injected_data() {
+    fn the_short_form_alerts_fire_on_injected_data() {
         let src = injected();
-        let mut engine = seed_engine();
+        let mut engine = short_form_engine();
         engine.evaluate_due(0, &src);
         assert_eq!(
             states(&engine),
@@ -908,13 +908,13 @@ mod tests {
     #[test]
     fn a_restart_keeps_the_for_clock() {
         let src = injected();
-        let mut engine = seed_engine();
+        let mut engine = short_form_engine();
         for minute in 0..=3 {
             engine.evaluate_due(minute * MINUTE, &src);
         }
         let saved = serde_json::to_string(&engine.state()).unwrap();
         // Restarted straight away: 3 minutes of the 5 already count.
-        let mut restarted = seed_engine();
+        let mut restarted = short_form_engine();
         restarted.restore(serde_json::from_str(&saved).unwrap(), 3 * MINUTE);
         restarted.evaluate_due(4 * MINUTE, &src);
         assert_eq!(states(&restarted)[2].1, "pending");
@@ -968,7 +968,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_failing_datasource_marks_the_rule_err_and_keeps_its_alerts() {
-        let mut engine = seed_engine();
+        let mut engine = short_form_engine();
         engine.evaluate_due(0, &injected());
         assert_eq!(states(&engine).len(), 3);
         let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -1001,7 +1001,7 @@ mod tests {
 
     #[test]
     fn a_rule_without_an_answer_waits_and_groups_wait_for_their_interval() {
-        let mut engine = seed_engine();
+        let mut engine = short_form_engine();
         let due = engine.due_groups(0);
         assert_eq!(due.len(), 1, "everything is due the first time");
         let mut exprs = engine.queries(&due).texts();
