@@ -334,8 +334,9 @@ fn matchers(vs: &VectorSelector) -> Vec<Matcher> {
 /// Evaluates expressions at one instant against a source.
 ///
 /// ```
+/// use ipfs_sentinel::model::Semantics;
 /// use ipfs_sentinel::rules::promql::{
-///     parse, EvalError, Evaluator, Labels, Queryable, RangeSeries, Semantics, Value,
+///     parse, EvalError, Evaluator, Labels, Queryable, RangeSeries, Value,
 /// };
 /// use promql_parser::label::Matcher;
 ///
@@ -673,7 +674,8 @@ pub const MAX_RANGE_POINTS: i64 = 11_000;
 /// series with no labels), sorted by labels, each with its points oldest first.
 ///
 /// ```
-/// use ipfs_sentinel::rules::promql::{eval_range, parse, RangeSeries, Semantics};
+/// use ipfs_sentinel::model::Semantics;
+/// use ipfs_sentinel::rules::promql::{eval_range, parse, RangeSeries};
 /// struct Nothing;
 /// impl ipfs_sentinel::rules::promql::Queryable for Nothing {
 ///     fn select(
@@ -779,7 +781,8 @@ const METADATA_LABELS: [&str; 3] = [NAME, "__type__", "__unit__"];
 /// with the other metadata labels (`__type__`, `__unit__`), in 2.42 alone.
 ///
 /// ```
-/// use ipfs_sentinel::rules::promql::{drop_metric_name, Labels, Semantics};
+/// use ipfs_sentinel::model::Semantics;
+/// use ipfs_sentinel::rules::promql::{drop_metric_name, Labels};
 /// let mut l: Labels = [("__name__", "x"), ("__unit__", "bytes"), ("job", "a")]
 ///     .map(|(k, v)| (k.to_owned(), v.to_owned()))
 ///     .into();
