@@ -4,7 +4,7 @@
 //! Every route that changes state (`POST /-/reload`, the Alertmanager webhook receiver and
 //! `POST /api/v1/actions/{name}/run`) is wrapped with [`state_changing`]:
 //!
-//! ```ignore
+//! ```text
 //! Router::new()
 //!     .route("/metrics", get(metrics))
 //!     .merge(token::state_changing(
