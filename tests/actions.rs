@@ -130,7 +130,7 @@ async fn alertmanager_receives_the_alerts_and_their_resolution() {
         serde_json::from_value(alert["labels"].clone()).unwrap();
     assert_eq!(
         alert["fingerprint"],
-        ipfs_sentinel::actions::alert::fingerprint(&labels),
+        ipfs_sentinel::model::fingerprint(&labels),
         "our fingerprint is Alertmanager's"
     );
     assert!(alert["generatorURL"]

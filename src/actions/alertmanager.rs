@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::alert::AlertEvent;
 use super::audit::RunResult;
 use super::stats::Stats;
 use super::webhook::post_json;
 use crate::config::HttpUrl;
+use crate::model::AlertEvent;
 
 /// Alerts waiting to be pushed, at most (Prometheus's default queue capacity).
 pub const QUEUE_CAPACITY: usize = 10_000;

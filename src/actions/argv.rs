@@ -5,9 +5,9 @@
 //! after splitting, so whatever an alert's labels hold (`x; rm -rf /`, quotes, spaces) stays
 //! inside the one argument it was placed in. Owns nothing else: running is [`super::command`]'s.
 
-use super::alert::AlertEvent;
 use super::policy::Trigger;
 use crate::config::{CommandLine, RecoveryActionConfig};
+use crate::model::AlertEvent;
 
 /// Why a command line could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -200,7 +200,7 @@ pub fn environment(alert: &AlertEvent, run: &RunContext<'_>) -> Vec<(String, Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::alert::{LabelSet, Status};
+    use crate::model::{LabelSet, Status};
 
     fn alert() -> AlertEvent {
         let labels: LabelSet = [

@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::alert::AlertEvent;
 use super::argv::{self, RunContext};
 use super::audit::RunResult;
 use super::outbox::Job;
@@ -17,6 +16,7 @@ use crate::config::{
     ActionsConfig, Builtin, ClusterConfig, Config, HttpUrl, IpfsClusterConfig,
     RecoveryActionConfig, Target,
 };
+use crate::model::AlertEvent;
 
 /// What the actions need to know of the rest of the configuration.
 #[derive(Debug, Clone)]

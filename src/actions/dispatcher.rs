@@ -16,7 +16,6 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 
-use super::alert::{AlertEvent, Status};
 use super::alertmanager::{self, Batch};
 use super::audit::{ActionRun, AuditLog, RunResult};
 use super::deliver::{self, Attempt, Settings};
@@ -25,7 +24,7 @@ use super::policy::{ActionPolicy, Decision, Trigger};
 use super::remote::{RemoteAnswer, RemoteRequest};
 use super::stats::Stats;
 use crate::clock::system_ms;
-pub use crate::model::Sighting;
+use crate::model::{AlertEvent, Sighting, Status};
 
 /// How long a stopping dispatcher waits for runs under way.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -203,7 +202,7 @@ pub fn start(
 ) -> Result<(Actions, tokio::task::JoinHandle<()>), reqwest::Error> {
     // Every outgoing call has a timeout; commands and remote runs have their own on top.
     let client = reqwest::Client::builder()
-        .pool_idle_timeout(crate::collect::POOL_IDLE_TIMEOUT)
+        .pool_idle_timeout(crate::clients::POOL_IDLE_TIMEOUT)
         .timeout(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(10))
         .build()?;

@@ -1,6 +1,6 @@
 //! Recovery actions: what a firing alert makes the sentinel do.
 //!
-//! Alerts come in as [`alert::AlertEvent`]s, from this sentinel's rules after each evaluation
+//! Alerts come in as [`crate::model::AlertEvent`]s, from this sentinel's rules after each evaluation
 //! or from Alertmanager's webhook. The [`dispatcher`] lets the [`policy`] decide (cool-down per
 //! action and node, runs per episode, resolve, escalation), writes each run to the durable
 //! [`outbox`] before trying it, and [`deliver`]s it: a [`command`] (argv and environment from
@@ -8,7 +8,6 @@
 //! Alertmanager ([`alertmanager`]), a [`builtin`] (repo GC, pin reallocation, bootstrap
 //! reconnection), or a run on the peer the alert is about ([`remote`]). Every attempt lands in
 //! the [`audit`] log and the [`stats`].
-pub mod alert;
 pub mod alertmanager;
 pub mod argv;
 pub mod audit;

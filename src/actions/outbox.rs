@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::alert::AlertEvent;
 use super::audit::RunResult;
 use super::policy::{PolicyState, Trigger};
 use crate::files::write_atomically;
+use crate::model::AlertEvent;
 
 /// Job ids remembered after they finish, so a peer's retry of a remote run is answered from
 /// the record instead of running again.
@@ -284,7 +284,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::alert::{LabelSet, Status};
+    use crate::model::{LabelSet, Status};
 
     fn job(id: &str) -> Job {
         Job {

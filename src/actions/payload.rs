@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::alert::{AlertEvent, LabelSet, Status};
 use crate::clock::{rfc3339_or_zero, GO_ZERO_TIME};
+use crate::model::{AlertEvent, LabelSet, Status};
 
 /// The labels every alert shares (Alertmanager's `commonLabels`).
 fn common(sets: &[&LabelSet]) -> LabelSet {

@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::alert::{AlertEvent, Status};
 use super::audit::RunResult;
 use crate::config::RecoveryActionConfig;
+use crate::model::{AlertEvent, Status};
 
 /// The policy of one action, from its configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -279,7 +279,7 @@ impl PolicyState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::alert::LabelSet;
+    use crate::model::LabelSet;
 
     const MIN: i64 = 60_000;
 

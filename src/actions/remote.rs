@@ -10,11 +10,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::alert::AlertEvent;
 use super::audit::RunResult;
 use super::policy::Trigger;
 use crate::clients::peers::PeerClient;
 use crate::config::HttpUrl;
+use crate::model::AlertEvent;
 
 /// The body of `POST /api/v1/actions/{name}/run`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

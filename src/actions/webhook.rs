@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::collect::describe_transport_error;
+use crate::clients::describe_transport_error;
 use crate::config::read_secret;
 
 /// What one POST came to.

@@ -44,7 +44,6 @@ pub async fn read_blocking<T: Send + 'static>(
 }
 
 // The HTTP helpers live with the clients; re-exported for the callers that still name them here.
-pub use crate::clients::{describe_transport_error, http_client, POOL_IDLE_TIMEOUT};
 
 /// One source of metrics.
 pub trait Collector: Send {

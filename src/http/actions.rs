@@ -17,9 +17,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::state::AppState;
-use crate::actions::alert::{AlertEvent, LabelSet, Status};
-use crate::actions::dispatcher::{RemoteRefusal, Sighting};
+use crate::actions::dispatcher::RemoteRefusal;
 use crate::actions::remote::RemoteRequest;
+use crate::model::Sighting;
+use crate::model::{AlertEvent, LabelSet, Status};
 
 /// Records listed by default, and at most.
 const DEFAULT_LIMIT: usize = 100;

@@ -136,7 +136,7 @@ impl RemoteDatasource {
             (None, Some(p)) => Auth::Bearer(read_secret(p, "cluster.monitoring.datasource.bearer_token_file")?),
             (None, None) => Auth::None,
         };
-        let client = crate::collect::http_client(config.timeout_seconds.duration())
+        let client = crate::clients::http_client(config.timeout_seconds.duration())
             .map_err(|e| e.to_string())?;
         let url = config
             .url
