@@ -239,48 +239,9 @@ fn fraction_digits(value: u64, width: usize) -> String {
 /// assert!(parse_duration_seconds("1m1h").is_err());
 /// ```
 pub fn parse_duration_seconds(text: &str) -> Result<f64, String> {
-    let invalid = || format!("not a valid duration string: {text:?}");
-    if text == "0" {
-        return Ok(0.0);
-    }
-    const UNITS: [(&str, u64); 7] = [
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ];
-    let mut rest = text;
-    let mut next_unit = 0;
-    let mut millis: u64 = 0;
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let count: u64 = rest[..digits].parse().map_err(|_| invalid())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let position = UNITS[next_unit..]
-            .iter()
-            .position(|(unit, _)| *unit == &rest[..unit_len])
-            .ok_or_else(invalid)?;
-        let size = UNITS[next_unit + position].1;
-        next_unit += position + 1;
-        millis = count
-            .checked_mul(size)
-            .and_then(|part| millis.checked_add(part))
-            .filter(|total| i64::try_from(*total).is_ok())
-            .ok_or_else(|| "duration out of range".to_owned())?;
-        rest = &rest[unit_len..];
-    }
-    Ok(millis as f64 / 1000.0)
+    crate::clock::parse_duration(text)
+        .map(|ms| ms as f64 / 1000.0)
+        .map_err(|e| e.to_string())
 }
 
 /// Formats milliseconds since the epoch as Go prints a UTC `time.Time`.
