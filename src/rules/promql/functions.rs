@@ -1375,30 +1375,14 @@ mod tests {
     /// Evaluates with Prometheus 3.x's semantics and its experimental functions on, as the
     /// 3.5 test files run.
     fn values_3(src: &Fixed, expr: &str, at_ms: i64) -> Vec<(String, f64)> {
-        use super::super::{parse_with, Evaluator, Semantics, Value};
+        use super::super::{parse_with, testing::rendered, Evaluator, Semantics};
         let e = parse_with(expr, Semantics::Prometheus3, true)
             .unwrap_or_else(|e| panic!("{expr}: {e}"));
         let got = Evaluator::new(src, at_ms)
             .with_semantics(Semantics::Prometheus3)
             .eval(&e)
             .unwrap_or_else(|e| panic!("{expr}: {e}"));
-        let mut out: Vec<(String, f64)> = match got {
-            Value::Scalar(v) => vec![("scalar".into(), v)],
-            Value::Vector(v) => v
-                .into_iter()
-                .map(|s| {
-                    let l: Vec<String> = s
-                        .labels
-                        .iter()
-                        .map(|(k, v)| format!("{k}=\"{v}\""))
-                        .collect();
-                    (format!("{{{}}}", l.join(",")), s.value)
-                })
-                .collect(),
-            other => panic!("{expr}: {other:?}"),
-        };
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+        rendered(got).unwrap_or_else(|e| panic!("{expr}: {e}"))
     }
 
     #[test]

@@ -113,21 +113,6 @@ const EXPERIMENTAL_IN_3: &[&str] = &[
     "ts_of_first_over_time",
 ];
 
-/// Functions `promql-parser` knows that Prometheus 2.42 does not.
-const NEWER_THAN_2_42: &[&str] = &[
-    "double_exponential_smoothing",
-    "info",
-    "limitk",
-    "limit_ratio",
-    "sort_by_label",
-    "sort_by_label_desc",
-    "mad_over_time",
-    "ts_of_max_over_time",
-    "ts_of_min_over_time",
-    "ts_of_last_over_time",
-    "first_over_time",
-];
-
 /// Parses an expression with the default [`Semantics`] (Prometheus 3.5), experimental
 /// functions off as 3.5 has them.
 pub fn parse(text: &str) -> Result<Expr, ParseError> {
@@ -153,7 +138,8 @@ pub fn parse_with(
 ) -> Result<Expr, ParseError> {
     let text = match semantics {
         Semantics::Prometheus2_42 => {
-            for name in NEWER_THAN_2_42 {
+            // Every function 3.x added is one 3.5 keeps experimental.
+            for name in EXPERIMENTAL_IN_3 {
                 if calls(text, name) {
                     return Err(ParseError(format!(
                         "function {name:?} is not in Prometheus 2.42"
@@ -916,6 +902,11 @@ pub(crate) mod testing {
             .with_semantics(semantics)
             .eval(&e)
             .map_err(|e| e.0)?;
+        rendered(v)
+    }
+
+    /// An instant result as (labels rendered, value), sorted; an error for other types.
+    pub fn rendered(v: Value) -> Result<Vec<(String, f64)>, String> {
         let mut out = match v {
             Value::Scalar(x) => vec![("scalar".to_owned(), x)],
             Value::Vector(s) => s
