@@ -288,6 +288,36 @@ pub struct ActionsConfig {
     /// its actions.
     #[serde(default)]
     pub routes: Vec<ActionRoute>,
+    /// The tamper-evident audit log's files (`<data dir>/actions/audit/`).
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// `cluster.monitoring.actions.audit`: rotation of the audit log's files.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// A new file is begun when the next record would take the current one past this many
+    /// bytes (default 4194304, 4 MiB); the chain carries on into it.
+    #[serde(default = "default_audit_max_file_bytes")]
+    pub max_file_bytes: NonZeroCount,
+    /// Files kept: at rotation the oldest whole files past this number are deleted; 0 (the
+    /// default) keeps every file.
+    #[serde(default)]
+    pub keep_files: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: default_audit_max_file_bytes(),
+            keep_files: 0,
+        }
+    }
+}
+
+fn default_audit_max_file_bytes() -> NonZeroCount {
+    NonZeroCount(4 << 20)
 }
 
 impl Default for ActionsConfig {
@@ -299,6 +329,7 @@ impl Default for ActionsConfig {
             retry_initial_seconds: default_retry_initial(),
             retry_max_seconds: default_retry_max(),
             routes: Vec::new(),
+            audit: AuditConfig::default(),
         }
     }
 }

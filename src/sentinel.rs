@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::actions;
-use crate::actions::audit::AuditLog;
+use crate::actions::audit::{AuditCollector, AuditLog};
 use crate::actions::deliver::Settings;
 use crate::actions::dispatcher::SIGHTINGS_CAPACITY;
 use crate::actions::outbox::Outbox;
@@ -172,7 +172,11 @@ pub async fn serve(
 
     let monitoring = &config.cluster.monitoring;
     let actions_dir = options.data_dir.join("actions");
-    let audit = AuditLog::open(&actions_dir).map_err(ServeError::Actions)?;
+    let audit = AuditLog::open_with(&actions_dir, &monitoring.actions.audit)
+        .map_err(ServeError::Actions)?;
+    // A torn line's note and records kept from the pre-chain file go in now; a failure is
+    // counted and logged, and retried at each collection.
+    let _ = audit.flush();
     let (outbox, set_aside) = Outbox::open(&actions_dir).map_err(ServeError::Actions)?;
     if let Some(warning) = set_aside {
         tracing::warn!("{warning}");
@@ -196,6 +200,7 @@ pub async fn serve(
     let loops = if monitoring.enabled {
         let mut collectors =
             collectors(&config, &cache, &history, &writes, &engine, &action_stats)?;
+        collectors.push(Box::new(AuditCollector::new(audit.clone())));
         collectors.push(Box::new(HttpCollector::new(
             options.server.stats.clone(),
             options.server.web.clone(),
