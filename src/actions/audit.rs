@@ -747,7 +747,8 @@ mod tests {
         assert_eq!(value("ipfs_sentinel_actions_audit_pending"), 1.0);
         fs::remove_file(&audit_dir).unwrap();
         fs::rename(dir.path().join("moved"), &audit_dir).unwrap();
-        let _ = AuditCollector::new(log.clone()).collect();
+        let mut collector = AuditCollector::new(log.clone());
+        futures::executor::block_on(collector.collect()).unwrap();
         assert_eq!(value("ipfs_sentinel_actions_audit_pending"), 0.0);
         assert_eq!(value("ipfs_sentinel_actions_audit_records_total"), 2.0);
         let (summary, seen) = entries(dir.path());

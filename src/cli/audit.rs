@@ -132,7 +132,7 @@ fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -238,7 +238,7 @@ fn run_export(request: ExportRequest) -> Result<(), Failure> {
         writer
             .write_record(header)
             .context("cannot write the CSV header")?;
-        Sink::Csv(writer)
+        Sink::Csv(Box::new(writer))
     } else {
         let mut out = out;
         out.write_all(b"[").context("cannot write the export")?;
@@ -260,7 +260,7 @@ fn run_export(request: ExportRequest) -> Result<(), Failure> {
 /// Where the export goes, in its format.
 enum Sink {
     /// A CSV writer, its header written.
-    Csv(csv::Writer<std::io::BufWriter<std::io::StdoutLock<'static>>>),
+    Csv(Box<csv::Writer<std::io::BufWriter<std::io::StdoutLock<'static>>>>),
     /// A JSON array, its `[` written.
     Json {
         out: std::io::BufWriter<std::io::StdoutLock<'static>>,

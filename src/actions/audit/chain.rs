@@ -365,7 +365,7 @@ pub fn walk(dir: &Path, visit: &mut dyn FnMut(Visit<'_>, u64)) -> Result<Summary
                     bytes: n as u64,
                 };
                 if index + 1 == files.len() {
-                    return Err(at(leading_seq(&buf), cut_off(&cut)));
+                    return Err(at(leading_seq(&buf).or(expect.seq), cut_off(&cut)));
                 }
                 torn = Some(cut);
                 break;
