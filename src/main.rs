@@ -111,36 +111,7 @@ enum ActionsCommand {
     /// the data dir, touching nothing.
     Audit {
         #[command(subcommand)]
-        command: AuditCommand,
-    },
-}
-
-#[derive(Subcommand)]
-enum AuditCommand {
-    /// Walk the hash chain across files: exit 0 with a summary and the head hash, or 1 naming
-    /// the first record changed, removed or out of order (file, line, seq, what is wrong).
-    Verify {
-        /// The data dir (default: the serve default).
-        #[arg(long, value_name = "DIR")]
-        data_dir: Option<PathBuf>,
-        /// A head hash kept elsewhere earlier (verify's summary, the
-        /// ipfs_sentinel_actions_audit_head_info metric): the chain must still hold it, which
-        /// catches a log cut short or rewritten from the start.
-        #[arg(long, value_name = "HASH")]
-        head: Option<String>,
-    },
-    /// Write the records, after verifying the chain, to standard output: a JSON array, or CSV
-    /// with a header (a column per record field).
-    Export {
-        /// json or csv.
-        #[arg(long, value_parser = ["json", "csv"])]
-        format: String,
-        /// The data dir (default: the serve default).
-        #[arg(long, value_name = "DIR")]
-        data_dir: Option<PathBuf>,
-        /// Only records appended at or after this time (RFC 3339 or Unix seconds).
-        #[arg(long, value_name = "TIME")]
-        since: Option<String>,
+        command: cli::audit::AuditCommand,
     },
 }
 
@@ -279,26 +250,8 @@ fn main() -> ExitCode {
             config: args.config,
         })),
         Command::Actions {
-            command:
-                ActionsCommand::Audit {
-                    command: AuditCommand::Verify { data_dir, head },
-                },
-        } => cli::audit::verify(cli::audit::VerifyRequest { data_dir, head }),
-        Command::Actions {
-            command:
-                ActionsCommand::Audit {
-                    command:
-                        AuditCommand::Export {
-                            format,
-                            data_dir,
-                            since,
-                        },
-                },
-        } => cli::audit::export(cli::audit::ExportRequest {
-            format,
-            data_dir,
-            since,
-        }),
+            command: ActionsCommand::Audit { command },
+        } => cli::audit::run(command),
         Command::Export(args) => cli::export::run(cli::export::Request {
             format: args.format,
             selector: args.selector,

@@ -1,5 +1,6 @@
-//! `actions audit verify` and `actions audit export`: the recovery actions' audit log read
-//! straight from a data dir (`<data dir>/actions/audit/`), touching nothing.
+//! `actions audit verify` and `actions audit export` (their clap types and what they do): the
+//! recovery actions' audit log read straight from a data dir (`<data dir>/actions/audit/`),
+//! touching nothing.
 //!
 //! `verify` walks the hash chain across files and prints a one-line summary (exit 0) or the
 //! first record changed, removed or out of order (exit 1); `export` writes the verified records
@@ -23,6 +24,52 @@ use ipfs_sentinel::clock::{parse_rfc3339, parse_time};
 const BROKEN: u8 = 1;
 /// Exit status for bad input or an unreadable data dir.
 const BAD_INPUT: u8 = 2;
+
+/// `actions audit ...`: the subcommands, parsed by clap in `main.rs`.
+#[derive(clap::Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain across files: exit 0 with a summary and the head hash, or 1 naming
+    /// the first record changed, removed or out of order (file, line, seq, what is wrong).
+    Verify {
+        /// The data dir (default: the serve default).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// A head hash kept elsewhere earlier (verify's summary, the
+        /// ipfs_sentinel_actions_audit_head_info metric): the chain must still hold it, which
+        /// catches a log cut short or rewritten from the start.
+        #[arg(long, value_name = "HASH")]
+        head: Option<String>,
+    },
+    /// Write the records, after verifying the chain, to standard output: a JSON array, or CSV
+    /// with a header (a column per record field).
+    Export {
+        /// json or csv.
+        #[arg(long, value_parser = ["json", "csv"])]
+        format: String,
+        /// The data dir (default: the serve default).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Only records appended at or after this time (RFC 3339 or Unix seconds).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+    },
+}
+
+/// Runs an `actions audit` subcommand; its exit status.
+pub fn run(command: AuditCommand) -> ExitCode {
+    match command {
+        AuditCommand::Verify { data_dir, head } => verify(VerifyRequest { data_dir, head }),
+        AuditCommand::Export {
+            format,
+            data_dir,
+            since,
+        } => export(ExportRequest {
+            format,
+            data_dir,
+            since,
+        }),
+    }
+}
 
 /// What `verify` checks.
 pub struct VerifyRequest {
