@@ -176,8 +176,8 @@ impl AuditLog {
     }
 
     /// The log kept in `dir` (the actions' folder; the files go in its [`DIR`]) with the default
-    /// rotation, and the records a previous run left there. Nothing is written until the first
-    /// record or [`AuditLog::flush`].
+    /// rotation, and the records a previous run left there. Nothing is written, not even the
+    /// folder, until the first record or [`AuditLog::flush`].
     pub fn open(dir: &Path) -> io::Result<Self> {
         Self::open_with(dir, &AuditConfig::default())
     }
@@ -185,8 +185,8 @@ impl AuditLog {
     /// As [`AuditLog::open`], rotating as `settings` say. A last line a crash cut off is
     /// reported here and recorded in the chain at the first append (never chained over).
     pub fn open_with(dir: &Path, settings: &AuditConfig) -> io::Result<Self> {
+        // Created at the first append: opening a data dir to read it changes nothing.
         let audit_dir = dir.join(DIR);
-        fs::create_dir_all(&audit_dir).map_err(|e| with_path(&audit_dir, e))?;
         let (tail, mut runs) = read_tail(&audit_dir)?;
         let mut pending = VecDeque::new();
         if let Some(torn) = &tail.torn {
@@ -394,6 +394,9 @@ impl Writer {
     /// written to unseen.
     fn append(&self, line: &str) -> io::Result<()> {
         let new_file = self.tail.file_len == 0;
+        if new_file {
+            fs::create_dir_all(&self.dir)?;
+        }
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -613,6 +616,17 @@ mod tests {
                 ("hash".to_owned(), summary.head_hash.clone())
             ]
         );
+    }
+
+    #[test]
+    fn opening_a_data_dir_writes_nothing_until_a_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path()).unwrap();
+        assert!(log.recent(10).is_empty());
+        log.flush().unwrap();
+        assert!(!dir.path().join(DIR).exists());
+        log.record(run(1)).unwrap();
+        assert_eq!(files(dir.path()), ["audit-000001.jsonl"]);
     }
 
     #[test]
