@@ -1,7 +1,10 @@
 //! The tamper-evident audit log, through the real binary: `ipfs-sentinel actions audit verify`
 //! passes on an intact log and names the record after an edit (with and without its hash
 //! rewritten), a deletion, a truncation in the middle and two records swapped; `--head` catches
-//! a log cut short; `actions audit export` writes JSON and CSV.
+//! a log cut short; `actions audit export` writes JSON and CSV; a real sentinel's records land
+//! in the chain, across files and a restart.
+
+mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -10,6 +13,7 @@ use std::process::Command;
 use ipfs_sentinel::actions::audit::chain::{self, decode};
 use ipfs_sentinel::actions::audit::{ActionRun, AuditLog, RunResult, DIR};
 use ipfs_sentinel::config::{AuditConfig, NonZeroCount};
+use support::{action_runs, eventually, free_port, sample, Sentinel};
 
 /// Records written by [`write_log`].
 const RECORDS: i64 = 12;
@@ -405,5 +409,95 @@ fn verify_says_where_no_log_is() {
     assert!(
         stderr.contains("holds no audit log") && stderr.contains("--data-dir"),
         "{stderr}"
+    );
+}
+
+/// A sentinel in dry-run mode whose rules fire `alerts` alerts at once, each naming the
+/// recovery action `mark`, writing its audit log in files of at most 700 bytes.
+async fn sentinel_firing(data_dir: &Path, alerts: usize) -> Sentinel {
+    let config_dir = tempfile::tempdir().unwrap();
+    let rules: String = (1..=alerts)
+        .map(|n| format!("      - alert: Firing{n}\n        expr: vector(1)\n        labels: {{action: mark}}\n"))
+        .collect();
+    fs::write(
+        config_dir.path().join("rules.yml"),
+        format!("groups:\n  - name: t\n    rules:\n{rules}"),
+    )
+    .unwrap();
+    let config = "ipfs:\n  api_url: http://127.0.0.1:9\n  timeout_seconds: 1\ncluster:\n  node_id: node-a\n  monitoring:\n    collection_interval_seconds: 1\n    collector_timeout_seconds: 1\n    rule_files: [rules.yml]\n    recovery_actions:\n      mark: {command: ['/bin/true'], target: local, cooldown_seconds: 3600}\n    actions:\n      audit: {max_file_bytes: 700}\n";
+    Sentinel::start_with(
+        free_port(),
+        config,
+        data_dir,
+        config_dir,
+        &["--dry-run"],
+        &[],
+        true,
+    )
+    .await
+}
+
+/// Waits until the sentinel's API lists at least `n` records (the first alert's dry run, the
+/// others' cool-down skips); returns the head seq and hash its metrics show.
+async fn records(sentinel: &Sentinel, n: usize) -> (u64, String) {
+    eventually(&format!("{n} records in the audit"), || async {
+        (action_runs(sentinel).await.len() >= n).then_some(())
+    })
+    .await;
+    let metrics = sentinel
+        .metrics_until("the audit head metric past the start", |m| {
+            m.lines().any(|l| {
+                l.starts_with("ipfs_sentinel_actions_audit_head_info{")
+                    && !l.contains(chain::GENESIS)
+            })
+        })
+        .await;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("ipfs_sentinel_actions_audit_head_info{"))
+        .unwrap();
+    let seq = line.split("seq=\"").nth(1).unwrap();
+    let seq = seq[..seq.find('"').unwrap()].parse().unwrap();
+    let hash = line.split("hash=\"").nth(1).unwrap();
+    (seq, hash[..64].to_owned())
+}
+
+/// verify's record and file counts from its summary.
+fn counts(summary: &str) -> (u64, u64) {
+    let words: Vec<&str> = summary.split(' ').collect();
+    assert_eq!((words[1], words[4]), ("records", "files,"), "{summary}");
+    (words[0].parse().unwrap(), words[3].parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_running_sentinels_records_are_chained_across_files_and_a_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let data_dir = root.path().join("data");
+    let mut sentinel = sentinel_firing(&data_dir, 3).await;
+    let (seq, head) = records(&sentinel, 3).await;
+    sentinel.process.stop();
+    let (code, stdout, stderr) = audit(&data_dir, &["verify", "--head", &head]);
+    assert_eq!(code, 0, "{stderr}");
+    let (first_records, files) = counts(&stdout);
+    assert!(first_records >= 3 && first_records >= seq, "{stdout}");
+    assert_eq!(
+        files, first_records,
+        "700-byte files hold one record each: {stdout}"
+    );
+    assert!(stdout.contains(" chain intact; "), "{stdout}");
+
+    let mut sentinel = sentinel_firing(&data_dir, 5).await;
+    records(&sentinel, first_records as usize + 2).await;
+    sentinel.process.stop();
+    let (code, stdout, stderr) = audit(&data_dir, &["verify", "--head", &head]);
+    assert_eq!(code, 0, "the chain goes on after the restart: {stderr}");
+    let (records_now, _) = counts(&stdout);
+    assert!(records_now >= first_records + 2, "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "; the head given is seq {seq} (audit-{seq:06}.jsonl line 1), {} records appended since",
+            records_now - seq
+        )),
+        "{stdout}"
     );
 }
