@@ -13,7 +13,7 @@ use std::process::Command;
 use ipfs_sentinel::actions::audit::chain::{self, decode};
 use ipfs_sentinel::actions::audit::{ActionRun, AuditLog, RunResult, DIR};
 use ipfs_sentinel::config::{AuditConfig, NonZeroCount};
-use support::{action_runs, eventually, free_port, sample, Sentinel};
+use support::{action_runs, eventually, free_port, Sentinel};
 
 /// Records written by [`write_log`].
 const RECORDS: i64 = 12;
