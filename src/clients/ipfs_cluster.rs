@@ -132,7 +132,7 @@ impl MonitorMetric {
     /// assert_eq!(MonitorMetric { received_at: 0, ..m }.received_ms(), None);
     /// ```
     pub fn received_ms(&self) -> Option<i64> {
-        (self.received_at > 0).then(|| self.received_at / 1_000_000)
+        (self.received_at > 0).then_some(self.received_at / 1_000_000)
     }
 }
 
