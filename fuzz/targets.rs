@@ -13,10 +13,10 @@ use ipfs_sentinel::actions::argv::{self, RunContext};
 use ipfs_sentinel::actions::payload;
 use ipfs_sentinel::actions::policy::Trigger;
 use ipfs_sentinel::clients::ipfs_cluster::{
-    parse_list, Allocation, ClusterPeer, ClusterPin, PinStatus,
+    parse_list, Allocation, ClusterPeer, ClusterPin, MonitorAlert, MonitorMetric, PinStatus,
 };
 use ipfs_sentinel::clients::kubo;
-use ipfs_sentinel::collect::ipfs_cluster::figures;
+use ipfs_sentinel::collect::ipfs_cluster::{figures, peer_metric_ages, LastReceived};
 use ipfs_sentinel::config::Config;
 use ipfs_sentinel::history::recorder::SharedHistory;
 use ipfs_sentinel::history::{History, SeriesKey};
@@ -197,8 +197,8 @@ pub fn kubo(data: &[u8]) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// The three IPFS Cluster list parsers on the same body, and the figures of what they read;
-/// the re-pin options of the pins it may list.
+/// The IPFS Cluster list parsers on the same body, and the figures and peer metric ages of
+/// what they read; the re-pin options of the pins it may list.
 pub fn ipfs_cluster(data: &[u8]) -> Result<(), String> {
     let peers = parse_list::<ClusterPeer>("peers", data);
     let pins = parse_list::<PinStatus>("pins", data);
@@ -212,6 +212,18 @@ pub fn ipfs_cluster(data: &[u8]) -> Result<(), String> {
         peers.as_deref().unwrap_or_default(),
         pins.as_deref().unwrap_or_default(),
         allocations.as_deref().unwrap_or_default(),
+        i64::MAX,
+    );
+    let _ = peer_metric_ages(
+        &mut LastReceived::new(),
+        peers.as_deref().unwrap_or_default(),
+        parse_list::<MonitorMetric>("monitor/metrics", data)
+            .as_deref()
+            .unwrap_or_default(),
+        parse_list::<MonitorAlert>("health/alerts", data)
+            .as_deref()
+            .unwrap_or_default(),
+        i64::MIN,
     );
     peers
         .and(pins)

@@ -261,3 +261,141 @@ async fn ipfs_cluster_figures_come_from_its_rest_api() {
         )
         .await;
 }
+
+/// The ages that say "pin stuck" and "peer silent": the oldest pin in `pin_error` and in
+/// `pin_queued` from the tracker's status timestamps, and each peer's last metric from the
+/// peer monitor (a ping that expired is left out of `GET /monitor/metrics/ping`, and keeps
+/// ageing from what `GET /health/alerts` says it last was).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Debian's prometheus (promtool); the README's test command runs it"]
+async fn ipfs_cluster_ages_say_which_pin_is_stuck_and_which_peer_is_silent() {
+    use std::time::{Duration, SystemTime};
+    use support::ipfs_cluster::MonitorState;
+    let (a, b) = ("12D3KooWPeerA", "12D3KooWPeerB");
+    let now = SystemTime::now();
+    let ago = |s: u64| {
+        ipfs_sentinel::clock::rfc3339(ipfs_sentinel::clock::system_ms(
+            now - Duration::from_secs(s),
+        ))
+    };
+    let state = ClusterState {
+        peers: vec![
+            ClusterState::peer(a, "node-a", ""),
+            ClusterState::peer(b, "node-b", "context deadline exceeded"),
+        ],
+        pins: vec![
+            ClusterState::pin_since("QmOldError", a, "pin_error", &ago(7200)),
+            ClusterState::pin_since("QmNewError", a, "pin_error", &ago(60)),
+            ClusterState::pin_since("QmQueued", a, "pin_queued", &ago(900)),
+            ClusterState::pin("QmPinned", a, "pinned"),
+        ],
+        allocations: vec![],
+    };
+    let stand_in = IpfsClusterStandIn::start(state, "sentinel:s3cret").await;
+    let b_ping = MonitorState::metric(
+        "ping",
+        b,
+        now - Duration::from_secs(600),
+        Duration::from_secs(60),
+    );
+    *stand_in.monitor.lock().unwrap() = MonitorState {
+        metrics: vec![
+            MonitorState::metric("ping", a, now, Duration::from_secs(3600)),
+            MonitorState::metric(
+                "freespace",
+                a,
+                now - Duration::from_secs(30),
+                Duration::from_secs(3600),
+            ),
+            b_ping.clone(),
+        ],
+        alerts: vec![MonitorState::alert(&b_ping, &ago(540))],
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("cluster.auth");
+    std::fs::write(&auth, "sentinel:s3cret\n").unwrap();
+    let sentinel = Sentinel::start(&format!(
+        "ipfs:\n  api_url: http://127.0.0.1:{}\n  timeout_seconds: 1\ncluster:\n  ipfs_cluster:\n    api_url: {}\n    basic_auth_file: {}\n  monitoring:\n    collection_interval_seconds: 1\n",
+        free_port(),
+        stand_in.url,
+        auth.display()
+    ))
+    .await;
+    let m = sentinel
+        .metrics_until("IPFS Cluster ages", |m| {
+            m.contains("ipfs_sentinel_cluster_peer_metric_age_seconds")
+        })
+        .await;
+    let elapsed = now.elapsed().unwrap().as_secs_f64();
+    let within = |value: Option<f64>, at_least: f64, what: &str| {
+        let value = value.unwrap_or_else(|| panic!("{what} missing:\n{m}"));
+        assert!(
+            value >= at_least && value <= at_least + elapsed + 1.0,
+            "{what}: {value}, expected {at_least} to {at_least}+{elapsed}"
+        );
+    };
+    let oldest = |status| {
+        sample(
+            &m,
+            "ipfs_sentinel_cluster_oldest_pin_age_seconds",
+            &[("status", status)],
+        )
+    };
+    within(oldest("pin_error"), 7200.0, "oldest pin_error");
+    within(oldest("pin_queued"), 900.0, "oldest pin_queued");
+    let age = |m: &str, peer, metric| {
+        sample(
+            m,
+            "ipfs_sentinel_cluster_peer_metric_age_seconds",
+            &[("peer", peer), ("metric", metric)],
+        )
+    };
+    within(age(&m, a, "ping"), 0.0, "node-a's ping");
+    within(age(&m, a, "freespace"), 30.0, "node-a's freespace");
+    within(
+        age(&m, b, "ping"),
+        600.0,
+        "node-b's expired ping, from the alert",
+    );
+    assert!(
+        sample(
+            &m,
+            "ipfs_sentinel_cluster_peer_metric_age_seconds",
+            &[("peer", b), ("peer_name", "node-b"), ("metric", "ping")],
+        )
+        .is_some(),
+        "the peer's name rides along:\n{m}"
+    );
+    let first = age(&m, b, "ping").unwrap_or_default();
+    let (clean, said) = promtool_check_metrics(m.as_bytes());
+    assert!(clean, "promtool check metrics:\n{said}");
+
+    // The pins recover and node-b's alert ages out of the monitor: the stuck ages read 0 and
+    // node-b's ping, remembered, keeps growing.
+    {
+        let mut state = stand_in.state.lock().unwrap();
+        state.pins = vec![ClusterState::pin("QmPinned", a, "pinned")];
+        stand_in.monitor.lock().unwrap().alerts.clear();
+    }
+    let m = sentinel
+        .metrics_until("the stuck ages back to 0", |m| {
+            sample(
+                m,
+                "ipfs_sentinel_cluster_oldest_pin_age_seconds",
+                &[("status", "pin_error")],
+            ) == Some(0.0)
+        })
+        .await;
+    assert_eq!(
+        sample(
+            &m,
+            "ipfs_sentinel_cluster_oldest_pin_age_seconds",
+            &[("status", "pin_queued")]
+        ),
+        Some(0.0)
+    );
+    let later = age(&m, b, "ping").expect("node-b's ping is remembered");
+    assert!(later > first, "still ageing: {first} then {later}");
+    stand_in.stop().await;
+}

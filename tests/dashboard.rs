@@ -314,3 +314,183 @@ async fn the_dashboard_can_be_turned_off_moved_to_its_own_listener_and_written_t
     assert_eq!(code, 1);
     assert!(err.contains("holds no history; pass --data-dir"), "{err}");
 }
+
+/// One series of a seeded tick: its name, labels and value.
+type Seeded<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
+/// Writes one tick holding `series` (name, labels, value) into the data dir's history, a minute
+/// ago, as a sentinel that collected them would have.
+fn seed_tick(config_yaml: &str, data_dir: &std::path::Path, series: &[Seeded<'_>]) {
+    let config = Config::parse(config_yaml, "test").unwrap();
+    let (mut history, mut persistence) =
+        ipfs_sentinel::history::open(&config, data_dir, false).unwrap();
+    let samples: Vec<_> = series
+        .iter()
+        .map(|(name, labels, value)| {
+            let mut labels: Vec<(String, String)> = labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            labels.sort();
+            let key = history.intern(SeriesKey {
+                name: (*name).to_owned(),
+                labels,
+            });
+            (key, *value)
+        })
+        .collect();
+    let at = system_ms(SystemTime::now()) - 60_000;
+    assert!(history.append(at, &samples));
+    persistence.record_tick(at, &samples).unwrap();
+}
+
+/// The signals a node's history holds, as the page written from its data dir words them: the
+/// repo's growth and time to full, GC, provide health and Kubo's version; a figure the history
+/// lacks is a dash, never a zero.
+#[test]
+fn the_page_words_the_repo_gc_and_provide_signals_of_a_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = config("signals", "");
+    let config_file = dir.path().join("sentinel.yaml");
+    std::fs::write(&config_file, &yaml).unwrap();
+    let data = dir.path().join("data");
+    let gib = 1024.0 * 1024.0 * 1024.0;
+    seed_tick(
+        &yaml,
+        &data,
+        &[
+            (
+                "ipfs_sentinel_ipfs_repo_growth_bytes_per_second",
+                &[],
+                2048.0,
+            ),
+            (
+                "ipfs_sentinel_ipfs_repo_full_in_seconds",
+                &[("limit", "storage_max")],
+                90_000.0,
+            ),
+            ("ipfs_sentinel_ipfs_repo_storage_usage_ratio", &[], 0.8),
+            ("ipfs_sentinel_ipfs_repo_filesystem_usage_ratio", &[], 0.95),
+            ("ipfs_sentinel_gc_runs_total", &[("result", "success")], 2.0),
+            ("ipfs_sentinel_gc_runs_total", &[("result", "failure")], 0.0),
+            ("ipfs_sentinel_gc_reclaimed_bytes_total", &[], 1.5 * gib),
+            ("ipfs_sentinel_ipfs_provide_overdue", &[], 0.0),
+            (
+                "ipfs_sentinel_ipfs_reprovide_last_duration_seconds",
+                &[],
+                80_000.0,
+            ),
+            (
+                "ipfs_sentinel_ipfs_version_info",
+                &[("version", "0.38.2")],
+                1.0,
+            ),
+        ],
+    );
+    let page = dir.path().join("page.html");
+    let (code, _, err) = cli(&[
+        "dashboard",
+        "--output",
+        page.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--config",
+        config_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    for shown in [
+        "<dt>growth</dt><dd class=\"\">+2 KiB/s</dd>",
+        "<dt>StorageMax reached in</dt><dd class=\"\">1d 1h</dd>",
+        "<dt>filesystem full in</dt><dd class=\"\">—</dd>",
+        "<dt>filesystem used</dt><dd class=\"warning\">95%</dd>",
+        "<dt>inodes used</dt><dd class=\"\">—</dd>",
+        "<dt>runs by the sentinel</dt><dd class=\"\">2 succeeded, 0 failed</dd>",
+        "<dt>last run took</dt><dd class=\"\">—</dd>",
+        "<dt>freed in all</dt><dd class=\"\">1.5 GiB</dd>",
+        "<dt>overdue regions</dt><dd class=\"\">0</dd>",
+        "<dt>queues</dt><dd class=\"\">—</dd>",
+        "<dt>last reprovide took</dt><dd class=\"warning\">22h 13m 20s</dd>",
+        "<dt>version</dt><dd class=\"\">0.38.2</dd>",
+    ] {
+        assert!(html.contains(shown), "{shown} missing from:\n{html}");
+    }
+    assert!(
+        !html.contains("id=\"signals-ipfs-cluster\""),
+        "no IPFS Cluster figures, no IPFS Cluster group"
+    );
+}
+
+/// IPFS Cluster's stuck pins and silent peers, from its REST API (the stand-in) through the
+/// collector to the live page.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_shows_the_oldest_stuck_pin_and_the_silent_peer() {
+    use std::time::Duration;
+    use support::ipfs_cluster::{ClusterState, IpfsClusterStandIn, MonitorState};
+    let (a, b) = ("12D3KooWPeerA", "12D3KooWPeerB");
+    let now = SystemTime::now();
+    let error_since = ipfs_sentinel::clock::rfc3339(system_ms(now) - 7_260_000);
+    let stand_in = IpfsClusterStandIn::start(
+        ClusterState {
+            peers: vec![
+                ClusterState::peer(a, "node-a", ""),
+                ClusterState::peer(b, "node-b", "context deadline exceeded"),
+            ],
+            pins: vec![
+                ClusterState::pin_since("QmStuck", a, "pin_error", &error_since),
+                ClusterState::pin("QmFine", a, "pinned"),
+            ],
+            allocations: vec![],
+        },
+        "sentinel:s3cret",
+    )
+    .await;
+    let b_ping = MonitorState::metric(
+        "ping",
+        b,
+        now - Duration::from_secs(900),
+        Duration::from_secs(30),
+    );
+    *stand_in.monitor.lock().unwrap() = MonitorState {
+        metrics: vec![
+            MonitorState::metric("ping", a, now, Duration::from_secs(3600)),
+            b_ping.clone(),
+        ],
+        alerts: vec![MonitorState::alert(&b_ping, "2026-11-30T00:00:00Z")],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("cluster.auth");
+    std::fs::write(&auth, "sentinel:s3cret\n").unwrap();
+    let sentinel = Sentinel::start(&config(
+        "node-a",
+        &format!(
+            "  ipfs_cluster:\n    api_url: {}\n    basic_auth_file: {}\n",
+            stand_in.url,
+            auth.display()
+        ),
+    ))
+    .await;
+    let url = format!("{}/dashboard", sentinel.url);
+    let page = eventually("the IPFS Cluster signals on the page", || {
+        let url = url.clone();
+        async move {
+            get_text(&url)
+                .await
+                .filter(|p| p.contains("id=\"signals-ipfs-cluster\""))
+        }
+    })
+    .await;
+    for shown in [
+        "<dt>oldest pin in pin_error</dt><dd class=\"bad\">2h 1m",
+        "<dt>oldest pin in pin_queued</dt><dd class=\"\">none</dd>",
+        "<dt>peer node-b</dt><dd class=\"bad\">last ping 15m",
+        "<dt>peers&#x27; last metrics</dt><dd class=\"\">1 fresh (oldest ",
+    ] {
+        assert!(page.contains(shown), "{shown} missing from:\n{page}");
+    }
+    assert!(
+        !page.contains("id=\"signals-provide\""),
+        "no provide figures from a node that gives none"
+    );
+    stand_in.stop().await;
+}

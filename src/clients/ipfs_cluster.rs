@@ -1,11 +1,14 @@
 //! The IPFS Cluster REST API client ([`IpfsClusterClient`]) and the API's shapes with their
 //! parsers: peers (`GET /peers`), this peer's pins (`GET /pins?local=true`), allocations
-//! (`GET /allocations?filter=pin`) and re-pins (`POST /pins/{cid}`).
+//! (`GET /allocations?filter=pin`), re-pins (`POST /pins/{cid}`), and the peer monitor's
+//! latest metrics (`GET /monitor/metrics`, `GET /monitor/metrics/{name}`) and alerts
+//! (`GET /health/alerts`).
 //!
-//! Lists come as NDJSON (IPFS Cluster 1.0 and later), as one JSON array (older versions) or as
-//! nothing (`204 No Content` when a list is empty); [`parse_list`] reads all three. Object
-//! shapes follow the JSON tags of IPFS Cluster's `api/types.go` (`ID`, `GlobalPinInfo`, `Pin`),
-//! with `null` for empty lists and maps. Basic authentication is read from
+//! Lists come as NDJSON (IPFS Cluster 1.0 and later), as one JSON array (older versions and
+//! the monitor's endpoints, which encode a Go slice in one piece), as `null` (a nil slice) or as
+//! nothing (`204 No Content` when a list is empty); [`parse_list`] reads all four. Object
+//! shapes follow the JSON tags of IPFS Cluster's `api/types.go` (`ID`, `GlobalPinInfo`,
+//! `PinInfoShort`, `Pin`, `Metric`, `Alert`), with `null` for empty lists and maps. Basic authentication is read from
 //! `cluster.ipfs_cluster.basic_auth_file` when the client is made and never logged; a 401 says
 //! which file the credentials came from. The `ipfs_cluster` collector and the
 //! `reallocate_pins` built-in call it.
@@ -55,11 +58,94 @@ pub struct PinStatus {
     pub peer_map: BTreeMap<String, PeerPinInfo>,
 }
 
-/// A peer's part in one pin.
+/// A peer's part in one pin (a `PinInfoShort`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct PeerPinInfo {
     /// `pinned`, `pinning`, `pin_queued`, `pin_error`, `remote`, ...
     pub status: String,
+    /// When the pin tracker last changed this status (RFC 3339 with nanoseconds; Go's zero
+    /// time `0001-01-01T00:00:00Z` when it never set one).
+    #[serde(default)]
+    pub timestamp: String,
+    /// Why it failed, for the `*_error` statuses.
+    #[serde(default)]
+    pub error: String,
+    /// How many times the tracker has tried this operation.
+    #[serde(default)]
+    pub attempt_count: u64,
+}
+
+impl PeerPinInfo {
+    /// When the status was set, in ms since the Unix epoch; `None` for Go's zero time or a
+    /// timestamp that cannot be read.
+    ///
+    /// ```
+    /// use ipfs_sentinel::clients::ipfs_cluster::PeerPinInfo;
+    /// let info = |ts: &str| PeerPinInfo {
+    ///     status: "pin_error".into(), timestamp: ts.into(), error: String::new(), attempt_count: 0,
+    /// };
+    /// assert_eq!(info("1970-01-01T00:00:01.5Z").since_ms(), Some(1500));
+    /// assert_eq!(info("0001-01-01T00:00:00Z").since_ms(), None);
+    /// assert_eq!(info("").since_ms(), None);
+    /// ```
+    pub fn since_ms(&self) -> Option<i64> {
+        crate::clock::parse_rfc3339(&self.timestamp)
+            .ok()
+            .filter(|ms| *ms > 0)
+    }
+}
+
+/// One of a peer's metrics as IPFS Cluster's peer monitor keeps it (`api.Metric`): the latest
+/// `ping` or informer metric (`freespace`, `tag:*`, `pinqueue`, ...) each peer broadcast.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct MonitorMetric {
+    /// The metric's name (`ping`, `freespace`, ...).
+    #[serde(default)]
+    pub name: String,
+    /// The cluster peer id that sent it.
+    #[serde(default)]
+    pub peer: String,
+    /// Its value, as text.
+    #[serde(default)]
+    pub value: String,
+    /// When it expires, in Unix nanoseconds (received time plus the informer's TTL).
+    #[serde(default)]
+    pub expire: i64,
+    /// Whether the informer produced a valid value.
+    #[serde(default)]
+    pub valid: bool,
+    /// When this peer's monitor received it, in Unix nanoseconds (0: never received).
+    #[serde(default)]
+    pub received_at: i64,
+}
+
+impl MonitorMetric {
+    /// When it was received, in ms since the Unix epoch; `None` when it never was (an alert
+    /// about a peer whose metric was never seen carries only its name and peer).
+    ///
+    /// ```
+    /// use ipfs_sentinel::clients::ipfs_cluster::MonitorMetric;
+    /// let m: MonitorMetric = serde_json::from_str(
+    ///     r#"{"name":"ping","peer":"12D3KooWA","received_at":1764496800123456789}"#,
+    /// ).unwrap();
+    /// assert_eq!(m.received_ms(), Some(1_764_496_800_123));
+    /// assert_eq!(MonitorMetric { received_at: 0, ..m }.received_ms(), None);
+    /// ```
+    pub fn received_ms(&self) -> Option<i64> {
+        (self.received_at > 0).then_some(self.received_at / 1_000_000)
+    }
+}
+
+/// One entry of `GET /health/alerts` (`api.Alert`): a peer's metric that expired, as it was
+/// last received, and when the monitor raised the alert.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MonitorAlert {
+    /// The expired metric (`api.Alert` embeds `api.Metric`, so its fields sit at the top).
+    #[serde(flatten)]
+    pub metric: MonitorMetric,
+    /// When the alert was raised (RFC 3339).
+    #[serde(default)]
+    pub triggered_at: String,
 }
 
 /// One entry of `GET /allocations`, read for where it is allocated only (the collector's
@@ -150,7 +236,7 @@ impl ClusterPin {
 }
 
 /// Reads a list endpoint's body: NDJSON (IPFS Cluster 1.0 and later), a JSON array (older
-/// versions), or nothing (204).
+/// versions, the monitor's endpoints), `null` (a nil Go slice), or nothing (204).
 ///
 /// ```
 /// use ipfs_sentinel::clients::ipfs_cluster::{parse_list, ClusterPeer};
@@ -160,6 +246,7 @@ impl ClusterPin {
 /// let array: Vec<ClusterPeer> = parse_list("peers", br#"[{"id":"12D3KooWA"}]"#).unwrap();
 /// assert_eq!(array.len(), 1);
 /// assert!(parse_list::<ClusterPeer>("peers", b"").unwrap().is_empty());
+/// assert!(parse_list::<ClusterPeer>("peers", b"null\n").unwrap().is_empty());
 /// ```
 pub fn parse_list<T: for<'de> Deserialize<'de>>(
     endpoint: &'static str,
@@ -170,6 +257,9 @@ pub fn parse_list<T: for<'de> Deserialize<'de>>(
         reason: e.to_string(),
     };
     let trimmed = body.trim_ascii_start();
+    if trimmed.trim_ascii_end() == b"null" {
+        return Ok(Vec::new());
+    }
     if trimmed.first() == Some(&b'[') {
         return serde_json::from_slice(trimmed).map_err(bad);
     }
@@ -274,6 +364,25 @@ impl IpfsClusterClient {
     /// `GET /allocations?filter=pin`, read with every option a re-pin must send again.
     pub async fn allocated_pins(&self) -> Result<Vec<ClusterPin>, ClientError> {
         self.list("allocations", &[("filter", "pin")]).await
+    }
+
+    /// `GET /monitor/metrics`: the names of the metrics the peer monitor holds.
+    pub async fn metric_names(&self) -> Result<Vec<String>, ClientError> {
+        self.list("monitor/metrics", &[]).await
+    }
+
+    /// `GET /monitor/metrics/{name}`: each current peer's latest metric of that name, valid
+    /// and not expired only (the monitor leaves expired ones out).
+    pub async fn latest_metrics(&self, name: &str) -> Result<Vec<MonitorMetric>, ClientError> {
+        let url = self.url(&format!("monitor/metrics/{name}"), &[]);
+        let body = self.api.call(reqwest::Method::GET, &url).await?;
+        parse_list("monitor/metrics", &body).map_err(|e| self.api.bad_answer(&url, e))
+    }
+
+    /// `GET /health/alerts`: the metrics that expired recently, newest first, each as last
+    /// received.
+    pub async fn alerts(&self) -> Result<Vec<MonitorAlert>, ClientError> {
+        self.list("health/alerts", &[]).await
     }
 
     /// `POST /pins/{cid}?{options}`: pins `cid` (again) and answers the pin as IPFS Cluster

@@ -1,6 +1,8 @@
-//! The HTML dashboard at `GET /` and `GET /dashboard`: the cluster's nodes, charts of the last
-//! hours of history, active alerts, recent recovery actions and collector health, rendered
-//! with handlebars from the templates in `templates/` (embedded in the binary).
+//! The HTML dashboard at `GET /` and `GET /dashboard`: the cluster's nodes, this node's IPFS
+//! signals (repo growth and time to full, GC, provide health, Kubo's version, IPFS Cluster's
+//! stuck pins and silent peers), charts of the last hours of history, active alerts, recent
+//! recovery actions and collector health, rendered with handlebars from the templates in
+//! `templates/` (embedded in the binary).
 //!
 //! Owns the page's model (what is shown and how it is worded) and its rendering. Building the
 //! model is a pure function of a snapshot, the history, the alerts, the audit log and the time
@@ -73,6 +75,7 @@ fn registry() -> Result<&'static Handlebars<'static>, DashboardError> {
             for (name, text) in [
                 ("dashboard", include_str!("../../templates/dashboard.hbs")),
                 ("nodes", include_str!("../../templates/nodes.hbs")),
+                ("signals", include_str!("../../templates/signals.hbs")),
                 ("alerts", include_str!("../../templates/alerts.hbs")),
                 ("actions", include_str!("../../templates/actions.hbs")),
             ] {
@@ -104,6 +107,8 @@ pub struct Page {
     pub nodes: Vec<NodeRow>,
     /// How many nodes.
     pub node_count: usize,
+    /// This node's IPFS signals, a group per thing; a group with no figure at all is left out.
+    pub signals: Vec<FigureGroup>,
     /// The charts.
     pub charts: Vec<ChartView>,
     /// What the charts span, e.g. `last 6h (UTC)`.
@@ -149,6 +154,356 @@ pub struct NodeRow {
     pub peers: String,
     /// Incoming and outgoing bandwidth.
     pub bandwidth: String,
+}
+
+/// One figure among this node's signals, in words; absent figures read `—`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figure {
+    /// What it is, e.g. `StorageMax full in`.
+    pub name: String,
+    /// Its value in words, e.g. `3h 20m`.
+    pub value: String,
+    /// `warning` or `bad` when it calls for attention, else empty (a CSS class).
+    pub class: &'static str,
+}
+
+/// The figures about one thing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FigureGroup {
+    /// Its id in the page (`repo`, `gc`, `provide`, `kubo`, `ipfs-cluster`).
+    pub id: &'static str,
+    /// Its heading.
+    pub title: &'static str,
+    /// Its figures.
+    pub figures: Vec<Figure>,
+}
+
+/// How old a cluster peer's last metric may be before the page marks it stale (the bundled
+/// `IpfsClusterPeerMetricStale` alert's threshold).
+pub const PEER_METRIC_STALE_SECONDS: f64 = 300.0;
+
+/// How long a pin may sit in `pin_error` or `pin_queued` before the page marks it (the bundled
+/// `IpfsClusterPinErrorStuck` and `IpfsClusterPinQueuedStuck` alerts' threshold).
+pub const PIN_STUCK_SECONDS: f64 = 3600.0;
+
+fn figure(name: &str, value: Option<String>, class: &'static str) -> Figure {
+    Figure {
+        name: name.to_owned(),
+        value: value.unwrap_or_else(|| "—".to_owned()),
+        class,
+    }
+}
+
+/// A duration in seconds as `1h 2m 3s`.
+fn seconds(v: f64) -> String {
+    ago((v * 1000.0).round() as i64)
+}
+
+/// The samples of a family, or none.
+fn samples<'a>(snapshot: &'a Snapshot, name: &str) -> &'a [crate::model::Sample] {
+    snapshot.family(name).map_or(&[], |f| f.samples.as_slice())
+}
+
+fn label<'a>(sample: &'a crate::model::Sample, name: &str) -> Option<&'a str> {
+    sample
+        .labels
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Keeps a group only when one of its figures is there.
+fn group(id: &'static str, title: &'static str, figures: Vec<Figure>) -> Option<FigureGroup> {
+    figures
+        .iter()
+        .any(|f| f.value != "—")
+        .then_some(FigureGroup { id, title, figures })
+}
+
+/// Time until a limit: the gauge when it is there; "not growing" when the repo's growth is
+/// known and not positive (the gauge is absent then); else absent.
+fn full_in(
+    snapshot: &Snapshot,
+    limit: &str,
+    growth: Option<f64>,
+) -> (Option<String>, &'static str) {
+    match snapshot.value(
+        "ipfs_sentinel_ipfs_repo_full_in_seconds",
+        &[("limit", limit)],
+    ) {
+        Some(v) => (
+            Some(seconds(v)),
+            if v < 4.0 * 3600.0 {
+                "bad"
+            } else if v < 86_400.0 {
+                "warning"
+            } else {
+                ""
+            },
+        ),
+        None if growth.is_some_and(|g| g <= 0.0) => (Some("not growing".to_owned()), ""),
+        None => (None, ""),
+    }
+}
+
+/// This node's IPFS signals from its latest collection, a group per thing: repo growth and
+/// limits, GC, provide, Kubo, IPFS Cluster. Thresholds for the marks are the bundled operator
+/// alerts' (`rules/ipfs-operator.rules.yml`).
+pub fn signal_groups(snapshot: &Snapshot) -> Vec<FigureGroup> {
+    let v = |name: &str| snapshot.value(name, &[]);
+    let percent = |x: f64| chart::format_value(Unit::Percent, x);
+    let growth = v("ipfs_sentinel_ipfs_repo_growth_bytes_per_second");
+    let (to_max, to_max_class) = full_in(snapshot, "storage_max", growth);
+    let (to_fs, to_fs_class) = full_in(snapshot, "filesystem", growth);
+    let of_max = v("ipfs_sentinel_ipfs_repo_storage_usage_ratio");
+    let fs = v("ipfs_sentinel_ipfs_repo_filesystem_usage_ratio");
+    let inodes = v("ipfs_sentinel_ipfs_repo_filesystem_inodes_usage_ratio");
+    let inodes_free = v("ipfs_sentinel_ipfs_repo_filesystem_inodes_free");
+    let repo = vec![
+        figure(
+            "growth",
+            growth.map(|g| {
+                let sign = if g < 0.0 { "−" } else { "+" };
+                format!(
+                    "{sign}{}",
+                    chart::format_value(Unit::BytesPerSecond, g.abs())
+                )
+            }),
+            "",
+        ),
+        figure("StorageMax reached in", to_max, to_max_class),
+        figure("filesystem full in", to_fs, to_fs_class),
+        figure(
+            "of StorageMax",
+            of_max.map(percent),
+            if of_max.is_some_and(|r| r > 1.0) {
+                "bad"
+            } else {
+                ""
+            },
+        ),
+        figure(
+            "filesystem used",
+            fs.map(percent),
+            if fs.is_some_and(|r| r > 0.9) {
+                "warning"
+            } else {
+                ""
+            },
+        ),
+        figure(
+            "inodes used",
+            match (inodes, inodes_free) {
+                (Some(r), Some(free)) => Some(format!(
+                    "{} ({} free)",
+                    percent(r),
+                    chart::format_value(Unit::Count, free)
+                )),
+                (r, _) => r.map(percent),
+            },
+            if inodes.is_some_and(|r| r > 0.9) {
+                "warning"
+            } else {
+                ""
+            },
+        ),
+    ];
+
+    let runs = |result: &str| snapshot.value("ipfs_sentinel_gc_runs_total", &[("result", result)]);
+    let (ok, failed) = (runs("success"), runs("failure"));
+    let period = v("ipfs_sentinel_ipfs_gc_period_seconds");
+    let gc = vec![
+        figure(
+            "runs by the sentinel",
+            (ok.is_some() || failed.is_some()).then(|| {
+                format!(
+                    "{} succeeded, {} failed",
+                    plain_number(ok.unwrap_or(0.0)),
+                    plain_number(failed.unwrap_or(0.0))
+                )
+            }),
+            if failed.is_some_and(|f| f > 0.0) {
+                "warning"
+            } else {
+                ""
+            },
+        ),
+        figure(
+            "last run took",
+            v("ipfs_sentinel_gc_last_duration_seconds").map(seconds),
+            "",
+        ),
+        figure(
+            "freed in all",
+            v("ipfs_sentinel_gc_reclaimed_bytes_total")
+                .map(|b| chart::format_value(Unit::Bytes, b)),
+            "",
+        ),
+        figure(
+            "periodic GC (Datastore.GCPeriod)",
+            period.map(|p| {
+                if p > 0.0 {
+                    format!("every {}", seconds(p))
+                } else {
+                    "off".to_owned()
+                }
+            }),
+            "",
+        ),
+    ];
+
+    let labelled = |name: &str, by: &str| -> Option<String> {
+        let all = samples(snapshot, name);
+        (!all.is_empty()).then(|| {
+            all.iter()
+                .map(|s| {
+                    format!(
+                        "{} {}",
+                        label(s, by).unwrap_or(""),
+                        chart::format_value(Unit::Count, s.value)
+                    )
+                    .trim()
+                    .to_owned()
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    };
+    let summed = |name: &str| -> Option<f64> {
+        let all = samples(snapshot, name);
+        (!all.is_empty()).then(|| all.iter().map(|s| s.value).sum())
+    };
+    let overdue = summed("ipfs_sentinel_ipfs_provide_overdue");
+    let worker =
+        |state: &str| snapshot.value("ipfs_sentinel_ipfs_provide_workers", &[("state", state)]);
+    let workers = match (worker("active"), worker("max")) {
+        (Some(active), Some(max)) => Some(format!(
+            "{} of {} busy",
+            chart::format_value(Unit::Count, active),
+            chart::format_value(Unit::Count, max)
+        )),
+        _ => labelled("ipfs_sentinel_ipfs_provide_workers", "state"),
+    };
+    let provide = vec![
+        figure(
+            "queues",
+            labelled("ipfs_sentinel_ipfs_provide_queue_size", "queue"),
+            "",
+        ),
+        figure(
+            "overdue regions",
+            overdue.map(|o| chart::format_value(Unit::Count, o)),
+            if overdue.is_some_and(|o| o > 0.0) {
+                "warning"
+            } else {
+                ""
+            },
+        ),
+        figure(
+            "ongoing",
+            summed("ipfs_sentinel_ipfs_provide_ongoing")
+                .map(|o| chart::format_value(Unit::Count, o)),
+            "",
+        ),
+        figure("workers", workers, ""),
+        figure(
+            "last reprovide took",
+            v("ipfs_sentinel_ipfs_reprovide_last_duration_seconds").map(seconds),
+            if v("ipfs_sentinel_ipfs_reprovide_last_duration_seconds")
+                .is_some_and(|d| d > 22.0 * 3600.0)
+            {
+                "warning"
+            } else {
+                ""
+            },
+        ),
+    ];
+
+    let kubo = vec![figure(
+        "version",
+        samples(snapshot, "ipfs_sentinel_ipfs_version_info")
+            .first()
+            .and_then(|s| label(s, "version"))
+            .map(str::to_owned),
+        "",
+    )];
+
+    let stuck = |status: &str| {
+        let age = snapshot.value(
+            "ipfs_sentinel_cluster_oldest_pin_age_seconds",
+            &[("status", status)],
+        );
+        figure(
+            &format!("oldest pin in {status}"),
+            age.map(|a| {
+                if a > 0.0 {
+                    format!("{} ago", seconds(a))
+                } else {
+                    "none".to_owned()
+                }
+            }),
+            if age.is_some_and(|a| a > PIN_STUCK_SECONDS) {
+                "bad"
+            } else {
+                ""
+            },
+        )
+    };
+    let mut cluster = vec![stuck("pin_error"), stuck("pin_queued")];
+    // Each peer's oldest metric: the stale ones by name, the others counted.
+    let mut peers: BTreeMap<String, (f64, String)> = BTreeMap::new();
+    for s in samples(snapshot, "ipfs_sentinel_cluster_peer_metric_age_seconds") {
+        let peer = label(s, "peer_name")
+            .filter(|n| !n.is_empty())
+            .or_else(|| label(s, "peer"))
+            .unwrap_or("")
+            .to_owned();
+        let metric = label(s, "metric").unwrap_or("").to_owned();
+        let entry = peers.entry(peer).or_insert((s.value, metric.clone()));
+        if s.value > entry.0 {
+            *entry = (s.value, metric);
+        }
+    }
+    let (stale, fresh): (Vec<_>, Vec<_>) = peers
+        .iter()
+        .partition(|(_, (age, _))| *age > PEER_METRIC_STALE_SECONDS);
+    for (peer, (age, metric)) in &stale {
+        cluster.push(figure(
+            &format!("peer {peer}"),
+            Some(format!("last {metric} {} ago", seconds(*age))),
+            "bad",
+        ));
+    }
+    cluster.push(figure(
+        "peers' last metrics",
+        (!peers.is_empty()).then(|| {
+            match fresh.iter().map(|(_, (age, _))| *age).reduce(f64::max) {
+                Some(oldest) => format!(
+                    "{} fresh (oldest {} ago){}",
+                    fresh.len(),
+                    seconds(oldest),
+                    if stale.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} stale", stale.len())
+                    }
+                ),
+                None => format!("all {} stale", stale.len()),
+            }
+        }),
+        "",
+    ));
+
+    [
+        group("repo", "Repo", repo),
+        group("gc", "Garbage collection", gc),
+        group("provide", "Provide", provide),
+        group("kubo", "Kubo", kubo),
+        group("ipfs-cluster", "IPFS Cluster", cluster),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// A chart and its legend.
@@ -627,6 +982,7 @@ pub fn page_model(inputs: Inputs<'_>) -> Page {
         refresh_text: inputs.refresh_seconds.map(|s| ago((s * 1000.0) as i64)),
         node_count: nodes.len(),
         nodes,
+        signals: signal_groups(inputs.snapshot),
         charts: inputs.charts.iter().map(chart_view).collect(),
         chart_span: format!("last {}, UTC", ago(end - start)),
         pending: inputs.alerts.len() - firing,
@@ -804,6 +1160,251 @@ mod tests {
             now_ms: 1_000_000,
         });
         render(&model).unwrap()
+    }
+
+    /// A node with every new figure: the repo growing, GC run, provide stats, IPFS Cluster with
+    /// a stuck pin and a silent peer.
+    fn signals_snapshot() -> Snapshot {
+        Snapshot::new(
+            SystemTime::UNIX_EPOCH,
+            vec![
+                Family::single_gauge(
+                    "ipfs_sentinel_ipfs_repo_growth_bytes_per_second",
+                    "",
+                    1.5 * 1024.0 * 1024.0,
+                ),
+                Family::gauge("ipfs_sentinel_ipfs_repo_full_in_seconds", "")
+                    .with(&[("limit", "storage_max")], 3.0 * 3600.0 + 20.0 * 60.0)
+                    .with(&[("limit", "filesystem")], 3.0 * 86_400.0),
+                Family::single_gauge("ipfs_sentinel_ipfs_repo_storage_usage_ratio", "", 1.05),
+                Family::single_gauge("ipfs_sentinel_ipfs_repo_filesystem_usage_ratio", "", 0.5),
+                Family::single_gauge(
+                    "ipfs_sentinel_ipfs_repo_filesystem_inodes_usage_ratio",
+                    "",
+                    0.935,
+                ),
+                Family::single_gauge(
+                    "ipfs_sentinel_ipfs_repo_filesystem_inodes_free",
+                    "",
+                    1_200_000.0,
+                ),
+                Family::gauge("ipfs_sentinel_gc_runs_total", "")
+                    .with(&[("result", "success")], 4.0)
+                    .with(&[("result", "failure")], 1.0),
+                Family::single_gauge("ipfs_sentinel_gc_last_duration_seconds", "", 95.0),
+                Family::single_gauge(
+                    "ipfs_sentinel_gc_reclaimed_bytes_total",
+                    "",
+                    3.0 * 1024.0 * 1024.0 * 1024.0,
+                ),
+                Family::single_gauge("ipfs_sentinel_ipfs_gc_period_seconds", "", 3600.0),
+                Family::gauge("ipfs_sentinel_ipfs_provide_queue_size", "")
+                    .with(&[("queue", "key_provides")], 1500.0)
+                    .with(&[("queue", "region_provides")], 12.0),
+                Family::single_gauge("ipfs_sentinel_ipfs_provide_overdue", "", 3.0),
+                Family::single_gauge("ipfs_sentinel_ipfs_provide_ongoing", "", 7.0),
+                Family::gauge("ipfs_sentinel_ipfs_provide_workers", "")
+                    .with(&[("state", "active")], 16.0)
+                    .with(&[("state", "max")], 64.0),
+                Family::single_gauge(
+                    "ipfs_sentinel_ipfs_reprovide_last_duration_seconds",
+                    "",
+                    2.0 * 3600.0,
+                ),
+                Family::gauge("ipfs_sentinel_ipfs_version_info", "")
+                    .with(&[("version", "0.39.0"), ("agent", "kubo/0.39.0/")], 1.0),
+                Family::gauge("ipfs_sentinel_cluster_oldest_pin_age_seconds", "")
+                    .with(&[("status", "pin_error")], 7260.0)
+                    .with(&[("status", "pin_queued")], 0.0),
+                Family::gauge("ipfs_sentinel_cluster_peer_metric_age_seconds", "")
+                    .with(
+                        &[
+                            ("peer", "12D3KooWA"),
+                            ("peer_name", "node-a"),
+                            ("metric", "ping"),
+                        ],
+                        5.0,
+                    )
+                    .with(
+                        &[
+                            ("peer", "12D3KooWA"),
+                            ("peer_name", "node-a"),
+                            ("metric", "freespace"),
+                        ],
+                        20.0,
+                    )
+                    .with(
+                        &[
+                            ("peer", "12D3KooWB"),
+                            ("peer_name", "node-b"),
+                            ("metric", "ping"),
+                        ],
+                        600.0,
+                    )
+                    .with(&[("peer", "12D3KooWC"), ("metric", "ping")], 8.0),
+            ],
+        )
+    }
+
+    /// A figure as (name, value, class).
+    type Words<'a> = (&'a str, &'a str, &'a str);
+
+    /// The groups as (id, their figures' words).
+    fn words(groups: &[FigureGroup]) -> Vec<(&str, Vec<Words<'_>>)> {
+        groups
+            .iter()
+            .map(|g| {
+                (
+                    g.id,
+                    g.figures
+                        .iter()
+                        .map(|f| (f.name.as_str(), f.value.as_str(), f.class))
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_signals_read_as_words_and_mark_what_needs_attention() {
+        let groups = signal_groups(&signals_snapshot());
+        assert_eq!(
+            words(&groups),
+            [
+                (
+                    "repo",
+                    vec![
+                        ("growth", "+1.5 MiB/s", ""),
+                        ("StorageMax reached in", "3h 20m", "bad"),
+                        ("filesystem full in", "3d", ""),
+                        ("of StorageMax", "105%", "bad"),
+                        ("filesystem used", "50%", ""),
+                        ("inodes used", "93.5% (1.2M free)", "warning"),
+                    ]
+                ),
+                (
+                    "gc",
+                    vec![
+                        ("runs by the sentinel", "4 succeeded, 1 failed", "warning"),
+                        ("last run took", "1m 35s", ""),
+                        ("freed in all", "3 GiB", ""),
+                        ("periodic GC (Datastore.GCPeriod)", "every 1h", ""),
+                    ]
+                ),
+                (
+                    "provide",
+                    vec![
+                        ("queues", "key_provides 1.5k, region_provides 12", ""),
+                        ("overdue regions", "3", "warning"),
+                        ("ongoing", "7", ""),
+                        ("workers", "16 of 64 busy", ""),
+                        ("last reprovide took", "2h", ""),
+                    ]
+                ),
+                ("kubo", vec![("version", "0.39.0", "")]),
+                (
+                    "ipfs-cluster",
+                    vec![
+                        ("oldest pin in pin_error", "2h 1m ago", "bad"),
+                        ("oldest pin in pin_queued", "none", ""),
+                        ("peer node-b", "last ping 10m ago", "bad"),
+                        (
+                            "peers' last metrics",
+                            "2 fresh (oldest 20s ago), 1 stale",
+                            ""
+                        ),
+                    ]
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn absent_signals_show_nothing_or_a_dash_never_zero() {
+        assert!(
+            signal_groups(&snapshot()).is_empty(),
+            "a node without the figures has no signals section"
+        );
+        let page = html(None);
+        assert!(!page.contains("id=\"signals\""), "no empty section");
+
+        // The repo not growing: its time to full is absent, and says so; a figure the node does
+        // not give (inodes on a filesystem that has none) is a dash; no GC run, no provide
+        // figures: those groups are left out.
+        let partial = Snapshot::new(
+            SystemTime::UNIX_EPOCH,
+            vec![
+                Family::single_gauge("ipfs_sentinel_ipfs_repo_growth_bytes_per_second", "", 0.0),
+                Family::single_gauge("ipfs_sentinel_ipfs_repo_storage_usage_ratio", "", 0.4),
+                Family::single_gauge("ipfs_sentinel_ipfs_gc_period_seconds", "", 0.0),
+            ],
+        );
+        assert_eq!(
+            words(&signal_groups(&partial)),
+            [
+                (
+                    "repo",
+                    vec![
+                        ("growth", "+0 B/s", ""),
+                        ("StorageMax reached in", "not growing", ""),
+                        ("filesystem full in", "not growing", ""),
+                        ("of StorageMax", "40%", ""),
+                        ("filesystem used", "—", ""),
+                        ("inodes used", "—", ""),
+                    ]
+                ),
+                (
+                    "gc",
+                    vec![
+                        ("runs by the sentinel", "—", ""),
+                        ("last run took", "—", ""),
+                        ("freed in all", "—", ""),
+                        ("periodic GC (Datastore.GCPeriod)", "off", ""),
+                    ]
+                ),
+            ]
+        );
+        // Growth unknown: the time to full is a dash, not "not growing".
+        let unknown = Snapshot::new(
+            SystemTime::UNIX_EPOCH,
+            vec![Family::single_gauge(
+                "ipfs_sentinel_ipfs_repo_storage_usage_ratio",
+                "",
+                0.4,
+            )],
+        );
+        let repo = &signal_groups(&unknown)[0];
+        assert_eq!(repo.figures[1].value, "—");
+    }
+
+    #[test]
+    fn the_signals_section_renders_escaped() {
+        let mut evil = signals_snapshot();
+        evil.families
+            .iter_mut()
+            .find(|f| f.name == "ipfs_sentinel_cluster_peer_metric_age_seconds")
+            .unwrap()
+            .push(&[("peer", EVIL), ("metric", "ping")], 900.0);
+        let model = page_model(Inputs {
+            snapshot: &evil,
+            identity: &me(),
+            charts: Vec::new(),
+            alerts: Vec::new(),
+            actions: Vec::new(),
+            refresh_seconds: None,
+            now_ms: 0,
+        });
+        let page = render(&model).unwrap();
+        for part in [
+            "id=\"signals\"",
+            "id=\"signals-repo\"",
+            "<dt>StorageMax reached in</dt><dd class=\"bad\">3h 20m</dd>",
+            "<dd class=\"\">0.39.0</dd>",
+            "peer &lt;script&gt;alert(1)&lt;/script&gt;",
+        ] {
+            assert!(page.contains(part), "{part} missing:\n{page}");
+        }
+        assert!(!page.contains("<script>alert"), "unescaped script");
     }
 
     #[test]

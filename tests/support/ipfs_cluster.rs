@@ -8,6 +8,13 @@
 //! one, and `401` without the right credentials. It serves whatever the test puts in its state;
 //! it does not pin anything.
 //!
+//! The peer monitor's endpoints follow `api/rest/restapi.go` and `api/types.go` at v1.1.6:
+//! `GET /monitor/metrics` answers the names of the metrics held (a JSON array),
+//! `GET /monitor/metrics/{name}` each peer's latest `Metric` of that name that is valid and not
+//! yet expired (`metrics.Store.LatestValid`: an expired one is left out), `GET /health/alerts`
+//! the `Alert`s (an expired `Metric` plus `triggered_at`) the test puts there. Like the real
+//! API these are one JSON array each, never NDJSON.
+//!
 //! `POST /pins/{cid}` (REST API reference: "Pin a CID", options as query arguments
 //! `replication-min`, `replication-max`, `name`, `mode`, `user-allocations`, `meta-<key>`,
 //! `expire-at`; the Go client's `PinOptions.ToQuery`) is recorded and answered with the `Pin`
@@ -59,6 +66,13 @@ impl ClusterState {
                 "attempt_count": 0, "priority_pin": false
             }}
         })
+    }
+
+    /// A GlobalPinInfo whose status was set at `timestamp` (RFC 3339).
+    pub fn pin_since(cid: &str, local_peer: &str, status: &str, timestamp: &str) -> Value {
+        let mut pin = ClusterState::pin(cid, local_peer, status);
+        pin["peer_map"][local_peer]["timestamp"] = json!(timestamp);
+        pin
     }
 
     /// A Pin as `GET /allocations` lists it, replicated exactly on `allocations` (everywhere
@@ -192,6 +206,73 @@ impl ClusterState {
     }
 }
 
+/// What the stand-in's peer monitor holds.
+#[derive(Debug, Clone, Default)]
+pub struct MonitorState {
+    /// Every peer's latest metric of each name (`api.Metric`), expired ones included: the
+    /// stand-in leaves those out of `GET /monitor/metrics/{name}` as the monitor does.
+    pub metrics: Vec<Value>,
+    /// What `GET /health/alerts` answers (`api.Alert`).
+    pub alerts: Vec<Value>,
+}
+
+/// Unix nanoseconds of a time.
+fn unix_nanos(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
+}
+
+impl MonitorState {
+    /// A valid `api.Metric` received at `received`, expiring `ttl` later (a ping's value is a
+    /// `pingValue` as JSON, as `cluster.go` sends it).
+    pub fn metric(
+        name: &str,
+        peer: &str,
+        received: std::time::SystemTime,
+        ttl: std::time::Duration,
+    ) -> Value {
+        let value = if name == "ping" {
+            json!({"peer_name": peer, "ipfs_id": format!("ipfs-{peer}")}).to_string()
+        } else {
+            "53687091200".to_owned()
+        };
+        json!({
+            "name": name, "peer": peer, "value": value,
+            "expire": unix_nanos(received + ttl), "valid": true, "weight": 0,
+            "partitionable": false, "received_at": unix_nanos(received)
+        })
+    }
+
+    /// An `api.Alert` for `metric` (expired), raised at `triggered_at` (RFC 3339).
+    pub fn alert(metric: &Value, triggered_at: &str) -> Value {
+        let mut alert = metric.clone();
+        alert["triggered_at"] = json!(triggered_at);
+        alert
+    }
+
+    /// The names held, sorted, as `metrics.Store.MetricNames` answers them.
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .metrics
+            .iter()
+            .filter_map(|m| m["name"].as_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// The latest valid, unexpired metric of `name` per peer.
+    fn latest_valid(&self, name: &str) -> Vec<Value> {
+        let now = unix_nanos(std::time::SystemTime::now());
+        self.metrics
+            .iter()
+            .filter(|m| m["name"] == name && m["valid"] == true)
+            .filter(|m| m["expire"].as_i64().unwrap_or(0) > now)
+            .cloned()
+            .collect()
+    }
+}
+
 /// One `POST /pins/{cid}` the stand-in received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PinRequest {
@@ -223,6 +304,7 @@ pub struct PinWrites {
 #[derive(Clone)]
 struct Shared {
     state: Arc<Mutex<ClusterState>>,
+    monitor: Arc<Mutex<MonitorState>>,
     writes: Arc<Mutex<PinWrites>>,
     credentials: String,
 }
@@ -267,6 +349,8 @@ fn unauthorized() -> Response {
 pub struct IpfsClusterStandIn {
     pub url: String,
     pub state: Arc<Mutex<ClusterState>>,
+    /// The peer monitor's metrics and alerts; empty unless the test puts some.
+    pub monitor: Arc<Mutex<MonitorState>>,
     pub writes: Arc<Mutex<PinWrites>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
@@ -277,8 +361,10 @@ impl IpfsClusterStandIn {
     pub async fn start(state: ClusterState, credentials: &str) -> IpfsClusterStandIn {
         let state = Arc::new(Mutex::new(state));
         let writes = Arc::new(Mutex::new(PinWrites::default()));
+        let monitor = Arc::new(Mutex::new(MonitorState::default()));
         let shared = Shared {
             state: Arc::clone(&state),
+            monitor: Arc::clone(&monitor),
             writes: Arc::clone(&writes),
             credentials: credentials.to_owned(),
         };
@@ -339,6 +425,33 @@ impl IpfsClusterStandIn {
                     ndjson(&s.state.lock().unwrap().allocations)
                 }),
             )
+            .route(
+                "/monitor/metrics",
+                get(|State(s): State<Shared>, h: HeaderMap| async move {
+                    if !authorized(&s, &h) {
+                        return unauthorized();
+                    }
+                    axum::Json(s.monitor.lock().unwrap().names()).into_response()
+                }),
+            )
+            .route(
+                "/monitor/metrics/{name}",
+                get(|State(s): State<Shared>, h: HeaderMap, Path(name): Path<String>| async move {
+                    if !authorized(&s, &h) {
+                        return unauthorized();
+                    }
+                    axum::Json(s.monitor.lock().unwrap().latest_valid(&name)).into_response()
+                }),
+            )
+            .route(
+                "/health/alerts",
+                get(|State(s): State<Shared>, h: HeaderMap| async move {
+                    if !authorized(&s, &h) {
+                        return unauthorized();
+                    }
+                    axum::Json(s.monitor.lock().unwrap().alerts.clone()).into_response()
+                }),
+            )
             .with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -353,6 +466,7 @@ impl IpfsClusterStandIn {
         IpfsClusterStandIn {
             url,
             state,
+            monitor,
             writes,
             stop: Some(stop),
             server,
