@@ -248,6 +248,14 @@ pub struct MonitoringConfig {
     /// them as `$externalLabels`.
     #[serde(default)]
     pub external_labels: BTreeMap<String, String>,
+    /// The label that carries this sentinel's `cluster.node_id` on every alert it raises,
+    /// unless the alert has that label already (default `node_id`; empty: none). It acts as one
+    /// more external label, so alerts from different nodes stay apart in Alertmanager, while an
+    /// alert about another node (`node.status == Offline`, which has that node's `node_id`)
+    /// raised by several sentinels stays one. A value in `external_labels` under the same
+    /// name wins over it.
+    #[serde(default = "default_alert_identity_label")]
+    pub alert_identity_label: String,
     /// The URL this sentinel is reached at, for templates' `$externalURL` and alerts'
     /// `generatorURL` (default: none).
     #[serde(default)]
@@ -368,6 +376,7 @@ impl Default for MonitoringConfig {
             rule_query_offset_seconds: default_rule_query_offset(),
             promql_semantics: Semantics::default(),
             external_labels: BTreeMap::new(),
+            alert_identity_label: default_alert_identity_label(),
             external_url: String::new(),
             datasource: None,
             actions: ActionsConfig::default(),
@@ -375,6 +384,9 @@ impl Default for MonitoringConfig {
     }
 }
 
+fn default_alert_identity_label() -> String {
+    "node_id".to_owned()
+}
 fn default_true() -> bool {
     true
 }
@@ -868,8 +880,57 @@ impl Config {
         Ok(config)
     }
 
+    /// The labels every alert this sentinel raises carries unless it has them already, as
+    /// Prometheus's `global.external_labels`: `cluster.monitoring.external_labels`, plus
+    /// `cluster.monitoring.alert_identity_label` (default `node_id`) set to
+    /// `cluster.node_id` when `external_labels` does not name it.
+    ///
+    /// ```
+    /// use ipfs_sentinel::config::Config;
+    ///
+    /// let config = Config::parse("cluster: {node_id: node-b}", "s.yaml").unwrap();
+    /// assert_eq!(config.alert_external_labels()["node_id"], "node-b");
+    /// let config = Config::parse(
+    ///     "cluster: {node_id: node-b, monitoring: {alert_identity_label: instance, external_labels: {dc: eu}}}",
+    ///     "s.yaml",
+    /// )
+    /// .unwrap();
+    /// let labels = config.alert_external_labels();
+    /// assert_eq!((labels["instance"].as_str(), labels["dc"].as_str()), ("node-b", "eu"));
+    /// assert!(!labels.contains_key("node_id"));
+    /// let off = Config::parse("cluster: {monitoring: {alert_identity_label: ''}}", "s.yaml").unwrap();
+    /// assert!(off.alert_external_labels().is_empty());
+    /// ```
+    pub fn alert_external_labels(&self) -> BTreeMap<String, String> {
+        let monitoring = &self.cluster.monitoring;
+        let mut labels = monitoring.external_labels.clone();
+        if !monitoring.alert_identity_label.is_empty() {
+            labels
+                .entry(monitoring.alert_identity_label.clone())
+                .or_insert_with(|| self.cluster.node_id.clone());
+        }
+        labels
+    }
+
     fn validate(&self, file: &str) -> Result<(), ConfigError> {
         let monitoring = &self.cluster.monitoring;
+        let identity = &monitoring.alert_identity_label;
+        let is_label_name = |s: &str| {
+            s.chars().enumerate().all(|(i, c)| {
+                c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())
+            })
+        };
+        if !identity.is_empty() && (!is_label_name(identity) || identity.starts_with("__")) {
+            return Err(ConfigError::Invalid {
+                file: file.to_owned(),
+                line: 0,
+                column: 0,
+                path: "cluster.monitoring.alert_identity_label".into(),
+                reason: format!(
+                    "{identity:?} is not a label name: letters, digits and _, not starting with a digit or __ (or '' for no identity label)"
+                ),
+            });
+        }
         for (i, alert) in monitoring.alerts.iter().enumerate() {
             let at = format!("cluster.monitoring.alerts[{i}]");
             validate_alert(alert, &at, file)?;

@@ -22,7 +22,7 @@ fn the_short_form_config_loads_and_means_what_it_says() {
     assert!(out.contains("3 alert(s)"), "{out}");
     assert!(out.contains("node.disk_usage_percent >= 90"), "{out}");
     assert!(
-        out.contains("100 * max without (mountpoint) (ipfs_sentinel_node_disk_usage_ratio) >= 90"),
+        out.contains("100 * ipfs_sentinel_node_disk_usage_ratio >= 90"),
         "{out}"
     );
     assert!(
