@@ -47,6 +47,34 @@ pub enum ConfigError {
     },
 }
 
+/// Something in a valid configuration that is most likely a mistake: `check-config` prints it
+/// (and fails on it with `--strict`), `serve` logs it at start. Shown on one line naming the
+/// file, the line and column where known, and the key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// The file's path.
+    pub file: String,
+    /// 1-based line, 0 when unknown.
+    pub line: u64,
+    /// 1-based column, 0 when unknown.
+    pub column: u64,
+    /// Dotted key path, e.g. `cluster.monitoring.alerts[2].threshold`.
+    pub path: String,
+    /// What is likely wrong, and what to do.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        } else {
+            write!(f, "{}: ", self.file)?;
+        }
+        write!(f, "{}: warning: {}", self.path, self.reason)
+    }
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -910,6 +938,56 @@ impl Config {
                 .or_insert_with(|| self.cluster.node_id.clone());
         }
         labels
+    }
+
+    /// What in this (valid) configuration is most likely a mistake, `file` naming it: a
+    /// `reallocate_pins` action without `cluster.ipfs_cluster` (every run would fail), and a
+    /// `node.status == Offline` alert without `cluster.peers` (it can never fire: a node cannot
+    /// see itself Offline). An alert naming an undefined action is an error, not a warning.
+    ///
+    /// ```
+    /// use ipfs_sentinel::config::Config;
+    ///
+    /// let yaml = "cluster:\n  monitoring:\n    alerts:\n      - {metric: node.status, threshold: Offline, operator: '==', severity: critical}\n";
+    /// let warnings = Config::parse(yaml, "s.yaml").unwrap().warnings("s.yaml");
+    /// assert_eq!(warnings.len(), 1);
+    /// assert!(warnings[0]
+    ///     .to_string()
+    ///     .starts_with("s.yaml:4:42: cluster.monitoring.alerts[0].threshold: warning: "));
+    /// ```
+    pub fn warnings(&self, file: &str) -> Vec<ConfigWarning> {
+        let monitoring = &self.cluster.monitoring;
+        let mut warnings = Vec::new();
+        for (name, action) in &monitoring.recovery_actions {
+            if action.builtin() == Some(Builtin::ReallocatePins) && self.cluster.ipfs_cluster.is_none() {
+                let key = if action.method.is_some() { "method" } else { "builtin" };
+                warnings.push(ConfigWarning {
+                    file: file.to_owned(),
+                    line: 0,
+                    column: 0,
+                    path: format!("cluster.monitoring.recovery_actions.{name}.{key}"),
+                    reason: "reallocate_pins moves pins through the IPFS Cluster REST API, and cluster.ipfs_cluster is not set: every run would fail; set cluster.ipfs_cluster.api_url".into(),
+                });
+            }
+        }
+        if self.cluster.peers.is_empty() {
+            for (i, alert) in monitoring.alerts.iter().enumerate() {
+                let offline = Threshold::State("Offline".into());
+                if alert.metric.value == "node.status"
+                    && alert.operator == Operator::Eq
+                    && alert.threshold.value == offline
+                {
+                    warnings.push(ConfigWarning {
+                        file: file.to_owned(),
+                        line: alert.threshold.referenced.line(),
+                        column: alert.threshold.referenced.column(),
+                        path: format!("cluster.monitoring.alerts[{i}].threshold"),
+                        reason: "node.status == Offline can never fire without cluster.peers: a sentinel sees other nodes go Offline, never its own; list the other nodes' sentinels under cluster.peers".into(),
+                    });
+                }
+            }
+        }
+        warnings
     }
 
     fn validate(&self, file: &str) -> Result<(), ConfigError> {

@@ -223,3 +223,55 @@ fn a_duration_flag_takes_prometheus_notation_and_refuses_what_prometheus_refuses
         );
     }
 }
+
+#[test]
+fn check_config_warns_about_likely_mistakes_and_strict_fails_on_them() {
+    let config = "cluster:\n  node_id: a\n  monitoring:\n    alerts:\n      - {metric: node.status, threshold: Offline, operator: '==', severity: critical, action: move}\n      - {metric: node.status, threshold: Degraded, operator: '==', severity: warning}\n    recovery_actions:\n      move: {method: cluster_manager.reallocate_pins}\n";
+    let (_dir, path) = temp_file("sentinel.yaml", config);
+    let file = path.to_str().unwrap();
+    let (code, out, err) = cli(&["check-config", file]);
+    assert_eq!(code, 0, "warnings do not fail the check: {err}");
+    assert!(out.contains(": valid"), "{out}");
+    let warnings: Vec<&str> = err.lines().collect();
+    assert_eq!(warnings.len(), 2, "one line each: {err}");
+    assert!(
+        warnings[0].starts_with(&format!(
+            "{file}: cluster.monitoring.recovery_actions.move.method: warning: reallocate_pins"
+        )) && warnings[0].contains("cluster.ipfs_cluster is not set"),
+        "{err}"
+    );
+    assert!(
+        warnings[1].starts_with(&format!(
+            "{file}:5:42: cluster.monitoring.alerts[0].threshold: warning: node.status == Offline can never fire without cluster.peers"
+        )),
+        "{err}"
+    );
+
+    let (code, _, err) = cli(&["check-config", "--strict", file]);
+    assert_eq!(code, 1, "--strict fails on warnings: {err}");
+    assert!(
+        err.ends_with("2 warning(s), and --strict makes them fail the check\n"),
+        "{err}"
+    );
+
+    // With peers and IPFS Cluster set, nothing to say, strict or not.
+    let fixed = config.replace(
+        "  node_id: a\n",
+        "  node_id: a\n  peers: ['http://10.0.0.2:9401']\n  ipfs_cluster: {api_url: 'http://127.0.0.1:9094'}\n",
+    );
+    let (_dir, path) = temp_file("sentinel.yaml", &fixed);
+    let (code, _, err) = cli(&["check-config", "--strict", path.to_str().unwrap()]);
+    assert_eq!((code, err.as_str()), (0, ""));
+
+    // An alert naming an action nobody defined is an error, not a warning.
+    let (_dir, path) = temp_file(
+        "sentinel.yaml",
+        &config.replace("action: move", "action: nowhere"),
+    );
+    let (code, _, err) = cli(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cluster.monitoring.alerts[0].action: no recovery action named \"nowhere\""),
+        "{err}"
+    );
+}

@@ -85,10 +85,17 @@ pub fn run(request: Request) -> anyhow::Result<()> {
         // Colours only on a terminal: journald and log files get plain `key=value` lines.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let config_name = match &request.config {
+        Some(path) => path.display().to_string(),
+        None => "<embedded default config>".to_owned(),
+    };
     let config = match &request.config {
         Some(path) => Config::load(path)?,
-        None => Config::parse(EMBEDDED_DEFAULT, "<embedded default config>")?,
+        None => Config::parse(EMBEDDED_DEFAULT, &config_name)?,
     };
+    for warning in config.warnings(&config_name) {
+        tracing::warn!("{warning}");
+    }
     let (server, token) = request.web.load()?;
     for warning in &server.web.current().warnings {
         tracing::warn!("web config: {warning}");
