@@ -121,8 +121,20 @@ pub fn run(request: Request) -> anyhow::Result<()> {
             .with_context(|| {
                 format!("cannot listen on {listen}; is another process using it? pass --listen")
             })?;
+        let local = listener.local_addr()?;
+        let scheme = if server.web.current().tls.is_some() { "https" } else { "http" };
+        let dashboard = &config.cluster.dashboard;
+        let dashboard_at = match (dashboard.enabled, &dashboard.host, dashboard.port) {
+            (false, _, _) => "off".to_owned(),
+            (true, Some(host), Some(port)) => {
+                format!("{scheme}://{host}:{port}/ (its own listener)")
+            }
+            (true, _, _) => format!("{scheme}://{local}/"),
+        };
         tracing::info!(
-            listen = %listener.local_addr()?,
+            listen = %local,
+            metrics = %format!("{scheme}://{local}/metrics"),
+            dashboard = %dashboard_at,
             data_dir = %data_dir.display(),
             node_id = %config.cluster.node_id,
             ipfs_api = %config.ipfs.api_url,
