@@ -959,8 +959,14 @@ impl Config {
         let monitoring = &self.cluster.monitoring;
         let mut warnings = Vec::new();
         for (name, action) in &monitoring.recovery_actions {
-            if action.builtin() == Some(Builtin::ReallocatePins) && self.cluster.ipfs_cluster.is_none() {
-                let key = if action.method.is_some() { "method" } else { "builtin" };
+            if action.builtin() == Some(Builtin::ReallocatePins)
+                && self.cluster.ipfs_cluster.is_none()
+            {
+                let key = if action.method.is_some() {
+                    "method"
+                } else {
+                    "builtin"
+                };
                 warnings.push(ConfigWarning {
                     file: file.to_owned(),
                     line: 0,
@@ -994,9 +1000,9 @@ impl Config {
         let monitoring = &self.cluster.monitoring;
         let identity = &monitoring.alert_identity_label;
         let is_label_name = |s: &str| {
-            s.chars().enumerate().all(|(i, c)| {
-                c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())
-            })
+            s.chars()
+                .enumerate()
+                .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
         };
         if !identity.is_empty() && (!is_label_name(identity) || identity.starts_with("__")) {
             return Err(ConfigError::Invalid {

@@ -108,7 +108,11 @@ fn shown_keys(text: &str) -> BTreeSet<Vec<String>> {
         };
         if body.starts_with('{') {
             let parent = parents(&path);
-            flow_keys(&body[..body.rfind('}').map_or(body.len(), |e| e + 1)], &parent, &mut shown);
+            flow_keys(
+                &body[..body.rfind('}').map_or(body.len(), |e| e + 1)],
+                &parent,
+                &mut shown,
+            );
             continue;
         }
         let Some((key, value)) = body.split_once(':') else {

@@ -40,7 +40,10 @@ async fn a_dashboard_on_its_own_listener_gets_a_start_line_of_its_own() {
     let log = eventually("the dashboard's start line", || {
         sentinel.process.assert_running();
         let log = sentinel.process.log();
-        async move { log.contains("its own listener (cluster.dashboard").then_some(log) }
+        async move {
+            log.contains("its own listener (cluster.dashboard")
+                .then_some(log)
+        }
     })
     .await;
     let start = log.lines().find(|l| l.contains(" started ")).unwrap();
@@ -53,9 +56,15 @@ async fn a_dashboard_on_its_own_listener_gets_a_start_line_of_its_own() {
         .find(|l| l.contains("the dashboard listens on its own listener"))
         .unwrap();
     assert!(
-        line.contains(&format!("listen=127.0.0.1:{port}")) && line.contains(&format!("dashboard={own}")),
+        line.contains(&format!("listen=127.0.0.1:{port}"))
+            && line.contains(&format!("dashboard={own}")),
         "{line}"
     );
-    let page = support::get_text(&own).await.expect("the dashboard answers there");
-    assert!(page.contains("<html") || page.contains("<!DOCTYPE"), "{page}");
+    let page = support::get_text(&own)
+        .await
+        .expect("the dashboard answers there");
+    assert!(
+        page.contains("<html") || page.contains("<!DOCTYPE"),
+        "{page}"
+    );
 }

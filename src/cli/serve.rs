@@ -122,7 +122,11 @@ pub fn run(request: Request) -> anyhow::Result<()> {
                 format!("cannot listen on {listen}; is another process using it? pass --listen")
             })?;
         let local = listener.local_addr()?;
-        let scheme = if server.web.current().tls.is_some() { "https" } else { "http" };
+        let scheme = if server.web.current().tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let dashboard = &config.cluster.dashboard;
         let dashboard_at = match (dashboard.enabled, &dashboard.host, dashboard.port) {
             (false, _, _) => "off".to_owned(),

@@ -564,9 +564,8 @@ mod tests {
     async fn down_then_up(down_for: u64, runs: u64) -> (Captured, Snapshot) {
         use tracing_subscriber::layer::SubscriberExt;
         let captured = Captured::default();
-        let _default = tracing::subscriber::set_default(
-            tracing_subscriber::registry().with(captured.clone()),
-        );
+        let _default =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(captured.clone()));
         let interval = Duration::from_secs(15);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -596,7 +595,10 @@ mod tests {
     async fn a_source_down_for_ten_intervals_is_logged_once_and_its_recovery_once() {
         let (log, last) = down_then_up(10, 11).await;
         assert_eq!(log.count(tracing::Level::WARN, "collector failed"), 1);
-        assert_eq!(log.count(tracing::Level::WARN, "collector still failing"), 0);
+        assert_eq!(
+            log.count(tracing::Level::WARN, "collector still failing"),
+            0
+        );
         assert_eq!(log.count(tracing::Level::INFO, "collector recovered"), 1);
         assert_eq!(
             log.0.lock().unwrap().len(),
@@ -605,7 +607,11 @@ mod tests {
             log.0.lock().unwrap()
         );
         assert_eq!(
-            value(&last, "ipfs_sentinel_collector_failures_total", Some("flaky")),
+            value(
+                &last,
+                "ipfs_sentinel_collector_failures_total",
+                Some("flaky")
+            ),
             10.0,
             "every failed run counts"
         );
@@ -620,10 +626,17 @@ mod tests {
         // 40 runs of 15 s: down for 9 min 45 s, reminded at 5 min, not yet at 10.
         let (log, last) = down_then_up(40, 40).await;
         assert_eq!(log.count(tracing::Level::WARN, "collector failed"), 1);
-        assert_eq!(log.count(tracing::Level::WARN, "collector still failing"), 1);
+        assert_eq!(
+            log.count(tracing::Level::WARN, "collector still failing"),
+            1
+        );
         assert_eq!(log.count(tracing::Level::INFO, "collector recovered"), 0);
         assert_eq!(
-            value(&last, "ipfs_sentinel_collector_failures_total", Some("flaky")),
+            value(
+                &last,
+                "ipfs_sentinel_collector_failures_total",
+                Some("flaky")
+            ),
             40.0
         );
     }

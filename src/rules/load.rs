@@ -542,7 +542,10 @@ pub fn default_summary(metric: &str, operator: &str, threshold: &str, node: &str
 fn default_description(summary: &str, alert: &AlertConfig, threshold: &str) -> String {
     let minutes = alert.duration_minutes.0;
     let held = if minutes > 0.0 {
-        format!(" for {minutes} minute{}", if minutes == 1.0 { "" } else { "s" })
+        format!(
+            " for {minutes} minute{}",
+            if minutes == 1.0 { "" } else { "s" }
+        )
     } else {
         String::new()
     };
@@ -764,21 +767,111 @@ mod tests {
     fn default_summaries_say_what_and_where_in_words() {
         use super::super::template::{expand, NoQueries, TemplateData};
         let cases: &[(&str, &str, &str, f64, &str)] = &[
-            ("node.disk_usage_percent", ">=", "90", 93.2012345, "disk /data on node-b is 93.2 % full"),
-            ("node.cpu_usage_percent", ">", "80", 8.730171848302648, "CPU on node-b is 8.73 % busy"),
-            ("node.memory_usage_percent", ">=", "95", 97.0, "memory on node-b is 97 % used"),
-            ("node.load1", ">", "4", 6.125, "load on node-b is 6.125 (1-minute average)"),
-            ("node.status", "==", "Offline", 1.0, "node node-c is Offline (seen from node-b)"),
-            ("node.status", "!=", "Online", 0.0, "node node-c is not Online (seen from node-b)"),
-            ("ipfs.up", "==", "0", 0.0, "the Kubo RPC API on node-b does not answer (ipfs.up is 0)"),
-            ("ipfs.repo_size", ">", "1e9", 5_368_709_120.0, "the IPFS repo on node-b holds 5GiB"),
-            ("ipfs.repo_usage_percent", ">=", "90", 91.25, "the IPFS repo on node-b is at 91.25 % of its StorageMax"),
-            ("ipfs.repo_objects", ">", "1e6", 2_500_000.0, "the IPFS repo on node-b holds 2.5M blocks"),
-            ("ipfs.peers_connected", "<", "5", 3.0, "node-b has 3 swarm peers connected"),
-            ("ipfs.pins_total", ">", "1e5", 123_456.0, "node-b has 123.5k pins"),
-            ("ipfs.bandwidth_in_rate", ">", "1e7", 12_582_912.0, "node-b receives 12MiB/s"),
-            ("ipfs.bandwidth_out_rate", ">", "1e7", 1536.0, "node-b sends 1.5kiB/s"),
-            ("cache.hit_ratio_percent", "<", "50", 42.123, "the block cache on node-b hits 42.12 % of lookups"),
+            (
+                "node.disk_usage_percent",
+                ">=",
+                "90",
+                93.2012345,
+                "disk /data on node-b is 93.2 % full",
+            ),
+            (
+                "node.cpu_usage_percent",
+                ">",
+                "80",
+                8.730171848302648,
+                "CPU on node-b is 8.73 % busy",
+            ),
+            (
+                "node.memory_usage_percent",
+                ">=",
+                "95",
+                97.0,
+                "memory on node-b is 97 % used",
+            ),
+            (
+                "node.load1",
+                ">",
+                "4",
+                6.125,
+                "load on node-b is 6.125 (1-minute average)",
+            ),
+            (
+                "node.status",
+                "==",
+                "Offline",
+                1.0,
+                "node node-c is Offline (seen from node-b)",
+            ),
+            (
+                "node.status",
+                "!=",
+                "Online",
+                0.0,
+                "node node-c is not Online (seen from node-b)",
+            ),
+            (
+                "ipfs.up",
+                "==",
+                "0",
+                0.0,
+                "the Kubo RPC API on node-b does not answer (ipfs.up is 0)",
+            ),
+            (
+                "ipfs.repo_size",
+                ">",
+                "1e9",
+                5_368_709_120.0,
+                "the IPFS repo on node-b holds 5GiB",
+            ),
+            (
+                "ipfs.repo_usage_percent",
+                ">=",
+                "90",
+                91.25,
+                "the IPFS repo on node-b is at 91.25 % of its StorageMax",
+            ),
+            (
+                "ipfs.repo_objects",
+                ">",
+                "1e6",
+                2_500_000.0,
+                "the IPFS repo on node-b holds 2.5M blocks",
+            ),
+            (
+                "ipfs.peers_connected",
+                "<",
+                "5",
+                3.0,
+                "node-b has 3 swarm peers connected",
+            ),
+            (
+                "ipfs.pins_total",
+                ">",
+                "1e5",
+                123_456.0,
+                "node-b has 123.5k pins",
+            ),
+            (
+                "ipfs.bandwidth_in_rate",
+                ">",
+                "1e7",
+                12_582_912.0,
+                "node-b receives 12MiB/s",
+            ),
+            (
+                "ipfs.bandwidth_out_rate",
+                ">",
+                "1e7",
+                1536.0,
+                "node-b sends 1.5kiB/s",
+            ),
+            (
+                "cache.hit_ratio_percent",
+                "<",
+                "50",
+                42.123,
+                "the block cache on node-b hits 42.12 % of lookups",
+            ),
         ];
         for name in crate::dotted::names() {
             assert!(
