@@ -7,6 +7,14 @@ use std::path::Path;
 
 use support::{cli, temp_file};
 
+/// The host name, `cluster.node_id`'s default.
+fn gethostname_for_test() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
 fn short_form_config() -> String {
     std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/short-form.yaml"),
@@ -20,6 +28,13 @@ fn the_short_form_config_loads_and_means_what_it_says() {
     let (code, out, err) = cli(&["check-config", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("3 alert(s)"), "{out}");
+    let host = gethostname_for_test();
+    assert!(
+        out.contains(&format!(
+            "labels added to every alert that lacks them: node_id={host:?}"
+        )),
+        "the alert identity, this node's id (the host name by default): {out}"
+    );
     assert!(out.contains("node.disk_usage_percent >= 90"), "{out}");
     assert!(
         out.contains("100 * ipfs_sentinel_node_disk_usage_ratio >= 90"),

@@ -65,6 +65,19 @@ fn summary(file: &Path, config: &Config) -> String {
         m.metrics_history_duration_hours.0,
         if m.enabled { "enabled" } else { "disabled" },
     );
+    let added: Vec<String> = config
+        .alert_external_labels()
+        .iter()
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect();
+    out += &format!(
+        "  labels added to every alert that lacks them: {}\n",
+        if added.is_empty() {
+            "none".to_owned()
+        } else {
+            added.join(", ")
+        }
+    );
     out += &format!("  {} alert(s):\n", m.alerts.len());
     for alert in &m.alerts {
         let threshold = match &alert.threshold.value {
