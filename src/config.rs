@@ -47,6 +47,34 @@ pub enum ConfigError {
     },
 }
 
+/// Something in a valid configuration that is most likely a mistake: `check-config` prints it
+/// (and fails on it with `--strict`), `serve` logs it at start. Shown on one line naming the
+/// file, the line and column where known, and the key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// The file's path.
+    pub file: String,
+    /// 1-based line, 0 when unknown.
+    pub line: u64,
+    /// 1-based column, 0 when unknown.
+    pub column: u64,
+    /// Dotted key path, e.g. `cluster.monitoring.alerts[2].threshold`.
+    pub path: String,
+    /// What is likely wrong, and what to do.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        } else {
+            write!(f, "{}: ", self.file)?;
+        }
+        write!(f, "{}: warning: {}", self.path, self.reason)
+    }
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -248,6 +276,14 @@ pub struct MonitoringConfig {
     /// them as `$externalLabels`.
     #[serde(default)]
     pub external_labels: BTreeMap<String, String>,
+    /// The label that carries this sentinel's `cluster.node_id` on every alert it raises,
+    /// unless the alert has that label already (default `node_id`; empty: none). It acts as one
+    /// more external label, so alerts from different nodes stay apart in Alertmanager, while an
+    /// alert about another node (`node.status == Offline`, which has that node's `node_id`)
+    /// raised by several sentinels stays one. A value in `external_labels` under the same
+    /// name wins over it.
+    #[serde(default = "default_alert_identity_label")]
+    pub alert_identity_label: String,
     /// The URL this sentinel is reached at, for templates' `$externalURL` and alerts'
     /// `generatorURL` (default: none).
     #[serde(default)]
@@ -399,6 +435,7 @@ impl Default for MonitoringConfig {
             rule_query_offset_seconds: default_rule_query_offset(),
             promql_semantics: Semantics::default(),
             external_labels: BTreeMap::new(),
+            alert_identity_label: default_alert_identity_label(),
             external_url: String::new(),
             datasource: None,
             actions: ActionsConfig::default(),
@@ -406,6 +443,9 @@ impl Default for MonitoringConfig {
     }
 }
 
+fn default_alert_identity_label() -> String {
+    "node_id".to_owned()
+}
 fn default_true() -> bool {
     true
 }
@@ -899,8 +939,113 @@ impl Config {
         Ok(config)
     }
 
+    /// The labels every alert this sentinel raises carries unless it has them already, as
+    /// Prometheus's `global.external_labels`: `cluster.monitoring.external_labels`, plus
+    /// `cluster.monitoring.alert_identity_label` (default `node_id`) set to
+    /// `cluster.node_id` when `external_labels` does not name it.
+    ///
+    /// ```
+    /// use ipfs_sentinel::config::Config;
+    ///
+    /// let config = Config::parse("cluster: {node_id: node-b}", "s.yaml").unwrap();
+    /// assert_eq!(config.alert_external_labels()["node_id"], "node-b");
+    /// let config = Config::parse(
+    ///     "cluster: {node_id: node-b, monitoring: {alert_identity_label: instance, external_labels: {dc: eu}}}",
+    ///     "s.yaml",
+    /// )
+    /// .unwrap();
+    /// let labels = config.alert_external_labels();
+    /// assert_eq!((labels["instance"].as_str(), labels["dc"].as_str()), ("node-b", "eu"));
+    /// assert!(!labels.contains_key("node_id"));
+    /// let off = Config::parse("cluster: {monitoring: {alert_identity_label: ''}}", "s.yaml").unwrap();
+    /// assert!(off.alert_external_labels().is_empty());
+    /// ```
+    pub fn alert_external_labels(&self) -> BTreeMap<String, String> {
+        let monitoring = &self.cluster.monitoring;
+        let mut labels = monitoring.external_labels.clone();
+        if !monitoring.alert_identity_label.is_empty() {
+            labels
+                .entry(monitoring.alert_identity_label.clone())
+                .or_insert_with(|| self.cluster.node_id.clone());
+        }
+        labels
+    }
+
+    /// What in this (valid) configuration is most likely a mistake, `file` naming it: a
+    /// `reallocate_pins` action without `cluster.ipfs_cluster` (every run would fail), and a
+    /// `node.status == Offline` alert without `cluster.peers` (it can never fire: a node cannot
+    /// see itself Offline). An alert naming an undefined action is an error, not a warning.
+    ///
+    /// ```
+    /// use ipfs_sentinel::config::Config;
+    ///
+    /// let yaml = "cluster:\n  monitoring:\n    alerts:\n      - {metric: node.status, threshold: Offline, operator: '==', severity: critical}\n";
+    /// let warnings = Config::parse(yaml, "s.yaml").unwrap().warnings("s.yaml");
+    /// assert_eq!(warnings.len(), 1);
+    /// assert!(warnings[0]
+    ///     .to_string()
+    ///     .starts_with("s.yaml:4:42: cluster.monitoring.alerts[0].threshold: warning: "));
+    /// ```
+    pub fn warnings(&self, file: &str) -> Vec<ConfigWarning> {
+        let monitoring = &self.cluster.monitoring;
+        let mut warnings = Vec::new();
+        for (name, action) in &monitoring.recovery_actions {
+            if action.builtin() == Some(Builtin::ReallocatePins)
+                && self.cluster.ipfs_cluster.is_none()
+            {
+                let key = if action.method.is_some() {
+                    "method"
+                } else {
+                    "builtin"
+                };
+                warnings.push(ConfigWarning {
+                    file: file.to_owned(),
+                    line: 0,
+                    column: 0,
+                    path: format!("cluster.monitoring.recovery_actions.{name}.{key}"),
+                    reason: "reallocate_pins moves pins through the IPFS Cluster REST API, and cluster.ipfs_cluster is not set: every run would fail; set cluster.ipfs_cluster.api_url".into(),
+                });
+            }
+        }
+        if self.cluster.peers.is_empty() {
+            for (i, alert) in monitoring.alerts.iter().enumerate() {
+                let offline = Threshold::State("Offline".into());
+                if alert.metric.value == "node.status"
+                    && alert.operator == Operator::Eq
+                    && alert.threshold.value == offline
+                {
+                    warnings.push(ConfigWarning {
+                        file: file.to_owned(),
+                        line: alert.threshold.referenced.line(),
+                        column: alert.threshold.referenced.column(),
+                        path: format!("cluster.monitoring.alerts[{i}].threshold"),
+                        reason: "node.status == Offline can never fire without cluster.peers: a sentinel sees other nodes go Offline, never its own; list the other nodes' sentinels under cluster.peers".into(),
+                    });
+                }
+            }
+        }
+        warnings
+    }
+
     fn validate(&self, file: &str) -> Result<(), ConfigError> {
         let monitoring = &self.cluster.monitoring;
+        let identity = &monitoring.alert_identity_label;
+        let is_label_name = |s: &str| {
+            s.chars()
+                .enumerate()
+                .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
+        };
+        if !identity.is_empty() && (!is_label_name(identity) || identity.starts_with("__")) {
+            return Err(ConfigError::Invalid {
+                file: file.to_owned(),
+                line: 0,
+                column: 0,
+                path: "cluster.monitoring.alert_identity_label".into(),
+                reason: format!(
+                    "{identity:?} is not a label name: letters, digits and _, not starting with a digit or __ (or '' for no identity label)"
+                ),
+            });
+        }
         for (i, alert) in monitoring.alerts.iter().enumerate() {
             let at = format!("cluster.monitoring.alerts[{i}]");
             validate_alert(alert, &at, file)?;

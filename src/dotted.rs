@@ -35,9 +35,9 @@ const TABLE: &[DottedMetric] = &[
     },
     DottedMetric {
         name: "node.disk_usage_percent",
-        expr: "100 * max without (mountpoint) (ipfs_sentinel_node_disk_usage_ratio)",
+        expr: "100 * ipfs_sentinel_node_disk_usage_ratio",
         states: None,
-        help: "the fullest real filesystem, percent used",
+        help: "each real filesystem, percent used (one alert per full filesystem, by mountpoint)",
     },
     DottedMetric {
         name: "node.load1",

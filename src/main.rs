@@ -54,10 +54,15 @@ enum Command {
         #[command(flatten)]
         web: WebArgs,
     },
-    /// Check a configuration file: prints a summary and exits 0, or the error and exits 1.
+    /// Check a configuration file: prints a summary (and warnings: likely mistakes) and exits
+    /// 0, or the error and exits 1; with --strict, warnings exit 1 too.
     CheckConfig {
         /// The YAML file to check.
         file: PathBuf,
+        /// Fail (exit 1) on warnings too: likely mistakes in a valid file, such as a
+        /// `node.status == Offline` alert without peers.
+        #[arg(long)]
+        strict: bool,
     },
     /// Print the embedded default configuration, a commented starting point for your own.
     PrintDefaultConfig,
@@ -233,7 +238,7 @@ fn main() -> ExitCode {
                 max_request_body_bytes: web.max_request_body_bytes,
             },
         })),
-        Command::CheckConfig { file } => cli::check_config::run(&file),
+        Command::CheckConfig { file, strict } => cli::check_config::run(&file, strict),
         Command::PrintDefaultConfig => {
             print!("{EMBEDDED_DEFAULT}");
             ExitCode::SUCCESS

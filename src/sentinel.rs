@@ -277,6 +277,20 @@ pub async fn serve(
         },
         stopped(stop_rx.clone()),
     ));
+    if let Some(l) = &dashboard_listener {
+        let scheme = if options.server.web.current().tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        if let Ok(local) = l.local_addr() {
+            tracing::info!(
+                listen = %local,
+                dashboard = %format!("{scheme}://{local}/"),
+                "the dashboard listens on its own listener (cluster.dashboard.host and port)"
+            );
+        }
+    }
     let dashboard_served = dashboard_listener.map(|l| {
         let app = connections::guard(
             server::dashboard_router(state.clone()),

@@ -7,6 +7,14 @@ use std::path::Path;
 
 use support::{cli, temp_file};
 
+/// The host name, `cluster.node_id`'s default.
+fn gethostname_for_test() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
 fn short_form_config() -> String {
     std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/short-form.yaml"),
@@ -20,9 +28,16 @@ fn the_short_form_config_loads_and_means_what_it_says() {
     let (code, out, err) = cli(&["check-config", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("3 alert(s)"), "{out}");
+    let host = gethostname_for_test();
+    assert!(
+        out.contains(&format!(
+            "labels added to every alert that lacks them: node_id={host:?}"
+        )),
+        "the alert identity, this node's id (the host name by default): {out}"
+    );
     assert!(out.contains("node.disk_usage_percent >= 90"), "{out}");
     assert!(
-        out.contains("100 * max without (mountpoint) (ipfs_sentinel_node_disk_usage_ratio) >= 90"),
+        out.contains("100 * ipfs_sentinel_node_disk_usage_ratio >= 90"),
         "{out}"
     );
     assert!(
@@ -222,4 +237,56 @@ fn a_duration_flag_takes_prometheus_notation_and_refuses_what_prometheus_refuses
             "{err}"
         );
     }
+}
+
+#[test]
+fn check_config_warns_about_likely_mistakes_and_strict_fails_on_them() {
+    let config = "cluster:\n  node_id: a\n  monitoring:\n    alerts:\n      - {metric: node.status, threshold: Offline, operator: '==', severity: critical, action: move}\n      - {metric: node.status, threshold: Degraded, operator: '==', severity: warning}\n    recovery_actions:\n      move: {method: cluster_manager.reallocate_pins}\n";
+    let (_dir, path) = temp_file("sentinel.yaml", config);
+    let file = path.to_str().unwrap();
+    let (code, out, err) = cli(&["check-config", file]);
+    assert_eq!(code, 0, "warnings do not fail the check: {err}");
+    assert!(out.contains(": valid"), "{out}");
+    let warnings: Vec<&str> = err.lines().collect();
+    assert_eq!(warnings.len(), 2, "one line each: {err}");
+    assert!(
+        warnings[0].starts_with(&format!(
+            "{file}: cluster.monitoring.recovery_actions.move.method: warning: reallocate_pins"
+        )) && warnings[0].contains("cluster.ipfs_cluster is not set"),
+        "{err}"
+    );
+    assert!(
+        warnings[1].starts_with(&format!(
+            "{file}:5:42: cluster.monitoring.alerts[0].threshold: warning: node.status == Offline can never fire without cluster.peers"
+        )),
+        "{err}"
+    );
+
+    let (code, _, err) = cli(&["check-config", "--strict", file]);
+    assert_eq!(code, 1, "--strict fails on warnings: {err}");
+    assert!(
+        err.ends_with("2 warning(s), and --strict makes them fail the check\n"),
+        "{err}"
+    );
+
+    // With peers and IPFS Cluster set, nothing to say, strict or not.
+    let fixed = config.replace(
+        "  node_id: a\n",
+        "  node_id: a\n  peers: ['http://10.0.0.2:9401']\n  ipfs_cluster: {api_url: 'http://127.0.0.1:9094'}\n",
+    );
+    let (_dir, path) = temp_file("sentinel.yaml", &fixed);
+    let (code, _, err) = cli(&["check-config", "--strict", path.to_str().unwrap()]);
+    assert_eq!((code, err.as_str()), (0, ""));
+
+    // An alert naming an action nobody defined is an error, not a warning.
+    let (_dir, path) = temp_file(
+        "sentinel.yaml",
+        &config.replace("action: move", "action: nowhere"),
+    );
+    let (code, _, err) = cli(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cluster.monitoring.alerts[0].action: no recovery action named \"nowhere\""),
+        "{err}"
+    );
 }

@@ -95,23 +95,22 @@ async fn a_broken_ipfs_api_and_a_slow_peer_are_reported_while_scrapes_go_on() {
         (ERROR_500, "answers 500"),
     ] {
         mode.store(m, Ordering::Relaxed);
-        let failed_before = sentinel
-            .process
-            .log()
-            .matches("Kubo RPC call failed")
-            .count();
-        eventually(
-            &format!("a new failure to be logged when the IPFS API {what}"),
-            || {
-                let n = sentinel
-                    .process
-                    .log()
-                    .matches("Kubo RPC call failed")
-                    .count();
-                async move { (n > failed_before + 2).then_some(()) }
-            },
-        )
-        .await;
+        // Every failed collection counts (the log says it once, below).
+        let failures = |body: &str| {
+            sample(
+                body,
+                "ipfs_sentinel_collector_failures_total",
+                &[("collector", "ipfs")],
+            )
+            .unwrap_or(0.0)
+        };
+        let failed_before = failures(&sentinel.metrics().await);
+        sentinel
+            .metrics_until(
+                &format!("new failures to be counted when the IPFS API {what}"),
+                |body| failures(body) > failed_before + 2.0,
+            )
+            .await;
         // Scrapes answer at once meanwhile, and say what is wrong.
         let body = impatient_http()
             .get(format!("{}/metrics", sentinel.url))
@@ -146,6 +145,14 @@ async fn a_broken_ipfs_api_and_a_slow_peer_are_reported_while_scrapes_go_on() {
         );
     }
     let log = sentinel.process.log();
+    let ipfs_failed = log
+        .lines()
+        .filter(|l| l.contains("collector failed") && l.contains("collector=\"ipfs\""))
+        .count();
+    assert_eq!(
+        ipfs_failed, 1,
+        "a source failing in five ways in a row is logged once: {log}"
+    );
     assert!(
         log.contains("peer sentinel unreachable")
             && log.contains("no answer before peer_timeout_seconds"),

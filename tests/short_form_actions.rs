@@ -176,8 +176,9 @@ cluster:
         .collect();
     assert_eq!(lines[0], "node-a");
     assert!(
-        lines[1].starts_with("node.memory_usage_percent >= 0 (now "),
-        "{lines:?}"
+        lines[1].starts_with("memory on node-a is ")
+            && lines[1].ends_with(" % used (alert: node.memory_usage_percent >= 0)"),
+        "{{details}} is the description, in words: {lines:?}"
     );
 
     // node.status == Offline: node-b stops answering; its pin moves off it.

@@ -1,5 +1,6 @@
 //! `check-config`: loads a configuration with every rule it names and prints a summary (node,
-//! collection, alerts with their PromQL, recovery actions, rule files), or the error.
+//! collection, alerts with their PromQL, recovery actions, rule files) and its warnings, or the
+//! error. Warnings fail the check only with `--strict`.
 //!
 //! Owns the summary's wording only; loading and validation are the library's.
 
@@ -11,8 +12,9 @@ use ipfs_sentinel::dotted;
 use ipfs_sentinel::rules::load::{Group, SHORT_FORM_GROUP};
 use ipfs_sentinel::rules::reload::ConfigSource;
 
-/// Checks `file`: exit 0 and the summary, or 1 and the error.
-pub fn run(file: &Path) -> ExitCode {
+/// Checks `file`: exit 0 and the summary (warnings on standard error), or 1 and the error;
+/// with `strict`, warnings exit 1 too.
+pub fn run(file: &Path, strict: bool) -> ExitCode {
     let source = ConfigSource {
         path: Some(file.to_path_buf()),
     };
@@ -28,6 +30,18 @@ pub fn run(file: &Path) -> ExitCode {
                 files.len(),
                 files.iter().map(|g| g.rules.len()).sum::<usize>()
             );
+            let warnings = config.warnings(&file.display().to_string());
+            for warning in &warnings {
+                eprintln!("{warning}");
+            }
+            if strict && !warnings.is_empty() {
+                eprintln!(
+                    "{}: {} warning(s), and --strict makes them fail the check",
+                    file.display(),
+                    warnings.len()
+                );
+                return ExitCode::FAILURE;
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -50,6 +64,19 @@ fn summary(file: &Path, config: &Config) -> String {
         m.collector_timeout_seconds.0,
         m.metrics_history_duration_hours.0,
         if m.enabled { "enabled" } else { "disabled" },
+    );
+    let added: Vec<String> = config
+        .alert_external_labels()
+        .iter()
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect();
+    out += &format!(
+        "  labels added to every alert that lacks them: {}\n",
+        if added.is_empty() {
+            "none".to_owned()
+        } else {
+            added.join(", ")
+        }
     );
     out += &format!("  {} alert(s):\n", m.alerts.len());
     for alert in &m.alerts {

@@ -85,10 +85,17 @@ pub fn run(request: Request) -> anyhow::Result<()> {
         // Colours only on a terminal: journald and log files get plain `key=value` lines.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let config_name = match &request.config {
+        Some(path) => path.display().to_string(),
+        None => "<embedded default config>".to_owned(),
+    };
     let config = match &request.config {
         Some(path) => Config::load(path)?,
-        None => Config::parse(EMBEDDED_DEFAULT, "<embedded default config>")?,
+        None => Config::parse(EMBEDDED_DEFAULT, &config_name)?,
     };
+    for warning in config.warnings(&config_name) {
+        tracing::warn!("{warning}");
+    }
     let (server, token) = request.web.load()?;
     for warning in &server.web.current().warnings {
         tracing::warn!("web config: {warning}");
@@ -114,8 +121,24 @@ pub fn run(request: Request) -> anyhow::Result<()> {
             .with_context(|| {
                 format!("cannot listen on {listen}; is another process using it? pass --listen")
             })?;
+        let local = listener.local_addr()?;
+        let scheme = if server.web.current().tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let dashboard = &config.cluster.dashboard;
+        let dashboard_at = match (dashboard.enabled, &dashboard.host, dashboard.port) {
+            (false, _, _) => "off".to_owned(),
+            (true, Some(host), Some(port)) => {
+                format!("{scheme}://{host}:{port}/ (its own listener)")
+            }
+            (true, _, _) => format!("{scheme}://{local}/"),
+        };
         tracing::info!(
-            listen = %listener.local_addr()?,
+            listen = %local,
+            metrics = %format!("{scheme}://{local}/metrics"),
+            dashboard = %dashboard_at,
             data_dir = %data_dir.display(),
             node_id = %config.cluster.node_id,
             ipfs_api = %config.ipfs.api_url,

@@ -30,7 +30,8 @@ const ENDPOINTS: &[&str] = &[
     "version",
 ];
 
-/// A failed call to the Kubo RPC API: one warning line and one count.
+/// A failed call to the Kubo RPC API: one count, and one warning line unless the call failing
+/// fails the whole collector (`id`), which the collection loop then logs, once.
 struct KuboRequestFailed<'a> {
     endpoint: &'static str,
     error: &'a ClientError,
@@ -38,7 +39,11 @@ struct KuboRequestFailed<'a> {
 
 impl KuboRequestFailed<'_> {
     fn emit(self, errors: &mut BTreeMap<&'static str, u64>) {
-        tracing::warn!(endpoint = self.endpoint, error = %self.error, "Kubo RPC call failed");
+        if self.endpoint == "id" {
+            tracing::debug!(endpoint = self.endpoint, error = %self.error, "Kubo RPC call failed");
+        } else {
+            tracing::warn!(endpoint = self.endpoint, error = %self.error, "Kubo RPC call failed");
+        }
         *errors.entry(self.endpoint).or_default() += 1;
     }
 }

@@ -2,12 +2,14 @@
 //! at start, each under its own timeout, merged into one [`Snapshot`] and handed on.
 //!
 //! Owns scheduling, the numbering of collections and the per-collector health metrics
-//! (`ipfs_sentinel_collector_success`, `ipfs_sentinel_collector_duration_seconds`). It never
+//! (`ipfs_sentinel_collector_success`, `ipfs_sentinel_collector_duration_seconds`,
+//! `ipfs_sentinel_collector_failures_total`) and their log lines ([`SourceHealth`]: a failing
+//! source is logged when it starts failing, every few minutes while it stays failed, and when
+//! it recovers). It never
 //! encodes, serves or stores anything: each snapshot goes to the exposition cache, and each
 //! complete collection (every collector has reported its n-th run), once, numbered, to the
 //! history's recorder ([`publisher`]). A collector that fails or times out contributes its
-//! [`Collector::on_failure`] families, a `collector_success 0` and a log line; the others are
-//! unaffected.
+//! [`Collector::on_failure`] families and a `collector_success 0`; the others are unaffected.
 
 pub mod ipfs;
 pub mod ipfs_cluster;
@@ -59,7 +61,12 @@ pub trait Collector: Send {
     }
 }
 
-/// Emitted when a collector fails or times out: one log line (the success metric says the rest).
+/// How long a source that stays failed goes between two reminders in the log: it is logged
+/// when it starts failing, then at most this often, then once when it recovers (the failure
+/// counter counts every failed run).
+pub const FAILURE_REMINDER_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// A collector failed after succeeding (or at its first run): one warning line.
 struct CollectorFailed<'a> {
     collector: &'a str,
     error: &'a str,
@@ -70,8 +77,96 @@ impl CollectorFailed<'_> {
         tracing::warn!(
             collector = self.collector,
             error = self.error,
-            "collector failed"
+            "collector failed; logged again every {} minutes while it stays failed",
+            FAILURE_REMINDER_INTERVAL.as_secs() / 60
         );
+    }
+}
+
+/// A collector still fails, [`FAILURE_REMINDER_INTERVAL`] after it was last logged.
+struct CollectorStillFailing<'a> {
+    collector: &'a str,
+    error: &'a str,
+    failed_runs: u64,
+    for_seconds: u64,
+}
+
+impl CollectorStillFailing<'_> {
+    fn emit(&self) {
+        tracing::warn!(
+            collector = self.collector,
+            error = self.error,
+            failed_runs = self.failed_runs,
+            for_seconds = self.for_seconds,
+            "collector still failing"
+        );
+    }
+}
+
+/// A failed collector succeeded again.
+struct CollectorRecovered<'a> {
+    collector: &'a str,
+    failed_runs: u64,
+    for_seconds: u64,
+}
+
+impl CollectorRecovered<'_> {
+    fn emit(&self) {
+        tracing::info!(
+            collector = self.collector,
+            failed_runs = self.failed_runs,
+            for_seconds = self.for_seconds,
+            "collector recovered"
+        );
+    }
+}
+
+/// One collector's health across its runs: counts every failure, and logs a failure when it
+/// starts, reminders at most every [`FAILURE_REMINDER_INTERVAL`], and the recovery.
+#[derive(Debug, Default)]
+pub struct SourceHealth {
+    failures_total: u64,
+    /// Since when it fails, when it was last logged, and its failed runs in a row.
+    failing: Option<(Instant, Instant, u64)>,
+}
+
+impl SourceHealth {
+    /// Takes in one run's outcome at `now`: counts a failure into the outcome's
+    /// `failures_total`, and writes the log line the change calls for, if any.
+    pub fn observe(&mut self, outcome: &mut Outcome, now: Instant) {
+        let collector = outcome.collector;
+        match (&outcome.error, &mut self.failing) {
+            (None, None) => {}
+            (None, Some((since, _, failed_runs))) => {
+                CollectorRecovered {
+                    collector,
+                    failed_runs: *failed_runs,
+                    for_seconds: now.duration_since(*since).as_secs(),
+                }
+                .emit();
+                self.failing = None;
+            }
+            (Some(error), None) => {
+                self.failures_total += 1;
+                CollectorFailed { collector, error }.emit();
+                self.failing = Some((now, now, 1));
+            }
+            (Some(error), Some((since, logged, failed_runs))) => {
+                self.failures_total += 1;
+                *failed_runs += 1;
+                if now.duration_since(*logged) >= FAILURE_REMINDER_INTERVAL {
+                    CollectorStillFailing {
+                        collector,
+                        error,
+                        failed_runs: *failed_runs,
+                        for_seconds: now.duration_since(*since).as_secs(),
+                    }
+                    .emit();
+                    *logged = now;
+                }
+            }
+        }
+        outcome.failures_total = self.failures_total;
     }
 }
 
@@ -86,9 +181,14 @@ pub struct Outcome {
     pub duration_seconds: f64,
     /// Its families (its `on_failure` families when it failed).
     pub families: Vec<Family>,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+    /// Its failed runs since the sentinel started, this one included (set by
+    /// [`SourceHealth::observe`]).
+    pub failures_total: u64,
 }
 
-/// Runs one collector once under `timeout`.
+/// Runs one collector once under `timeout`. Logs nothing: [`SourceHealth::observe`] decides.
 pub async fn run_one(collector: &mut dyn Collector, timeout: Duration) -> Outcome {
     let started = Instant::now();
     let result = tokio::time::timeout(timeout, collector.collect()).await;
@@ -101,6 +201,8 @@ pub async fn run_one(collector: &mut dyn Collector, timeout: Duration) -> Outcom
                 success: true,
                 duration_seconds,
                 families,
+                error: None,
+                failures_total: 0,
             }
         }
         Ok(Err(e)) => e.to_string(),
@@ -109,16 +211,13 @@ pub async fn run_one(collector: &mut dyn Collector, timeout: Duration) -> Outcom
             timeout.as_secs_f64()
         ),
     };
-    CollectorFailed {
-        collector: name,
-        error: &failure,
-    }
-    .emit();
     Outcome {
         collector: name,
         success: false,
         duration_seconds,
         families: collector.on_failure(),
+        error: Some(failure),
+        failures_total: 0,
     }
 }
 
@@ -132,15 +231,21 @@ pub fn assemble<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> Snapshot
         "ipfs_sentinel_collector_duration_seconds",
         "How long the collector's last run took.",
     );
+    let mut failures = Family::counter(
+        "ipfs_sentinel_collector_failures_total",
+        "Runs of the collector that failed or timed out, since the sentinel started.",
+    );
     let mut families = Vec::new();
     for outcome in outcomes {
         let labels = [("collector", outcome.collector)];
         success.push(&labels, if outcome.success { 1.0 } else { 0.0 });
         duration.push(&labels, outcome.duration_seconds);
+        failures.push(&labels, outcome.failures_total as f64);
         families.extend(outcome.families.iter().cloned());
     }
     families.push(success);
     families.push(duration);
+    families.push(failures);
     families.push(build_info());
     Snapshot::new(SystemTime::now(), merge_same_name(families))
 }
@@ -235,9 +340,11 @@ pub async fn run(
             tokio::spawn(async move {
                 let mut ticker = tokio::time::interval(interval);
                 ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut health = SourceHealth::default();
                 loop {
                     ticker.tick().await;
-                    let outcome = run_one(collector.as_mut(), timeout).await;
+                    let mut outcome = run_one(collector.as_mut(), timeout).await;
+                    health.observe(&mut outcome, Instant::now());
                     if tx.send((index, outcome)).await.is_err() {
                         return;
                     }
@@ -390,6 +497,148 @@ mod tests {
         );
         stop_tx.send(()).unwrap();
         loop_task.await.unwrap();
+    }
+
+    /// Every event logged while it is the default subscriber: (level, message).
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<(tracing::Level, String)>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Captured {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            struct Message(String);
+            impl tracing::field::Visit for Message {
+                fn record_debug(&mut self, field: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                    if field.name() == "message" {
+                        self.0 = format!("{v:?}");
+                    }
+                }
+            }
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            if let Ok(mut lines) = self.0.lock() {
+                lines.push((*event.metadata().level(), message.0));
+            }
+        }
+    }
+
+    impl Captured {
+        fn count(&self, level: tracing::Level, starting: &str) -> usize {
+            self.0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(l, m)| *l == level && m.starts_with(starting))
+                .count()
+        }
+    }
+
+    /// Fails its first `down_for` runs, then succeeds.
+    struct DownAtFirst {
+        runs: u64,
+        down_for: u64,
+    }
+
+    impl Collector for DownAtFirst {
+        fn name(&self) -> &'static str {
+            "flaky"
+        }
+        fn collect(&mut self) -> BoxFuture<'_, Result<Vec<Family>, CollectError>> {
+            self.runs += 1;
+            let down = self.runs <= self.down_for;
+            Box::pin(async move {
+                if down {
+                    Err(CollectError::Source("connection refused".into()))
+                } else {
+                    Ok(Vec::new())
+                }
+            })
+        }
+    }
+
+    /// Runs the collection loop over one collector down for its first `down_for` runs, for
+    /// `runs` intervals of 15 s (fake time); the log lines and the last snapshot.
+    async fn down_then_up(down_for: u64, runs: u64) -> (Captured, Snapshot) {
+        use tracing_subscriber::layer::SubscriberExt;
+        let captured = Captured::default();
+        let _default =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(captured.clone()));
+        let interval = Duration::from_secs(15);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let loop_task = tokio::spawn(run(
+            vec![Box::new(DownAtFirst { runs: 0, down_for })],
+            interval,
+            Duration::from_secs(5),
+            move |s, _| tx.send(s).unwrap(),
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        tokio::time::sleep(interval * (runs - 1) as u32 + Duration::from_secs(1)).await;
+        stop_tx.send(()).unwrap();
+        loop_task.await.unwrap();
+        let mut last = None;
+        let mut published = 0;
+        while let Ok(s) = rx.try_recv() {
+            last = Some(s);
+            published += 1;
+        }
+        assert_eq!(published, runs, "one snapshot a run");
+        (captured, last.unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_source_down_for_ten_intervals_is_logged_once_and_its_recovery_once() {
+        let (log, last) = down_then_up(10, 11).await;
+        assert_eq!(log.count(tracing::Level::WARN, "collector failed"), 1);
+        assert_eq!(
+            log.count(tracing::Level::WARN, "collector still failing"),
+            0
+        );
+        assert_eq!(log.count(tracing::Level::INFO, "collector recovered"), 1);
+        assert_eq!(
+            log.0.lock().unwrap().len(),
+            2,
+            "nothing else: {:?}",
+            log.0.lock().unwrap()
+        );
+        assert_eq!(
+            value(
+                &last,
+                "ipfs_sentinel_collector_failures_total",
+                Some("flaky")
+            ),
+            10.0,
+            "every failed run counts"
+        );
+        assert_eq!(
+            value(&last, "ipfs_sentinel_collector_success", Some("flaky")),
+            1.0
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_source_that_stays_down_is_recalled_every_five_minutes() {
+        // 40 runs of 15 s: down for 9 min 45 s, reminded at 5 min, not yet at 10.
+        let (log, last) = down_then_up(40, 40).await;
+        assert_eq!(log.count(tracing::Level::WARN, "collector failed"), 1);
+        assert_eq!(
+            log.count(tracing::Level::WARN, "collector still failing"),
+            1
+        );
+        assert_eq!(log.count(tracing::Level::INFO, "collector recovered"), 0);
+        assert_eq!(
+            value(
+                &last,
+                "ipfs_sentinel_collector_failures_total",
+                Some("flaky")
+            ),
+            40.0
+        );
     }
 
     /// Takes `delay` (fake time) to report.

@@ -1,6 +1,7 @@
 //! Line charts as inline SVG for the dashboard: axes with units, UTC time ticks, one polyline
 //! per series, broken where the data has a gap, and no script or external resource, so a page
-//! that holds them works offline and in a mail.
+//! that holds them works offline and in a mail. A chart without data says so instead of
+//! drawing a value axis.
 //!
 //! Owns layout, scales and number formatting only: a pure function of the series and the time
 //! window it is given. It does not read the history or know what a metric means; every label
@@ -22,6 +23,8 @@ const TOP: f64 = 10.0;
 const BOTTOM: f64 = 24.0;
 /// Samples further apart than Prometheus's lookback do not belong to one line.
 pub const GAP_MS: i64 = 5 * 60 * 1000;
+/// What a chart without a single value shows in place of its plot.
+pub const NO_DATA: &str = "no data yet";
 /// Colours are assigned by CSS classes `s0` to `s7`, repeating.
 pub const PALETTE: usize = 8;
 
@@ -159,7 +162,11 @@ fn value_axis(unit: Unit, lines: &[Line]) -> (f64, f64, Vec<f64>) {
     // An empty or flat chart still gets an axis one unit tall.
     let hi = if hi > lo { hi } else { lo + scale };
     let span = (hi - lo) / scale;
-    let step = nice_step(span, 4.0) * scale;
+    let mut step = nice_step(span, 4.0) * scale;
+    if matches!(unit, Unit::Bytes | Unit::BytesPerSecond) {
+        // No half bytes: a flat chart at 0 B reads 0 B, 1 B.
+        step = step.max(1.0);
+    }
     let low = (lo / step).floor() * step;
     let high = ((hi / step).ceil() * step).max(low + step);
     let count = ((high - low) / step).round() as usize;
@@ -239,8 +246,14 @@ pub fn svg(chart: &Chart) -> String {
         out,
         r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{title}"><title>{title}</title>"#
     );
+    let has_data = chart
+        .lines
+        .iter()
+        .flat_map(|l| &l.points)
+        .any(|p| p.1.is_finite());
     out.push_str(r#"<g class="grid">"#);
-    for v in &value_ticks {
+    // Without data there is no value to scale: no value axis, and a note instead.
+    for v in value_ticks.iter().filter(|_| has_data) {
         let _ = write!(
             out,
             r#"<line x1="{LEFT}" x2="{:.1}" y1="{yv:.1}" y2="{yv:.1}"/><text class="y-label" x="{:.1}" y="{yv:.1}">{}</text>"#,
@@ -267,6 +280,14 @@ pub fn svg(chart: &Chart) -> String {
         LEFT - 6.0,
         HEIGHT - 6.0
     );
+    if !has_data {
+        let _ = write!(
+            out,
+            r#"<text class="no-data" x="{:.1}" y="{:.1}" text-anchor="middle">{NO_DATA}</text>"#,
+            LEFT + plot_w / 2.0,
+            TOP + plot_h / 2.0
+        );
+    }
     for (i, line) in chart.lines.iter().enumerate() {
         let data: Vec<String> = line
             .points
@@ -424,6 +445,40 @@ mod tests {
         // An empty chart still has an axis.
         let (lo, hi, ticks) = value_axis(Unit::Count, &[]);
         assert_eq!((lo, hi, ticks.len()), (0.0, 1.0, 3));
+    }
+
+    #[test]
+    fn an_empty_chart_says_so_instead_of_drawing_a_value_axis() {
+        for lines in [
+            vec![],
+            vec![Line {
+                label: "repo".into(),
+                points: vec![],
+            }],
+            vec![Line {
+                label: "repo".into(),
+                points: vec![(0, f64::NAN)],
+            }],
+        ] {
+            let svg = svg(&chart(Unit::Bytes, lines));
+            assert!(svg.contains(">no data yet</text>"), "{svg}");
+            assert!(!svg.contains("class=\"y-label\""), "no value axis: {svg}");
+            assert!(!svg.contains(" B<"), "no unit-less byte ticks: {svg}");
+            assert!(svg.contains(">UTC</text>"), "the time axis stays: {svg}");
+        }
+        let with_data = svg(&chart(
+            Unit::Bytes,
+            vec![Line {
+                label: "repo".into(),
+                points: vec![(0, 0.0), (60_000, 0.0)],
+            }],
+        ));
+        assert!(!with_data.contains(NO_DATA), "{with_data}");
+        assert!(
+            !with_data.contains("0.5 B"),
+            "a flat chart at 0 B has whole bytes: {with_data}"
+        );
+        assert!(with_data.contains(">0 B</text>"), "{with_data}");
     }
 
     #[test]

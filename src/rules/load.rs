@@ -489,6 +489,73 @@ pub fn derived_alert_name(alert: &AlertConfig) -> String {
     camel + &suffix
 }
 
+/// The default `summary` of a short-form alert: a template naming the node and the thing in
+/// words, its value put through Prometheus's humanize functions. `node` is this sentinel's
+/// `cluster.node_id`; `node.status` alerts name the node they are about instead.
+///
+/// ```
+/// use ipfs_sentinel::rules::load::default_summary;
+///
+/// assert_eq!(
+///     default_summary("node.disk_usage_percent", ">=", "90", "node-b"),
+///     "disk {{ $labels.mountpoint }} on node-b is {{ $value | humanize }} % full"
+/// );
+/// assert_eq!(
+///     default_summary("node.status", "==", "Offline", "node-a"),
+///     "node {{ $labels.node_id }} is Offline (seen from node-a)"
+/// );
+/// ```
+pub fn default_summary(metric: &str, operator: &str, threshold: &str, node: &str) -> String {
+    // The node id is text, never template code.
+    let node = node.replace("{{", "{{ \"{{\" }}");
+    let value = "{{ $value | humanize }}";
+    let bytes = "{{ $value | humanize1024 }}B";
+    match metric {
+        "node.cpu_usage_percent" => format!("CPU on {node} is {value} % busy"),
+        "node.memory_usage_percent" => format!("memory on {node} is {value} % used"),
+        "node.disk_usage_percent" => {
+            format!("disk {{{{ $labels.mountpoint }}}} on {node} is {value} % full")
+        }
+        "node.load1" => format!("load on {node} is {value} (1-minute average)"),
+        "node.status" => {
+            let not = if operator == "!=" { "not " } else { "" };
+            format!("node {{{{ $labels.node_id }}}} is {not}{threshold} (seen from {node})")
+        }
+        "ipfs.up" => format!(
+            "the Kubo RPC API on {node} {{{{ if eq $value 0.0 }}}}does not answer{{{{ else }}}}answers{{{{ end }}}} (ipfs.up is {value})"
+        ),
+        "ipfs.repo_size" => format!("the IPFS repo on {node} holds {bytes}"),
+        "ipfs.repo_usage_percent" => {
+            format!("the IPFS repo on {node} is at {value} % of its StorageMax")
+        }
+        "ipfs.repo_objects" => format!("the IPFS repo on {node} holds {value} blocks"),
+        "ipfs.peers_connected" => format!("{node} has {value} swarm peers connected"),
+        "ipfs.pins_total" => format!("{node} has {value} pins"),
+        "ipfs.bandwidth_in_rate" => format!("{node} receives {bytes}/s"),
+        "ipfs.bandwidth_out_rate" => format!("{node} sends {bytes}/s"),
+        "cache.hit_ratio_percent" => format!("the block cache on {node} hits {value} % of lookups"),
+        _ => format!("{metric} on {node} is {value}"),
+    }
+}
+
+/// The default `description`: the summary, then the condition that raised it.
+fn default_description(summary: &str, alert: &AlertConfig, threshold: &str) -> String {
+    let minutes = alert.duration_minutes.0;
+    let held = if minutes > 0.0 {
+        format!(
+            " for {minutes} minute{}",
+            if minutes == 1.0 { "" } else { "s" }
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{summary} (alert: {} {} {threshold}{held})",
+        alert.metric.value,
+        alert.operator.as_str()
+    )
+}
+
 /// The short-form alerts of a configuration, as one group evaluated every collection.
 ///
 /// ```
@@ -497,6 +564,7 @@ pub fn derived_alert_name(alert: &AlertConfig) -> String {
 ///
 /// let yaml = "
 /// cluster:
+///   node_id: node-a
 ///   monitoring:
 ///     alerts:
 ///       - {metric: node.disk_usage_percent, threshold: 90, operator: '>=', severity: warning}
@@ -509,14 +577,21 @@ pub fn derived_alert_name(alert: &AlertConfig) -> String {
 /// assert_eq!(disk.name(), "NodeDiskUsagePercentHigh");
 /// assert_eq!(
 ///     disk.expr_text,
-///     "100 * max without (mountpoint) (ipfs_sentinel_node_disk_usage_ratio) >= 90"
+///     "100 * ipfs_sentinel_node_disk_usage_ratio >= 90"
 /// );
 /// assert_eq!(disk.labels["severity"], "warning");
 /// assert_eq!(offline.name(), "NodeStatusOffline");
 /// assert_eq!(offline.expr_text, "ipfs_sentinel_cluster_node_status{status=\"Offline\"} == 1");
 /// let RuleKind::Alert { for_ms, annotations, .. } = &offline.kind else { unreachable!() };
 /// assert_eq!(*for_ms, 5 * 60_000);
-/// assert_eq!(annotations["summary"], "node.status == Offline (now {{ $value }})");
+/// assert_eq!(
+///     annotations["summary"],
+///     "node {{ $labels.node_id }} is Offline (seen from node-a)"
+/// );
+/// assert_eq!(
+///     annotations["description"],
+///     "node {{ $labels.node_id }} is Offline (seen from node-a) (alert: node.status == Offline for 5 minutes)"
+/// );
 /// ```
 pub fn short_form_group(config: &Config, file: &str) -> Group {
     let rules = config
@@ -536,14 +611,12 @@ pub fn short_form_group(config: &Config, file: &str) -> Group {
             let mut labels = a.labels.clone();
             labels.insert("severity".into(), a.severity.as_str().into());
             let mut annotations = a.annotations.clone();
-            annotations.entry("summary".into()).or_insert_with(|| {
-                format!(
-                    "{} {} {} (now {{{{ $value }}}})",
-                    a.metric.value,
-                    a.operator.as_str(),
-                    threshold
-                )
-            });
+            let node = &config.cluster.node_id;
+            let summary = default_summary(metric.name, a.operator.as_str(), &threshold, node);
+            annotations
+                .entry("description".into())
+                .or_insert_with(|| default_description(&summary, a, &threshold));
+            annotations.entry("summary".into()).or_insert(summary);
             Some(Rule {
                 kind: RuleKind::Alert {
                     name: a.name.clone().unwrap_or_else(|| derived_alert_name(a)),
@@ -686,6 +759,158 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), 500);
         assert!(parse_duration("1.5h").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    /// Each short-form metric kind's default summary, expanded as the engine expands it: the
+    /// node and the thing named, the value humanized.
+    #[test]
+    fn default_summaries_say_what_and_where_in_words() {
+        use super::super::template::{expand, NoQueries, TemplateData};
+        let cases: &[(&str, &str, &str, f64, &str)] = &[
+            (
+                "node.disk_usage_percent",
+                ">=",
+                "90",
+                93.2012345,
+                "disk /data on node-b is 93.2 % full",
+            ),
+            (
+                "node.cpu_usage_percent",
+                ">",
+                "80",
+                8.730171848302648,
+                "CPU on node-b is 8.73 % busy",
+            ),
+            (
+                "node.memory_usage_percent",
+                ">=",
+                "95",
+                97.0,
+                "memory on node-b is 97 % used",
+            ),
+            (
+                "node.load1",
+                ">",
+                "4",
+                6.125,
+                "load on node-b is 6.125 (1-minute average)",
+            ),
+            (
+                "node.status",
+                "==",
+                "Offline",
+                1.0,
+                "node node-c is Offline (seen from node-b)",
+            ),
+            (
+                "node.status",
+                "!=",
+                "Online",
+                0.0,
+                "node node-c is not Online (seen from node-b)",
+            ),
+            (
+                "ipfs.up",
+                "==",
+                "0",
+                0.0,
+                "the Kubo RPC API on node-b does not answer (ipfs.up is 0)",
+            ),
+            (
+                "ipfs.repo_size",
+                ">",
+                "1e9",
+                5_368_709_120.0,
+                "the IPFS repo on node-b holds 5GiB",
+            ),
+            (
+                "ipfs.repo_usage_percent",
+                ">=",
+                "90",
+                91.25,
+                "the IPFS repo on node-b is at 91.25 % of its StorageMax",
+            ),
+            (
+                "ipfs.repo_objects",
+                ">",
+                "1e6",
+                2_500_000.0,
+                "the IPFS repo on node-b holds 2.5M blocks",
+            ),
+            (
+                "ipfs.peers_connected",
+                "<",
+                "5",
+                3.0,
+                "node-b has 3 swarm peers connected",
+            ),
+            (
+                "ipfs.pins_total",
+                ">",
+                "1e5",
+                123_456.0,
+                "node-b has 123.5k pins",
+            ),
+            (
+                "ipfs.bandwidth_in_rate",
+                ">",
+                "1e7",
+                12_582_912.0,
+                "node-b receives 12MiB/s",
+            ),
+            (
+                "ipfs.bandwidth_out_rate",
+                ">",
+                "1e7",
+                1536.0,
+                "node-b sends 1.5kiB/s",
+            ),
+            (
+                "cache.hit_ratio_percent",
+                "<",
+                "50",
+                42.123,
+                "the block cache on node-b hits 42.12 % of lookups",
+            ),
+        ];
+        for name in crate::dotted::names() {
+            assert!(
+                cases.iter().any(|c| c.0 == name),
+                "no case for the short-form metric {name}"
+            );
+        }
+        let labels: BTreeMap<String, String> = [
+            ("mountpoint".to_owned(), "/data".to_owned()),
+            ("node_id".to_owned(), "node-c".to_owned()),
+        ]
+        .into();
+        for (metric, operator, threshold, value, want) in cases {
+            let text = default_summary(metric, operator, threshold, "node-b");
+            let data = TemplateData {
+                labels: labels.clone(),
+                value: *value,
+                ..TemplateData::default()
+            };
+            assert_eq!(
+                expand("summary", &text, &data, &NoQueries("none")),
+                *want,
+                "{metric} {operator} {threshold}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_node_id_is_text_in_a_summary_never_template_code() {
+        use super::super::template::{expand, NoQueries, TemplateData};
+        let text = default_summary("node.load1", ">", "1", "odd{{ node");
+        let data = TemplateData {
+            value: 2.0,
+            ..TemplateData::default()
+        };
+        assert_eq!(
+            expand("summary", &text, &data, &NoQueries("none")),
+            "load on odd{{ node is 2 (1-minute average)"
+        );
     }
 
     #[test]

@@ -173,7 +173,10 @@ impl From<RemoteAnswers> for Answers {
 pub struct Globals {
     /// Default evaluation interval (the collection interval), ms.
     pub interval_ms: i64,
-    /// Added to every alert; `$externalLabels` in templates.
+    /// Added to every alert this sentinel sends (an alert's own labels win), as Prometheus's
+    /// `global.external_labels`; `$externalLabels` in templates. The alert identity label
+    /// (`node_id`: this sentinel's node) is one of them; see
+    /// [`Config::alert_external_labels`](crate::config::Config::alert_external_labels).
     pub external_labels: BTreeMap<String, String>,
     /// `$externalURL` in templates.
     pub external_url: String,
@@ -903,6 +906,54 @@ mod tests {
             .find(|f| f.name == "ALERTS")
             .unwrap();
         assert_eq!(alerts.samples.len(), 3);
+    }
+
+    #[test]
+    fn alerts_carry_this_nodes_identity_unless_they_name_a_node() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/config/short-form.yaml"
+        ))
+        .unwrap();
+        let config = Config::parse(&text, "short-form.yaml").unwrap();
+        let globals = crate::rules::reload::globals(&config).unwrap();
+        let mut engine = RuleEngine::new(
+            Globals {
+                interval_ms: MINUTE,
+                ..globals
+            },
+            vec![short_form_group(&config, "short-form.yaml")],
+        );
+        let src = injected();
+        for minute in 0..=5 {
+            engine.evaluate_due(minute * MINUTE, &src);
+        }
+        let sightings = engine.sightings(5 * MINUTE);
+        let node_of = |name: &str| {
+            sightings
+                .iter()
+                .find(|s| s.alert.alertname() == name)
+                .map(|s| s.alert.labels["node_id"].clone())
+        };
+        assert_eq!(
+            node_of("NodeDiskUsagePercentHigh").as_deref(),
+            Some(config.cluster.node_id.as_str()),
+            "this node's own alert carries this node's id"
+        );
+        assert_eq!(
+            node_of("NodeStatusOffline").as_deref(),
+            Some("node-b"),
+            "an alert about another node keeps that node's id"
+        );
+        let (_, disk) = engine
+            .active_alerts()
+            .into_iter()
+            .find(|(r, _)| r.name() == "NodeDiskUsagePercentHigh")
+            .unwrap();
+        assert!(
+            !disk.labels.contains_key("node_id"),
+            "as external labels in Prometheus, added when the alert leaves, not to ALERTS"
+        );
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub fn globals(config: &Config) -> Result<Globals, String> {
     let m = &config.cluster.monitoring;
     Ok(Globals {
         interval_ms: (m.collection_interval_seconds.0 * 1000.0) as i64,
-        external_labels: m.external_labels.clone(),
+        external_labels: config.alert_external_labels(),
         external_url: m.external_url.clone(),
         query_offset_ms: (m.rule_query_offset_seconds.0 * 1000.0) as i64,
         semantics: m.promql_semantics,
