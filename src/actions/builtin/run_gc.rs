@@ -207,7 +207,7 @@ impl GcRuns {
         let c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = vec![Family::counter(
             "ipfs_sentinel_gc_runs_total",
-            "Repo garbage collections the sentinel ran (the run_gc recovery action), by result: success, or failure (an error line, a node that could not be reached, a sweep cut off or timed out).",
+            "Repo garbage collections the sentinel ran with the run_gc built-in (builtin: run_gc; a command running ipfs repo gc is not counted), by result: success, or failure (an error line, a node that could not be reached, a sweep cut off or timed out).",
         )
         .with(&[("result", "success")], c.success as f64)
         .with(&[("result", "failure")], c.failure as f64)];
