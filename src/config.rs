@@ -106,6 +106,11 @@ pub struct IpfsConfig {
     /// (default 10).
     #[serde(default = "default_object_count_every")]
     pub object_count_every_collections: NonZeroCount,
+    /// The IPFS repo's directory on this host, whose filesystem's space and inodes are watched
+    /// (default: the `RepoPath` the node reports in `repo/stat`, else `$IPFS_PATH`, else
+    /// `~/.ipfs`). Set it when the daemon runs in a container and sees its repo elsewhere.
+    #[serde(default)]
+    pub repo_path: Option<std::path::PathBuf>,
 }
 
 impl Default for IpfsConfig {
@@ -115,6 +120,7 @@ impl Default for IpfsConfig {
             timeout_seconds: default_ipfs_timeout(),
             pin_count_every_collections: default_pin_count_every(),
             object_count_every_collections: default_object_count_every(),
+            repo_path: None,
         }
     }
 }

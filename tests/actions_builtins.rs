@@ -13,7 +13,7 @@ use ipfs_sentinel::actions::builtin::{
 use ipfs_sentinel::config::{HttpUrl, IpfsClusterConfig, PositiveSeconds};
 use serde_json::{json, Value};
 use support::ipfs_cluster::{ClusterState, IpfsClusterStandIn};
-use support::{black_hole, free_port, http, IpfsNode};
+use support::{black_hole, free_port, http, sample, IpfsNode, Sentinel};
 
 /// The client the dispatcher hands the built-ins: a timeout on every call, no proxy.
 fn client(timeout_seconds: u64) -> reqwest::Client {
@@ -88,6 +88,46 @@ fn unique_content(tag: &str) -> Vec<u8> {
         std::process::id()
     );
     stamp.bytes().cycle().take(100_000).collect()
+}
+
+/// The built-in run by a sentinel for an alert, as the dispatcher runs it: its runs, duration
+/// and the bytes it freed show on `/metrics`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs js-ipfs from tests/ipfs-node; the README's test command runs it"]
+async fn a_sentinel_counts_its_gc_runs_and_the_bytes_they_free() {
+    let node = IpfsNode::start().await;
+    put_block(&node, unique_content("garbage"), false).await;
+    let sentinel = Sentinel::start(&format!(
+        "ipfs: {{api_url: '{}', timeout_seconds: 5}}
+cluster:
+  monitoring:
+    collection_interval_seconds: 1
+    alerts:
+      - {{metric: node.memory_usage_percent, threshold: 0, operator: '>=', severity: warning, action: gc}}
+    recovery_actions:
+      gc: {{builtin: run_gc, target: local, cooldown_seconds: 3600}}
+",
+        node.api_url
+    ))
+    .await;
+    let body = sentinel
+        .metrics_until("a successful GC run", |b| {
+            sample(b, "ipfs_sentinel_gc_runs_total", &[("result", "success")]) == Some(1.0)
+        })
+        .await;
+    assert_eq!(
+        sample(
+            &body,
+            "ipfs_sentinel_gc_runs_total",
+            &[("result", "failure")]
+        ),
+        Some(0.0)
+    );
+    let freed = sample(&body, "ipfs_sentinel_gc_reclaimed_bytes_total", &[]).unwrap();
+    // js-ipfs counts the 100 kB block as 99,936 bytes of RepoSize.
+    assert!(freed > 90_000.0, "about the 100 kB block: {freed}");
+    let took = sample(&body, "ipfs_sentinel_gc_last_duration_seconds", &[]).unwrap();
+    assert!(took > 0.0 && took < 30.0, "{took}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

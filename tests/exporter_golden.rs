@@ -1,6 +1,6 @@
 //! Golden end-to-end test, in node_exporter's manner: Kubo's documented responses in, `/metrics`
 //! out, compared with `tests/fixtures/exporter.prom`. Every family is compared, HELP and TYPE
-//! included; values that change from run to run are replaced by what they are (`<duration>`,
+//! included; values that change from run to run are replaced by what they are (`<host>`, `<duration>`,
 //! `<timestamp>`, `<count>`), so their presence, labels and type are still checked. Only the
 //! host's own samples (`node_*`) are left out, as their label sets are the machine's (its disks,
 //! its network interfaces); their HELP and TYPE lines stay. This node's own row in the cluster
@@ -17,6 +17,9 @@ fn volatile_value(name: &str) -> Option<&'static str> {
         Some("<duration>")
     } else if name.ends_with("_timestamp_seconds") {
         Some("<timestamp>")
+    } else if name.starts_with("ipfs_sentinel_ipfs_repo_filesystem_") {
+        // The filesystem holding the repo directory is this machine's.
+        Some("<host>")
     } else if [
         // How much the history holds depends on whether its first tick came before the scrape.
         "ipfs_sentinel_history_bytes",
@@ -62,7 +65,8 @@ fn stable_part(text: &str) -> String {
 async fn kubo_fixtures_in_metrics_out() {
     let api = kubo_fixtures::serve().await;
     let sentinel = Sentinel::start(&format!(
-        "ipfs:\n  api_url: {api}\ncluster:\n  node_id: golden\n  monitoring:\n    collection_interval_seconds: 3600\n"
+        "ipfs:\n  api_url: {api}\n  repo_path: {}\ncluster:\n  node_id: golden\n  monitoring:\n    collection_interval_seconds: 3600\n",
+        env!("CARGO_MANIFEST_DIR")
     ))
     .await;
     let body = sentinel

@@ -154,3 +154,136 @@ async fn a_node_that_accepts_and_never_answers_does_not_hold_up_scrapes() {
         .unwrap();
     assert_eq!(ready.status(), 200);
 }
+
+/// The repo, version and provide figures against js-ipfs 0.66.1 (`Version` 0.18.1): it serves
+/// `version` and `repo/stat` (with no `StorageMax`: `Number.MAX_SAFE_INTEGER`), a `Datastore`
+/// configuration with the spec only, and none of the provide statistics endpoints.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs js-ipfs from tests/ipfs-node; the README's test command runs it"]
+async fn js_ipfs_repo_version_and_no_provide_figures() {
+    let ipfs = IpfsNode::start().await;
+    let sentinel = Sentinel::start(&config(&ipfs.api_url, 1, 5)).await;
+    let body = sentinel
+        .metrics_until("two collections (a growth rate)", |b| {
+            sample(b, "ipfs_sentinel_ipfs_repo_growth_bytes_per_second", &[]).is_some()
+        })
+        .await;
+    assert_eq!(
+        sample(
+            &body,
+            "ipfs_sentinel_ipfs_version_info",
+            &[
+                ("version", "0.18.1"),
+                ("commit", ""),
+                ("golang", ""),
+                ("system", ""),
+                ("agent", "js-ipfs/0.18.1")
+            ]
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, "ipfs_sentinel_ipfs_repo_storage_max_bytes", &[]),
+        Some(9_007_199_254_740_991.0)
+    );
+    assert!(
+        !body.contains("ipfs_sentinel_ipfs_repo_storage_usage_ratio "),
+        "js-ipfs sets no StorageMax: no ratio"
+    );
+    // The node reports its repo directory (a temporary directory here); its filesystem is
+    // this machine's, as `df` sees it: the space not available to unprivileged users (as
+    // ipfs_sentinel_node_disk_usage_ratio counts it, reserved blocks included) and the inodes
+    // in use.
+    let df = std::process::Command::new("df")
+        .args(["-B1", "--output=size,avail,itotal,iavail"])
+        .arg(ipfs.repo.path())
+        .output()
+        .unwrap();
+    let df = String::from_utf8(df.stdout).unwrap();
+    let f: Vec<f64> = df
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let used = sample(&body, "ipfs_sentinel_ipfs_repo_filesystem_usage_ratio", &[]).unwrap();
+    let inodes = sample(
+        &body,
+        "ipfs_sentinel_ipfs_repo_filesystem_inodes_usage_ratio",
+        &[],
+    )
+    .unwrap();
+    assert!(
+        (used - (1.0 - f[1] / f[0])).abs() < 0.01,
+        "{used} vs df {df}"
+    );
+    assert!(
+        (inodes - (1.0 - f[3] / f[2])).abs() < 0.01,
+        "{inodes} vs df {df}"
+    );
+    assert!(sample(&body, "ipfs_sentinel_ipfs_repo_filesystem_inodes_free", &[]).unwrap() > 0.0);
+
+    // Nothing about providing, and no error for it.
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        assert!(
+            !line.starts_with("ipfs_sentinel_ipfs_provide_")
+                && !line.starts_with("ipfs_sentinel_ipfs_reprovide_"),
+            "{line}"
+        );
+    }
+    for endpoint in ["provide/stat", "stats/reprovide", "stats/provide", "config"] {
+        assert_eq!(
+            sample(
+                &body,
+                "ipfs_sentinel_ipfs_api_errors_total",
+                &[("endpoint", endpoint)]
+            ),
+            Some(0.0),
+            "{endpoint}"
+        );
+    }
+    // js-ipfs's configuration holds the datastore spec only: no GC settings, no cache sizes.
+    for absent in [
+        "ipfs_sentinel_ipfs_gc_period_seconds ",
+        "ipfs_sentinel_ipfs_gc_watermark_ratio ",
+        "ipfs_sentinel_ipfs_cache_size_bytes{",
+        "ipfs_sentinel_ipfs_cache_size_entries{",
+    ] {
+        assert!(!body.contains(absent), "{absent}");
+    }
+
+    // The repo grows: a rate above 0 and a time until the filesystem is full.
+    ipfs.add_and_pin(&vec![7u8; 300_000]).await;
+    let grown = sentinel
+        .metrics_until("a positive growth rate", |b| {
+            sample(b, "ipfs_sentinel_ipfs_repo_growth_bytes_per_second", &[])
+                .is_some_and(|r| r > 0.0)
+        })
+        .await;
+    let rate = sample(
+        &grown,
+        "ipfs_sentinel_ipfs_repo_growth_bytes_per_second",
+        &[],
+    )
+    .unwrap();
+    let full_in = sample(
+        &grown,
+        "ipfs_sentinel_ipfs_repo_full_in_seconds",
+        &[("limit", "filesystem")],
+    )
+    .expect("a filesystem prediction while growing");
+    assert!(full_in > 0.0, "{full_in}");
+    assert!(
+        !grown.contains("limit=\"storage_max\""),
+        "no StorageMax, no prediction for it"
+    );
+    let log = sentinel.process.log();
+    assert_eq!(
+        log.matches("serves no provide statistics").count(),
+        1,
+        "said once, not every collection: {log}"
+    );
+    assert!(rate > 1_000.0, "300 kB in a few seconds: {rate} B/s");
+}

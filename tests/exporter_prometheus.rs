@@ -31,6 +31,53 @@ async fn promtool_check_metrics_is_clean() {
     assert!(!ok, "promtool flags a counter without _total: {said}");
 }
 
+/// With an IPFS node that serves every figure: the repo, GC, cache and version figures, and the
+/// provider's in both of Kubo 0.39's shapes (sweep and legacy).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Debian's prometheus (promtool); the README's test command runs it"]
+async fn promtool_check_metrics_is_clean_with_every_ipfs_figure() {
+    for (provide, family) in [
+        (
+            "provide_stat_sweep.json",
+            "ipfs_sentinel_ipfs_provide_workers",
+        ),
+        (
+            "provide_stat_legacy.json",
+            "ipfs_sentinel_ipfs_reprovide_last_run_timestamp_seconds",
+        ),
+    ] {
+        let api = support::kubo_fixtures::serve_with_provide_stat(provide).await;
+        let sentinel = Sentinel::start(&format!(
+            "ipfs:\n  api_url: {api}\n  repo_path: {}\ncluster:\n  monitoring:\n    collection_interval_seconds: 1\n",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .await;
+        let body = sentinel
+            .metrics_until("two collections of every IPFS figure", |b| {
+                b.contains(family)
+                    && b.contains("ipfs_sentinel_ipfs_repo_growth_bytes_per_second")
+                    && b.contains("ipfs_sentinel_ipfs_repo_filesystem_usage_ratio")
+            })
+            .await;
+        for name in [
+            "ipfs_sentinel_ipfs_version_info",
+            "ipfs_sentinel_ipfs_repo_storage_usage_ratio",
+            "ipfs_sentinel_ipfs_cache_size_bytes",
+            "ipfs_sentinel_ipfs_cache_size_entries",
+            "ipfs_sentinel_ipfs_gc_period_seconds",
+            "ipfs_sentinel_gc_runs_total",
+            "ipfs_sentinel_ipfs_provide_total",
+        ] {
+            assert!(
+                body.contains(&format!("# TYPE {name} ")),
+                "{name} in\n{body}"
+            );
+        }
+        let (ok, said) = promtool_check_metrics(body.as_bytes());
+        assert!(ok, "promtool check metrics:\n{said}\non:\n{body}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs Debian's prometheus; the README's test command runs it"]
 async fn prometheus_scrapes_the_sentinel() {

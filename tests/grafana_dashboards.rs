@@ -136,15 +136,12 @@ fn names_in_exposition(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// The Kubo signals of issue #16 (repo growth and limits, GC, provide, version) the panels read,
-/// built on the `signals` branch at the same time as these panels, which adds them to the
-/// README's metric table. Until that merge they are accepted by name; once the table lists
-/// them this list can go. Their presence on a live node depends on the node (a repo that is not
+/// The Kubo signals whose presence on a live node depends on the node (a repo that is not
 /// growing has no time to full; no GC run, no GC duration; a node that serves neither
 /// `provide/stat` nor `stats/reprovide` has no provide figures), so the scrape test does not
 /// wait for their data: the back-fill test (`tests/grafana_panels_backfill.rs`) runs their
 /// panels over generated series.
-const KUBO_SIGNALS: &[&str] = &[
+const NODE_DEPENDENT_SIGNALS: &[&str] = &[
     "ipfs_sentinel_ipfs_repo_storage_usage_ratio",
     "ipfs_sentinel_ipfs_repo_growth_bytes_per_second",
     "ipfs_sentinel_ipfs_repo_full_in_seconds",
@@ -163,8 +160,7 @@ const KUBO_SIGNALS: &[&str] = &[
     "ipfs_sentinel_ipfs_version_info",
 ];
 
-/// What ipfs-sentinel emits: the golden fixture's names, the README's metric table, and the
-/// Kubo signals (see [`KUBO_SIGNALS`]).
+/// What ipfs-sentinel emits: the golden fixture's names and the README's metric table.
 fn exporter_names() -> BTreeSet<String> {
     let mut names = names_in_exposition(
         &std::fs::read_to_string(repo("tests/fixtures/exporter.prom")).unwrap(),
@@ -181,7 +177,6 @@ fn exporter_names() -> BTreeSet<String> {
         }
     }
     assert!(names.contains("ALERTS") && names.contains("ipfs_sentinel_cluster_node_pins"));
-    names.extend(KUBO_SIGNALS.iter().map(|n| (*n).to_owned()));
     names
 }
 
@@ -298,7 +293,7 @@ async fn prometheus_scraping_a_sentinel_has_data_for_every_panel() {
     for q in queries() {
         let expr = substituted(&q.expr);
         let names = metric_names(&expr).unwrap();
-        if !names.is_empty() && names.iter().all(|n| KUBO_SIGNALS.contains(&n.as_str())) {
+        if !names.is_empty() && names.iter().all(|n| NODE_DEPENDENT_SIGNALS.contains(&n.as_str())) {
             continue;
         }
         let what = format!("data for {} / {}: {expr}", q.dashboard, q.panel);

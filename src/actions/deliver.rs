@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::argv::{self, RunContext};
 use super::audit::RunResult;
+use super::builtin::GcRuns;
 use super::outbox::Job;
 use super::policy::Trigger;
 use super::remote::{self, RemoteRequest};
@@ -113,7 +114,13 @@ impl Attempt {
 }
 
 /// Makes one attempt at `job`.
-pub async fn attempt(settings: &Settings, client: &reqwest::Client, job: &Job) -> Attempt {
+/// A `run_gc` built-in is counted in `gc_runs`.
+pub async fn attempt(
+    settings: &Settings,
+    client: &reqwest::Client,
+    job: &Job,
+    gc_runs: &GcRuns,
+) -> Attempt {
     let started = Instant::now();
     let Some(action) = settings.actions.get(&job.action) else {
         return Attempt::of(
@@ -203,6 +210,7 @@ pub async fn attempt(settings: &Settings, client: &reqwest::Client, job: &Job) -
                     client,
                     job,
                     action.include_satisfied_pins,
+                    gc_runs,
                 ),
             )
             .await;
@@ -305,10 +313,11 @@ async fn run_builtin(
     client: &reqwest::Client,
     job: &Job,
     include_satisfied: bool,
+    gc_runs: &GcRuns,
 ) -> Result<(bool, String), String> {
     let kubo = &settings.kubo_api_url.0;
     let report = match builtin {
-        Builtin::RunGc => super::builtin::run_gc(client, kubo).await,
+        Builtin::RunGc => gc_runs.run(client, kubo).await,
         Builtin::ConnectBootstrapPeers => {
             super::builtin::connect_bootstrap_peers(client, kubo).await
         }

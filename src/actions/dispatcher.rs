@@ -468,8 +468,9 @@ impl Dispatcher {
             self.client.clone(),
             done.clone(),
         );
+        let gc_runs = self.stats.gc_runs().clone();
         tokio::spawn(async move {
-            let attempt = deliver::attempt(&settings, &client, &job).await;
+            let attempt = deliver::attempt(&settings, &client, &job, &gc_runs).await;
             let _ = done.send(Finished {
                 job,
                 attempt,

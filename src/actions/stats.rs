@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use super::audit::RunResult;
+use super::builtin::GcRuns;
 use crate::collect::{CollectError, Collector};
 use crate::model::Family;
 
@@ -28,11 +29,17 @@ struct Counts {
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
     inner: Arc<Mutex<Counts>>,
+    gc: GcRuns,
 }
 
 impl Stats {
     fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The `run_gc` built-in's own counts, exposed with these.
+    pub fn gc_runs(&self) -> &GcRuns {
+        &self.gc
     }
 
     /// Counts one attempt's (or skip's) result.
@@ -96,6 +103,9 @@ impl Stats {
             )
             .with(&[], c.dead_letters as f64),
         ]
+        .into_iter()
+        .chain(self.gc.families())
+        .collect()
     }
 }
 

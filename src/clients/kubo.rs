@@ -74,12 +74,22 @@ pub fn parse_id(body: &[u8]) -> Result<Id, ParseError> {
     parse_json("id", body)
 }
 
-/// `version`.
+/// `version`. Kubo sends all five fields (`Commit` empty in release builds); js-ipfs sends
+/// `Version`, `Commit` and `Repo` only.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Version {
     /// e.g. `0.29.0`.
     #[serde(rename = "Version")]
     pub version: String,
+    /// The git commit the node was built from, if it says.
+    #[serde(rename = "Commit", default)]
+    pub commit: Option<String>,
+    /// The Go version it was built with, e.g. `go1.22.4` (Kubo only).
+    #[serde(rename = "Golang", default)]
+    pub golang: Option<String>,
+    /// `arch/os`, e.g. `amd64/linux` (Kubo only).
+    #[serde(rename = "System", default)]
+    pub system: Option<String>,
 }
 
 /// Parses `version`.
@@ -99,6 +109,9 @@ pub struct RepoStat {
     /// Blocks in the repo; absent (or 0) with `size-only=true`.
     #[serde(rename = "NumObjects", default, deserialize_with = "optional_number")]
     pub num_objects: Option<f64>,
+    /// The repo's directory as the daemon sees it (`$IPFS_PATH`); absent from some answers.
+    #[serde(rename = "RepoPath", default)]
+    pub repo_path: Option<String>,
 }
 
 fn optional_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
@@ -246,6 +259,414 @@ pub fn parse_bootstrap_list(body: &[u8]) -> Result<Vec<String>, ParseError> {
     }
     let list: List = parse_json("bootstrap/list", body)?;
     Ok(list.peers.unwrap_or_default())
+}
+
+/// Reads a duration as Go's `time.ParseDuration` writes and reads it (`1h`, `90m`, `1h30m`,
+/// `1.5h`, `300ms`, `2us`, `0`), in seconds; `None` when it is not one. Kubo's configuration
+/// holds durations in this form (`Datastore.GCPeriod`).
+///
+/// ```
+/// use ipfs_sentinel::clients::kubo::parse_go_duration;
+/// assert_eq!(parse_go_duration("1h"), Some(3600.0));
+/// assert_eq!(parse_go_duration("1h30m"), Some(5400.0));
+/// assert_eq!(parse_go_duration("1.5h"), Some(5400.0));
+/// assert_eq!(parse_go_duration("250ms"), Some(0.25));
+/// assert_eq!(parse_go_duration("0"), Some(0.0));
+/// assert_eq!(parse_go_duration("-2s"), Some(-2.0));
+/// assert_eq!(parse_go_duration("1d"), None, "Go has no days");
+/// assert_eq!(parse_go_duration(""), None);
+/// ```
+pub fn parse_go_duration(text: &str) -> Option<f64> {
+    let (sign, mut rest) = match text.strip_prefix('-') {
+        Some(r) => (-1.0, r),
+        None => (1.0, text.strip_prefix('+').unwrap_or(text)),
+    };
+    if rest == "0" {
+        return Some(0.0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut seconds = 0.0;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        seconds += number * scale;
+    }
+    Some(sign * seconds)
+}
+
+/// The cache size of a pebble datastore when its spec sets none (or 0): pebble's default, 8 MiB
+/// (kubo `docs/datastores.md`: "`cacheSize`: Size of pebble's shared block cache. (default:
+/// 8MB)").
+pub const PEBBLE_DEFAULT_CACHE_BYTES: f64 = (8u64 << 20) as f64;
+
+/// The entries of the blockstore's 2Q cache when `Datastore.BlockKeyCacheSize` is unset: Kubo's
+/// `config.DefaultBlockKeyCacheSize` (64 << 10), boxo's `DefaultCacheOpts` before Kubo 0.33
+/// made it configurable.
+pub const DEFAULT_BLOCK_KEY_CACHE_ENTRIES: f64 = (64u64 << 10) as f64;
+
+/// `config?arg=Datastore`: the parts of the node's `Datastore` configuration that say how it
+/// collects garbage and how large its caches are. Every field is `None` when the node's
+/// configuration does not have it (js-ipfs has the spec only).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DatastoreConfig {
+    /// `Datastore.StorageGCWatermark`, percent of `StorageMax`.
+    pub storage_gc_watermark: Option<f64>,
+    /// `Datastore.GCPeriod` as written (`""` means Kubo's default, `1h`).
+    pub gc_period: Option<String>,
+    /// `Datastore.BloomFilterSize`, bytes (0: no bloom filter).
+    pub bloom_filter_size: Option<f64>,
+    /// `Datastore.BlockKeyCacheSize`, entries; `Some(None)` when the key is there but `null`
+    /// (unset: Kubo's default).
+    pub block_key_cache_size: Option<Option<f64>>,
+    /// Each `pebbleds` datastore of `Datastore.Spec`.
+    pub pebble: Vec<PebbleDatastore>,
+}
+
+/// A `pebbleds` datastore found in `Datastore.Spec`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PebbleDatastore {
+    /// Where it is mounted (`/` when the spec is not a `mount`).
+    pub mountpoint: String,
+    /// Its `cacheSize`, bytes, if the spec sets one.
+    pub cache_size: Option<f64>,
+}
+
+impl PebbleDatastore {
+    /// The block cache's size: `cacheSize`, or pebble's default when unset or 0.
+    pub fn cache_bytes(&self) -> f64 {
+        self.cache_size
+            .filter(|b| *b > 0.0)
+            .unwrap_or(PEBBLE_DEFAULT_CACHE_BYTES)
+    }
+}
+
+impl DatastoreConfig {
+    /// How often the daemon collects garbage when started with `--enable-gc`, in seconds: 0 when
+    /// the period is 0 (Kubo then never collects on a timer), 3600 for an empty value (Kubo's
+    /// default); `None` when the configuration has no `GCPeriod` or it is not a Go duration.
+    pub fn gc_period_seconds(&self) -> Option<f64> {
+        match self.gc_period.as_deref()? {
+            "" => Some(3600.0),
+            period => parse_go_duration(period).map(|s| s.max(0.0)),
+        }
+    }
+
+    /// `StorageGCWatermark / 100`; a watermark of 0 is 0.9, as Kubo sets 90 before its first
+    /// automatic collection.
+    pub fn gc_watermark_ratio(&self) -> Option<f64> {
+        self.storage_gc_watermark
+            .map(|w| if w == 0.0 { 0.9 } else { w / 100.0 })
+    }
+}
+
+/// Parses `config?arg=Datastore` (`{"Key":"Datastore","Value":{...}}`).
+pub fn parse_datastore_config(body: &[u8]) -> Result<DatastoreConfig, ParseError> {
+    #[derive(Deserialize)]
+    struct Answer {
+        #[serde(rename = "Value")]
+        value: Datastore,
+    }
+    #[derive(Deserialize)]
+    struct Datastore {
+        #[serde(rename = "StorageGCWatermark", default)]
+        storage_gc_watermark: Option<f64>,
+        #[serde(rename = "GCPeriod", default)]
+        gc_period: Option<String>,
+        #[serde(rename = "BloomFilterSize", default)]
+        bloom_filter_size: Option<f64>,
+        #[serde(rename = "BlockKeyCacheSize", default, deserialize_with = "present")]
+        block_key_cache_size: Option<Option<f64>>,
+        #[serde(rename = "Spec", default)]
+        spec: Option<serde_json::Value>,
+    }
+    fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<f64>>, D::Error> {
+        Option::<f64>::deserialize(d).map(Some)
+    }
+    let answer: Answer = parse_json("config", body)?;
+    let d = answer.value;
+    let mut pebble = Vec::new();
+    if let Some(spec) = &d.spec {
+        find_pebble(spec, "/", &mut pebble);
+    }
+    Ok(DatastoreConfig {
+        storage_gc_watermark: d.storage_gc_watermark,
+        gc_period: d.gc_period,
+        bloom_filter_size: d.bloom_filter_size,
+        block_key_cache_size: d.block_key_cache_size,
+        pebble,
+    })
+}
+
+/// Walks a datastore spec (kubo `docs/datastores.md`: `mount` holds `mounts`, each with its
+/// `mountpoint`; `measure` and `log` wrap a `child`) for `pebbleds` datastores.
+fn find_pebble(spec: &serde_json::Value, mountpoint: &str, out: &mut Vec<PebbleDatastore>) {
+    match spec.get("type").and_then(serde_json::Value::as_str) {
+        Some("mount") => {
+            for m in spec
+                .get("mounts")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let at = m
+                    .get("mountpoint")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or(mountpoint);
+                find_pebble(m, at, out);
+            }
+        }
+        Some("pebbleds") => out.push(PebbleDatastore {
+            mountpoint: mountpoint.to_owned(),
+            cache_size: spec.get("cacheSize").and_then(serde_json::Value::as_f64),
+        }),
+        _ => {
+            if let Some(child) = spec.get("child") {
+                find_pebble(child, mountpoint, out);
+            }
+        }
+    }
+}
+
+/// The endpoints that serve the provider's statistics, newest first: `provide/stat` (Kubo
+/// 0.37+), `stats/reprovide` (Kubo 0.35 to 0.36; an alias later), `stats/provide` (Kubo 0.34
+/// and before; an alias later).
+pub const PROVIDE_ENDPOINTS: [&str; 3] = ["provide/stat", "stats/reprovide", "stats/provide"];
+
+/// What a provide statistics endpoint says, in whichever of Kubo's shapes it came.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProvideStats {
+    /// The sweep provider's statistics (`provide/stat`, Kubo 0.39+, `"Sweep": {...}`), boxed:
+    /// they are three times the size of the others.
+    Sweep(Box<SweepStats>),
+    /// The legacy reprovider's (`"Legacy": {...}` in Kubo 0.39+, the whole answer before).
+    Legacy(LegacyProvideStats),
+    /// `"Sweep": null` and `"Legacy": null`: the node has no provider statistics to give.
+    Neither,
+}
+
+/// The sweep provider's statistics, go-libp2p-kad-dht `provider/stats.Stats` (see
+/// `tests/fixtures/kubo/README.md`). Every figure is `None` when its field or object is missing
+/// or `null`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct SweepStats {
+    /// The provider has been closed: its figures are all zero and mean nothing.
+    pub closed: Option<bool>,
+    /// Work waiting.
+    pub queues: Option<SweepQueues>,
+    /// What is scheduled for reprovide.
+    pub schedule: Option<SweepSchedule>,
+    /// The worker pool.
+    pub workers: Option<SweepWorkers>,
+    /// The reprovide cycle.
+    pub timing: Option<SweepTiming>,
+    /// Provides under way and done.
+    pub operations: Option<SweepOperations>,
+}
+
+/// `queues`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct SweepQueues {
+    /// CIDs waiting for their first provide.
+    pub pending_key_provides: Option<f64>,
+    /// The keyspace regions those CIDs fall in.
+    pub pending_region_provides: Option<f64>,
+    /// Regions whose reprovide is overdue (missed its scheduled time).
+    pub pending_region_reprovides: Option<f64>,
+}
+
+/// `schedule`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct SweepSchedule {
+    /// CIDs scheduled for reprovide.
+    pub keys: Option<f64>,
+    /// Keyspace regions scheduled for reprovide.
+    pub regions: Option<f64>,
+}
+
+/// `workers`: the pool's size and what its workers are doing.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct SweepWorkers {
+    /// Workers at most (`Provide.DHT.MaxWorkers`).
+    pub max: Option<f64>,
+    /// Workers busy.
+    pub active: Option<f64>,
+    /// Busy on reprovides.
+    pub active_periodic: Option<f64>,
+    /// Busy on first provides.
+    pub active_burst: Option<f64>,
+    /// Reserved for reprovides.
+    pub dedicated_periodic: Option<f64>,
+    /// Reserved for first provides.
+    pub dedicated_burst: Option<f64>,
+    /// Reprovide jobs waiting for a worker.
+    pub queued_periodic: Option<f64>,
+    /// First-provide jobs waiting for a worker.
+    pub queued_burst: Option<f64>,
+}
+
+impl SweepWorkers {
+    /// The figures by their JSON names, those present only.
+    pub fn by_state(&self) -> Vec<(&'static str, f64)> {
+        [
+            ("max", self.max),
+            ("active", self.active),
+            ("active_periodic", self.active_periodic),
+            ("active_burst", self.active_burst),
+            ("dedicated_periodic", self.dedicated_periodic),
+            ("dedicated_burst", self.dedicated_burst),
+            ("queued_periodic", self.queued_periodic),
+            ("queued_burst", self.queued_burst),
+        ]
+        .into_iter()
+        .filter_map(|(state, v)| v.map(|v| (state, v)))
+        .collect()
+    }
+}
+
+/// `timing`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct SweepTiming {
+    /// How often each CID is reprovided, nanoseconds (`Provide.DHT.Interval`).
+    pub reprovides_interval: Option<f64>,
+}
+
+/// `operations`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct SweepOperations {
+    /// Under way now.
+    pub ongoing: Option<SweepOngoing>,
+    /// Totals since the provider started.
+    pub past: Option<SweepPast>,
+}
+
+/// `operations.ongoing`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct SweepOngoing {
+    /// Regions being provided for the first time.
+    pub region_provides: Option<f64>,
+    /// CIDs being provided for the first time.
+    pub key_provides: Option<f64>,
+    /// Regions being reprovided.
+    pub region_reprovides: Option<f64>,
+    /// CIDs being reprovided.
+    pub key_reprovides: Option<f64>,
+}
+
+/// `operations.past`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct SweepPast {
+    /// CIDs provided since the provider started.
+    pub keys_provided: Option<f64>,
+    /// CIDs that failed to be provided since the provider started.
+    pub keys_failed: Option<f64>,
+}
+
+/// The legacy reprovider's statistics, boxo `provider.ReproviderStats` (the field names changed
+/// in boxo 0.30, Kubo 0.35: `TotalProvides` became `TotalReprovides`, `AvgProvideDuration`
+/// `AvgReprovideDuration`; both are read). Durations are nanoseconds.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct LegacyProvideStats {
+    /// CIDs (re)provided since the node started.
+    #[serde(rename = "TotalProvides", alias = "TotalReprovides", default)]
+    pub total_provides: Option<f64>,
+    /// Average time per CID provided, ns.
+    #[serde(rename = "AvgProvideDuration", alias = "AvgReprovideDuration", default)]
+    pub avg_provide_duration: Option<f64>,
+    /// How long the last reprovide run took, ns.
+    #[serde(rename = "LastReprovideDuration", default)]
+    pub last_reprovide_duration: Option<f64>,
+    /// CIDs in the last reprovide run.
+    #[serde(rename = "LastReprovideBatchSize", default)]
+    pub last_reprovide_batch_size: Option<f64>,
+    /// `Reprovider.Interval` / `Provide.DHT.Interval`, ns (boxo 0.29+).
+    #[serde(rename = "ReprovideInterval", default)]
+    pub reprovide_interval: Option<f64>,
+    /// When the last reprovide run ended, RFC 3339 (boxo 0.29+); Go's zero time before the first.
+    #[serde(rename = "LastRun", default)]
+    pub last_run: Option<String>,
+}
+
+impl LegacyProvideStats {
+    /// When the last reprovide run ended, ms since the epoch; `None` before the first run (Go's
+    /// zero time) or when the node does not say.
+    pub fn last_run_ms(&self) -> Option<i64> {
+        let text = self.last_run.as_deref()?;
+        crate::clock::parse_rfc3339(text).ok().filter(|ms| *ms > 0)
+    }
+}
+
+/// Nanoseconds (Go's `time.Duration` in JSON) to seconds.
+pub fn nanos_to_seconds(ns: f64) -> f64 {
+    ns / 1e9
+}
+
+/// Parses the answer of `provide/stat`, `stats/reprovide` or `stats/provide` in any of Kubo's
+/// shapes: `{"Sweep": ..., "Legacy": ..., "FullRT": ...}` (Kubo 0.39+), or the legacy
+/// reprovider's statistics alone (before).
+pub fn parse_provide_stats(
+    endpoint: &'static str,
+    body: &[u8],
+) -> Result<ProvideStats, ParseError> {
+    #[derive(Deserialize)]
+    struct Wrapped {
+        #[serde(rename = "Sweep", default)]
+        sweep: Option<SweepStats>,
+        #[serde(rename = "Legacy", default)]
+        legacy: Option<LegacyProvideStats>,
+    }
+    let value: serde_json::Value = parse_json(endpoint, body)?;
+    let bad = |reason: String| ParseError { endpoint, reason };
+    let object = value
+        .as_object()
+        .ok_or_else(|| bad(format!("not a JSON object: {value}")))?;
+    if object.contains_key("Sweep") || object.contains_key("Legacy") {
+        let w: Wrapped = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+        return Ok(match (w.sweep, w.legacy) {
+            (Some(sweep), _) => ProvideStats::Sweep(Box::new(sweep)),
+            (None, Some(legacy)) => ProvideStats::Legacy(legacy),
+            (None, None) => ProvideStats::Neither,
+        });
+    }
+    const LEGACY_KEYS: [&str; 4] = [
+        "TotalProvides",
+        "TotalReprovides",
+        "LastReprovideBatchSize",
+        "LastReprovideDuration",
+    ];
+    if LEGACY_KEYS.iter().any(|k| object.contains_key(*k)) {
+        return serde_json::from_value(value)
+            .map(ProvideStats::Legacy)
+            .map_err(|e| bad(e.to_string()));
+    }
+    Err(bad(
+        "neither Sweep/Legacy (Kubo 0.39+) nor TotalProvides/TotalReprovides (before)".into(),
+    ))
 }
 
 /// One object of `repo/gc`'s stream.
@@ -420,6 +841,19 @@ impl KuboClient {
         }
     }
 
+    /// `config?arg=Datastore`: the node's datastore configuration.
+    pub async fn datastore_config(&self) -> Result<DatastoreConfig, ClientError> {
+        self.rpc("config", &[("arg", "Datastore")], parse_datastore_config)
+            .await
+    }
+
+    /// The provider's statistics from `endpoint`, one of [`PROVIDE_ENDPOINTS`]. A node that
+    /// does not serve it answers an error status (404 for an unknown command).
+    pub async fn provide_stats(&self, endpoint: &'static str) -> Result<ProvideStats, ClientError> {
+        self.rpc(endpoint, &[], |body| parse_provide_stats(endpoint, body))
+            .await
+    }
+
     /// `bootstrap/list`: the node's bootstrap multiaddrs.
     pub async fn bootstrap_list(&self) -> Result<Vec<String>, ClientError> {
         self.rpc("bootstrap/list", &[], parse_bootstrap_list).await
@@ -521,6 +955,197 @@ mod tests {
             parse_version(&fixture("version.json")).unwrap().version,
             "0.29.0"
         );
+    }
+
+    #[test]
+    fn version_fields_as_kubo_and_js_ipfs_send_them() {
+        let v = parse_version(&fixture("version.json")).unwrap();
+        assert_eq!(
+            (
+                v.commit.as_deref(),
+                v.golang.as_deref(),
+                v.system.as_deref()
+            ),
+            (Some(""), Some("go1.22.4"), Some("amd64/linux"))
+        );
+        let js =
+            parse_version(br#"{"Version":"0.18.1","Commit":"","Repo":"12","ipfs-core":"0.18.1"}"#)
+                .unwrap();
+        assert_eq!((js.version.as_str(), js.golang), ("0.18.1", None));
+        let s = parse_repo_stat(br#"{"NumObjects":"12","RepoSize":"11118","RepoPath":"/tmp/r","Version":"12","StorageMax":"9007199254740991"}"#).unwrap();
+        assert_eq!(s.repo_path.as_deref(), Some("/tmp/r"));
+        assert_eq!(
+            parse_repo_stat(&fixture("repo_stat_size_only.json"))
+                .unwrap()
+                .repo_path,
+            None
+        );
+    }
+
+    fn sweep(name: &str) -> SweepStats {
+        match parse_provide_stats("provide/stat", &fixture(name)).unwrap() {
+            ProvideStats::Sweep(s) => *s,
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    fn legacy(endpoint: &'static str, name: &str) -> LegacyProvideStats {
+        match parse_provide_stats(endpoint, &fixture(name)).unwrap() {
+            ProvideStats::Legacy(l) => l,
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn provide_stat_of_the_sweep_provider() {
+        let s = sweep("provide_stat_sweep.json");
+        assert_eq!(s.closed, Some(false));
+        let q = s.queues.unwrap();
+        assert_eq!(
+            (
+                q.pending_key_provides,
+                q.pending_region_provides,
+                q.pending_region_reprovides
+            ),
+            (Some(18_432.0), Some(37.0), Some(4.0))
+        );
+        let sch = s.schedule.unwrap();
+        assert_eq!((sch.keys, sch.regions), (Some(2_841_155.0), Some(1024.0)));
+        let w = s.workers.unwrap().by_state();
+        assert_eq!(w.len(), 8);
+        assert_eq!(w[0], ("max", 16.0));
+        assert!(w.contains(&("queued_periodic", 3.0)));
+        assert_eq!(
+            nanos_to_seconds(s.timing.unwrap().reprovides_interval.unwrap()),
+            22.0 * 3600.0
+        );
+        let ops = s.operations.unwrap();
+        let ongoing = ops.ongoing.unwrap();
+        assert_eq!(
+            (ongoing.key_provides, ongoing.region_reprovides),
+            (Some(1536.0), Some(7.0))
+        );
+        let past = ops.past.unwrap();
+        assert_eq!(
+            (past.keys_provided, past.keys_failed),
+            (Some(2_093_418.0), Some(1311.0))
+        );
+    }
+
+    #[test]
+    fn provide_stat_with_nulls_and_missing_fields() {
+        let s = sweep("provide_stat_sweep_partial.json");
+        let q = s.queues.unwrap();
+        assert_eq!(
+            (
+                q.pending_key_provides,
+                q.pending_region_provides,
+                q.pending_region_reprovides
+            ),
+            (Some(52.0), None, None)
+        );
+        assert_eq!(s.schedule.unwrap().regions, None);
+        assert_eq!((s.workers, s.timing), (None, None));
+        let ops = s.operations.unwrap();
+        assert_eq!(ops.past, None);
+        assert_eq!(ops.ongoing.unwrap().key_reprovides, None);
+        assert_eq!(sweep("provide_stat_sweep_closed.json").closed, Some(true));
+        assert_eq!(
+            parse_provide_stats("provide/stat", &fixture("provide_stat_neither.json")).unwrap(),
+            ProvideStats::Neither
+        );
+        assert_eq!(
+            parse_provide_stats("provide/stat", br#"{"Sweep":{}}"#).unwrap(),
+            ProvideStats::Sweep(Box::default())
+        );
+    }
+
+    #[test]
+    fn the_legacy_reprovider_in_every_shape() {
+        let wrapped = legacy("provide/stat", "provide_stat_legacy.json");
+        let flat_new = legacy("stats/reprovide", "stats_reprovide.json");
+        let flat_old = legacy("stats/provide", "stats_provide.json");
+        assert_eq!(wrapped, flat_new, "Kubo 0.39+ wraps the same object");
+        assert_eq!(
+            flat_new, flat_old,
+            "TotalProvides and TotalReprovides mean one thing"
+        );
+        assert_eq!(wrapped.total_provides, Some(48_211.0));
+        assert_eq!(wrapped.last_reprovide_batch_size, Some(48_211.0));
+        assert_eq!(
+            nanos_to_seconds(wrapped.avg_provide_duration.unwrap()),
+            0.003187
+        );
+        assert_eq!(
+            nanos_to_seconds(wrapped.last_reprovide_duration.unwrap()),
+            153.648
+        );
+        assert_eq!(wrapped.last_run_ms(), Some(1_796_018_537_331));
+        let never = legacy("provide/stat", "provide_stat_legacy_never_run.json");
+        assert_eq!(never.last_run_ms(), None, "Go's zero time is no run");
+        let old = legacy("stats/provide", "stats_provide_kubo_0.29.json");
+        assert_eq!(old.total_provides, Some(10_342.0));
+        assert_eq!((old.reprovide_interval, old.last_run_ms()), (None, None));
+        let e = parse_provide_stats("stats/provide", br#"{"Other":1}"#).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("unexpected response from stats/provide"),
+            "{e}"
+        );
+        assert!(parse_provide_stats("provide/stat", b"[]").is_err());
+    }
+
+    #[test]
+    fn datastore_configuration_for_gc_and_caches() {
+        let d = parse_datastore_config(&fixture("config_datastore.json")).unwrap();
+        assert_eq!(d.gc_period_seconds(), Some(3600.0));
+        assert_eq!(d.gc_watermark_ratio(), Some(0.9));
+        assert_eq!(d.bloom_filter_size, Some(0.0));
+        assert_eq!(d.block_key_cache_size, Some(None), "present but null");
+        assert!(d.pebble.is_empty());
+
+        let p = parse_datastore_config(&fixture("config_datastore_pebble.json")).unwrap();
+        assert_eq!(p.gc_period_seconds(), Some(5400.0));
+        assert_eq!(p.gc_watermark_ratio(), Some(0.85));
+        assert_eq!(p.block_key_cache_size, Some(Some(262_144.0)));
+        assert_eq!(
+            p.pebble,
+            [PebbleDatastore {
+                mountpoint: "/".into(),
+                cache_size: Some(268_435_456.0)
+            }]
+        );
+
+        let js = parse_datastore_config(&fixture("config_datastore_js_ipfs.json")).unwrap();
+        assert_eq!(
+            (
+                js.gc_period_seconds(),
+                js.gc_watermark_ratio(),
+                js.bloom_filter_size,
+                js.block_key_cache_size
+            ),
+            (None, None, None, None)
+        );
+
+        let mounted = parse_datastore_config(br#"{"Key":"Datastore","Value":{"GCPeriod":"","StorageGCWatermark":0,"Spec":{"type":"mount","mounts":[{"mountpoint":"/blocks","type":"measure","child":{"type":"pebbleds","path":"b"}},{"mountpoint":"/","type":"pebbleds","cacheSize":0}]}}}"#).unwrap();
+        assert_eq!(
+            mounted.gc_period_seconds(),
+            Some(3600.0),
+            "empty is Kubo's default"
+        );
+        assert_eq!(mounted.gc_watermark_ratio(), Some(0.9), "0 is Kubo's 90");
+        let caches: Vec<(&str, f64)> = mounted
+            .pebble
+            .iter()
+            .map(|p| (p.mountpoint.as_str(), p.cache_bytes()))
+            .collect();
+        assert_eq!(caches, [("/blocks", 8_388_608.0), ("/", 8_388_608.0)]);
+        let off =
+            parse_datastore_config(br#"{"Key":"Datastore","Value":{"GCPeriod":"0s"}}"#).unwrap();
+        assert_eq!(off.gc_period_seconds(), Some(0.0));
+        let bad =
+            parse_datastore_config(br#"{"Key":"Datastore","Value":{"GCPeriod":"daily"}}"#).unwrap();
+        assert_eq!(bad.gc_period_seconds(), None);
     }
 
     #[test]

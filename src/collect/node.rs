@@ -3,7 +3,9 @@
 //!
 //! Owns only the host's own counters. Reading them touches `/proc` and calls `statvfs`, which
 //! can block on a dead network mount, so the work runs on a blocking thread; if the previous
-//! read is still stuck there, this round fails fast instead of piling up threads.
+//! read is still stuck there, this round fails fast instead of piling up threads. Also owns
+//! [`FilesystemStat::of`], the space and inodes of the filesystem holding one path (the IPFS
+//! repo's, for the `ipfs` collector).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -155,6 +157,50 @@ impl NodeState {
     }
 }
 
+/// Space and inodes of one filesystem, from `statvfs(2)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FilesystemStat {
+    /// Size in bytes.
+    pub size_bytes: f64,
+    /// Bytes available to unprivileged users.
+    pub available_bytes: f64,
+    /// Inodes in all; 0 on filesystems that allocate them as needed (btrfs).
+    pub inodes: f64,
+    /// Inodes free.
+    pub inodes_free: f64,
+}
+
+impl FilesystemStat {
+    /// The filesystem holding `path`. Blocks while the filesystem does (a dead network mount):
+    /// call it from a blocking thread.
+    pub fn of(path: &std::path::Path) -> Result<Self, CollectError> {
+        let st = nix::sys::statvfs::statvfs(path).map_err(|e| {
+            CollectError::Source(format!(
+                "cannot read the filesystem of {}: {e}",
+                path.display()
+            ))
+        })?;
+        let unit = st.fragment_size() as f64;
+        Ok(Self {
+            size_bytes: st.blocks() as f64 * unit,
+            available_bytes: st.blocks_available() as f64 * unit,
+            inodes: st.files() as f64,
+            inodes_free: st.files_free() as f64,
+        })
+    }
+
+    /// Share of the space not available to unprivileged users (0-1), as
+    /// `ipfs_sentinel_node_disk_usage_ratio` counts it; `None` for a filesystem of size 0.
+    pub fn usage_ratio(&self) -> Option<f64> {
+        (self.size_bytes > 0.0).then(|| 1.0 - self.available_bytes / self.size_bytes)
+    }
+
+    /// Share of the inodes in use (0-1); `None` where the filesystem has no fixed count.
+    pub fn inodes_usage_ratio(&self) -> Option<f64> {
+        (self.inodes > 0.0).then(|| 1.0 - self.inodes_free / self.inodes)
+    }
+}
+
 fn ratio(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
@@ -246,6 +292,44 @@ mod tests {
             is_real_filesystem("ext4", "/device-data"),
             "prefix match is by path segment"
         );
+    }
+
+    #[test]
+    fn the_filesystem_of_a_path_against_df() {
+        let fs = FilesystemStat::of(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let df = std::process::Command::new("df")
+            .args([
+                "--output=size,avail,itotal",
+                "-B1",
+                env!("CARGO_MANIFEST_DIR"),
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8(df.stdout).unwrap();
+        let figures: Vec<f64> = text
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .map(|f| f.parse().unwrap())
+            .collect();
+        assert_eq!(fs.size_bytes, figures[0], "df: {text}");
+        assert!((fs.available_bytes - figures[1]).abs() < 1e9, "df: {text}");
+        assert_eq!(fs.inodes, figures[2], "df: {text}");
+        let used = fs.usage_ratio().unwrap();
+        assert!(used > 0.0 && used < 1.0, "{used}");
+        let none = FilesystemStat {
+            size_bytes: 0.0,
+            available_bytes: 0.0,
+            inodes: 0.0,
+            inodes_free: 0.0,
+        };
+        assert_eq!(
+            (none.usage_ratio(), none.inodes_usage_ratio()),
+            (None, None)
+        );
+        let e = FilesystemStat::of(std::path::Path::new("/no/such/repo")).unwrap_err();
+        assert!(e.to_string().contains("/no/such/repo"), "{e}");
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! Replays Kubo's documented RPC responses from `tests/fixtures/kubo/` over HTTP, as a Kubo
 //! daemon would send them: POST only (GET is 405, as in Kubo), `size-only` and `type` query
-//! parameters honoured, `/debug/metrics/prometheus` on GET. For the golden end-to-end test,
+//! parameters honoured, `/debug/metrics/prometheus` on GET, `provide/stat` as Kubo 0.39+ with
+//! the sweep provider answers it. For the golden end-to-end test,
 //! where the input must be fixed; live behaviour is tested against a real js-ipfs node.
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 async fn rpc(
+    provide: &'static str,
     method: Method,
     Path(endpoint): Path<String>,
     Query(query): Query<HashMap<String, String>>,
@@ -39,6 +41,10 @@ async fn rpc(
         ("swarm/peers", _) => "swarm_peers.json",
         ("pin/ls", Some("recursive")) => "pin_ls_recursive_stream.ndjson",
         ("pin/ls", Some("direct")) => "pin_ls_direct_stream.ndjson",
+        ("config", _) if query.get("arg").is_some_and(|a| a == "Datastore") => {
+            "config_datastore.json"
+        }
+        ("provide/stat", _) => provide,
         _ => {
             let body =
                 format!(r#"{{"Message":"unknown command {endpoint:?}","Code":0,"Type":"error"}}"#);
@@ -53,12 +59,23 @@ async fn rpc(
     ([("content-type", content_type)], fixture(name)).into_response()
 }
 
-/// Serves the fixtures on a free loopback port; returns the API base URL.
+/// Serves the fixtures on a free loopback port, `provide/stat` as Kubo 0.39+ with the sweep
+/// provider answers it; returns the API base URL.
 pub async fn serve() -> String {
-    let app = Router::new().route("/api/v0/{*endpoint}", any(rpc)).route(
-        "/debug/metrics/prometheus",
-        get(|| async { fixture("debug_metrics.prom") }),
-    );
+    serve_with_provide_stat("provide_stat_sweep.json").await
+}
+
+/// Serves the fixtures, answering `provide/stat` with the fixture `provide`.
+pub async fn serve_with_provide_stat(provide: &'static str) -> String {
+    let app = Router::new()
+        .route(
+            "/api/v0/{*endpoint}",
+            any(move |method, endpoint, query| rpc(provide, method, endpoint, query)),
+        )
+        .route(
+            "/debug/metrics/prometheus",
+            get(|| async { fixture("debug_metrics.prom") }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -18,7 +18,7 @@ pub mod run_gc;
 
 pub use connect_bootstrap_peers::connect_bootstrap_peers;
 pub use reallocate_pins::reallocate_pins;
-pub use run_gc::run_gc;
+pub use run_gc::{run_gc, GcRuns};
 
 use crate::clients::ClientError;
 

@@ -8,13 +8,22 @@
 //! millions of blocks keeps only counts and the first [`SAMPLE`] CIDs in memory.
 //!
 //! Success means the sweep ran to its end with no error line. Bytes freed is `RepoSize` before
-//! minus after (never below 0: other writes may land meanwhile).
+//! minus after (never below 0: other writes may land meanwhile); Kubo's `repo/gc` names the
+//! blocks it removed, not their sizes.
+//!
+//! [`GcRuns`] counts the runs made through it (`ipfs_sentinel_gc_runs_total{result}`,
+//! `ipfs_sentinel_gc_last_duration_seconds`, `ipfs_sentinel_gc_reclaimed_bytes_total`); a run
+//! cut short by its action's timeout counts as a failure.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use serde_json::json;
 
 use super::{BuiltinError, BuiltinItemFailed, BuiltinReport};
 use crate::clients::kubo::{GcLine, KuboClient};
 use crate::clients::ClientError;
+use crate::model::Family;
 
 /// Removed CIDs (and error messages) kept in the report; the counts cover them all.
 pub const SAMPLE: usize = 100;
@@ -67,6 +76,27 @@ pub async fn run_gc(
     client: &reqwest::Client,
     kubo_api_url: &reqwest::Url,
 ) -> Result<BuiltinReport, BuiltinError> {
+    sweep(client, kubo_api_url).await.map(|s| s.report())
+}
+
+/// What one sweep came to.
+struct Swept {
+    tally: GcTally,
+    before: f64,
+    after: f64,
+    cut_off: Option<String>,
+}
+
+impl Swept {
+    fn report(&self) -> BuiltinReport {
+        report(&self.tally, self.before, self.after, self.cut_off.clone())
+    }
+}
+
+async fn sweep(
+    client: &reqwest::Client,
+    kubo_api_url: &reqwest::Url,
+) -> Result<Swept, BuiltinError> {
     let kubo = KuboClient::with_http(client.clone(), kubo_api_url.clone());
     let before = kubo.repo_stat(true).await?.repo_size;
     let mut sweep = kubo.repo_gc().await?;
@@ -84,7 +114,119 @@ pub async fn run_gc(
         }
     }
     let after = kubo.repo_stat(true).await?.repo_size;
-    Ok(report(&tally, before, after, cut_off))
+    Ok(Swept {
+        tally,
+        before,
+        after,
+        cut_off,
+    })
+}
+
+/// The sentinel's own GC runs, shared (cheap to clone): the dispatcher runs the built-in
+/// through [`GcRuns::run`], the actions collector exposes [`GcRuns::families`].
+#[derive(Debug, Clone, Default)]
+pub struct GcRuns {
+    inner: Arc<Mutex<GcCounts>>,
+}
+
+#[derive(Debug, Default)]
+struct GcCounts {
+    success: u64,
+    failure: u64,
+    last_duration_seconds: Option<f64>,
+    reclaimed_bytes: f64,
+}
+
+/// A run under way: counted as a failure if it is dropped unfinished (its action's timeout).
+struct RunInProgress<'a> {
+    runs: &'a GcRuns,
+    started: Instant,
+    finished: bool,
+}
+
+impl RunInProgress<'_> {
+    fn finish(mut self, success: bool, reclaimed_bytes: f64) {
+        self.finished = true;
+        self.runs.record(
+            success,
+            self.started.elapsed().as_secs_f64(),
+            reclaimed_bytes,
+        );
+    }
+}
+
+impl Drop for RunInProgress<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.runs
+                .record(false, self.started.elapsed().as_secs_f64(), 0.0);
+        }
+    }
+}
+
+impl GcRuns {
+    /// [`run_gc()`], counted.
+    pub async fn run(
+        &self,
+        client: &reqwest::Client,
+        kubo_api_url: &reqwest::Url,
+    ) -> Result<BuiltinReport, BuiltinError> {
+        let run = RunInProgress {
+            runs: self,
+            started: Instant::now(),
+            finished: false,
+        };
+        let swept = sweep(client, kubo_api_url).await;
+        match &swept {
+            Ok(s) => {
+                let report = s.report();
+                run.finish(report.success, (s.before - s.after).max(0.0));
+                Ok(report)
+            }
+            Err(_) => {
+                run.finish(false, 0.0);
+                swept.map(|s| s.report())
+            }
+        }
+    }
+
+    fn record(&self, success: bool, duration_seconds: f64, reclaimed_bytes: f64) {
+        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if success {
+            c.success += 1;
+        } else {
+            c.failure += 1;
+        }
+        c.last_duration_seconds = Some(duration_seconds);
+        c.reclaimed_bytes += reclaimed_bytes;
+    }
+
+    /// `ipfs_sentinel_gc_runs_total{result}`, `ipfs_sentinel_gc_last_duration_seconds` (after
+    /// the first run) and `ipfs_sentinel_gc_reclaimed_bytes_total`.
+    pub fn families(&self) -> Vec<Family> {
+        let c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = vec![Family::counter(
+            "ipfs_sentinel_gc_runs_total",
+            "Repo garbage collections the sentinel ran with the run_gc built-in (builtin: run_gc; a command running ipfs repo gc is not counted), by result: success, or failure (an error line, a node that could not be reached, a sweep cut off or timed out).",
+        )
+        .with(&[("result", "success")], c.success as f64)
+        .with(&[("result", "failure")], c.failure as f64)];
+        if let Some(seconds) = c.last_duration_seconds {
+            out.push(Family::single_gauge(
+                "ipfs_sentinel_gc_last_duration_seconds",
+                "How long the sentinel's last repo garbage collection took.",
+                seconds,
+            ));
+        }
+        out.push(
+            Family::counter(
+                "ipfs_sentinel_gc_reclaimed_bytes_total",
+                "Bytes the sentinel's repo garbage collections freed: RepoSize before minus after each run, never below 0.",
+            )
+            .with(&[], c.reclaimed_bytes),
+        );
+        out
+    }
 }
 
 /// The report of one sweep: counts, sizes, samples.
@@ -132,6 +274,61 @@ mod tests {
             tally.add(parse_gc_line(line).unwrap());
         }
         tally
+    }
+
+    #[tokio::test]
+    async fn gc_runs_count_successes_failures_timeouts_and_bytes() {
+        use axum::routing::post;
+        let sizes = Arc::new(Mutex::new(vec![400.0, 1000.0]));
+        let app = axum::Router::new()
+            .route(
+                "/api/v0/repo/stat",
+                post(move || {
+                    let size = sizes.lock().unwrap().pop().unwrap_or(400.0);
+                    async move { format!(r#"{{"RepoSize":{size},"StorageMax":0}}"#) }
+                }),
+            )
+            .route(
+                "/api/v0/repo/gc",
+                post(|| async { "{\"Key\":{\"/\":\"bafk1\"}}\n" }),
+            );
+        let (base, server) = crate::clients::tests::serve(app).await;
+        let client = crate::clients::http_client(std::time::Duration::from_secs(5)).unwrap();
+        let runs = GcRuns::default();
+        let ok = runs.run(&client, &base).await.unwrap();
+        assert!(ok.success, "{}", ok.summary);
+        let gone: reqwest::Url = "http://127.0.0.1:1/".parse().unwrap();
+        assert!(runs.run(&client, &gone).await.is_err());
+        // A run dropped midway, as the action's timeout does.
+        let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hung: reqwest::Url = format!("http://{}/", hole.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let cut = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            runs.run(&client, &hung),
+        )
+        .await;
+        assert!(cut.is_err(), "the listener never answers");
+
+        let families = runs.families();
+        let value = |name: &str, result: Option<&str>| {
+            families
+                .iter()
+                .find(|f| f.name == name)
+                .unwrap()
+                .samples
+                .iter()
+                .find(|s| result.is_none_or(|r| s.labels.iter().any(|(_, v)| v == r)))
+                .unwrap()
+                .value
+        };
+        assert_eq!(value("ipfs_sentinel_gc_runs_total", Some("success")), 1.0);
+        assert_eq!(value("ipfs_sentinel_gc_runs_total", Some("failure")), 2.0);
+        assert_eq!(value("ipfs_sentinel_gc_reclaimed_bytes_total", None), 600.0);
+        let last = value("ipfs_sentinel_gc_last_duration_seconds", None);
+        assert!((0.15..5.0).contains(&last), "the timed-out run's {last}s");
+        server.abort();
     }
 
     #[test]
