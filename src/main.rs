@@ -95,6 +95,12 @@ enum Command {
     /// Raw samples by default; with --step, one point per step (the last sample, or --fn).
     /// Bad input exits with status 2.
     Export(ExportArgs),
+    /// Answer a running sentinel's recovery actions: approve or reject a proposal, reset the
+    /// circuit breaker.
+    Actions {
+        #[command(subcommand)]
+        command: ActionsCommand,
+    },
     /// Write the dashboard page once, from a running sentinel (--url) or a data dir, for
     /// mailing or archiving. The page needs no network: its charts are inline SVG.
     Dashboard(DashboardArgs),
@@ -147,6 +153,48 @@ struct WebArgs {
         default_value_t = 1 << 20
     )]
     max_request_body_bytes: usize,
+}
+
+#[derive(Subcommand)]
+enum ActionsCommand {
+    /// Approve proposal ID (listed in GET /api/v1/actions and on the page): it runs now.
+    Approve {
+        /// The proposal's id.
+        id: String,
+        #[command(flatten)]
+        to: SentinelArgs,
+    },
+    /// Reject proposal ID: it never runs.
+    Reject {
+        /// The proposal's id.
+        id: String,
+        #[command(flatten)]
+        to: SentinelArgs,
+    },
+    /// Close the circuit breaker now.
+    CircuitReset {
+        #[command(flatten)]
+        to: SentinelArgs,
+    },
+}
+
+/// Which sentinel to answer, and as whom.
+#[derive(clap::Args)]
+struct SentinelArgs {
+    /// The sentinel, e.g. http://127.0.0.1:9401.
+    #[arg(long, value_name = "URL")]
+    url: String,
+    /// The file holding the web token (the one given to serve's --web.token-file). The token
+    /// itself is never given on the command line.
+    #[arg(
+        long = "token-file",
+        value_name = "FILE",
+        env = "IPFS_SENTINEL_WEB_TOKEN_FILE"
+    )]
+    token_file: PathBuf,
+    /// The name recorded in the audit as the one who answered (default: $USER).
+    #[arg(long, value_name = "NAME", env = "USER")]
+    by: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -228,6 +276,19 @@ fn main() -> ExitCode {
         Command::Rules {
             command: RulesCommand::Export { config },
         } => cli::rules::export(config),
+        Command::Actions { command } => {
+            let (answer, to) = match command {
+                ActionsCommand::Approve { id, to } => (cli::actions::Answer::Approve(id), to),
+                ActionsCommand::Reject { id, to } => (cli::actions::Answer::Reject(id), to),
+                ActionsCommand::CircuitReset { to } => (cli::actions::Answer::ResetCircuit, to),
+            };
+            cli::report(cli::actions::run(cli::actions::Request {
+                answer,
+                url: to.url,
+                token_file: to.token_file,
+                by: to.by,
+            }))
+        }
         Command::Dashboard(args) => cli::report(cli::dashboard::run(cli::dashboard::Request {
             output: args.output,
             url: args.url,
