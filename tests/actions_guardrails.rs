@@ -619,3 +619,67 @@ async fn a_partitioned_sentinel_does_not_repin_and_a_healthy_majority_does_at_mo
     );
     stand_in.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_action_runs_only_when_its_precondition_returns_something() {
+    let dir = tempfile::tempdir().unwrap();
+    let end = now_s() + 3600;
+    let mut text = rules(&["Unmet".to_owned()], "unmet", end);
+    text.push_str(&format!(
+        "      - alert: Met\n        expr: vector(time()) < {end}\n        labels: {{action: met}}\n"
+    ));
+    let sentinel = start(
+        dir,
+        &text,
+        "    recovery_actions:\n      unmet: {command: ['true'], target: local, when: 'ipfs_sentinel_build_info > 2'}\n      met: {command: ['true'], target: local, when: 'ipfs_sentinel_build_info == 1'}\n",
+    )
+    .await;
+    let skipped = record(&sentinel, "the unmet precondition", |r| {
+        r["result"] == "skipped_precondition"
+    })
+    .await;
+    assert_eq!(skipped["action"], "unmet");
+    assert!(
+        skipped["output"]
+            .as_str()
+            .unwrap()
+            .contains("`when: ipfs_sentinel_build_info > 2` returned nothing"),
+        "{skipped}"
+    );
+    record(&sentinel, "the met precondition's run", |r| {
+        r["action"] == "met" && r["result"] == "success"
+    })
+    .await;
+    assert!(
+        !action_runs(&sentinel)
+            .await
+            .iter()
+            .any(|r| r["action"] == "unmet" && r["result"] == "success"),
+        "the unmet one never ran"
+    );
+}
+
+#[test]
+fn a_broken_precondition_is_refused_at_load_and_the_old_on_resolved_key_still_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("s.yaml");
+    std::fs::write(
+        &config,
+        "cluster:\n  monitoring:\n    recovery_actions:\n      fix:\n        command: ['true']\n        when: 'rate(ipfs_sentinel_ipfs_up[5m'\n",
+    )
+    .unwrap();
+    let (code, out, err) = cli(&["check-config", config.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("cluster.monitoring.recovery_actions.fix.when") && err.contains(":6:"),
+        "names the action, the key and the line: {err}"
+    );
+    std::fs::write(
+        &config,
+        "cluster:\n  monitoring:\n    recovery_actions:\n      fix: {command: ['true'], on_resolved: true, approval: required, cancel_on_resolve: false}\n",
+    )
+    .unwrap();
+    let (code, out, err) = cli(&["check-config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+}

@@ -1092,10 +1092,7 @@ impl Dispatcher {
             duration_seconds: attempt.duration.as_secs_f64(),
             dry_run: self.settings.dry_run,
         });
-        if attempt.result == RunResult::Success
-            && !remote
-            && matches!(job.trigger, Trigger::Firing | Trigger::Escalation)
-        {
+        if attempt.result == RunResult::Success && !remote && job.trigger == Trigger::Firing {
             let after_ms = self
                 .settings
                 .actions
