@@ -163,6 +163,13 @@ async fn a_proposal_runs_only_once_approved_and_the_audit_says_by_whom() {
         "the expanded argv"
     );
     assert!(marked(&marker).is_empty(), "nothing ran before approval");
+    let page = support::get_text(&format!("{}/", sentinel.url))
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&id_of("ByApi")),
+        "the page lists the proposal"
+    );
 
     // The alert, with what it would do.
     let alert = eventually("RecoveryActionAwaitingApproval", || async {
@@ -268,11 +275,12 @@ async fn a_proposal_runs_only_once_approved_and_the_audit_says_by_whom() {
         .as_array()
         .unwrap()
         .is_empty());
-    let m = sentinel.metrics().await;
-    assert_eq!(
-        sample(&m, "ipfs_sentinel_actions_awaiting_approval", &[]),
-        Some(0.0)
-    );
+    // The next collection shows what the dispatcher published.
+    let m = sentinel
+        .metrics_until("no proposal left in the metrics", |m| {
+            sample(m, "ipfs_sentinel_actions_awaiting_approval", &[]) == Some(0.0)
+        })
+        .await;
     assert_eq!(
         sample(
             &m,
@@ -682,4 +690,32 @@ fn a_broken_precondition_is_refused_at_load_and_the_old_on_resolved_key_still_lo
     .unwrap();
     let (code, out, err) = cli(&["check-config", config.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_being_verified_is_verified_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "    recovery_actions:\n      fix: {command: ['true'], target: local, verify_after_seconds: 8}\n";
+    let mut sentinel = start(
+        dir,
+        &rules(&["Stubborn".to_owned()], "fix", now_s() + 3600),
+        extra,
+    )
+    .await;
+    eventually("the run to wait for verification", || async {
+        (guard(&sentinel).await["verifying"] == 1).then_some(())
+    })
+    .await;
+    sentinel.process.terminate();
+    let dir = std::mem::replace(&mut sentinel.dir, tempfile::tempdir().unwrap());
+    let data = dir.path().join("data");
+    let sentinel = restart(dir, &data, extra).await;
+    assert_eq!(
+        guard(&sentinel).await["verifying"],
+        1,
+        "still waiting after the restart"
+    );
+    let still = record(&sentinel, "the verdict", |r| r["result"] == "still_firing").await;
+    assert_eq!(still["action"], "fix");
+    assert_eq!(guard(&sentinel).await["verifying"], 0);
 }

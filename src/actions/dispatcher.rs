@@ -1,7 +1,11 @@
 //! The recovery actions' runtime: one task that owns the outbox. It takes alert sightings
 //! (from the rules task after each evaluation, over a channel of their own, or from
-//! Alertmanager's webhook) and remote run requests over a channel, lets the policy decide, writes each decided run to the
-//! outbox before trying it, runs at most `max_concurrent` at once, retries failures with
+//! Alertmanager's webhook) and remote run requests over a channel, lets the policy decide, passes
+//! each decided run through the guardrails ([`super::guard`]: the `when` precondition over the
+//! history, the partition guard over the latest collection's cluster view, approval, the
+//! circuit breaker), writes each admitted run to the
+//! outbox before trying it, stops a command whose alert resolves, verifies a successful run's
+//! alert after `verify_after_seconds`, runs at most `max_concurrent` at once, retries failures with
 //! back-off, records every attempt in the audit log and the metrics, and hands alerts due for
 //! Alertmanager to the pusher.
 //!
