@@ -424,6 +424,20 @@ mod tests {
     }
 
     #[test]
+    fn the_approver_is_the_name_the_request_gives_or_the_token_holder() {
+        let q = |by: &str| HashMap::from([("by".to_owned(), by.to_owned())]);
+        assert!(approver(&q("alice"), b"").starts_with("alice (named in the request"));
+        assert!(approver(&HashMap::new(), br#"{"approver":"bob"}"#).starts_with("bob ("));
+        assert!(approver(&HashMap::new(), b"").starts_with("the web token holder"));
+        let forged = approver(&q("eve\napproved by root"), b"");
+        assert!(
+            !forged.contains('\n'),
+            "no line breaks into the audit: {forged}"
+        );
+        assert!(approver(&q("  "), b"").starts_with("the web token holder"));
+    }
+
+    #[test]
     fn bad_payloads_say_why() {
         assert!(parse_alertmanager_payload(b"[]")
             .unwrap_err()
