@@ -457,11 +457,15 @@ async fn a_command_still_running_when_its_alert_resolves_is_stopped_with_its_gro
         ),
     );
     let end = now_s() + 6;
+    let mut text = rules(&["Brief".to_owned()], "hang", end);
+    text.push_str(&format!(
+        "      - alert: BriefToo\n        expr: vector(time()) < {end}\n        labels: {{action: patient}}\n"
+    ));
     let sentinel = start(
         dir,
-        &rules(&["Brief".to_owned()], "hang", end),
+        &text,
         &format!(
-            "    recovery_actions:\n      hang: {{command: ['{}'], target: local, timeout_seconds: 600}}\n",
+            "    recovery_actions:\n      hang: {{command: ['{}'], target: local, timeout_seconds: 600}}\n      patient: {{command: ['/bin/sh', '-c', 'sleep 9'], target: local, cancel_on_resolve: false}}\n",
             script.display()
         ),
     )
@@ -486,6 +490,9 @@ async fn a_command_still_running_when_its_alert_resolves_is_stopped_with_its_gro
     for pid in started {
         assert!(!alive(pid), "process {pid} outlived the cancel");
     }
+    // cancel_on_resolve: false runs on to its end, as before.
+    let patient = record(&sentinel, "the patient run", |r| r["action"] == "patient").await;
+    assert_eq!(patient["result"], "success", "{patient}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
