@@ -491,7 +491,10 @@ async fn a_command_still_running_when_its_alert_resolves_is_stopped_with_its_gro
         assert!(!alive(pid), "process {pid} outlived the cancel");
     }
     // cancel_on_resolve: false runs on to its end, as before.
-    let patient = record(&sentinel, "the patient run", |r| r["action"] == "patient").await;
+    let patient = record(&sentinel, "the patient run", |r| {
+        r["action"] == "patient" && r["attempt"] == 1
+    })
+    .await;
     assert_eq!(patient["result"], "success", "{patient}");
 }
 
