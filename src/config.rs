@@ -330,6 +330,16 @@ pub struct ActionsConfig {
     /// its actions.
     #[serde(default)]
     pub routes: Vec<ActionRoute>,
+    /// At most this many runs of all actions together in a window; past it nothing runs
+    /// (recorded `skipped_circuit_open`) until the window has passed or `POST
+    /// /api/v1/actions/circuit/reset` (default: no breaker).
+    #[serde(default)]
+    pub circuit_breaker: Option<CircuitBreakerConfig>,
+    /// Actions that act on another node (`reallocate_pins`, runs on a peer) refuse to run,
+    /// recorded `skipped_partition`, when this sentinel sees more than `max_offline_ratio` of
+    /// the cluster Offline (default 0.5).
+    #[serde(default)]
+    pub partition_guard: PartitionGuardConfig,
     /// The tamper-evident audit log's files (`<data dir>/actions/audit/`).
     #[serde(default)]
     pub audit: AuditConfig,
@@ -372,6 +382,8 @@ impl Default for ActionsConfig {
             retry_max_seconds: default_retry_max(),
             routes: Vec::new(),
             audit: AuditConfig::default(),
+            circuit_breaker: None,
+            partition_guard: PartitionGuardConfig::default(),
         }
     }
 }
@@ -615,9 +627,40 @@ pub struct RecoveryActionConfig {
     /// Runs per alert episode at most (default 3).
     #[serde(default)]
     pub max_runs: Option<NonZeroCount>,
-    /// Also run when the alert resolves (default false).
+    /// Also run when the alert resolves (default false). Called `on_resolved` before; that
+    /// key still works.
+    #[serde(default, alias = "on_resolved")]
+    pub run_on_resolve: bool,
+    /// `required`: a decided run waits as a proposal until an operator approves it (`POST
+    /// /api/v1/actions/runs/ID/approve`, `ipfs-sentinel actions approve ID`), rejects it, or
+    /// `approval_timeout_seconds` pass (default `none`: runs at once).
     #[serde(default)]
-    pub on_resolved: bool,
+    pub approval: Approval,
+    /// How long a proposal waits for approval before it is recorded `expired` (default 3600).
+    #[serde(default)]
+    pub approval_timeout_seconds: Option<PositiveSeconds>,
+    /// A PromQL expression: the action runs only if it returns a non-empty result at decision
+    /// time, evaluated over this sentinel's history; otherwise the run is recorded
+    /// `skipped_precondition`.
+    #[serde(default)]
+    pub when: Option<Spanned<String>>,
+    /// Stop a command or script still running when its alert resolves: SIGTERM, then SIGKILL
+    /// to its process group, recorded `cancelled` (default true for commands and scripts;
+    /// other kinds cannot be stopped).
+    #[serde(default)]
+    pub cancel_on_resolve: Option<bool>,
+    /// Seconds after a successful run to look at the alert again and record `resolved` or
+    /// `still_firing` (default: twice the collection interval, the short form's and the
+    /// rule files' default evaluation interval). `still_firing` escalates at once.
+    #[serde(default)]
+    pub verify_after_seconds: Option<PositiveSeconds>,
+    /// `reallocate_pins` only: pins moved per run at most (default: all); the rest wait for
+    /// the next run, and the run's record says how many are left.
+    #[serde(default)]
+    pub max_pins: Option<NonZeroCount>,
+    /// This action's own partition guard, instead of `actions.partition_guard`.
+    #[serde(default)]
+    pub partition_guard: Option<PartitionGuardConfig>,
     /// Seconds the alert must still fire after the first run before `escalate_to` runs.
     #[serde(default)]
     pub escalate_after_seconds: Option<PositiveSeconds>,
@@ -647,6 +690,18 @@ impl RecoveryActionConfig {
     /// Runs per alert episode at most (default 3).
     pub fn max_runs(&self) -> u64 {
         self.max_runs.map_or(3, |m| m.0)
+    }
+
+    /// Whether a run still going is stopped when its alert resolves.
+    pub fn cancels_on_resolve(&self) -> bool {
+        let stoppable = self.command.is_some() || self.script.is_some();
+        stoppable && self.cancel_on_resolve.unwrap_or(true)
+    }
+
+    /// How long a proposal waits for approval (default 3600 s).
+    pub fn approval_timeout_ms(&self) -> i64 {
+        self.approval_timeout_seconds
+            .map_or(3_600_000, |s| (s.0 * 1000.0) as i64)
     }
 
     /// The built-in this action runs, in either spelling.
@@ -694,6 +749,68 @@ impl RecoveryActionConfig {
         }
         kinds
     }
+}
+
+/// Whether a decided run waits for an operator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    /// Runs at once.
+    #[default]
+    None,
+    /// Waits as a proposal until approved, rejected or expired.
+    Required,
+}
+
+/// When actions acting on another node refuse to run: this sentinel sees too much of the
+/// cluster Offline, so it is likely the one cut off.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionGuardConfig {
+    /// Refuse when more than this share of the cluster's nodes (this one included) is
+    /// Offline (default 0.5).
+    #[serde(default = "default_max_offline_ratio")]
+    pub max_offline_ratio: Ratio,
+}
+
+impl Default for PartitionGuardConfig {
+    fn default() -> Self {
+        Self {
+            max_offline_ratio: default_max_offline_ratio(),
+        }
+    }
+}
+
+fn default_max_offline_ratio() -> Ratio {
+    Ratio(0.5)
+}
+
+/// A number from 0 to 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ratio(pub f64);
+
+impl<'de> Deserialize<'de> for Ratio {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = number(d)?;
+        if (0.0..=1.0).contains(&v) {
+            Ok(Ratio(v))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "must be a number from 0 to 1, got {v}"
+            )))
+        }
+    }
+}
+
+/// `actions.circuit_breaker`: at most `max_runs` runs of all actions together in any
+/// `per_seconds`; past it nothing runs until the window has passed or an operator resets it.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreakerConfig {
+    /// Runs allowed in the window.
+    pub max_runs: NonZeroCount,
+    /// The window, in seconds.
+    pub per_seconds: PositiveSeconds,
 }
 
 /// A command as one string (split with shell-words rules) or as an argv list.
@@ -1098,6 +1215,28 @@ impl Config {
                     reason:
                         "args go with script; a command takes its arguments in its own line or list"
                             .into(),
+                });
+            }
+            if let Some(when) = &action.when {
+                if let Err(e) =
+                    crate::rules::promql::parse_as(&when.value, monitoring.promql_semantics)
+                {
+                    return Err(ConfigError::Invalid {
+                        file: file.to_owned(),
+                        line: when.referenced.line(),
+                        column: when.referenced.column(),
+                        path: format!("{at}.when"),
+                        reason: format!("not a PromQL expression: {e}"),
+                    });
+                }
+            }
+            if action.max_pins.is_some() && action.builtin() != Some(Builtin::ReallocatePins) {
+                return Err(ConfigError::Invalid {
+                    file: file.to_owned(),
+                    line: 0,
+                    column: 0,
+                    path: format!("{at}.max_pins"),
+                    reason: "max_pins goes with the built-in reallocate_pins only".into(),
                 });
             }
             if let Some(to) = &action.escalate_to {

@@ -106,6 +106,18 @@ const TABLE: &[DottedMetric] = &[
         states: None,
         help: "block cache hits, percent of lookups",
     },
+    DottedMetric {
+        name: "actions.awaiting_approval",
+        expr: "ipfs_sentinel_action_proposal",
+        states: None,
+        help: "1 for each recovery action run waiting for approval (labels: proposal, action, node_id, alertname, would_run)",
+    },
+    DottedMetric {
+        name: "actions.circuit_open",
+        expr: "ipfs_sentinel_actions_circuit_open",
+        states: None,
+        help: "1 while the recovery actions' circuit breaker is open",
+    },
 ];
 
 /// The dotted metric with this name.

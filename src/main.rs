@@ -100,24 +100,15 @@ enum Command {
     /// Raw samples by default; with --step, one point per step (the last sample, or --fn).
     /// Bad input exits with status 2.
     Export(ExportArgs),
-    /// Write the dashboard page once, from a running sentinel (--url) or a data dir, for
-    /// mailing or archiving. The page needs no network: its charts are inline SVG.
-    Dashboard(DashboardArgs),
-    /// Recovery actions.
+    /// Recovery actions: answer a running sentinel's proposals (approve, reject), reset its
+    /// circuit breaker, or verify and export the audit log of a data dir.
     Actions {
         #[command(subcommand)]
         command: ActionsCommand,
     },
-}
-
-#[derive(Subcommand)]
-enum ActionsCommand {
-    /// The tamper-evident audit log of recovery actions (<data dir>/actions/audit/), read from
-    /// the data dir, touching nothing.
-    Audit {
-        #[command(subcommand)]
-        command: cli::audit::AuditCommand,
-    },
+    /// Write the dashboard page once, from a running sentinel (--url) or a data dir, for
+    /// mailing or archiving. The page needs no network: its charts are inline SVG.
+    Dashboard(DashboardArgs),
 }
 
 #[derive(clap::Args)]
@@ -167,6 +158,54 @@ struct WebArgs {
         default_value_t = 1 << 20
     )]
     max_request_body_bytes: usize,
+}
+
+#[derive(Subcommand)]
+enum ActionsCommand {
+    /// Approve proposal ID (listed in GET /api/v1/actions and on the page): it runs now.
+    Approve {
+        /// The proposal's id.
+        id: String,
+        #[command(flatten)]
+        to: SentinelArgs,
+    },
+    /// Reject proposal ID: it never runs.
+    Reject {
+        /// The proposal's id.
+        id: String,
+        #[command(flatten)]
+        to: SentinelArgs,
+    },
+    /// Close the circuit breaker now.
+    CircuitReset {
+        #[command(flatten)]
+        to: SentinelArgs,
+    },
+    /// The tamper-evident audit log of recovery actions (<data dir>/actions/audit/), read from
+    /// the data dir, touching nothing.
+    Audit {
+        #[command(subcommand)]
+        command: cli::audit::AuditCommand,
+    },
+}
+
+/// Which sentinel to answer, and as whom.
+#[derive(clap::Args)]
+struct SentinelArgs {
+    /// The sentinel, e.g. http://127.0.0.1:9401.
+    #[arg(long, value_name = "URL")]
+    url: String,
+    /// The file holding the web token (the one given to serve's --web.token-file). The token
+    /// itself is never given on the command line.
+    #[arg(
+        long = "token-file",
+        value_name = "FILE",
+        env = "IPFS_SENTINEL_WEB_TOKEN_FILE"
+    )]
+    token_file: PathBuf,
+    /// The name recorded in the audit as the one who answered (default: $USER).
+    #[arg(long, value_name = "NAME", env = "USER")]
+    by: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -248,15 +287,18 @@ fn main() -> ExitCode {
         Command::Rules {
             command: RulesCommand::Export { config },
         } => cli::rules::export(config),
+        Command::Actions { command } => match command {
+            ActionsCommand::Approve { id, to } => answer(cli::actions::Answer::Approve(id), to),
+            ActionsCommand::Reject { id, to } => answer(cli::actions::Answer::Reject(id), to),
+            ActionsCommand::CircuitReset { to } => answer(cli::actions::Answer::ResetCircuit, to),
+            ActionsCommand::Audit { command } => cli::audit::run(command),
+        },
         Command::Dashboard(args) => cli::report(cli::dashboard::run(cli::dashboard::Request {
             output: args.output,
             url: args.url,
             data_dir: args.data_dir,
             config: args.config,
         })),
-        Command::Actions {
-            command: ActionsCommand::Audit { command },
-        } => cli::audit::run(command),
         Command::Export(args) => cli::export::run(cli::export::Request {
             format: args.format,
             selector: args.selector,
@@ -269,4 +311,14 @@ fn main() -> ExitCode {
             config: args.config,
         }),
     }
+}
+
+/// Sends `answer` to the sentinel `to` names.
+fn answer(answer: cli::actions::Answer, to: SentinelArgs) -> ExitCode {
+    cli::report(cli::actions::run(cli::actions::Request {
+        answer,
+        url: to.url,
+        token_file: to.token_file,
+        by: to.by,
+    }))
 }

@@ -193,6 +193,10 @@ pub async fn serve(
         outbox,
         audit.clone(),
         action_stats.clone(),
+        actions::dispatcher::Views {
+            history: Some(Arc::clone(&history)),
+            latest: Some(cache.clone()),
+        },
         sightings_rx,
         stopped(stop_rx.clone()),
     )

@@ -293,7 +293,11 @@ async fn prometheus_scraping_a_sentinel_has_data_for_every_panel() {
     for q in queries() {
         let expr = substituted(&q.expr);
         let names = metric_names(&expr).unwrap();
-        if !names.is_empty() && names.iter().all(|n| NODE_DEPENDENT_SIGNALS.contains(&n.as_str())) {
+        if !names.is_empty()
+            && names
+                .iter()
+                .all(|n| NODE_DEPENDENT_SIGNALS.contains(&n.as_str()))
+        {
             continue;
         }
         let what = format!("data for {} / {}: {expr}", q.dashboard, q.panel);

@@ -54,6 +54,26 @@ pub enum RunResult {
     SkippedMaxRuns,
     /// Failed for the last allowed time: moved to the dead letters.
     DeadLetter,
+    /// Decided, waiting as a proposal for an operator's approval.
+    AwaitingApproval,
+    /// A proposal an operator approved (who, in the output); it runs now.
+    Approved,
+    /// A proposal an operator rejected (who, in the output); it never runs.
+    Rejected,
+    /// A proposal nobody approved within `approval_timeout_seconds`; it never runs.
+    Expired,
+    /// Not run: the action's `when` expression returned nothing.
+    SkippedPrecondition,
+    /// Not run: this sentinel sees too much of the cluster Offline to act on another node.
+    SkippedPartition,
+    /// Not run: the circuit breaker is open.
+    SkippedCircuitOpen,
+    /// Stopped (SIGTERM, then SIGKILL to its process group) when its alert resolved.
+    Cancelled,
+    /// Verified after a successful run: the alert no longer fires.
+    Resolved,
+    /// Verified after a successful run: the alert still fires; counts toward escalation.
+    StillFiring,
 }
 
 impl RunResult {
@@ -67,6 +87,16 @@ impl RunResult {
             RunResult::SkippedCooldown => "skipped_cooldown",
             RunResult::SkippedMaxRuns => "skipped_max_runs",
             RunResult::DeadLetter => "dead_letter",
+            RunResult::AwaitingApproval => "awaiting_approval",
+            RunResult::Approved => "approved",
+            RunResult::Rejected => "rejected",
+            RunResult::Expired => "expired",
+            RunResult::SkippedPrecondition => "skipped_precondition",
+            RunResult::SkippedPartition => "skipped_partition",
+            RunResult::SkippedCircuitOpen => "skipped_circuit_open",
+            RunResult::Cancelled => "cancelled",
+            RunResult::Resolved => "resolved",
+            RunResult::StillFiring => "still_firing",
         }
     }
 }

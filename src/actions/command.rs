@@ -27,6 +27,8 @@ pub enum Exit {
     Signal(i32),
     /// It ran past its timeout and was killed.
     TimedOut,
+    /// It was stopped because its alert resolved.
+    Cancelled,
     /// It could not be started.
     NotStarted(String),
 }
@@ -56,6 +58,9 @@ impl CommandRun {
             Exit::Code(c) => format!("exit status {c}"),
             Exit::Signal(s) => format!("killed by signal {s}"),
             Exit::TimedOut => "timed out: killed".to_owned(),
+            Exit::Cancelled => {
+                "cancelled: its alert resolved; the process group was stopped".to_owned()
+            }
             Exit::NotStarted(e) => format!("could not start: {e}"),
         };
         let more = if self.truncated {
@@ -97,6 +102,17 @@ async fn drain(
 /// Runs `argv` with `env` added to the environment (less `IPFS_SENTINEL_*`), for at most
 /// `timeout`.
 pub async fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -> CommandRun {
+    run_until(argv, env, timeout, std::future::pending()).await
+}
+
+/// [`run`], stopped as at a timeout (SIGTERM to its process group, SIGKILL after
+/// [`KILL_GRACE`]) when `cancel` resolves first; it then ends [`Exit::Cancelled`].
+pub async fn run_until(
+    argv: &[String],
+    env: &[(String, String)],
+    timeout: Duration,
+    cancel: impl std::future::Future<Output = ()>,
+) -> CommandRun {
     let started = Instant::now();
     let not_started = |e: String| CommandRun {
         exit: Exit::NotStarted(e),
@@ -137,7 +153,12 @@ pub async fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -
             .map(|s| tokio::spawn(drain(s, kept.clone()))),
     ];
     let group = child.id().map(|id| Pid::from_raw(id as i32));
-    let exit = match tokio::time::timeout(timeout, child.wait()).await {
+    let waited = tokio::select! {
+        status = child.wait() => Ok(status),
+        _ = tokio::time::sleep(timeout) => Err(Exit::TimedOut),
+        _ = cancel => Err(Exit::Cancelled),
+    };
+    let exit = match waited {
         Ok(Ok(status)) => {
             use std::os::unix::process::ExitStatusExt;
             match (status.code(), status.signal()) {
@@ -147,7 +168,7 @@ pub async fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -
             }
         }
         Ok(Err(e)) => Exit::NotStarted(format!("{program}: {e}")),
-        Err(_) => {
+        Err(stopped) => {
             if let Some(pg) = group {
                 let _ = killpg(pg, Signal::SIGTERM);
             }
@@ -160,7 +181,7 @@ pub async fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -
                 }
                 let _ = child.wait().await;
             }
-            Exit::TimedOut
+            stopped
         }
     };
     // Children the command left behind keep the pipes open: end them with the group.
@@ -214,6 +235,61 @@ mod tests {
         assert_eq!(r.exit, Exit::TimedOut);
         assert!(r.duration < Duration::from_secs(30), "{r:?}");
         assert!(r.output.contains("started"));
+    }
+
+    /// Whether process `pid` exists (a zombie counts as gone: it runs nothing).
+    fn alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|stat| {
+                let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+                !state.starts_with('Z')
+            })
+            .unwrap_or(false)
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_command_leaves_no_process_of_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        // The shell ignores SIGTERM and starts a child that outlives it unless the group is
+        // killed; both write their pids.
+        let script = format!(
+            "trap '' TERM; sleep 300 & echo $! >> {p}; echo $$ >> {p}; wait",
+            p = pids.display()
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(async move {
+            run_until(
+                &argv(&["/bin/sh", "-c", &script]),
+                &[],
+                Duration::from_secs(600),
+                async {
+                    let _ = rx.await;
+                },
+            )
+            .await
+        });
+        let started: Vec<u32> = loop {
+            let text = std::fs::read_to_string(&pids).unwrap_or_default();
+            let found: Vec<u32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+            if found.len() == 2 {
+                break found;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(
+            started.iter().all(|p| alive(*p)),
+            "both run before the cancel"
+        );
+        tx.send(()).unwrap();
+        let r = running.await.unwrap();
+        assert_eq!(r.exit, Exit::Cancelled);
+        for pid in started {
+            assert!(
+                !alive(pid),
+                "process {pid} of the group outlived the cancel"
+            );
+        }
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ use crate::config::{
     ActionsConfig, Builtin, ClusterConfig, Config, HttpUrl, IpfsClusterConfig,
     RecoveryActionConfig, Target,
 };
-use crate::model::AlertEvent;
+use crate::model::{AlertEvent, Semantics};
 
 /// What the actions need to know of the rest of the configuration.
 #[derive(Debug, Clone)]
@@ -44,6 +44,11 @@ pub struct Settings {
     pub peer_timeout: Duration,
     /// The token peers require, from a file.
     pub peer_token_file: Option<PathBuf>,
+    /// The PromQL semantics `when` expressions are evaluated with.
+    pub promql_semantics: Semantics,
+    /// The rules' default evaluation interval (the collection interval), in ms: twice it is
+    /// the default `verify_after_seconds`.
+    pub evaluation_interval_ms: i64,
 }
 
 impl Settings {
@@ -62,6 +67,8 @@ impl Settings {
             peers: cluster.peers.clone(),
             peer_timeout: cluster.peer_timeout_seconds.duration(),
             peer_token_file: cluster.peer_token_file.clone(),
+            promql_semantics: monitoring.promql_semantics,
+            evaluation_interval_ms: (monitoring.collection_interval_seconds.0 * 1000.0) as i64,
         }
     }
 
@@ -113,6 +120,51 @@ impl Attempt {
     }
 }
 
+/// What `job` would do, in one line: the expanded argv, the URL, the built-in and the node,
+/// or the peer asked. A dry run records it; a proposal shows it to the approver.
+pub fn would_run(settings: &Settings, job: &Job) -> String {
+    let Some(action) = settings.actions.get(&job.action) else {
+        return format!("nothing: no recovery action named {:?}", job.action);
+    };
+    if settings.runs_on_peer(action, job) {
+        return format!("would ask node {}'s sentinel to run it", job.node_id);
+    }
+    if action.command.is_some() || action.script.is_some() {
+        let run = RunContext {
+            action: &job.action,
+            trigger: job.trigger,
+            node_id: &job.node_id,
+        };
+        return match argv::template(action) {
+            Ok(template) => format!(
+                "would run: {}",
+                shell_words::join(argv::argv(&template, &job.alert, &run))
+            ),
+            Err(e) => format!("nothing: {e}"),
+        };
+    }
+    if let Some(hook) = &action.webhook {
+        return format!("would POST to {}", hook.url);
+    }
+    if action.alertmanager.is_some() {
+        return "would push the alert to Alertmanager".into();
+    }
+    match action.builtin() {
+        Some(builtin) => {
+            let limit = action
+                .max_pins
+                .map(|m| format!(" (at most {} pins)", m.0))
+                .unwrap_or_default();
+            format!(
+                "would run the built-in {} for {}{limit}",
+                builtin.as_str(),
+                job.node_id
+            )
+        }
+        None => "nothing: the action does nothing".into(),
+    }
+}
+
 /// Makes one attempt at `job`.
 /// A `run_gc` built-in is counted in `gc_runs`.
 pub async fn attempt(
@@ -120,6 +172,18 @@ pub async fn attempt(
     client: &reqwest::Client,
     job: &Job,
     gc_runs: &GcRuns,
+) -> Attempt {
+    attempt_until(settings, client, job, gc_runs, std::future::pending()).await
+}
+
+/// [`attempt`]; a command or script still running when `cancel` resolves is stopped (its
+/// process group) and the attempt ends [`RunResult::Cancelled`].
+pub async fn attempt_until(
+    settings: &Settings,
+    client: &reqwest::Client,
+    job: &Job,
+    gc_runs: &GcRuns,
+    cancel: impl std::future::Future<Output = ()>,
 ) -> Attempt {
     let started = Instant::now();
     let Some(action) = settings.actions.get(&job.action) else {
@@ -132,18 +196,15 @@ pub async fn attempt(
             started.elapsed(),
         );
     };
+    if settings.dry_run {
+        return dry(would_run(settings, job), started);
+    }
     let run = RunContext {
         action: &job.action,
         trigger: job.trigger,
         node_id: &job.node_id,
     };
     if settings.runs_on_peer(action, job) {
-        if settings.dry_run {
-            return dry(
-                format!("would ask node {}'s sentinel to run it", job.node_id),
-                started,
-            );
-        }
         return on_peer(settings, client, action, job, started).await;
     }
     if action.command.is_some() || action.script.is_some() {
@@ -152,14 +213,12 @@ pub async fn attempt(
             Err(e) => return Attempt::of(false, e.to_string(), started.elapsed()),
         };
         let argv = argv::argv(&template, &job.alert, &run);
-        if settings.dry_run {
-            return dry(format!("would run: {}", shell_words::join(&argv)), started);
-        }
         let env = argv::environment(&job.alert, &run);
-        let ran = command::run(&argv, &env, action.timeout()).await;
+        let ran = command::run_until(&argv, &env, action.timeout(), cancel).await;
         return Attempt {
             result: match ran.exit {
                 command::Exit::TimedOut => RunResult::Timeout,
+                command::Exit::Cancelled => RunResult::Cancelled,
                 _ if ran.succeeded() => RunResult::Success,
                 _ => RunResult::Failure,
             },
@@ -168,9 +227,6 @@ pub async fn attempt(
         };
     }
     if let Some(hook) = &action.webhook {
-        if settings.dry_run {
-            return dry(format!("would POST to {}", hook.url), started);
-        }
         let body = payload::webhook(
             &job.action,
             std::slice::from_ref(&job.alert),
@@ -187,31 +243,13 @@ pub async fn attempt(
         return Attempt::of(posted.ok, posted.output, posted.duration);
     }
     if let Some(am) = &action.alertmanager {
-        if settings.dry_run {
-            return dry("would push the alert to Alertmanager".into(), started);
-        }
         return push_once(client, &am.urls, &job.alert, started).await;
     }
     match action.builtin() {
-        Some(builtin) if settings.dry_run => dry(
-            format!(
-                "would run the built-in {} for {}",
-                builtin.as_str(),
-                job.node_id
-            ),
-            started,
-        ),
         Some(builtin) => {
             let outcome = tokio::time::timeout(
                 action.timeout(),
-                run_builtin(
-                    builtin,
-                    settings,
-                    client,
-                    job,
-                    action.include_satisfied_pins,
-                    gc_runs,
-                ),
+                run_builtin(builtin, settings, client, job, action, gc_runs),
             )
             .await;
             match outcome {
@@ -312,7 +350,7 @@ async fn run_builtin(
     settings: &Settings,
     client: &reqwest::Client,
     job: &Job,
-    include_satisfied: bool,
+    action: &RecoveryActionConfig,
     gc_runs: &GcRuns,
 ) -> Result<(bool, String), String> {
     let kubo = &settings.kubo_api_url.0;
@@ -328,7 +366,14 @@ async fn run_builtin(
                         .into(),
                 );
             };
-            super::builtin::reallocate_pins(client, cluster, &job.node_id, include_satisfied).await
+            super::builtin::reallocate_at_most(
+                client,
+                cluster,
+                &job.node_id,
+                action.include_satisfied_pins,
+                action.max_pins.map(|m| m.0),
+            )
+            .await
         }
     };
     report

@@ -2,7 +2,8 @@
 //!
 //! Alerts come in as [`crate::model::AlertEvent`]s, from this sentinel's rules after each evaluation
 //! or from Alertmanager's webhook. The [`dispatcher`] lets the [`policy`] decide (cool-down per
-//! action and node, runs per episode, resolve, escalation), writes each run to the durable
+//! action and node, runs per episode, resolve, escalation), passes each decided run through the
+//! [`guard`]rails (precondition, partition guard, approval, circuit breaker), writes each run to the durable
 //! [`outbox`] before trying it, and [`deliver`]s it: a [`command`] (argv and environment from
 //! [`argv`], never a shell), a webhook ([`webhook`], with Alertmanager's [`payload`]), a push to
 //! Alertmanager ([`alertmanager`]), a [`builtin`] (repo GC, pin reallocation, bootstrap
@@ -15,6 +16,7 @@ pub mod builtin;
 pub mod command;
 pub mod deliver;
 pub mod dispatcher;
+pub mod guard;
 pub mod outbox;
 pub mod payload;
 pub mod policy;

@@ -3,7 +3,9 @@
 //! (`actions/outbox.json`: write, fsync, rename). Runs that fail are rescheduled with
 //! exponential back-off and jitter; after the last allowed attempt they move to
 //! `actions/dead-letters.jsonl`. After a restart the pending runs are delivered and the policy
-//! carries on where it stopped, so a finished run is never started again.
+//! carries on where it stopped, so a finished run is never started again. The guardrails'
+//! state ([`super::guard`]: proposals, the circuit breaker, runs being verified) is stored in
+//! the same file.
 //!
 //! Owns the stored state and the retry schedule; it runs nothing and reads no clock.
 
@@ -16,6 +18,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::audit::RunResult;
+use super::guard::GuardState;
 use super::policy::{PolicyState, Trigger};
 use crate::files::write_atomically;
 use crate::model::AlertEvent;
@@ -64,6 +67,9 @@ struct Stored {
     jobs: BTreeMap<String, Job>,
     dead_letters_total: u64,
     done: VecDeque<Done>,
+    /// Proposals, the breaker and verifications; absent in files written before them.
+    #[serde(default)]
+    guard: GuardState,
 }
 
 /// Retry schedule.
@@ -161,6 +167,16 @@ impl Outbox {
         &mut self.stored.policy
     }
 
+    /// The guardrails' state (proposals, breaker, verifications).
+    pub fn guard(&self) -> &GuardState {
+        &self.stored.guard
+    }
+
+    /// The guardrails' state, to change.
+    pub fn guard_mut(&mut self) -> &mut GuardState {
+        &mut self.stored.guard
+    }
+
     /// Adds a job unless one with its id exists or has finished. Returns whether it was added.
     pub fn enqueue(&mut self, job: Job) -> bool {
         if self.stored.jobs.contains_key(&job.id) || self.finished(&job.id).is_some() {
@@ -168,6 +184,11 @@ impl Outbox {
         }
         self.stored.jobs.insert(job.id.clone(), job);
         true
+    }
+
+    /// Whether a job with this id is pending or has finished.
+    pub fn enqueued_or_done(&self, id: &str) -> bool {
+        self.stored.jobs.contains_key(id) || self.finished(id).is_some()
     }
 
     /// How a job that is no longer pending ended, if it is remembered.

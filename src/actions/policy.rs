@@ -26,7 +26,7 @@ pub struct ActionPolicy {
     /// Runs per episode at most.
     pub max_runs: u64,
     /// Also run when the alert resolves.
-    pub on_resolved: bool,
+    pub run_on_resolve: bool,
     /// Run `escalate_to` when the alert still fires this long after the first run.
     pub escalate_after_ms: Option<i64>,
     /// The action to escalate to.
@@ -38,7 +38,7 @@ impl From<&RecoveryActionConfig> for ActionPolicy {
         Self {
             cooldown_ms: c.cooldown_ms(),
             max_runs: c.max_runs(),
-            on_resolved: c.on_resolved,
+            run_on_resolve: c.run_on_resolve,
             escalate_after_ms: c.escalate_after_seconds.map(|s| (s.0 * 1000.0) as i64),
             escalate_to: c.escalate_to.as_ref().map(|s| s.value.clone()),
         }
@@ -51,7 +51,7 @@ impl From<&RecoveryActionConfig> for ActionPolicy {
 pub enum Trigger {
     /// The alert fires.
     Firing,
-    /// The alert resolved and the action has `on_resolved: true`.
+    /// The alert resolved and the action has `run_on_resolve: true`.
     Resolved,
     /// The alert still fires `escalate_after_seconds` after the first run.
     Escalation,
@@ -163,7 +163,7 @@ impl PolicyState {
                     }
                     ep.firing = false;
                     ep.resolved_at_ms = Some(now_ms);
-                    if policy.on_resolved && ep.runs > 0 {
+                    if policy.run_on_resolve && ep.runs > 0 {
                         decisions.push(Decision::Run {
                             action: action.clone(),
                             trigger: Trigger::Resolved,
@@ -268,6 +268,30 @@ impl PolicyState {
         }
     }
 
+    /// A run of `action` for the alert with `fingerprint` succeeded, yet the alert still
+    /// fires: the fix did not work, so `escalate_to` runs now rather than after
+    /// `escalate_after_seconds`, once per episode as any escalation.
+    pub fn escalate_now(
+        &mut self,
+        action: &str,
+        fingerprint: &str,
+        policy: &ActionPolicy,
+    ) -> Option<Decision> {
+        let to = policy.escalate_to.as_ref()?;
+        let ep = self.episodes.get_mut(&key(action, fingerprint))?;
+        if ep.escalated {
+            return None;
+        }
+        ep.escalated = true;
+        Some(Decision::Run {
+            action: to.clone(),
+            trigger: Trigger::Escalation,
+            node_id: ep.node_id.clone(),
+            episode: format!("{fingerprint}-{}", ep.started_ms),
+            run: 1,
+        })
+    }
+
     fn forget_old(&mut self, now_ms: i64) {
         self.episodes
             .retain(|_, ep| now_ms - ep.last_seen_ms < FORGET_AFTER_MS);
@@ -306,7 +330,7 @@ mod tests {
         ActionPolicy {
             cooldown_ms: cooldown_min * MIN,
             max_runs,
-            on_resolved: false,
+            run_on_resolve: false,
             escalate_after_ms: None,
             escalate_to: None,
         }
@@ -410,9 +434,9 @@ mod tests {
             let of = |_: &str| Some(p.clone());
             s.observe(0, &alert(Status::Firing, "a"), "h", &of);
             let d = s.observe(MIN, &alert(Status::Resolved, "a"), "h", &of);
-            assert!(runs(&d).is_empty(), "on_resolved is off by default");
+            assert!(runs(&d).is_empty(), "run_on_resolve is off by default");
         }
-        p.on_resolved = true;
+        p.run_on_resolve = true;
         let of = |_: &str| Some(p.clone());
         s.observe(30 * MIN, &alert(Status::Firing, "a"), "h", &of);
         let d = s.observe(31 * MIN, &alert(Status::Resolved, "a"), "h", &of);
@@ -453,6 +477,28 @@ mod tests {
         assert!(runs(&d).is_empty());
         let d = s.observe(15 * MIN, &alert(Status::Resolved, "a"), "h", &of);
         assert!(runs(&d).is_empty());
+    }
+
+    #[test]
+    fn still_firing_escalates_at_once_and_only_once() {
+        let mut p = policy(60, 3);
+        p.escalate_after_ms = Some(60 * MIN);
+        p.escalate_to = Some("page".into());
+        let of = |_: &str| Some(p.clone());
+        let mut s = PolicyState::default();
+        let firing = alert(Status::Firing, "a");
+        s.observe(0, &firing, "h", &of);
+        let fp = firing.fingerprint();
+        let d = s.escalate_now("gc", &fp, &p).expect("escalates");
+        assert!(
+            matches!(d, Decision::Run { ref action, trigger: Trigger::Escalation, .. } if action == "page")
+        );
+        assert_eq!(s.escalate_now("gc", &fp, &p), None, "once per episode");
+        let later = s.observe(61 * MIN, &firing, "h", &of);
+        assert!(
+            !runs(&later).iter().any(|(_, t)| *t == Trigger::Escalation),
+            "the timed escalation does not run again"
+        );
     }
 
     #[test]

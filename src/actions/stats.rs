@@ -1,7 +1,9 @@
 //! The recovery actions' metrics: `ipfs_sentinel_actions_total{action,result}`,
 //! `ipfs_sentinel_action_duration_seconds{action}` (the last attempt),
-//! `ipfs_sentinel_actions_queued`, `ipfs_sentinel_outbox_pending` and
-//! `ipfs_sentinel_actions_dead_letter_total`, exposed by the `actions` collector.
+//! `ipfs_sentinel_actions_queued`, `ipfs_sentinel_outbox_pending`,
+//! `ipfs_sentinel_actions_dead_letter_total`, the guardrails' `ipfs_sentinel_actions_awaiting_approval`,
+//! `ipfs_sentinel_action_proposal{proposal,...}` and `ipfs_sentinel_actions_circuit_open`,
+//! exposed by the `actions` collector.
 //!
 //! Owns the counters; the dispatcher and the Alertmanager pusher update them.
 
@@ -23,7 +25,28 @@ struct Counts {
     queued: usize,
     pending: usize,
     dead_letters: u64,
+    proposals: Vec<ProposalGauge>,
+    circuit_open: bool,
 }
+
+/// One proposal waiting for approval, as `ipfs_sentinel_action_proposal`'s labels:
+/// what the `RecoveryActionAwaitingApproval` alert carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProposalGauge {
+    /// Its id.
+    pub proposal: String,
+    /// The action.
+    pub action: String,
+    /// The node it is for.
+    pub node_id: String,
+    /// The alert that asked for it.
+    pub alertname: String,
+    /// What it would do.
+    pub would_run: String,
+}
+
+/// Characters of `would_run` kept in a label.
+const WOULD_RUN_LABEL_CHARS: usize = 256;
 
 /// Shared counters; cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -67,12 +90,19 @@ impl Stats {
         c.dead_letters = dead_letters;
     }
 
+    /// Sets the proposals waiting for approval and whether the circuit breaker is open.
+    pub fn set_guard(&self, proposals: Vec<ProposalGauge>, circuit_open: bool) {
+        let mut c = self.lock();
+        c.proposals = proposals;
+        c.circuit_open = circuit_open;
+    }
+
     /// The metric families.
     pub fn families(&self) -> Vec<Family> {
         let c = self.lock();
         let mut runs = Family::counter(
             "ipfs_sentinel_actions_total",
-            "Recovery action attempts and skips, by action and result (success, failure, timeout, dry_run, skipped_cooldown, skipped_max_runs, dead_letter).",
+            "Recovery action attempts, skips and outcomes, by action and result (success, failure, timeout, dry_run, skipped_cooldown, skipped_max_runs, dead_letter, awaiting_approval, approved, rejected, expired, skipped_precondition, skipped_partition, skipped_circuit_open, cancelled, resolved, still_firing).",
         );
         for ((action, result), n) in &c.runs {
             runs.push(&[("action", action), ("result", result)], *n as f64);
@@ -84,9 +114,37 @@ impl Stats {
         for (action, seconds) in &c.durations {
             durations.push(&[("action", action)], *seconds);
         }
+        let mut awaiting = Family::gauge(
+            "ipfs_sentinel_action_proposal",
+            "1 for each recovery action run waiting for approval, with what it would do.",
+        );
+        for p in &c.proposals {
+            let would_run: String = p.would_run.chars().take(WOULD_RUN_LABEL_CHARS).collect();
+            awaiting.push(
+                &[
+                    ("proposal", &p.proposal),
+                    ("action", &p.action),
+                    ("node_id", &p.node_id),
+                    ("alertname", &p.alertname),
+                    ("would_run", &would_run),
+                ],
+                1.0,
+            );
+        }
         vec![
             runs,
             durations,
+            awaiting,
+            Family::single_gauge(
+                "ipfs_sentinel_actions_awaiting_approval",
+                "Recovery action runs waiting for approval.",
+                c.proposals.len() as f64,
+            ),
+            Family::single_gauge(
+                "ipfs_sentinel_actions_circuit_open",
+                "1 while the recovery actions' circuit breaker is open (nothing runs).",
+                if c.circuit_open { 1.0 } else { 0.0 },
+            ),
             Family::single_gauge(
                 "ipfs_sentinel_actions_queued",
                 "Recovery action runs waiting for a free slot or for their retry time.",

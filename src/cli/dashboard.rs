@@ -121,6 +121,7 @@ fn render_from_data_dir(
         charts: charts(&history, &identity, now_ms)?,
         alerts: alert_rows(&engine, now_ms),
         actions,
+        guard: None,
         refresh_seconds: None,
         now_ms,
     });

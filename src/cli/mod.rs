@@ -1,12 +1,13 @@
 //! What the `ipfs-sentinel` commands do, beyond parsing their arguments (that is `main.rs`'s):
 //! [`serve`] starts the runtime and the sentinel, [`check_config`] prints a configuration's
-//! summary, [`rules`] prints the loaded rules as one rule file, [`export`] and [`dashboard`]
-//! read a running sentinel over HTTP or its data dir directly, [`audit`] verifies and exports
-//! the recovery actions' audit log.
+//! summary, [`actions`] answers a running sentinel's proposals, [`rules`] prints the loaded
+//! rules as one rule file, [`export`] and [`dashboard`] read a running sentinel over HTTP or its
+//! data dir directly, [`audit`] verifies and exports the recovery actions' audit log.
 //!
 //! Owns the command side only: the parts it runs are the library's, built as `serve` builds
 //! them. Errors are `anyhow` here, each naming what failed and what to pass instead.
 
+pub mod actions;
 pub mod audit;
 pub mod check_config;
 pub mod dashboard;

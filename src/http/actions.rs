@@ -2,7 +2,9 @@
 //! `POST /api/v1/alertmanager/webhook` (Alertmanager's webhook receiver: alerts evaluated by
 //! Prometheus run the same recovery) and `POST /api/v1/actions/{name}/run` (a peer sentinel
 //! asking this one to run an action for this node). The two POSTs change state: they answer
-//! 403 unless the sentinel was started with `--web.enable-remote-actions`.
+//! 403 unless the sentinel was started with `--web.enable-remote-actions`. An operator answers
+//! proposals with `POST /api/v1/actions/runs/{id}/approve` or `.../reject` and closes the
+//! circuit breaker with `POST /api/v1/actions/circuit/reset`; those need the web token.
 //!
 //! Owns request parsing and answers; deciding and running are the dispatcher's.
 
@@ -13,12 +15,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::state::AppState;
-use crate::actions::dispatcher::RemoteRefusal;
+use crate::actions::dispatcher::{AnswerRefusal, GuardView, RemoteRefusal};
 use crate::actions::remote::RemoteRequest;
+use crate::clock::rfc3339;
 use crate::model::Sighting;
 use crate::model::{AlertEvent, LabelSet, Status};
 
@@ -45,14 +48,207 @@ pub async fn list(
             return (StatusCode::BAD_REQUEST, "limit must be a whole number\n").into_response()
         }
     };
+    let guard = state.actions.as_ref().map(|a| a.guard());
     Json(json!({
         "status": "success",
         "data": {
             "dry_run": state.actions.as_ref().is_some_and(|a| a.dry_run()),
             "runs": state.audit.recent(limit),
+            "proposals": guard.as_ref().map(|g| g.proposals.clone()).unwrap_or_default(),
+            "circuit": guard.as_ref().map(|g| g.circuit.clone()).unwrap_or_default(),
+            "verifying": guard.as_ref().map_or(0, |g| g.verifying),
         }
     }))
     .into_response()
+}
+
+/// The guardrails as the page shows them: proposals and the circuit breaker.
+#[derive(Debug, Clone, Serialize)]
+pub struct GuardPanel {
+    /// Proposals waiting for approval, oldest first.
+    pub proposals: Vec<ProposalRow>,
+    /// Whether `actions.circuit_breaker` is configured.
+    pub circuit_configured: bool,
+    /// Whether the breaker is open.
+    pub circuit_open: bool,
+    /// When it closes on its own, while open (RFC 3339).
+    pub circuit_closes: String,
+    /// Runs counted in the window, e.g. `3 of 10 in 600s`.
+    pub circuit_window: String,
+    /// Runs being verified.
+    pub verifying: usize,
+}
+
+/// One proposal on the page.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProposalRow {
+    /// Its id.
+    pub id: String,
+    /// The action.
+    pub action: String,
+    /// The node it is for.
+    pub node_id: String,
+    /// The alert that asked for it.
+    pub alertname: String,
+    /// What it would do.
+    pub would_run: String,
+    /// When it was proposed (RFC 3339).
+    pub proposed: String,
+    /// When it expires (RFC 3339).
+    pub expires: String,
+}
+
+/// The page's view of the guardrails.
+pub fn guard_panel(view: &GuardView) -> GuardPanel {
+    let c = &view.circuit;
+    GuardPanel {
+        proposals: view
+            .proposals
+            .iter()
+            .map(|p| ProposalRow {
+                id: p.id.clone(),
+                action: p.action.clone(),
+                node_id: p.node_id.clone(),
+                alertname: p.alertname.clone(),
+                would_run: p.would_run.clone(),
+                proposed: rfc3339(p.proposed_ms),
+                expires: rfc3339(p.expires_ms),
+            })
+            .collect(),
+        circuit_configured: c.configured,
+        circuit_open: c.open,
+        circuit_closes: c.closes_ms.map(rfc3339).unwrap_or_default(),
+        circuit_window: format!(
+            "{} of {} runs in {}s",
+            c.runs_in_window, c.max_runs, c.per_seconds
+        ),
+        verifying: view.verifying,
+    }
+}
+
+/// Who answered a proposal, as the request says: the `by` query parameter or the JSON body's
+/// `approver`, each marked as stated by the web token's holder; else `the web token holder`.
+/// (The token travels in the `Authorization` header, so a request carrying it carries no
+/// basic-auth user.)
+pub fn approver(query: &HashMap<String, String>, body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct Body {
+        approver: Option<String>,
+    }
+    let stated = query.get("by").cloned().or_else(|| {
+        serde_json::from_slice::<Body>(body)
+            .ok()
+            .and_then(|b| b.approver)
+    });
+    let clean = |s: String| -> String {
+        s.chars()
+            .filter(|c| !c.is_control())
+            .take(100)
+            .collect::<String>()
+            .trim()
+            .to_owned()
+    };
+    match stated.map(clean).filter(|s| !s.is_empty()) {
+        Some(name) => format!("{name} (named in the request, authenticated by the web token)"),
+        None => "the web token holder (no name given: pass ?by=NAME)".to_owned(),
+    }
+}
+
+fn needs_token() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        "Approving, rejecting and resetting need a token: start the sentinel with --web.token-file FILE and send Authorization: Bearer TOKEN.\n",
+    )
+        .into_response()
+}
+
+async fn answer(state: AppState, id: String, approve: bool, by: String) -> Response {
+    let Some(actions) = state.actions.clone() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "recovery actions are not running here\n",
+        )
+            .into_response();
+    };
+    match actions.answer(id, approve, by.clone()).await {
+        Ok(proposal) => Json(json!({
+            "status": "success",
+            "data": {
+                "decision": if approve { "approved" } else { "rejected" },
+                "by": by,
+                "proposal": proposal,
+            }
+        }))
+        .into_response(),
+        Err(e @ AnswerRefusal::Unknown(_)) => {
+            (StatusCode::NOT_FOUND, format!("{e}\n")).into_response()
+        }
+        Err(e @ AnswerRefusal::ShuttingDown) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response()
+        }
+    }
+}
+
+/// `POST /api/v1/actions/runs/{id}/approve[?by=NAME]`: runs the proposal (past the circuit
+/// breaker); the approver and the time go into the audit. Needs the web token.
+pub async fn approve(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    if state.token.is_none() {
+        return needs_token();
+    }
+    let by = approver(&q, &body);
+    answer(state, id, true, by).await
+}
+
+/// `POST /api/v1/actions/runs/{id}/reject[?by=NAME]`: the proposal never runs; recorded with
+/// who rejected it. Needs the web token.
+pub async fn reject(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    if state.token.is_none() {
+        return needs_token();
+    }
+    let by = approver(&q, &body);
+    answer(state, id, false, by).await
+}
+
+/// `POST /api/v1/actions/circuit/reset[?by=NAME]`: closes the circuit breaker now. Needs the
+/// web token.
+pub async fn reset_circuit(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    if state.token.is_none() {
+        return needs_token();
+    }
+    let Some(actions) = state.actions.clone() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "recovery actions are not running here\n",
+        )
+            .into_response();
+    };
+    let by = approver(&q, &body);
+    match actions.reset_circuit(by.clone()).await {
+        Some(was_open) => Json(json!({
+            "status": "success",
+            "data": {"was_open": was_open, "by": by}
+        }))
+        .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the sentinel is shutting down\n",
+        )
+            .into_response(),
+    }
 }
 
 /// One alert of Alertmanager's webhook payload.
@@ -225,6 +421,20 @@ mod tests {
         );
         let alerts = parse_alertmanager_payload(offset.as_bytes()).unwrap();
         assert_eq!(alerts[0].starts_at_ms, 1_795_860_000_123);
+    }
+
+    #[test]
+    fn the_approver_is_the_name_the_request_gives_or_the_token_holder() {
+        let q = |by: &str| HashMap::from([("by".to_owned(), by.to_owned())]);
+        assert!(approver(&q("alice"), b"").starts_with("alice (named in the request"));
+        assert!(approver(&HashMap::new(), br#"{"approver":"bob"}"#).starts_with("bob ("));
+        assert!(approver(&HashMap::new(), b"").starts_with("the web token holder"));
+        let forged = approver(&q("eve\napproved by root"), b"");
+        assert!(
+            !forged.contains('\n'),
+            "no line breaks into the audit: {forged}"
+        );
+        assert!(approver(&q("  "), b"").starts_with("the web token holder"));
     }
 
     #[test]

@@ -121,6 +121,8 @@ pub struct Page {
     pub pending: usize,
     /// Recent recovery action runs, newest first.
     pub actions: Vec<ActionRow>,
+    /// Proposals waiting for approval and the circuit breaker (none: no dispatcher here).
+    pub guard: Option<super::actions::GuardPanel>,
     /// Each collector's last run.
     pub collectors: Vec<CollectorRow>,
 }
@@ -597,6 +599,8 @@ pub struct Inputs<'a> {
     pub alerts: Vec<AlertRow>,
     /// Recent runs, newest first.
     pub actions: Vec<ActionRun>,
+    /// The guardrails' state, from the dispatcher.
+    pub guard: Option<std::sync::Arc<crate::actions::dispatcher::GuardView>>,
     /// Seconds between refreshes, `None` for a page written once.
     pub refresh_seconds: Option<f64>,
     /// Now, ms since the Unix epoch.
@@ -935,8 +939,10 @@ fn action_row(run: &ActionRun) -> ActionRow {
         attempt: run.attempt,
         result: result.to_owned(),
         result_class: match result {
-            "success" => "ok",
-            "failure" | "timeout" | "dead_letter" => "bad",
+            "success" | "resolved" | "approved" => "ok",
+            "failure" | "timeout" | "dead_letter" | "still_firing" | "skipped_circuit_open" => {
+                "bad"
+            }
             _ => "info",
         },
         duration: format!(
@@ -989,6 +995,7 @@ pub fn page_model(inputs: Inputs<'_>) -> Page {
         firing,
         alerts: inputs.alerts,
         actions: inputs.actions.iter().map(action_row).collect(),
+        guard: inputs.guard.as_deref().map(super::actions::guard_panel),
         collectors: collector_rows(inputs.snapshot),
     }
 }
@@ -1041,6 +1048,7 @@ async fn page(State(state): State<AppState>, Query(q): Query<HashMap<String, Str
         charts,
         alerts,
         actions: state.audit.recent(RECENT_ACTIONS),
+        guard: state.actions.as_ref().map(|a| a.guard()),
         refresh_seconds: refresh,
         now_ms,
     });
@@ -1156,6 +1164,7 @@ mod tests {
             }],
             alerts: vec![alert()],
             actions: vec![run()],
+            guard: None,
             refresh_seconds: refresh,
             now_ms: 1_000_000,
         });

@@ -65,6 +65,18 @@ pub fn router(state: AppState) -> Router {
                 .route(
                     "/api/v1/alertmanager/webhook",
                     axum::routing::post(action_api::alertmanager_webhook),
+                )
+                .route(
+                    "/api/v1/actions/runs/{id}/approve",
+                    axum::routing::post(action_api::approve),
+                )
+                .route(
+                    "/api/v1/actions/runs/{id}/reject",
+                    axum::routing::post(action_api::reject),
+                )
+                .route(
+                    "/api/v1/actions/circuit/reset",
+                    axum::routing::post(action_api::reset_circuit),
                 ),
             state.token.clone(),
         ))

@@ -17,7 +17,7 @@ pub mod reallocate_pins;
 pub mod run_gc;
 
 pub use connect_bootstrap_peers::connect_bootstrap_peers;
-pub use reallocate_pins::reallocate_pins;
+pub use reallocate_pins::{reallocate_at_most, reallocate_pins};
 pub use run_gc::{run_gc, GcRuns};
 
 use crate::clients::ClientError;

@@ -237,6 +237,19 @@ pub async fn reallocate_pins(
     offline_node: &str,
     include_satisfied: bool,
 ) -> Result<BuiltinReport, BuiltinError> {
+    reallocate_at_most(client, cluster, offline_node, include_satisfied, None).await
+}
+
+/// [`reallocate_pins`], re-pinning at most `max_pins` pins (the action's `max_pins`, the
+/// blast radius of one run); the rest wait for the next run, and the report says how many
+/// are left (`left_for_next_run`).
+pub async fn reallocate_at_most(
+    client: &reqwest::Client,
+    cluster: &IpfsClusterConfig,
+    offline_node: &str,
+    include_satisfied: bool,
+    max_pins: Option<u64>,
+) -> Result<BuiltinReport, BuiltinError> {
     let cluster = IpfsClusterClient::with_http(client.clone(), cluster)?;
     let peers = cluster.peers().await?;
     let peer = find_peer(&peers, offline_node)?;
@@ -244,7 +257,16 @@ pub async fn reallocate_pins(
     let mut moved = Vec::new();
     let mut failed = Vec::new();
     let mut satisfied = Vec::new();
+    let mut left = 0u64;
+    let mut repinned = 0u64;
     for (pin, decision) in plan(&peers, &pins, &peer.id, include_satisfied) {
+        if matches!(decision, Decision::Repin { .. }) {
+            if max_pins.is_some_and(|max| repinned >= max) {
+                left += 1;
+                continue;
+            }
+            repinned += 1;
+        }
         let outcome = match decision {
             Decision::Satisfied => {
                 satisfied.push(
@@ -274,7 +296,17 @@ pub async fn reallocate_pins(
             }
         }
     }
-    Ok(report(peer, include_satisfied, moved, failed, satisfied))
+    let mut report = report(peer, include_satisfied, moved, failed, satisfied);
+    if let Some(max) = max_pins {
+        if left > 0 {
+            report
+                .summary
+                .push_str(&format!("; {left} left for the next run (max_pins {max})"));
+        }
+        report.details["max_pins"] = json!(max);
+    }
+    report.details["left_for_next_run"] = json!(left);
+    Ok(report)
 }
 
 fn report(
