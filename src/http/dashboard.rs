@@ -1400,6 +1400,7 @@ mod tests {
             charts: Vec::new(),
             alerts: Vec::new(),
             actions: Vec::new(),
+            guard: None,
             refresh_seconds: None,
             now_ms: 0,
         });
