@@ -201,5 +201,7 @@ fn the_embedded_default_parses_with_its_comments_inactive() {
     assert!(config.cluster.monitoring.datasource.is_none());
     assert!(config.cluster.ipfs_cluster.is_none());
     assert_eq!(config.cluster.dashboard.port, None);
-    assert_eq!(config.cluster.monitoring.alerts.len(), 3);
+    // Disk and memory, and the two guardrail alerts (awaiting approval, circuit open); the
+    // Offline alert is commented out, since without peers it could never fire.
+    assert_eq!(config.cluster.monitoring.alerts.len(), 4);
 }

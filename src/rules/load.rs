@@ -534,6 +534,12 @@ pub fn default_summary(metric: &str, operator: &str, threshold: &str, node: &str
         "ipfs.bandwidth_in_rate" => format!("{node} receives {bytes}/s"),
         "ipfs.bandwidth_out_rate" => format!("{node} sends {bytes}/s"),
         "cache.hit_ratio_percent" => format!("the block cache on {node} hits {value} % of lookups"),
+        "actions.awaiting_approval" => format!(
+            "recovery action {{{{ $labels.action }}}} for {{{{ $labels.node_id }}}} awaits approval on {node} (proposal {{{{ $labels.proposal }}}}: {{{{ $labels.would_run }}}})"
+        ),
+        "actions.circuit_open" => {
+            format!("recovery actions on {node} are stopped: the circuit breaker is open")
+        }
         _ => format!("{metric} on {node} is {value}"),
     }
 }
@@ -872,6 +878,20 @@ mod tests {
                 42.123,
                 "the block cache on node-b hits 42.12 % of lookups",
             ),
+            (
+                "actions.awaiting_approval",
+                ">",
+                "0",
+                1.0,
+                "recovery action run_gc for node-c awaits approval on node-b (proposal p-1: ipfs repo gc)",
+            ),
+            (
+                "actions.circuit_open",
+                ">",
+                "0",
+                1.0,
+                "recovery actions on node-b are stopped: the circuit breaker is open",
+            ),
         ];
         for name in crate::dotted::names() {
             assert!(
@@ -882,6 +902,9 @@ mod tests {
         let labels: BTreeMap<String, String> = [
             ("mountpoint".to_owned(), "/data".to_owned()),
             ("node_id".to_owned(), "node-c".to_owned()),
+            ("action".to_owned(), "run_gc".to_owned()),
+            ("proposal".to_owned(), "p-1".to_owned()),
+            ("would_run".to_owned(), "ipfs repo gc".to_owned()),
         ]
         .into();
         for (metric, operator, threshold, value, want) in cases {
