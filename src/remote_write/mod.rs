@@ -28,7 +28,7 @@ pub mod relabel;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
@@ -123,7 +123,6 @@ pub struct ReceiverStats {
     last_success_ms: AtomicI64,
     /// The last acknowledged tick; `i64::MIN`: none yet.
     cursor_ms: AtomicI64,
-    last_error: Mutex<Option<String>>,
 }
 
 impl ReceiverStats {
@@ -142,12 +141,7 @@ impl ReceiverStats {
             expired_ms: AtomicU64::new(0),
             last_success_ms: AtomicI64::new(0),
             cursor_ms: AtomicI64::new(i64::MIN),
-            last_error: Mutex::new(None),
         }
-    }
-
-    fn set_error(&self, error: Option<String>) {
-        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = error;
     }
 
     fn cursor(&self) -> Option<i64> {
@@ -597,7 +591,6 @@ impl Receiver {
                     if failing {
                         tracing::info!(remote = %self.name, "remote write receiver takes samples again");
                     }
-                    self.stats.set_error(None);
                     return true;
                 }
                 Outcome::Refused { status, reason } => {
@@ -609,7 +602,6 @@ impl Receiver {
                         tracing::warn!(remote = %self.name, status, reason = %reason, samples, "remote write receiver refused a batch; its samples are dropped for this receiver (further refusals with the same reason are only counted)");
                         *refused = Some(reason.clone());
                     }
-                    self.stats.set_error(Some(reason));
                     return true;
                 }
                 Outcome::Retry { reason, after } => {
@@ -621,7 +613,6 @@ impl Receiver {
                         tracing::warn!(remote = %self.name, reason = %reason, "remote write failed; retrying with back-off, the samples wait in the history");
                         failing = true;
                     }
-                    self.stats.set_error(Some(reason));
                     let wait = after.unwrap_or(backoff);
                     backoff = (backoff * 2).min(self.max_backoff);
                     tokio::select! {
@@ -685,7 +676,6 @@ pub async fn run(
         Ok(c) => c,
         Err(e) => {
             tracing::error!(remote = %receiver.name, error = %e, "remote write stopped");
-            receiver.stats.set_error(Some(e.to_string()));
             return;
         }
     };
@@ -800,6 +790,10 @@ pub fn families(stats: &RemoteWriteStats, newest: Option<i64>, first: Option<i64
         "ipfs_sentinel_remote_write_retries_total",
         "Requests retried after a 5xx, a 429 or a network error.",
     );
+    let mut acknowledged = Family::gauge(
+        "ipfs_sentinel_remote_write_acknowledged_timestamp_seconds",
+        "The newest tick the receiver acknowledged (its cursor; 0: none yet).",
+    );
     let mut expired = Family::counter(
         "ipfs_sentinel_remote_write_expired_seconds_total",
         "Seconds of history that aged out of the retention before the receiver acknowledged them: lost for it.",
@@ -821,6 +815,10 @@ pub fn families(stats: &RemoteWriteStats, newest: Option<i64>, first: Option<i64
             _ => 0.0,
         };
         lag.push(&[("remote", remote)], behind);
+        acknowledged.push(
+            &[("remote", remote)],
+            s.cursor().map_or(0.0, |c| c as f64 / 1000.0),
+        );
         last.push(
             &[("remote", remote)],
             s.last_success_ms.load(Ordering::Relaxed) as f64 / 1000.0,
@@ -838,7 +836,7 @@ pub fn families(stats: &RemoteWriteStats, newest: Option<i64>, first: Option<i64
             s.expired_ms.load(Ordering::Relaxed) as f64 / 1000.0,
         );
     }
-    vec![samples, lag, last, bytes, retries, expired]
+    vec![samples, lag, acknowledged, last, bytes, retries, expired]
 }
 
 impl Collector for RemoteWriteCollector {
@@ -859,47 +857,83 @@ impl Collector for RemoteWriteCollector {
     }
 }
 
-/// One receiver's state for `/api/v1/status` and the dashboard.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One receiver's state for `/api/v1/status` and the dashboard, read from its
+/// `ipfs_sentinel_remote_write_*` samples.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ReceiverStatus {
     /// Its name.
     pub name: String,
-    /// Its URL, without credentials.
-    pub url: String,
-    /// The last tick it acknowledged, ms since the epoch (none yet: absent).
-    pub acknowledged_ms: Option<i64>,
+    /// The last tick it acknowledged, seconds since the epoch (none yet: absent).
+    pub acknowledged_timestamp_seconds: Option<f64>,
+    /// How far that is behind the history's newest tick.
+    pub lag_seconds: f64,
     /// Samples acknowledged since start.
-    pub samples_sent: u64,
+    pub samples_sent: f64,
+    /// Samples in requests that failed and were retried, since start.
+    pub samples_failed: f64,
     /// Samples it refused (dropped for it) since start.
-    pub samples_dropped: u64,
+    pub samples_dropped: f64,
     /// Requests retried since start.
-    pub retries: u64,
+    pub retries: f64,
+    /// When it last acknowledged a request (none since start: absent).
+    pub last_success_timestamp_seconds: Option<f64>,
     /// Seconds of history that aged out before it acknowledged them.
     pub expired_seconds: f64,
-    /// The last error, cleared by the next success.
-    pub last_error: Option<String>,
+}
+
+impl ReceiverStatus {
+    /// Each receiver's state from the `ipfs_sentinel_remote_write_*` families among
+    /// `families`, in the order they name the receivers.
+    pub fn from_families<'a>(
+        families: impl IntoIterator<Item = &'a Family>,
+    ) -> Vec<ReceiverStatus> {
+        let mut by_name: Vec<ReceiverStatus> = Vec::new();
+        for family in families {
+            let Some(what) = family.name.strip_prefix("ipfs_sentinel_remote_write_") else {
+                continue;
+            };
+            for sample in &family.samples {
+                let Some(name) = Family::label(sample, "remote") else {
+                    continue;
+                };
+                let at = match by_name.iter().position(|r| r.name == name) {
+                    Some(at) => at,
+                    None => {
+                        by_name.push(ReceiverStatus {
+                            name: name.to_owned(),
+                            ..ReceiverStatus::default()
+                        });
+                        by_name.len() - 1
+                    }
+                };
+                let r = &mut by_name[at];
+                let v = sample.value;
+                match (what, Family::label(sample, "result")) {
+                    ("samples_total", Some("sent")) => r.samples_sent = v,
+                    ("samples_total", Some("failed")) => r.samples_failed = v,
+                    ("samples_total", Some("dropped")) => r.samples_dropped = v,
+                    ("lag_seconds", _) => r.lag_seconds = v,
+                    ("retries_total", _) => r.retries = v,
+                    ("expired_seconds_total", _) => r.expired_seconds = v,
+                    ("acknowledged_timestamp_seconds", _) => {
+                        r.acknowledged_timestamp_seconds = (v > 0.0).then_some(v)
+                    }
+                    ("last_success_timestamp_seconds", _) => {
+                        r.last_success_timestamp_seconds = (v > 0.0).then_some(v)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        by_name
+    }
 }
 
 impl RemoteWriteStats {
-    /// Each receiver's state, in configuration order.
+    /// Each receiver's state now, in configuration order (the lag is not known here: 0).
     pub fn status(&self) -> Vec<ReceiverStatus> {
-        self.0
-            .iter()
-            .map(|s| ReceiverStatus {
-                name: s.name.clone(),
-                url: s.url.clone(),
-                acknowledged_ms: s.cursor(),
-                samples_sent: s.sent.load(Ordering::Relaxed),
-                samples_dropped: s.dropped.load(Ordering::Relaxed),
-                retries: s.retries.load(Ordering::Relaxed),
-                expired_seconds: s.expired_ms.load(Ordering::Relaxed) as f64 / 1000.0,
-                last_error: s
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone(),
-            })
-            .collect()
+        ReceiverStatus::from_families(&families(self, None, None))
     }
 }
 
