@@ -13,8 +13,8 @@
 #
 # Reports, for the outage window (from 30 s before the stop to 30 s after the restart):
 #   - samples lost: the sentinel's own count of its samples in that window (its query API,
-#     sum(count_over_time({__name__=~".+"}[w]))) less VictoriaMetrics' count of agent="sentinel"
-#     samples; for vmagent, the samples it scraped in the window (sum_over_time of
+#     the raw samples of {__name__=~".+"}[w]) less VictoriaMetrics' count of agent="sentinel"
+#     samples (the same query); for vmagent, the samples it scraped in the window (sum_over_time of
 #     scrape_samples_scraped, which vmagent writes itself, times the scrapes expected from the
 #     interval over the scrapes recorded) less VictoriaMetrics' count of agent="vmagent" samples
 #     other than vmagent's own up/scrape_* series.
@@ -26,7 +26,8 @@
 #   - time to catch up after the restart.
 #
 # Usage: bash bench/remote-write-vs-vmagent.sh
-#   env: OUTAGE_SECONDS (600), WARM_SECONDS (120), SETTLE_SECONDS (60), INTERVAL_SECONDS (5)
+#   env: OUTAGE_SECONDS (600), WARM_SECONDS (120), SETTLE_SECONDS (60), INTERVAL_SECONDS (5),
+#   SENTINEL_BIN (default: target/release/ipfs-sentinel, built here)
 . "$(dirname "$0")/lib.sh"
 
 outage_s=${OUTAGE_SECONDS:-600}
@@ -36,7 +37,11 @@ interval_s=${INTERVAL_SECONDS:-5}
 apt_install vmagent victoria-metrics
 tick=$(getconf CLK_TCK)
 
-cargo build --release --quiet
+bin=${SENTINEL_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --release --quiet
+  bin=target/release/ipfs-sentinel
+fi
 
 kubo_port=$(free_port)
 python3 bench/kubo-fixtures.py "$kubo_port" 2>"$work/kubo.log" &
@@ -65,7 +70,7 @@ cluster:
         name: vm
         queue_config: {max_samples_per_send: 2000, max_backoff: 5s}
 YAML
-target/release/ipfs-sentinel serve --config "$work/sentinel.yaml" \
+"$bin" serve --config "$work/sentinel.yaml" \
   --listen "127.0.0.1:$sentinel_port" --data-dir "$work/data" >"$work/sentinel.log" 2>&1 &
 sentinel_pid=$!
 pids+=("$sentinel_pid")
@@ -133,17 +138,23 @@ from_ms=$(( stop_ms - 30000 ))
 to_ms=$(( restart_ms + 30000 ))
 w=$(( (to_ms - from_ms) / 1000 ))
 at=$(( to_ms / 1000 ))
-vm_query() {
-  curl -sf "127.0.0.1:$vm_port/api/v1/query" --data-urlencode "query=$1" --data-urlencode "time=$at" |
-    python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(int(float(r[0]["value"][1])) if r else 0)'
+first_value() {
+  python3 -c 'import json,sys; b=sys.stdin.read(); r=json.loads(b)["data"]["result"] if b.startswith("{") and "result" in b else sys.exit("bad answer: " + b); print(int(float(r[0]["value"][1])) if r else 0)'
 }
-sentinel_expected=$(curl -sf "127.0.0.1:$sentinel_port/api/v1/query" \
-  --data-urlencode "query=sum(count_over_time({__name__=~\".+\"}[${w}s]))" --data-urlencode "time=$at" |
-  python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(int(float(r[0]["value"][1])) if r else 0)')
-sentinel_got=$(vm_query "sum(count_over_time({agent=\"sentinel\"}[${w}s]))")
+# count_samples URL SELECTOR: raw samples of SELECTOR in the window (a range selector, queried
+# at its end, answers every raw sample).
+count_samples() {
+  curl -s "$1/api/v1/query" --data-urlencode "query=$2[${w}s]" --data-urlencode "time=$at" |
+    python3 -c 'import json,sys; b=sys.stdin.read(); r=json.loads(b)["data"]["result"] if b.startswith("{") and "result" in b else sys.exit("bad answer: " + b); print(sum(len(s["values"]) for s in r))'
+}
+vm_query() {
+  curl -s "127.0.0.1:$vm_port/api/v1/query" --data-urlencode "query=$1" --data-urlencode "time=$at" | first_value
+}
+sentinel_expected=$(count_samples "127.0.0.1:$sentinel_port" '{__name__=~".+"}')
+sentinel_got=$(count_samples "127.0.0.1:$vm_port" '{agent="sentinel"}')
 vmagent_scrapes=$(vm_query "sum(count_over_time(up{agent=\"vmagent\"}[${w}s]))")
 vmagent_scraped=$(vm_query "sum(sum_over_time(scrape_samples_scraped{agent=\"vmagent\"}[${w}s]))")
-vmagent_got=$(vm_query "sum(count_over_time({agent=\"vmagent\",__name__!~\"up|scrape_.*\"}[${w}s]))")
+vmagent_got=$(count_samples "127.0.0.1:$vm_port" '{agent="vmagent",__name__!~"up|scrape_.*"}')
 vmagent_expected_scrapes=$(( w / interval_s ))
 vmagent_expected=$(awk -v s="$vmagent_scraped" -v n="$vmagent_scrapes" -v e="$vmagent_expected_scrapes" \
   'BEGIN {if (n > 0 && e > n) printf "%.0f", s / n * e; else printf "%.0f", s}')

@@ -543,6 +543,14 @@ async fn receivers_stopped_and_the_sentinel_restarted_meanwhile_still_get_every_
         "{vm_status}"
     );
     assert!(vm_status["lag_seconds"].as_f64() > Some(3.0), "{vm_status}");
+    let page = support::get_text(&format!("{}/", sentinel.url))
+        .await
+        .expect("the dashboard answers");
+    let section = page
+        .split("id=\"remote-write\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("a remote write section on the page"));
+    assert!(section.contains("prometheus") && section.contains(" vm "), "{section}");
     let down_until = now_ms();
 
     // Back: on the same data, the same ports.
