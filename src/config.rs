@@ -1399,3 +1399,57 @@ fn one_line_reason(message: &str) -> String {
         None => first.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod remote_write_tests {
+    use super::*;
+
+    fn parse(remote_write: &str) -> Result<Config, ConfigError> {
+        Config::parse(
+            &format!("cluster:\n  monitoring:\n    remote_write:\n{remote_write}"),
+            "s.yaml",
+        )
+    }
+
+    #[test]
+    fn a_prometheus_remote_write_block_copies_across() {
+        // As in Prometheus 2.42's documentation (docs/configuration/configuration.md).
+        let config = parse(
+            "      - url: https://mimir.example/api/v1/push\n        name: mimir\n        remote_timeout: 1m30s\n        headers: {X-Scope-OrgID: fleet}\n        authorization: {credentials_file: /run/token}\n        tls_config: {ca_file: /etc/ca.pem, insecure_skip_verify: false}\n        queue_config: {capacity: 2500, max_shards: 200, min_shards: 1, max_samples_per_send: 2000, batch_send_deadline: 5s, min_backoff: 30ms, max_backoff: 5s, retry_on_http_429: true}\n        write_relabel_configs:\n          - {source_labels: [__name__], regex: 'go_.*', action: drop}\n      - url: http://vm.example:8428/api/v1/write\n        timeout: 10s\n        queue: {max_backoff: 1m}\n",
+        )
+        .unwrap();
+        let r = &config.cluster.monitoring.remote_write;
+        assert_eq!(r[0].remote_timeout, DurationMs(90_000));
+        assert_eq!(r[0].queue_config.max_samples_per_send, NonZeroCount(2000));
+        assert_eq!(r[0].authorization.as_ref().unwrap().kind, "Bearer");
+        assert_eq!(r[0].write_relabel_configs[0].action, RelabelAction::Drop);
+        assert_eq!(r[1].remote_timeout, DurationMs(10_000));
+        assert_eq!(r[1].queue_config.max_backoff, DurationMs(60_000));
+        assert_eq!(r[1].queue_config.min_backoff, DurationMs(30));
+        assert!(r[1].display_name().starts_with("remote-"));
+    }
+
+    #[test]
+    fn mistakes_name_the_receiver_and_the_key() {
+        let e = parse("      - {url: 'http://a/w', bearer_token_file: /t, basic_auth: {username: u, password_file: /p}}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cluster.monitoring.remote_write[0]") && e.contains("not several"),
+            "{e}"
+        );
+        let e =
+            parse("      - {url: 'http://a/w', name: x}\n      - {url: 'http://b/w', name: x}\n")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("remote_write[1].name"), "{e}");
+        let e = parse("      - {url: 'http://a/w', remote_timeout: 30}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("remote_timeout"), "{e}");
+        let e = parse("      - {url: 'http://a/w', basic_auth: {username: u, password: secret}}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("password") && !e.contains("secret"), "{e}");
+    }
+}

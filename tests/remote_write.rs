@@ -550,7 +550,10 @@ async fn receivers_stopped_and_the_sentinel_restarted_meanwhile_still_get_every_
         .split("id=\"remote-write\"")
         .nth(1)
         .unwrap_or_else(|| panic!("a remote write section on the page"));
-    assert!(section.contains("prometheus") && section.contains(" vm "), "{section}");
+    assert!(
+        section.contains("prometheus") && section.contains(" vm "),
+        "{section}"
+    );
     let down_until = now_ms();
 
     // Back: on the same data, the same ports.
