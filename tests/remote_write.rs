@@ -612,10 +612,10 @@ async fn receivers_stopped_and_the_sentinel_restarted_meanwhile_still_get_every_
             "the history covers the outage: {} samples",
             count(&expected)
         );
-        let selector = format!("{{site=\"lab\",__name__=~\".+\"}}");
+        let selector = r#"{site="lab",__name__=~".+"}"#;
         let held = match name {
-            "vm" => within_vm_precision(&expected, &vm.held(&selector).await),
-            _ => prometheus_held(&prometheus, &selector, "10m").await,
+            "vm" => within_vm_precision(&expected, &vm.held(selector).await),
+            _ => prometheus_held(&prometheus, selector, "10m").await,
         };
         let held: Held = held
             .into_iter()
