@@ -3,7 +3,8 @@
 # the ones against real services included. This is the README's test command; .ci/run calls it.
 #
 # Installs: Debian's prometheus (prometheus + promtool), prometheus-alertmanager (Alertmanager
-# and amtool), prometheus-node-exporter (the web config reference), e2fsprogs (chattr, for the
+# and amtool), prometheus-node-exporter (the web config reference), victoria-metrics (a remote
+# write receiver), e2fsprogs (chattr, for the
 # read-only data dir test), curl, docker-compose (to check the compose file; no engine is
 # needed), chromium and a font (for the dashboard's browser test), Node.js and npm when
 # missing, and
@@ -20,8 +21,8 @@ command -v cargo >/dev/null || {
   exit 1
 }
 
-step "Debian packages (prometheus, promtool, Alertmanager, amtool, node_exporter, docker-compose, chromium; Node.js when missing)"
-packages=(prometheus prometheus-alertmanager prometheus-node-exporter e2fsprogs curl docker-compose chromium fonts-dejavu-core)
+step "Debian packages (prometheus, promtool, Alertmanager, amtool, node_exporter, VictoriaMetrics, docker-compose, chromium; Node.js when missing)"
+packages=(prometheus prometheus-alertmanager prometheus-node-exporter victoria-metrics e2fsprogs curl docker-compose chromium fonts-dejavu-core)
 command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)
 as_root apt-get update -qq

@@ -302,6 +302,11 @@ pub struct MonitoringConfig {
     /// alerts received from Alertmanager.
     #[serde(default)]
     pub actions: ActionsConfig,
+    /// Receivers the history is pushed to with Prometheus remote write 1.0 (Prometheus,
+    /// VictoriaMetrics, Mimir, Thanos Receive), shaped as Prometheus's own `remote_write`
+    /// blocks (default: none).
+    #[serde(default)]
+    pub remote_write: Vec<RemoteWriteConfig>,
 }
 
 /// `cluster.monitoring.actions`: delivery of recovery actions.
@@ -457,6 +462,7 @@ impl Default for MonitoringConfig {
             external_url: String::new(),
             datasource: None,
             actions: ActionsConfig::default(),
+            remote_write: Vec::new(),
         }
     }
 }
@@ -1036,6 +1042,281 @@ impl fmt::Display for HttpUrl {
     }
 }
 
+/// One `cluster.monitoring.remote_write` receiver, with the key names and shapes of
+/// Prometheus 2.42's `remote_write` (config/config.go `RemoteWriteConfig`), so a block can be
+/// copied across. Secrets come from files only. The short names `timeout`, `tls` and
+/// `queue` are accepted as aliases of `remote_timeout`, `tls_config` and `queue_config`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteWriteConfig {
+    /// The receiver's remote write endpoint, e.g. `http://prometheus:9090/api/v1/write`.
+    pub url: HttpUrl,
+    /// The receiver's name in metrics, logs and the cursor file (default: `remote-` and a
+    /// hash of the URL, as Prometheus names unnamed receivers by a hash). Names are unique.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Timeout of each request (default `30s`), a Prometheus duration.
+    #[serde(default = "default_remote_timeout", alias = "timeout")]
+    pub remote_timeout: DurationMs,
+    /// Extra request headers; the remote write protocol's own headers cannot be overridden.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// HTTP basic authentication: `username` and `password_file`.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuthConfig>,
+    /// A file holding a bearer token, sent as `Authorization: Bearer`.
+    #[serde(default)]
+    pub bearer_token_file: Option<std::path::PathBuf>,
+    /// `Authorization` header: `type` (default `Bearer`) and `credentials_file`.
+    #[serde(default)]
+    pub authorization: Option<AuthorizationConfig>,
+    /// TLS towards the receiver: `ca_file`, `cert_file`, `key_file`, `insecure_skip_verify`.
+    #[serde(default, alias = "tls")]
+    pub tls_config: ClientTlsConfig,
+    /// Batching and retries: `max_samples_per_send`, `batch_send_deadline`, `min_backoff`,
+    /// `max_backoff`.
+    #[serde(default, alias = "queue")]
+    pub queue_config: QueueConfig,
+    /// Relabelling applied to each series after the external labels, as Prometheus's
+    /// `write_relabel_configs` (actions `replace`, `keep`, `drop`, `keepequal`, `dropequal`,
+    /// `labelmap`, `labeldrop`, `labelkeep`, `lowercase`, `uppercase`; not `hashmod`, which
+    /// shards targets among Prometheus servers and has no use on one sentinel's own series).
+    #[serde(default)]
+    pub write_relabel_configs: Vec<RelabelConfig>,
+}
+
+impl RemoteWriteConfig {
+    /// The receiver's name: `name`, else `remote-` and a hash of the URL (stable across
+    /// restarts, so its cursor is found again).
+    pub fn display_name(&self) -> String {
+        match &self.name {
+            Some(name) => name.clone(),
+            None => format!(
+                "remote-{:08x}",
+                crc32fast::hash(self.url.0.as_str().as_bytes())
+            ),
+        }
+    }
+}
+
+fn default_remote_timeout() -> DurationMs {
+    DurationMs(30_000)
+}
+
+/// `basic_auth` of a remote write receiver.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthConfig {
+    /// The user name.
+    pub username: String,
+    /// A file holding the password (inline passwords are not accepted: secrets come from files).
+    pub password_file: std::path::PathBuf,
+}
+
+/// `authorization` of a remote write receiver.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationConfig {
+    /// The scheme (default `Bearer`).
+    #[serde(default = "default_authorization_type", rename = "type")]
+    pub kind: String,
+    /// A file holding the credentials.
+    pub credentials_file: std::path::PathBuf,
+}
+
+fn default_authorization_type() -> String {
+    "Bearer".to_owned()
+}
+
+/// `tls_config` of a remote write receiver, as Prometheus's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTlsConfig {
+    /// PEM file of the CAs the receiver's certificate is checked against (default: the
+    /// system's).
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// PEM client certificate, with `key_file`, for receivers that require one.
+    #[serde(default)]
+    pub cert_file: Option<std::path::PathBuf>,
+    /// PEM private key of `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<std::path::PathBuf>,
+    /// Accept any certificate (default false; for tests only).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// `queue_config` of a remote write receiver.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Samples in one request, at most (default 500, as Prometheus 2.42).
+    #[serde(default = "default_max_samples_per_send")]
+    pub max_samples_per_send: NonZeroCount,
+    /// How long a batch waits to fill before it is sent anyway (default `5s`).
+    #[serde(default = "default_batch_send_deadline")]
+    pub batch_send_deadline: DurationMs,
+    /// Wait before the first retry of a failed request (default `30ms`); doubled at each retry.
+    #[serde(default = "default_min_backoff")]
+    pub min_backoff: DurationMs,
+    /// The longest wait between two retries (default `5s`).
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff: DurationMs,
+    /// Accepted so Prometheus blocks copy across, and ignored: one request at a time per
+    /// receiver, read from the history, which is the queue.
+    #[serde(default)]
+    pub capacity: Option<u64>,
+    /// Accepted and ignored, as `capacity`.
+    #[serde(default)]
+    pub max_shards: Option<u64>,
+    /// Accepted and ignored, as `capacity`.
+    #[serde(default)]
+    pub min_shards: Option<u64>,
+    /// Accepted and ignored: 429 is always retried, so nothing is lost.
+    #[serde(default)]
+    pub retry_on_http_429: Option<bool>,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            max_samples_per_send: default_max_samples_per_send(),
+            batch_send_deadline: default_batch_send_deadline(),
+            min_backoff: default_min_backoff(),
+            max_backoff: default_max_backoff(),
+            capacity: None,
+            max_shards: None,
+            min_shards: None,
+            retry_on_http_429: None,
+        }
+    }
+}
+
+fn default_max_samples_per_send() -> NonZeroCount {
+    NonZeroCount(500)
+}
+fn default_batch_send_deadline() -> DurationMs {
+    DurationMs(5_000)
+}
+fn default_min_backoff() -> DurationMs {
+    DurationMs(30)
+}
+fn default_max_backoff() -> DurationMs {
+    DurationMs(5_000)
+}
+
+/// One `write_relabel_configs` entry, as Prometheus 2.42's relabel `Config`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelabelConfig {
+    /// Labels whose values are joined with `separator` and matched against `regex`.
+    #[serde(default)]
+    pub source_labels: Vec<String>,
+    /// Joins the source labels' values (default `;`).
+    #[serde(default = "default_separator")]
+    pub separator: String,
+    /// Matched against the joined values, anchored at both ends (default `(.*)`).
+    #[serde(default = "default_relabel_regex")]
+    pub regex: RelabelRegex,
+    /// The label written by `replace`, `lowercase`, `uppercase`; compared by `keepequal` and
+    /// `dropequal`.
+    #[serde(default)]
+    pub target_label: String,
+    /// The value written, with `$1`-style references to the regex's groups (default `$1`).
+    #[serde(default = "default_replacement")]
+    pub replacement: String,
+    /// What to do (default `replace`).
+    #[serde(default)]
+    pub action: RelabelAction,
+}
+
+fn default_separator() -> String {
+    ";".to_owned()
+}
+fn default_replacement() -> String {
+    "$1".to_owned()
+}
+fn default_relabel_regex() -> RelabelRegex {
+    RelabelRegex::new("(.*)").unwrap_or_else(|_| unreachable!("a valid pattern"))
+}
+
+/// A relabelling action, as Prometheus 2.42 names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelabelAction {
+    /// Writes `replacement` (expanded) to `target_label` when `regex` matches.
+    #[default]
+    Replace,
+    /// Keeps the series only when `regex` matches.
+    Keep,
+    /// Drops the series when `regex` matches.
+    Drop,
+    /// Keeps the series when the joined source values equal `target_label`'s value.
+    Keepequal,
+    /// Drops the series when the joined source values equal `target_label`'s value.
+    Dropequal,
+    /// Copies labels whose names match `regex` to names made from `replacement`.
+    Labelmap,
+    /// Removes labels whose names match `regex`.
+    Labeldrop,
+    /// Keeps only labels whose names match `regex`.
+    Labelkeep,
+    /// Writes the joined values in lower case to `target_label`.
+    Lowercase,
+    /// Writes the joined values in upper case to `target_label`.
+    Uppercase,
+}
+
+/// A relabelling regex: anchored at both ends, as Prometheus anchors it; keeps the text given.
+#[derive(Debug, Clone)]
+pub struct RelabelRegex {
+    /// As written in the configuration.
+    pub text: String,
+    /// `^(?:text)$`.
+    pub regex: regex::Regex,
+}
+
+impl RelabelRegex {
+    /// Compiles `text` anchored at both ends.
+    pub fn new(text: &str) -> Result<Self, regex::Error> {
+        Ok(Self {
+            text: text.to_owned(),
+            regex: regex::Regex::new(&format!("^(?s:{text})$"))?,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for RelabelRegex {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        RelabelRegex::new(&text)
+            .map_err(|e| serde::de::Error::custom(format!("not a valid regex {text:?}: {e}")))
+    }
+}
+
+/// A duration in Prometheus's notation (`30s`, `1m30s`, `500ms`), held in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationMs(pub i64);
+
+impl DurationMs {
+    /// As a [`Duration`].
+    pub fn duration(self) -> Duration {
+        Duration::from_millis(self.0.unsigned_abs())
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationMs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        crate::clock::parse_duration(&text)
+            .map(DurationMs)
+            .map_err(|e| {
+                serde::de::Error::custom(format!("{e} (write it as Prometheus does, e.g. 30s)"))
+            })
+    }
+}
+
 /// Reads a secret (token, `user:password`) from the file a configuration key names, trimmed;
 /// errors name the key and the file, never the secret.
 pub fn read_secret(path: &Path, key: &str) -> Result<String, String> {
@@ -1250,8 +1531,58 @@ impl Config {
                 }
             }
         }
-        Ok(())
+        validate_remote_write(&monitoring.remote_write, file)
     }
+}
+
+/// Checks what serde cannot: unique receiver names, one way of authenticating, a client
+/// certificate with its key, back-off bounds in order.
+fn validate_remote_write(receivers: &[RemoteWriteConfig], file: &str) -> Result<(), ConfigError> {
+    let mut names = std::collections::HashSet::new();
+    for (i, r) in receivers.iter().enumerate() {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            file: file.to_owned(),
+            line: 0,
+            column: 0,
+            path: format!("cluster.monitoring.remote_write[{i}]{key}"),
+            reason,
+        };
+        let name = r.display_name();
+        if name.is_empty() || !names.insert(name.clone()) {
+            return Err(invalid(
+                ".name",
+                format!("{name:?} is empty or names another receiver too; give each receiver a name of its own"),
+            ));
+        }
+        let auths = [
+            r.basic_auth.is_some(),
+            r.bearer_token_file.is_some(),
+            r.authorization.is_some(),
+        ];
+        if auths.iter().filter(|a| **a).count() > 1 {
+            return Err(invalid(
+                "",
+                "give one of basic_auth, bearer_token_file, authorization, not several".into(),
+            ));
+        }
+        if r.tls_config.cert_file.is_some() != r.tls_config.key_file.is_some() {
+            return Err(invalid(
+                ".tls_config",
+                "cert_file and key_file go together: give both or neither".into(),
+            ));
+        }
+        let q = &r.queue_config;
+        if q.min_backoff.0 <= 0 || q.max_backoff.0 < q.min_backoff.0 {
+            return Err(invalid(
+                ".queue_config",
+                "min_backoff must be above 0 and at most max_backoff".into(),
+            ));
+        }
+        if r.remote_timeout.0 <= 0 {
+            return Err(invalid(".remote_timeout", "must be above 0".into()));
+        }
+    }
+    Ok(())
 }
 
 fn validate_alert(alert: &AlertConfig, at: &str, file: &str) -> Result<(), ConfigError> {
@@ -1387,5 +1718,59 @@ fn one_line_reason(message: &str) -> String {
     match first.rfind(" at line ") {
         Some(i) => first[..i].trim_end_matches(',').to_owned(),
         None => first.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod remote_write_tests {
+    use super::*;
+
+    fn parse(remote_write: &str) -> Result<Config, ConfigError> {
+        Config::parse(
+            &format!("cluster:\n  monitoring:\n    remote_write:\n{remote_write}"),
+            "s.yaml",
+        )
+    }
+
+    #[test]
+    fn a_prometheus_remote_write_block_copies_across() {
+        // As in Prometheus 2.42's documentation (docs/configuration/configuration.md).
+        let config = parse(
+            "      - url: https://mimir.example/api/v1/push\n        name: mimir\n        remote_timeout: 1m30s\n        headers: {X-Scope-OrgID: fleet}\n        authorization: {credentials_file: /run/token}\n        tls_config: {ca_file: /etc/ca.pem, insecure_skip_verify: false}\n        queue_config: {capacity: 2500, max_shards: 200, min_shards: 1, max_samples_per_send: 2000, batch_send_deadline: 5s, min_backoff: 30ms, max_backoff: 5s, retry_on_http_429: true}\n        write_relabel_configs:\n          - {source_labels: [__name__], regex: 'go_.*', action: drop}\n      - url: http://vm.example:8428/api/v1/write\n        timeout: 10s\n        queue: {max_backoff: 1m}\n",
+        )
+        .unwrap();
+        let r = &config.cluster.monitoring.remote_write;
+        assert_eq!(r[0].remote_timeout, DurationMs(90_000));
+        assert_eq!(r[0].queue_config.max_samples_per_send, NonZeroCount(2000));
+        assert_eq!(r[0].authorization.as_ref().unwrap().kind, "Bearer");
+        assert_eq!(r[0].write_relabel_configs[0].action, RelabelAction::Drop);
+        assert_eq!(r[1].remote_timeout, DurationMs(10_000));
+        assert_eq!(r[1].queue_config.max_backoff, DurationMs(60_000));
+        assert_eq!(r[1].queue_config.min_backoff, DurationMs(30));
+        assert!(r[1].display_name().starts_with("remote-"));
+    }
+
+    #[test]
+    fn mistakes_name_the_receiver_and_the_key() {
+        let e = parse("      - {url: 'http://a/w', bearer_token_file: /t, basic_auth: {username: u, password_file: /p}}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cluster.monitoring.remote_write[0]") && e.contains("not several"),
+            "{e}"
+        );
+        let e =
+            parse("      - {url: 'http://a/w', name: x}\n      - {url: 'http://b/w', name: x}\n")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("remote_write[1].name"), "{e}");
+        let e = parse("      - {url: 'http://a/w', remote_timeout: 30}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("remote_timeout"), "{e}");
+        let e = parse("      - {url: 'http://a/w', basic_auth: {username: u, password: secret}}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("password") && !e.contains("secret"), "{e}");
     }
 }

@@ -9,6 +9,7 @@
 //! ```text
 //! collect ──► exposition (scrapes)
 //!    └──────► history::recorder ──► history ──► rules::task ──► actions (alert sightings)
+//!                                       ├──────► remote_write (a cursor per receiver)
 //!                                       └──────► http (queries, dashboard)
 //! ```
 //! - [`config`]: the YAML configuration, defaults and validation (errors carry file:line:column
@@ -32,6 +33,8 @@
 //!   crash-safe files), read views for rule evaluation, where recorded samples land, opening a
 //!   data dir offline ([`history::open`]), aggregation, selectors and export formats;
 //!   [`history::recorder`] appends each published collection once.
+//! - [`remote_write`]: pushes the history to Prometheus remote write receivers, each from its
+//!   own cursor in the data dir, oldest tick first, retrying without skipping ahead.
 //! - [`rules`]: rule loading (both forms), the PromQL evaluator, the alert state machine,
 //!   templates, the manager with reloads, promtool-format unit tests, a remote datasource, and
 //!   [`rules::task`], which runs each group on its own timer over a read view of the history
@@ -60,6 +63,7 @@ pub mod history;
 pub mod http;
 pub mod model;
 pub mod number;
+pub mod remote_write;
 pub mod rules;
 pub mod sentinel;
 pub mod status;

@@ -36,6 +36,7 @@ use crate::http::server;
 use crate::http::state::{AppState, DashboardSettings};
 use crate::http::token::{self, WebToken};
 use crate::model::Snapshot;
+use crate::remote_write::{self, RemoteWriteCollector, RemoteWriteStats};
 use crate::rules::load::RuleError;
 use crate::rules::reload::{self as rules_reload, ConfigSource, SharedEngine};
 use crate::rules::task::{self as rules_task, RulesTask};
@@ -51,6 +52,9 @@ pub enum ServeError {
     /// The rules could not be loaded.
     #[error("{0}")]
     Rules(#[from] RuleError),
+    /// A remote write receiver could not be set up.
+    #[error("{0}")]
+    RemoteWrite(#[from] remote_write::RemoteWriteError),
     /// The history in the data dir could not be opened.
     #[error("cannot open the history in the data dir: {0}")]
     History(std::io::Error),
@@ -205,6 +209,26 @@ pub async fn serve(
         let mut collectors =
             collectors(&config, &cache, &history, &writes, &engine, &action_stats)?;
         collectors.push(Box::new(AuditCollector::new(audit.clone())));
+        // Remote write reads the history downstream of the recorder, one task per receiver.
+        let receivers = monitoring
+            .remote_write
+            .iter()
+            .map(|r| {
+                remote_write::Receiver::new(
+                    r,
+                    &monitoring.external_labels,
+                    &config.cluster.node_id,
+                    &options.data_dir,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let remote_stats = RemoteWriteStats(receivers.iter().map(|r| r.stats()).collect());
+        if !receivers.is_empty() {
+            collectors.push(Box::new(RemoteWriteCollector::new(
+                remote_stats,
+                Arc::clone(&history),
+            )));
+        }
         collectors.push(Box::new(HttpCollector::new(
             options.server.stats.clone(),
             options.server.web.clone(),
@@ -226,6 +250,24 @@ pub async fn serve(
             appended_tx,
             stopped(stop_rx.clone()),
         ));
+        let pacing = remote_write::Pacing {
+            hold_ms: ((monitoring.collection_interval_seconds.0
+                + monitoring.rule_query_offset_seconds.0)
+                * 1000.0) as i64,
+            retention_ms: (monitoring.metrics_history_duration_hours.0 * 3_600_000.0) as i64,
+        };
+        let mut loops: Vec<_> = receivers
+            .into_iter()
+            .map(|r| {
+                tokio::spawn(remote_write::run(
+                    r,
+                    Arc::clone(&history),
+                    appended_rx.clone(),
+                    pacing,
+                    stop_rx.clone(),
+                ))
+            })
+            .collect();
         let evaluating = tokio::spawn(rules_task::run(
             RulesTask {
                 engine: Arc::clone(&engine),
@@ -237,7 +279,8 @@ pub async fn serve(
             appended_rx,
             stopped(stop_rx.clone()),
         ));
-        vec![collecting, recording, evaluating]
+        loops.extend([collecting, recording, evaluating]);
+        loops
     } else {
         tracing::info!("cluster.monitoring.enabled is false: serving build info only");
         cache.publish(

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Role;
 use crate::model::{Family, NodeStatus, Snapshot};
+use crate::remote_write::ReceiverStatus;
 
 /// Collectors whose failure does not make this node unhealthy: they report on others.
 const CLUSTER_COLLECTORS: &[&str] = &["cluster", "ipfs_cluster"];
@@ -48,6 +49,8 @@ pub struct StatusReport {
     pub collectors: BTreeMap<String, bool>,
     /// This node's view of the cluster, itself included.
     pub cluster: Vec<ClusterNode>,
+    /// Each remote write receiver's state (none configured: empty).
+    pub remote_write: Vec<ReceiverStatus>,
 }
 
 /// The IPFS part of a status report.
@@ -223,6 +226,7 @@ pub fn report(
         metrics: headline(snapshot),
         collectors: collectors(snapshot),
         cluster: cluster_view(snapshot),
+        remote_write: ReceiverStatus::from_families(&snapshot.families),
     }
 }
 

@@ -125,6 +125,25 @@ pub struct Page {
     pub guard: Option<super::actions::GuardPanel>,
     /// Each collector's last run.
     pub collectors: Vec<CollectorRow>,
+    /// Each remote write receiver: name, lag, samples sent and dropped, retries.
+    pub remote_write: Vec<RemoteWriteRow>,
+}
+
+/// One remote write receiver on the page.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoteWriteRow {
+    /// Its name.
+    pub name: String,
+    /// How far behind the newest tick, e.g. `2m`.
+    pub lag: String,
+    /// Samples acknowledged since start.
+    pub sent: String,
+    /// Samples it refused since start.
+    pub dropped: String,
+    /// Requests retried since start.
+    pub retries: String,
+    /// True while it is behind by more than a few intervals' worth (lag over 5 minutes).
+    pub behind: bool,
 }
 
 /// One node in the cluster table. Absent figures read `—`.
@@ -997,6 +1016,17 @@ pub fn page_model(inputs: Inputs<'_>) -> Page {
         actions: inputs.actions.iter().map(action_row).collect(),
         guard: inputs.guard.as_deref().map(super::actions::guard_panel),
         collectors: collector_rows(inputs.snapshot),
+        remote_write: crate::remote_write::ReceiverStatus::from_families(&inputs.snapshot.families)
+            .into_iter()
+            .map(|r| RemoteWriteRow {
+                lag: ago((r.lag_seconds * 1000.0) as i64),
+                sent: plain_number(r.samples_sent),
+                dropped: plain_number(r.samples_dropped),
+                retries: plain_number(r.retries),
+                behind: r.lag_seconds > 300.0,
+                name: r.name,
+            })
+            .collect(),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod alertmanager;
 pub mod chromium;
 pub mod ipfs_cluster;
 pub mod kubo_fixtures;
+pub mod remote_write;
 
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
