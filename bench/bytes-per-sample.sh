@@ -64,13 +64,17 @@ def key(s):
             labels.append((k, v.rstrip('"')))
     return name, tuple(sorted(labels))
 differ = missing = 0
+worst = (0.0, None)
 for (s, t), v in src.items():
     g = got.get(key(s) + (t,))
     if g is None:
         missing += 1
     elif not (g == v or (g != g and v != v)):
         differ += 1
-print(f"{differ} values differ, {missing} missing of {len(src)}")
+        rel = abs(g - v) / max(abs(v), 1e-300)
+        if rel > worst[0]:
+            worst = (rel, f"{s} {v!r} came back {g!r}")
+print(f"{differ} values differ (largest relative error {worst[0]:.2g}: {worst[1]}), {missing} missing of {len(src)}")
 PY
 )
   kill "$vm_pid"; wait "$vm_pid" 2>/dev/null || true

@@ -55,6 +55,8 @@ for n, s in sets:
 for n, s in sets[1:]:
     only_base, only_this = base - s, s - base
     print(f"{n} against {base_name}: {len(base & s)} the same, {len(only_base)} only in {base_name}, {len(only_this)} only in {n}")
+    a_keys, b_keys = {(r, l) for r, l, _ in base}, {(r, l) for r, l, _ in s}
+    print(f"  (rule, labels) alone, state aside: {len(a_keys & b_keys)} the same, {len(a_keys - b_keys)} only in {base_name}, {len(b_keys - a_keys)} only in {n}")
     for label, diff in ((f"only in {base_name}", only_base), (f"only in {n}", only_this)):
         by_rule = collections.defaultdict(list)
         for rule, labels, st in diff:

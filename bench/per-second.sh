@@ -11,7 +11,9 @@
 duration=${DURATION:-600}
 apt_install prometheus-node-exporter prometheus-node-exporter
 
-cargo build --release --quiet
+# the release binary; built when missing (SENTINEL_BIN names another)
+sentinel_bin=${SENTINEL_BIN:-target/release/ipfs-sentinel}
+[ -x "$sentinel_bin" ] || cargo build --release --quiet
 echo "writing a full 24 h history at 1 s (cargo bench --bench history)..."
 BENCH_STEP_SECONDS=1 BENCH_DATA_DIR="$work/data" cargo bench --quiet --bench history | grep '^wrote'
 
@@ -25,7 +27,7 @@ cluster:
   monitoring: {collection_interval_seconds: 1}
 YAML
 sentinel_port=$(free_port)
-target/release/ipfs-sentinel serve --config "$work/sentinel.yaml" \
+"$sentinel_bin" serve --config "$work/sentinel.yaml" \
   --listen "127.0.0.1:$sentinel_port" --data-dir "$work/data" >"$work/sentinel.log" 2>&1 &
 sentinel_pid=$!; pids+=("$sentinel_pid")
 node_exporter_port=$(free_port)

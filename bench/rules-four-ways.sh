@@ -12,17 +12,19 @@
 #
 # Usage: bash bench/rules-four-ways.sh
 #   SCALE=1 (series and rules x SCALE: 20*SCALE instances, 10*SCALE groups of 100 rules)
-#   ROUNDS=8 PASSES=2 FUTURE=80 (ticks of 15 s after now in the samples) KEEP=DIR (keep files)
+#   ROUNDS=8 PASSES=2 FUTURE=80 (ticks of 15 s after now in the samples) KEEP=DIR (keep the answers)
 # Needs Debian's prometheus, promtool and victoria-metrics (vmalert), python3.
 . "$(dirname "$0")/lib.sh"
 SCALE=${SCALE:-1} ROUNDS=${ROUNDS:-8} PASSES=${PASSES:-2} FUTURE=${FUTURE:-80}
-[ -n "${KEEP:-}" ] && { mkdir -p "$KEEP"; work=$KEEP; }
+[ -n "${KEEP:-}" ] && mkdir -p "$KEEP"
 CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} cargo bench --bench rules_four_ways --no-run --quiet 2>/dev/null
 harness=$(ls -t target/release/deps/rules_four_ways-* | grep -v '\.d$' | head -1)
 log() { echo "[$(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)] $*"; }
 
 log "workload x$SCALE"
-python3 ../shared/bench/rule-workload.py "$work/metrics" "$work/rules.yml" \
+# ../shared from the main tree, ../../shared from a worktree under /work/wt
+workload=${WORKLOAD:-$(ls ../shared/bench/rule-workload.py ../../shared/bench/rule-workload.py 2>/dev/null | head -1 || true)}
+python3 "$workload" "$work/metrics" "$work/rules.yml" \
   --instances $((20 * SCALE)) --groups $((10 * SCALE))
 python3 bench/rule-samples.py "$work/metrics" "$work" --past 40 --future "$FUTURE"
 . "$work/times.env"
@@ -88,5 +90,6 @@ for pass in $(seq "$PASSES"); do
   sentinel_pass
   remote_pass
 done
+[ -n "${KEEP:-}" ] && cp "$work"/answer-* "$work/rules.yml" "$KEEP/"
 python3 bench/compare-answers.py --rules "$work/rules.yml" sentinel="$work/answer-sentinel" \
   prometheus="$work/answer-prometheus" vmalert="$work/answer-vmalert" remote="$work/answer-remote" || true
