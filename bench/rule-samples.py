@@ -3,8 +3,8 @@
 
 Reads METRICS (rule-workload.py's page) and writes, in OUT:
   samples.om    OpenMetrics with timestamps in seconds, for `promtool tsdb create-blocks-from openmetrics`
-  samples.prom  the same samples as text with millisecond timestamps, for VictoriaMetrics's
-                /api/v1/import/prometheus and for benches/rules_four_ways.rs
+  samples.prom  the same samples as text with millisecond timestamps, tick by tick, for
+                VictoriaMetrics's /api/v1/import/prometheus and for benches/rules_four_ways.rs
   times.env     T0_MS (the first sample), FIRST_EVAL_MS (the first evaluation: PAST ticks after T0)
 Ticks are 15 s apart, from T0 (PAST ticks before now, aligned to 15 s) to FUTURE ticks after
 now, so that Prometheus and vmalert, which evaluate at the wall clock, find the same samples
@@ -36,18 +36,20 @@ for line in open(a.metrics):
     series.append((s, float(v), s.split("{", 1)[0].endswith("_total")))
 
 os.makedirs(a.out, exist_ok=True)
-with open(os.path.join(a.out, "samples.om"), "w") as om, open(os.path.join(a.out, "samples.prom"), "w") as pr:
+def value(v, counter, i):
+    return round(v * (i + 1), 3) if counter else v
+
+
+# OpenMetrics series by series (each family's samples together); the text file tick by tick,
+# so the sentinel's harness appends it as it reads
+with open(os.path.join(a.out, "samples.om"), "w") as om:
     for s, v, counter in series:
-        om_lines = []
-        pr_lines = []
-        for i in range(ticks):
-            x = round(v * (i + 1), 3) if counter else v
-            t = t0 + i * STEP
-            om_lines.append(f"{s} {x!r} {t}\n")
-            pr_lines.append(f"{s} {x!r} {t * 1000}\n")
-        om.writelines(om_lines)
-        pr.writelines(pr_lines)
+        om.writelines(f"{s} {value(v, counter, i)!r} {t0 + i * STEP}\n" for i in range(ticks))
     om.write("# EOF\n")
+with open(os.path.join(a.out, "samples.prom"), "w") as pr:
+    for i in range(ticks):
+        ms = (t0 + i * STEP) * 1000
+        pr.writelines(f"{s} {value(v, counter, i)!r} {ms}\n" for s, v, counter in series)
 with open(os.path.join(a.out, "times.env"), "w") as f:
     f.write(f"T0_MS={t0 * 1000}\nFIRST_EVAL_MS={(t0 + a.past * STEP) * 1000}\nLAST_MS={(t0 + (ticks - 1) * STEP) * 1000}\n")
 print(f"{len(series)} series x {ticks} ticks = {len(series) * ticks} samples from {t0} (now {now}) in {a.out}")

@@ -31,7 +31,8 @@ apt_install wrk wrk
 apt_install nginx nginx-light
 apt_install prometheus-node-exporter prometheus-node-exporter
 
-cargo build --release --quiet
+# the release binary; built when missing
+[ -x target/release/ipfs-sentinel ] || cargo build --release --quiet
 echo "writing a full 24 h history of 200 series (cargo bench --bench history)..."
 BENCH_DATA_DIR="$work/data" cargo bench --quiet --bench history >"$work/history-bench.log"
 

@@ -7,7 +7,8 @@
 //! semantics), and evaluates every group at `FIRST_EVAL_MS` and then every 15 s for `ROUNDS`
 //! rounds (default 8). With `DATASOURCE_URL` the expressions go to that API, eight at a time, as
 //! `serve` sends them; without it the history answers them. Prints one line of figures (per
-//! round: wall time, the sum of the groups' durations, CPU seconds; VmHWM; alerts) and writes
+//! round: wall time, the sum of the groups' durations, CPU seconds; the peak RSS over the rounds,
+//! reset once the samples are loaded; alerts) and writes
 //! the answer, one `{"rule", "labels", "state"}` JSON object a line, to `ANSWER_OUT`. `ALSO_PIDS`
 //! (comma-separated) adds those processes' CPU over the rounds (the datasource's work).
 
@@ -62,12 +63,13 @@ fn cpu_seconds(pid: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn vm_hwm_kb() -> String {
+/// A field of /proc/self/status (`VmHWM:`, `VmRSS:`), in kB.
+fn status_kb(field: &str) -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_owned())
         })
         .unwrap_or_else(|| "?".into())
@@ -106,14 +108,26 @@ fn main() {
     if datasource.is_none() {
         let file = std::fs::File::open(&samples).expect("the SAMPLES file");
         let mut interned: HashMap<SeriesKey, Arc<SeriesKey>> = HashMap::new();
-        let mut ticks: std::collections::BTreeMap<i64, Vec<(Arc<SeriesKey>, f64)>> =
-            std::collections::BTreeMap::new();
+        // The file goes tick by tick: each tick is appended once the next one begins.
+        let mut tick: Vec<(Arc<SeriesKey>, f64)> = Vec::new();
+        let mut tick_at = None;
         for line in BufReader::new(file).lines() {
             let line = line.expect("SAMPLES reads");
             if line.starts_with('#') || line.is_empty() {
                 continue;
             }
             let (key, value, at) = parse_line(&line).expect("a sample line");
+            if tick_at != Some(at) {
+                if let Some(t) = tick_at {
+                    assert!(
+                        history.append(t, &tick),
+                        "SAMPLES goes tick by tick, oldest first"
+                    );
+                    history.take_full_block();
+                }
+                tick.clear();
+                tick_at = Some(at);
+            }
             let key = match interned.get(&key) {
                 Some(k) => Arc::clone(k),
                 None => {
@@ -122,17 +136,19 @@ fn main() {
                     k
                 }
             };
-            ticks.entry(at).or_default().push((key, value));
+            tick.push((key, value));
             n_samples += 1;
         }
-        n_series = interned.len();
-        drop(interned);
-        for (at, tick) in ticks {
-            history.append(at, &tick);
+        if let Some(t) = tick_at {
+            history.append(t, &tick);
             history.take_full_block();
         }
+        n_series = interned.len();
     }
-
+    // The peak from here on: the engine's rounds over the history, not the text file's
+    // parsing (as the script resets the other engines' peaks once they have loaded).
+    let loaded_rss = status_kb("VmRSS:");
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
     let groups = load_file(std::path::Path::new(&rules), Semantics::Prometheus2_42)
         .expect("the RULES file loads");
     let n_rules: usize = groups.iter().map(|g| g.rules.len()).sum();
@@ -152,7 +168,6 @@ fn main() {
         .expect("a tokio runtime");
 
     let mut walls = Vec::new();
-    let mut sums = Vec::new();
     let cpu_before: f64 = cpu_seconds("self") + also.iter().map(|p| cpu_seconds(p)).sum::<f64>();
     for round in 0..rounds {
         let at = first + round * STEP_MS;
@@ -170,17 +185,24 @@ fn main() {
             None => engine.evaluate_groups(&due, &answers, Some(&history)),
         };
         walls.push(began.elapsed().as_secs_f64() * 1e3);
-        let json = engine.rules_json();
-        let sum: f64 = json["data"]["groups"]
-            .as_array()
-            .map(|g| g.iter().filter_map(|g| g["evaluationTime"].as_f64()).sum())
-            .unwrap_or(f64::NAN);
-        sums.push(sum * 1e3);
     }
     let cpu_after: f64 = cpu_seconds("self") + also.iter().map(|p| cpu_seconds(p)).sum::<f64>();
 
+    let peak_kb = status_kb("VmHWM:");
+    // The last round's group durations, read after the measured rounds: `rules_json` renders
+    // every alert, which would weigh on the figures above.
+    let json = engine.rules_json();
+    let last_sum_ms: f64 = json["data"]["groups"]
+        .as_array()
+        .map(|g| {
+            g.iter()
+                .filter_map(|g| g["evaluationTime"].as_f64())
+                .sum::<f64>()
+        })
+        .unwrap_or(f64::NAN)
+        * 1e3;
     let active = engine.active_alerts();
-    let errors = engine.rules_json()["data"]["groups"]
+    let errors = json["data"]["groups"]
         .as_array()
         .map(|g| {
             g.iter()
@@ -207,15 +229,14 @@ fn main() {
         v[v.len() / 2]
     };
     println!(
-        "{}: {n_series} series ({n_samples} samples), {n_rules} rules, {rounds} rounds: wall median {:.1} ms per round (min {:.1}, max {:.1}), group durations summed median {:.1} ms; CPU {:.3} s per round{}; {} alerts active; {errors} rules in error; VmHWM {} kB",
+        "{}: {n_series} series ({n_samples} samples), {n_rules} rules, {rounds} rounds: wall median {:.1} ms per round (min {:.1}, max {:.1}), group durations summed {last_sum_ms:.1} ms in the last round; CPU {:.3} s per round{}; {} alerts active; {errors} rules in error; VmHWM over the rounds {} kB (VmRSS {loaded_rss} kB once loaded)",
         if datasource.is_some() { "sentinel+remote" } else { "sentinel local" },
         median(&mut walls.clone()),
         walls.iter().copied().fold(f64::INFINITY, f64::min),
         walls.iter().copied().fold(0.0, f64::max),
-        median(&mut sums),
         (cpu_after - cpu_before) / rounds as f64,
         if also.is_empty() { String::new() } else { format!(" (with pids {})", also.join(",")) },
         active.len(),
-        vm_hwm_kb()
+        peak_kb
     );
 }
