@@ -13,12 +13,16 @@
 # Usage: bash bench/rules-four-ways.sh
 #   SCALE=1 (series and rules x SCALE: 20*SCALE instances, 10*SCALE groups of 100 rules)
 #   ROUNDS=8 PASSES=2 FUTURE=80 (ticks of 15 s after now in the samples) KEEP=DIR (keep the answers)
+#   HARNESS=target/release/deps/rules_four_ways-HASH (skip the cargo build)
 # Needs Debian's prometheus, promtool and victoria-metrics (vmalert), python3.
 . "$(dirname "$0")/lib.sh"
 SCALE=${SCALE:-1} ROUNDS=${ROUNDS:-8} PASSES=${PASSES:-2} FUTURE=${FUTURE:-80}
 [ -n "${KEEP:-}" ] && mkdir -p "$KEEP"
-CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} cargo bench --bench rules_four_ways --no-run --quiet 2>/dev/null
-harness=$(ls -t target/release/deps/rules_four_ways-* | grep -v '\.d$' | head -1)
+# HARNESS names an already built benches/rules_four_ways.rs binary (skips cargo)
+if [ -z "${HARNESS:-}" ]; then
+  CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} cargo bench --bench rules_four_ways --no-run --quiet 2>/dev/null
+fi
+harness=${HARNESS:-$(ls -t target/release/deps/rules_four_ways-* | grep -v '\.d$' | head -1)}
 log() { echo "[$(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)] $*"; }
 
 log "workload x$SCALE"
@@ -40,6 +44,8 @@ wait_for "http://127.0.0.1:$vm_port/health"
 log "VictoriaMetrics import"
 curl -sf --data-binary "@$work/samples.prom" "http://127.0.0.1:$vm_port/api/v1/import/prometheus"
 curl -sf "http://127.0.0.1:$vm_port/internal/force_flush"
+curl -sf "http://127.0.0.1:$vm_port/internal/force_merge" # no background merge in the rounds
+sleep 5
 imported=$(curl -sf "http://127.0.0.1:$vm_port/api/v1/query" --data-urlencode 'query=count({__name__=~"bench_.*"})' \
   --data-urlencode "time=$((FIRST_EVAL_MS / 1000))" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["result"][0]["value"][1])')
 log "VictoriaMetrics holds $imported series at the first evaluation"
