@@ -26,7 +26,7 @@ LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)')
 
 def metrics():
     out = {}
-    for line in urllib.request.urlopen(base + "/metrics", timeout=30).read().decode().splitlines():
+    for line in urllib.request.urlopen(base + "/metrics", timeout=300).read().decode().splitlines():
         m = LINE.match(line)
         if not m:
             continue
