@@ -3,7 +3,7 @@
 # history of 200 series loaded from its data dir as `cargo bench --bench history` writes it,
 # collecting from a Kubo stand-in that replays tests/fixtures/kubo), Debian's
 # prometheus-node-exporter, and nginx serving a copy of the sentinel's own /metrics body as a
-# static file (the practical limit for those bytes).
+# static file with one worker (the practical limit for those bytes).
 #
 # For each: requests/s, p50 and p99 latency and errors at 1, 16 and 200 connections (wrk
 # --latency, no Accept-Encoding: plain text, as curl gets), VmRSS/VmHWM after the load, and CPU:
@@ -11,13 +11,18 @@
 # server's per request at 1 connection (CPU over the run / requests: node_exporter collects
 # on every scrape, so this is its CPU per scrape). Ratios and the issue's targets at the end.
 #
+# RUNS rounds (default 5), interleaved: each round runs every server at every connection count
+# once, so the three share the same load; the tables give the median of the rounds and the
+# range (the noise band), and each ratio is the median of the rounds' ratios.
+#
 # Usage: bash bench/scrape-vs-node-exporter-nginx.sh
-#   env: SECONDS_PER_RUN (10), QUIET_SECONDS (60), INTERVAL_SECONDS (2, the sentinel's
+#   env: RUNS (5), SECONDS_PER_RUN (10), QUIET_SECONDS (60), INTERVAL_SECONDS (2, the sentinel's
 #   collection interval during the run)
 # Installs wrk, nginx-light and prometheus-node-exporter with apt when missing. Every server
 # listens on a free 127.0.0.1 port and is stopped on exit.
 . "$(dirname "$0")/lib.sh"
 
+runs=${RUNS:-5}
 run_s=${SECONDS_PER_RUN:-10}
 quiet_s=${QUIET_SECONDS:-60}
 interval_s=${INTERVAL_SECONDS:-2}
@@ -26,7 +31,8 @@ apt_install wrk wrk
 apt_install nginx nginx-light
 apt_install prometheus-node-exporter prometheus-node-exporter
 
-cargo build --release --quiet
+# the release binary; built when missing
+[ -x target/release/ipfs-sentinel ] || cargo build --release --quiet
 echo "writing a full 24 h history of 200 series (cargo bench --bench history)..."
 BENCH_DATA_DIR="$work/data" cargo bench --quiet --bench history >"$work/history-bench.log"
 
@@ -59,7 +65,7 @@ curl -sf "127.0.0.1:$sentinel_port/metrics" >"$work/static/metrics"
 chmod -R a+rX "$work"
 nginx_port=$(free_port)
 cat >"$work/nginx.conf" <<NGINX
-worker_processes auto;
+worker_processes 1;
 pid $work/nginx.pid;
 error_log $work/nginx-error.log warn;
 daemon off;
@@ -109,36 +115,53 @@ echo "sentinel: $(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN {printf "%.2f", b - a}') 
 # ms VALUE: a wrk latency (us, ms or s) in milliseconds.
 ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/) n *= 1000; printf "%.3f", n }'; }
 declare -A rps p50 p99 errors cpu_per_request
-for name in sentinel nginx node_exporter; do
-  port_var=${name}_port
+# med "a b c": the median of the numbers; band "a b c": min-max.
+med() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+band() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk 'NR==1 {a=$1} {b=$1} END {print a "-" b}'; }
+for run in $(seq "$runs"); do
+  echo "round $run of $runs (load $(cut -d' ' -f1-3 /proc/loadavg))"
   for c in 1 16 200; do
-    case $name in
-      sentinel) procs=("$sentinel_pid") ;;
-      nginx) read -r -a procs <<<"$(nginx_pids)" ;;
-      node_exporter) procs=("$node_exporter_pid") ;;
-    esac
-    before=$(cpu_s "${procs[@]}")
-    out=$(wrk -t "$((c < 2 ? 1 : 2))" -c "$c" -d "${run_s}s" --timeout 5s --latency \
-      "http://127.0.0.1:${!port_var}/metrics")
-    after=$(cpu_s "${procs[@]}")
-    requests=$(awk '/requests in/ {print $1}' <<<"$out")
-    rps[$name,$c]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
-    p50[$name,$c]=$(ms "$(awk '$1=="50%" {print $2}' <<<"$out")")
-    p99[$name,$c]=$(ms "$(awk '$1=="99%" {print $2}' <<<"$out")")
-    errors[$name,$c]=$(awk '/Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10}
-      /Non-2xx/ {n += $NF} END {print n + 0}' <<<"$out")
-    cpu_per_request[$name,$c]=$(awk -v a="$before" -v b="$after" -v n="$requests" \
-      'BEGIN {printf "%.6f", (n > 0 ? (b - a) / n : 0)}')
+    for name in sentinel nginx node_exporter; do
+      port_var=${name}_port
+      case $name in
+        sentinel) procs=("$sentinel_pid") ;;
+        nginx) read -r -a procs <<<"$(nginx_pids)" ;;
+        node_exporter) procs=("$node_exporter_pid") ;;
+      esac
+      before=$(cpu_s "${procs[@]}")
+      out=$(wrk -t "$((c < 2 ? 1 : 2))" -c "$c" -d "${run_s}s" --timeout 5s --latency \
+        "http://127.0.0.1:${!port_var}/metrics")
+      after=$(cpu_s "${procs[@]}")
+      requests=$(awk '/requests in/ {print $1}' <<<"$out")
+      rps[$name,$c]+=" $(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")"
+      p50[$name,$c]+=" $(ms "$(awk '$1=="50%" {print $2}' <<<"$out")")"
+      p99[$name,$c]+=" $(ms "$(awk '$1=="99%" {print $2}' <<<"$out")")"
+      errors[$name,$c]+=" $(awk '/Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10}
+        /Non-2xx/ {n += $NF} END {print n + 0}' <<<"$out")"
+      cpu_per_request[$name,$c]+=" $(awk -v a="$before" -v b="$after" -v n="$requests" \
+        'BEGIN {printf "%.6f", (n > 0 ? (b - a) / n : 0)}')"
+    done
   done
 done
 
-printf '\n%-14s %5s %10s %9s %9s %7s %14s\n' server conns "req/s" "p50 ms" "p99 ms" errors "CPU s/request"
+printf '\n%-14s %5s %10s %16s %9s %9s %10s %14s\n' server conns "req/s" "req/s band" "p50 ms" "p99 ms" "errors" "CPU s/request"
 for name in sentinel nginx node_exporter; do
   for c in 1 16 200; do
-    printf '%-14s %5s %10s %9s %9s %7s %14s\n' "$name" "$c" "${rps[$name,$c]}" "${p50[$name,$c]}" \
-      "${p99[$name,$c]}" "${errors[$name,$c]}" "${cpu_per_request[$name,$c]}"
+    printf '%-14s %5s %10s %16s %9s %9s %10s %14s\n' "$name" "$c" "$(med "${rps[$name,$c]}")" "$(band "${rps[$name,$c]}")" \
+      "$(med "${p50[$name,$c]}")" "$(med "${p99[$name,$c]}")" "$(band "${errors[$name,$c]}")" "$(med "${cpu_per_request[$name,$c]}")"
   done
 done
+# ratios: per round, then the median and range over the rounds
+ratios() { paste -d' ' <(tr ' ' '\n' <<<"$1" | grep .) <(tr ' ' '\n' <<<"$2" | grep .) | awk '{printf "%.2f ", ($2 > 0 ? $1 / $2 : 0)}'; }
+echo
+for c in 1 16 200; do
+  r=$(ratios "${rps[sentinel,$c]}" "${rps[nginx,$c]}")
+  echo "sentinel / nginx req/s at $c connections, per round: $r-> median $(med "$r"), band $(band "$r")"
+done
+for name in sentinel nginx node_exporter; do for c in 1 16 200; do
+  rps[$name,$c]=$(med "${rps[$name,$c]}"); errors[$name,$c]=$(tr ' ' '\n' <<<"${errors[$name,$c]}" | awk '{s+=$1} END {print s+0}')
+  cpu_per_request[$name,$c]=$(med "${cpu_per_request[$name,$c]}")
+done; done
 
 sentinel_rss=$(kb "$sentinel_pid" VmRSS)
 node_exporter_rss=$(kb "$node_exporter_pid" VmRSS)

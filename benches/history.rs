@@ -1,12 +1,13 @@
 //! History benchmarks (`cargo bench --bench history`), figures for BENCHMARKS.md:
 //! 1. bytes per sample on a recording of a real sentinel's `/metrics` (scraped every 15 s,
-//!    `tests/fixtures/recording.prom.gz`), in the history's store against plain Gorilla XOR
+//!    `tests/fixtures/recording.prom.gz`) and on any recording in `RECORDINGS`, in the history's store against plain Gorilla XOR
 //!    (per-series delta-of-delta timestamps and XOR values, as in the Gorilla paper and
 //!    Prometheus's chunks), both lossless, measured in one run;
 //! 2. append cost per collection with 200 series;
 //! 3. aggregating 24 h of 200 series at 15 s into hourly averages;
 //! 4. with `BENCH_DATA_DIR=DIR`, writes that 24 h history to DIR/history for
-//!    `bench/history-rss.sh`, which measures `serve`'s memory with it.
+//!    `bench/history-rss.sh`, which measures `serve`'s memory with it (at 15 s, or at
+//!    `BENCH_STEP_SECONDS`: 1 for `bench/per-second.sh`).
 //!
 //! The 200 series are the recording's series, repeated under extra label values and looped to
 //! 24 h, so their values move as a real node's do.
@@ -17,21 +18,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ipfs_sentinel::history::aggregate::{aggregate, Function};
+use ipfs_sentinel::history::codec::{decompress_values, SealedBlock};
 use ipfs_sentinel::history::persist::Persistence;
 use ipfs_sentinel::history::{History, SeriesKey};
 
 type Scrape = (i64, Vec<(SeriesKey, f64)>);
 
-/// Reads the recording: `# scrape <unix ms>` then a text-format body, repeated.
-fn recording() -> Vec<Scrape> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/recording.prom.gz"
-    );
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).expect("the recording fixture"))
-        .read_to_string(&mut text)
-        .expect("a gzipped text file");
+/// Reads a recording at `path`: `# scrape <unix ms>` then a text-format body, repeated,
+/// gzipped. A recording cut short (its gzip stream unfinished) is read up to where it stops.
+fn recording(path: &str) -> Vec<Scrape> {
+    let mut bytes = Vec::new();
+    let _ = flate2::read::GzDecoder::new(std::fs::File::open(path).expect("the recording"))
+        .read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
     let mut scrapes: Vec<Scrape> = Vec::new();
     for line in text.lines() {
         if let Some(ms) = line.strip_prefix("# scrape ") {
@@ -127,21 +126,22 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-fn main() {
-    let scrapes = recording();
+/// Bytes per sample of `scrapes` in the store (every block sealed) against Gorilla XOR, and a
+/// check that the store gives back every sample it was given, bit for bit.
+fn bytes_per_sample(name: &str, scrapes: &[Scrape]) {
     let samples: usize = scrapes.iter().map(|s| s.1.len()).sum();
     let span_h = (scrapes.last().unwrap().0 - scrapes[0].0) as f64 / 3.6e6;
     println!(
-        "recording: {} scrapes over {span_h:.2} h, {samples} samples",
+        "{name}: {} scrapes over {span_h:.2} h, {samples} samples",
         scrapes.len()
     );
-
-    // 1. Bytes per sample: the store (every block sealed) against Gorilla XOR.
     let mut h = History::new(i64::MAX / 4, 480);
     let mut per_series: BTreeMap<SeriesKey, Vec<(i64, f64)>> = BTreeMap::new();
     let mut sealed_bytes = 0usize;
     let mut column_bytes = 0usize;
-    for (t, tick) in &scrapes {
+    let mut key_bytes = 0usize;
+    let mut encoded: Vec<Vec<u8>> = Vec::new();
+    for (t, tick) in scrapes {
         let interned: Vec<(Arc<SeriesKey>, f64)> = tick
             .iter()
             .map(|(k, v)| (h.intern(k.clone()), *v))
@@ -151,18 +151,18 @@ fn main() {
             per_series.entry(k.clone()).or_default().push((*t, *v));
         }
         if let Some(block) = h.take_full_block() {
-            sealed_bytes += block.encode().len();
+            encoded.push(block.encode());
+            sealed_bytes += encoded.last().map_or(0, Vec::len);
             column_bytes += block.columns.iter().map(|c| c.values.len()).sum::<usize>()
                 + ipfs_sentinel::history::codec::compress_ticks(&block.ticks).len();
         }
     }
     // Seal the rest as one more block, as the store will when it fills.
-    let mut rest = History::new(i64::MAX / 4, 1);
     let head = h.head_ticks();
     let last_ticks = head.len();
     let mut rest_block_bytes = 0;
     if last_ticks > 0 {
-        rest = History::new(i64::MAX / 4, last_ticks);
+        let mut rest = History::new(i64::MAX / 4, last_ticks);
         for (t, s) in head {
             let s: Vec<_> = s
                 .into_iter()
@@ -171,22 +171,78 @@ fn main() {
             rest.append(t, &s);
         }
         if let Some(b) = rest.take_full_block() {
-            rest_block_bytes = b.encode().len();
+            encoded.push(b.encode());
+            rest_block_bytes = encoded.last().map_or(0, Vec::len);
             column_bytes += b.columns.iter().map(|c| c.values.len()).sum::<usize>()
                 + ipfs_sentinel::history::codec::compress_ticks(&b.ticks).len();
         }
     }
-    drop(rest);
+    // Lossless: decode the blocks' bytes and compare every sample, bit for bit.
+    let mut back: BTreeMap<SeriesKey, Vec<(i64, f64)>> = BTreeMap::new();
+    for bytes in &encoded {
+        let block = SealedBlock::decode(bytes, Arc::new).expect("a block decodes");
+        for c in &block.columns {
+            key_bytes += c.key.name.len()
+                + c.key
+                    .labels
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 2)
+                    .sum::<usize>();
+            let flags = c.presence.flags(block.n_ticks).expect("presence decodes");
+            let mut values = decompress_values(&c.values)
+                .expect("values decode")
+                .into_iter();
+            let points = back.entry((*c.key).clone()).or_default();
+            for (&t, present) in block.ticks.iter().zip(flags) {
+                if present {
+                    points.push((t, values.next().unwrap_or(f64::NAN)));
+                }
+            }
+        }
+    }
+    let differ = per_series
+        .iter()
+        .filter(|(key, points)| {
+            let got = back.get(*key).map_or(&[][..], Vec::as_slice);
+            got.len() != points.len()
+                || !got
+                    .iter()
+                    .zip(points.iter())
+                    .all(|(a, b)| a.0 == b.0 && a.1.to_bits() == b.1.to_bits())
+        })
+        .count();
     let store_bytes = sealed_bytes + rest_block_bytes;
     let gorilla_bytes: u64 = per_series.values().map(|p| gorilla_bits(p)).sum::<u64>() / 8;
     let store_bps = store_bytes as f64 / samples as f64;
     let gorilla_bps = gorilla_bytes as f64 / samples as f64;
     let columns_bps = column_bytes as f64 / samples as f64;
     println!(
-        "bytes per sample, Gorilla XOR (timestamps and values, keys excluded): {gorilla_bps:.3}"
+        "{name}: {} series; bytes per sample, Gorilla XOR (timestamps and values, keys excluded): {gorilla_bps:.3}",
+        per_series.len()
     );
-    println!("bytes per sample, store files (ticks, values, presence and the series keys each block repeats): {store_bps:.3} = {:.2} x Gorilla", store_bps / gorilla_bps);
-    println!("bytes per sample, store columns (ticks and values, keys excluded, as Gorilla): {columns_bps:.3} = {:.2} x Gorilla", columns_bps / gorilla_bps);
+    println!("{name}: bytes per sample, store files (ticks, values, presence and the series keys each block repeats): {store_bps:.3} = {:.2} x Gorilla ({store_bytes} bytes in {} blocks, of which about {key_bytes} the keys' text)", store_bps / gorilla_bps, encoded.len());
+    println!("{name}: bytes per sample, store columns (ticks and values, keys excluded, as Gorilla): {columns_bps:.3} = {:.2} x Gorilla", columns_bps / gorilla_bps);
+    println!(
+        "{name}: lossless: {} of {} series read back bit for bit from the history{}",
+        per_series.len() - differ,
+        per_series.len(),
+        if differ == 0 { "" } else { " (SOME DIFFER)" }
+    );
+}
+
+fn main() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/recording.prom.gz"
+    );
+    let scrapes = recording(fixture);
+    bytes_per_sample("recording", &scrapes);
+    // More recordings of the same shape (bench/record-metrics.py), colon-separated.
+    if let Ok(paths) = std::env::var("RECORDINGS") {
+        for path in paths.split(':').filter(|p| !p.is_empty()) {
+            bytes_per_sample(path, &recording(path));
+        }
+    }
 
     // 2-3. 200 series, 24 h at 15 s, looped from the recording.
     let base: Vec<&Scrape> = scrapes.iter().collect();
@@ -276,7 +332,14 @@ fn main() {
         for key in &series {
             again.intern((**key).clone());
         }
-        // Replay the same ticks through a fresh store, writing each sealed block.
+        // Replay the same ticks through a fresh store, writing each sealed block: 24 h at
+        // BENCH_STEP_SECONDS (default 15; 1 for the per-second bench).
+        let step_ms: i64 = std::env::var("BENCH_STEP_SECONDS")
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(15)
+            * 1000;
+        let ticks = (24 * 3_600_000 / step_ms) as usize;
         for i in 0..ticks {
             let scrape = &base[i % base.len()].1;
             let tick: Vec<(Arc<SeriesKey>, f64)> = series
@@ -293,7 +356,7 @@ fn main() {
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_millis() as i64;
-            let at = now - (ticks - i) as i64 * 15_000;
+            let at = now - (ticks - i) as i64 * step_ms;
             again.append(at, &tick);
             if let Some(b) = again.take_full_block() {
                 p.write_block(&b).expect("write a block");
