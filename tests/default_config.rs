@@ -118,7 +118,11 @@ fn shown_keys(text: &str) -> BTreeSet<Vec<String>> {
         let Some((key, value)) = body.split_once(':') else {
             continue;
         };
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
             continue;
         }
         path.retain(|(i, _)| *i < indent);
