@@ -134,7 +134,13 @@ fn expected_from(h: &History, until_ms: i64, external: &[(&str, &str)]) -> Held 
         if points.is_empty() {
             continue;
         }
-        let mut labels = key.labels.clone();
+        // An empty label value is no label, in the receivers as in the sender.
+        let mut labels: Vec<(String, String)> = key
+            .labels
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .cloned()
+            .collect();
         labels.push(("__name__".into(), key.name.clone()));
         for (k, v) in external.iter().chain([&("node_id", NODE)]) {
             if !labels.iter().any(|(name, _)| name == k) {

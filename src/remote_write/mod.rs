@@ -354,11 +354,13 @@ impl Receiver {
     }
 
     /// The labels a series is sent with: its own, the external labels it lacks, then
-    /// `write_relabel_configs`, sorted; `None` when relabelling drops it.
+    /// `write_relabel_configs`, sorted; `None` when relabelling drops it. A label with an
+    /// empty value is no label, as in Prometheus (`version_info{commit=""}` arrives without
+    /// `commit`), so it is left out and an external label of that name is added.
     fn labels_of(&self, key: &SeriesKey) -> Option<Vec<Label>> {
         let mut labels: Vec<(String, String)> = Vec::with_capacity(key.labels.len() + 4);
         labels.push(("__name__".into(), key.name.clone()));
-        labels.extend(key.labels.iter().cloned());
+        labels.extend(key.labels.iter().filter(|(_, v)| !v.is_empty()).cloned());
         for (k, v) in &self.extra_labels {
             if !labels.iter().any(|(name, _)| name == k) {
                 labels.push((k.clone(), v.clone()));
@@ -369,6 +371,7 @@ impl Receiver {
         Some(
             labels
                 .into_iter()
+                .filter(|(_, value)| !value.is_empty())
                 .map(|(name, value)| Label { name, value })
                 .collect(),
         )
