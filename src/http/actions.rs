@@ -197,11 +197,7 @@ pub async fn approve(
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    if state.token.is_none() {
-        return needs_token();
-    }
-    let by = approver(&q, &body);
-    answer(state, id, true, by).await
+    decide(state, id, &q, &body, true).await
 }
 
 /// `POST /api/v1/actions/runs/{id}/reject[?by=NAME]`: the proposal never runs; recorded with
@@ -212,11 +208,22 @@ pub async fn reject(
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
+    decide(state, id, &q, &body, false).await
+}
+
+/// Approves or rejects proposal `id` for whoever the request names; refused without a token.
+async fn decide(
+    state: AppState,
+    id: String,
+    q: &HashMap<String, String>,
+    body: &Bytes,
+    approve: bool,
+) -> Response {
     if state.token.is_none() {
         return needs_token();
     }
-    let by = approver(&q, &body);
-    answer(state, id, false, by).await
+    let by = approver(q, body);
+    answer(state, id, approve, by).await
 }
 
 /// `POST /api/v1/actions/circuit/reset[?by=NAME]`: closes the circuit breaker now. Needs the
