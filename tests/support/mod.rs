@@ -438,10 +438,19 @@ impl Prometheus {
     /// Starts Prometheus with these `scrape_configs` entries (YAML, indented by two), scraping
     /// every second.
     pub async fn start_with(scrape_configs: &str) -> Prometheus {
+        Prometheus::start_config(
+            &format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{scrape_configs}"
+            ),
+            &[],
+        )
+        .await
+    }
+
+    /// Starts Prometheus with this whole configuration file and these extra flags, on a free
+    /// loopback port, with its data in a temporary dir; returns once it is ready.
+    pub async fn start_config(config: &str, flags: &[&str]) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{scrape_configs}"
-        );
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).unwrap();
         let port = free_port();
@@ -453,6 +462,7 @@ impl Prometheus {
                 dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(flags)
             .arg("--log.level=warn");
         let mut process = Process::spawn("prometheus", command, &dir.path().join("prometheus.log"));
         let url = format!("http://127.0.0.1:{port}");

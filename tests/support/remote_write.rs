@@ -20,7 +20,7 @@ use axum::Router;
 use ipfs_sentinel::remote_write::proto::WriteRequest;
 use prost::Message;
 
-use super::{eventually, free_port, get_text, http, Process, Prometheus};
+use super::{eventually, get_text, http, Process, Prometheus};
 
 /// Labels (sorted, `__name__` included) to samples (ms, value), oldest first.
 pub type Held = BTreeMap<Vec<(String, String)>, Vec<(i64, f64)>>;
@@ -28,33 +28,11 @@ pub type Held = BTreeMap<Vec<(String, String)>, Vec<(i64, f64)>>;
 /// Starts Prometheus as a remote write receiver, accepting samples up to 2 h out of order
 /// (`storage.tsdb.out_of_order_time_window`, in Prometheus since 2.39).
 pub async fn prometheus_receiver() -> Prometheus {
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config_path,
+    Prometheus::start_config(
         "global: {scrape_interval: 1s}\nstorage:\n  tsdb:\n    out_of_order_time_window: 2h\n",
+        &["--web.enable-remote-write-receiver"],
     )
-    .unwrap();
-    let port = free_port();
-    let mut command = Command::new("prometheus");
-    command
-        .arg(format!("--config.file={}", config_path.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--web.enable-remote-write-receiver")
-        .arg("--log.level=warn");
-    let mut process = Process::spawn("prometheus", command, &dir.path().join("prometheus.log"));
-    let url = format!("http://127.0.0.1:{port}");
-    let ready = format!("{url}/-/ready");
-    eventually("Prometheus to be ready", || {
-        process.assert_running();
-        get_text(&ready)
-    })
-    .await;
-    Prometheus { process, url, dir }
+    .await
 }
 
 /// Every sample Prometheus holds for series matching `selector` over the last `range`.
