@@ -1,6 +1,7 @@
 # Shared preamble of the bench/ scripts; source it first: `. "$(dirname "$0")/lib.sh"`.
 # Moves to the repository root, makes a scratch directory $work, and on exit stops every
-# process whose pid was added to $pids and removes $work.
+# process whose pid was added to $pids and removes $work (copied first to $KEEP_WORK when that
+# is set, whatever ended the script).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 work=$(mktemp -d)
@@ -8,6 +9,9 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ -n "${KEEP_WORK:-}" ]; then
+    mkdir -p "$KEEP_WORK" && cp -a "$work/." "$KEEP_WORK/" && echo "kept $work in $KEEP_WORK" >&2
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT

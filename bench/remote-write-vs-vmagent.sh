@@ -18,16 +18,22 @@
 #     scrape_samples_scraped, which vmagent writes itself, times the scrapes expected from the
 #     interval over the scrapes recorded) less VictoriaMetrics' count of agent="vmagent" samples
 #     other than vmagent's own up/scrape_* series.
+#     When any are lost, the ticks they belong to (seconds from the stop and the restart).
 #   - RSS: VmRSS sampled every 5 s (peak and last) of the sentinel process (everything it does:
 #     collection, history, rules, remote write) and of vmagent.
 #   - CPU per sample sent: utime+stime over the whole run / samples acknowledged (the
 #     sentinel's ipfs_sentinel_remote_write_samples_total{result="sent"}; vmagent's
 #     vmagent_remotewrite_block_size_rows_sum). The sentinel's CPU includes its collections.
+#   - the marginal cost of remote write: a second sentinel, the same binary and configuration
+#     without remote_write, runs beside the first for the whole run (vmagent scrapes this one;
+#     a plain loop scrapes the first as often, so both serve the same scrapes); the first's RSS
+#     and CPU less the second's is what pushing costs.
 #   - time to catch up after the restart.
 #
 # Usage: bash bench/remote-write-vs-vmagent.sh
 #   env: OUTAGE_SECONDS (600), WARM_SECONDS (120), SETTLE_SECONDS (60), INTERVAL_SECONDS (5),
-#   SENTINEL_BIN (default: target/release/ipfs-sentinel, built here)
+#   SENTINEL_BIN (default: target/release/ipfs-sentinel, built here), KEEP_WORK=DIR (copy the
+#   data dirs and logs there at the end)
 . "$(dirname "$0")/lib.sh"
 
 outage_s=${OUTAGE_SECONDS:-600}
@@ -58,6 +64,15 @@ start_vm() {
 start_vm
 
 sentinel_port=$(free_port)
+plain_port=$(free_port)
+cat >"$work/plain.yaml" <<YAML
+ipfs: {api_url: "http://127.0.0.1:$kubo_port", timeout_seconds: 2}
+cluster:
+  node_id: rw-bench
+  monitoring:
+    collection_interval_seconds: $interval_s
+    external_labels: {agent: sentinel}
+YAML
 cat >"$work/sentinel.yaml" <<YAML
 ipfs: {api_url: "http://127.0.0.1:$kubo_port", timeout_seconds: 2}
 cluster:
@@ -74,14 +89,22 @@ YAML
   --listen "127.0.0.1:$sentinel_port" --data-dir "$work/data" >"$work/sentinel.log" 2>&1 &
 sentinel_pid=$!
 pids+=("$sentinel_pid")
+"$bin" serve --config "$work/plain.yaml" \
+  --listen "127.0.0.1:$plain_port" --data-dir "$work/plain-data" >"$work/plain.log" 2>&1 &
+plain_pid=$!
+pids+=("$plain_pid")
 wait_for "127.0.0.1:$sentinel_port/-/ready"
+wait_for "127.0.0.1:$plain_port/-/ready"
+# The pushing sentinel is scraped as often as vmagent scrapes the plain one.
+while sleep "$interval_s"; do curl -s -o /dev/null -H 'Accept-Encoding: gzip' "127.0.0.1:$sentinel_port/metrics"; done &
+pids+=($!)
 
 vmagent_port=$(free_port)
 cat >"$work/scrape.yaml" <<YAML
 global: {scrape_interval: ${interval_s}s, scrape_timeout: ${interval_s}s}
 scrape_configs:
   - job_name: sentinel
-    static_configs: [{targets: ["127.0.0.1:$sentinel_port"]}]
+    static_configs: [{targets: ["127.0.0.1:$plain_port"]}]
 YAML
 vmagent -httpListenAddr "127.0.0.1:$vmagent_port" -promscrape.config "$work/scrape.yaml" \
   -remoteWrite.url "http://127.0.0.1:$vm_port/api/v1/write" -remoteWrite.label agent=vmagent \
@@ -91,18 +114,17 @@ vmagent_pid=$!
 pids+=("$vmagent_pid")
 wait_for "127.0.0.1:$vmagent_port/health"
 
-peak_s=0; peak_v=0
 rss_loop() {
   while sleep 5; do
-    s=$(kb "$sentinel_pid" VmRSS); v=$(kb "$vmagent_pid" VmRSS)
-    echo "$s $v" >>"$work/rss"
+    s=$(kb "$sentinel_pid" VmRSS); v=$(kb "$vmagent_pid" VmRSS); p=$(kb "$plain_pid" VmRSS)
+    echo "$s $v $p" >>"$work/rss"
   done
 }
 rss_loop &
 pids+=($!)
 
-metric() { # URL NAME-AND-LABELS-REGEX: sum of matching samples
-  curl -sf "$1/metrics" | awk -v re="$2" '$0 !~ /^#/ && $1 ~ re {s += $2} END {printf "%.0f", s}'
+metric() { # URL NAME-AND-LABELS-REGEX: sum of matching samples (0 when URL does not answer)
+  { curl -sf --max-time 5 "$1/metrics" || echo "bench: no answer from $1/metrics" >&2; } | awk -v re="$2" '$0 !~ /^#/ && $1 ~ re {s += $2} END {printf "%.0f", s}'
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
@@ -159,13 +181,15 @@ vmagent_expected_scrapes=$(( w / interval_s ))
 vmagent_expected=$(awk -v s="$vmagent_scraped" -v n="$vmagent_scrapes" -v e="$vmagent_expected_scrapes" \
   'BEGIN {if (n > 0 && e > n) printf "%.0f", s / n * e; else printf "%.0f", s}')
 
-s_cpu=$(cpu_ticks "$sentinel_pid"); v_cpu=$(cpu_ticks "$vmagent_pid")
+s_cpu=$(cpu_ticks "$sentinel_pid"); v_cpu=$(cpu_ticks "$vmagent_pid"); p_cpu=$(cpu_ticks "$plain_pid")
 s_sent=$(metric "127.0.0.1:$sentinel_port" '^ipfs_sentinel_remote_write_samples_total\{.*result="sent"')
 v_sent=$(metric "127.0.0.1:$vmagent_port" '^vmagent_remotewrite_block_size_rows_sum')
 s_retries=$(metric "127.0.0.1:$sentinel_port" '^ipfs_sentinel_remote_write_retries_total')
 s_expired=$(metric "127.0.0.1:$sentinel_port" '^ipfs_sentinel_remote_write_expired_seconds_total')
-read -r s_peak v_peak < <(awk '$1>a {a=$1} $2>b {b=$2} END {print a, b}' "$work/rss")
-read -r s_last v_last < <(tail -n 1 "$work/rss")
+read -r s_peak v_peak p_peak < <(awk '$1>a {a=$1} $2>b {b=$2} $3>c {c=$3} END {print a, b, c}' "$work/rss")
+read -r s_last v_last p_last < <(tail -n 1 "$work/rss")
+# Mean RSS over the run, a steadier figure than one peak for a difference of two processes.
+read -r s_mean v_mean p_mean < <(awk '{a+=$1; b+=$2; c+=$3; n++} END {printf "%.0f %.0f %.0f", a/n, b/n, c/n}' "$work/rss")
 
 echo
 echo "outage: ${outage_s}s of VictoriaMetrics down; window compared: ${w}s; interval ${interval_s}s"
@@ -181,4 +205,32 @@ printf '%-34s %14s %14s\n' "CPU us per sample sent" \
   "$(awk -v c="$s_cpu" -v n="$s_sent" -v t="$tick" 'BEGIN {printf "%.2f", c * 1e6 / t / n}')" \
   "$(awk -v c="$v_cpu" -v n="$v_sent" -v t="$tick" 'BEGIN {printf "%.2f", c * 1e6 / t / n}')"
 echo "sentinel retries: $s_retries, expired seconds: $s_expired"
-echo "RSS ratio sentinel/vmagent (peak): $(awk -v a="$s_peak" -v b="$v_peak" 'BEGIN {printf "%.2f", a/b}')"
+echo
+echo "marginal cost of remote write: the pushing sentinel less the same one without remote_write"
+printf '%-34s %14s %14s %14s\n' "" "pushing" "not pushing" "difference"
+printf '%-34s %14s %14s %14s\n' "VmRSS mean (kB)" "$s_mean" "$p_mean" "$(( s_mean - p_mean ))"
+printf '%-34s %14s %14s %14s\n' "VmRSS peak (kB)" "$s_peak" "$p_peak" "$(( s_peak - p_peak ))"
+printf '%-34s %14s %14s %14s\n' "CPU ms (whole run)" "$(( s_cpu * 1000 / tick ))" "$(( p_cpu * 1000 / tick ))" "$(( (s_cpu - p_cpu) * 1000 / tick ))"
+echo "remote write, per sample sent: $(awk -v c="$(( s_cpu - p_cpu ))" -v n="$s_sent" -v t="$tick" 'BEGIN {printf "%.2f", c * 1e6 / t / n}') us of CPU (vmagent: $(awk -v c="$v_cpu" -v n="$v_sent" -v t="$tick" 'BEGIN {printf "%.2f", c * 1e6 / t / n}') us)"
+echo "remote write, RSS: $(awk -v a="$(( s_mean - p_mean ))" -v b="$v_mean" 'BEGIN {printf "%.2f", a/b}') of vmagent's mean RSS ($v_mean kB)"
+if [ $(( sentinel_expected - sentinel_got )) -ne 0 ]; then
+  echo
+  echo "ticks with samples missing in VictoriaMetrics (seconds from the stop / from the restart):"
+  curl -s "127.0.0.1:$sentinel_port/api/v1/query" --data-urlencode "query={__name__=~\".+\"}[${w}s]" --data-urlencode "time=$at" >"$work/expected.json"
+  curl -s "127.0.0.1:$vm_port/api/v1/query" --data-urlencode "query={agent=\"sentinel\"}[${w}s]" --data-urlencode "time=$at" >"$work/got.json"
+  python3 - "$work/expected.json" "$work/got.json" "$stop_ms" "$restart_ms" <<'PY'
+import collections, json, sys
+def per_tick(path):
+    c = collections.Counter()
+    for s in json.load(open(path))["data"]["result"]:
+        for t, _ in s["values"]:
+            c[round(float(t) * 1000)] += 1
+    return c
+want, got = per_tick(sys.argv[1]), per_tick(sys.argv[2])
+stop, restart = int(sys.argv[3]), int(sys.argv[4])
+for t in sorted(want):
+    if want[t] != got.get(t, 0):
+        print(f"  {t}: {want[t] - got.get(t, 0)} of {want[t]} missing ({(t - stop) / 1000:+.1f} s / {(t - restart) / 1000:+.1f} s)")
+PY
+  grep -i "remote" "$work/sentinel.log" | tail -n 20 || true
+fi

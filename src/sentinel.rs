@@ -30,6 +30,7 @@ use crate::collect::peers::PeersCollector;
 use crate::collect::{self, CollectError, Collector, COLLECTIONS_CAPACITY};
 use crate::config::Config;
 use crate::exposition::ExpositionCache;
+use crate::history::landing::Landing;
 use crate::history::recorder::{self, HistoryCollector, SharedHistory, WriteHealth};
 use crate::http::connections::{self, HttpCollector, ServerOptions};
 use crate::http::server;
@@ -250,10 +251,8 @@ pub async fn serve(
             appended_tx,
             stopped(stop_rx.clone()),
         ));
+        let landing = Arc::new(Landing::default());
         let pacing = remote_write::Pacing {
-            hold_ms: ((monitoring.collection_interval_seconds.0
-                + monitoring.rule_query_offset_seconds.0)
-                * 1000.0) as i64,
             retention_ms: (monitoring.metrics_history_duration_hours.0 * 3_600_000.0) as i64,
         };
         let mut loops: Vec<_> = receivers
@@ -263,6 +262,7 @@ pub async fn serve(
                     r,
                     Arc::clone(&history),
                     appended_rx.clone(),
+                    Arc::clone(&landing),
                     pacing,
                     stop_rx.clone(),
                 ))
@@ -275,6 +275,7 @@ pub async fn serve(
                 data_dir: options.data_dir.clone(),
                 sightings: sightings_tx,
                 clock: rules_task::wall_clock(),
+                landing,
             },
             appended_rx,
             stopped(stop_rx.clone()),

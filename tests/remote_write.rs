@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use ipfs_sentinel::config::Config;
+use ipfs_sentinel::history::landing::Landing;
 use ipfs_sentinel::history::recorder::SharedHistory;
 use ipfs_sentinel::history::{History, SeriesKey};
 use ipfs_sentinel::remote_write::{self, Pacing, Receiver, RemoteWriteStats};
@@ -185,13 +186,16 @@ fn count(held: &Held) -> usize {
 fn run(feed: &Feed, receivers: Vec<Receiver>) -> (RemoteWriteStats, watch::Sender<bool>) {
     let stats = RemoteWriteStats(receivers.iter().map(|r| r.stats()).collect());
     let (stop, stopped) = watch::channel(false);
+    // No rules here: every tick with a newer one after it is final.
+    let landing = Arc::new(Landing::default());
+    landing.set(i64::MAX);
     for r in receivers {
         tokio::spawn(remote_write::run(
             r,
             Arc::clone(&feed.history),
             feed.appended.subscribe(),
+            Arc::clone(&landing),
             Pacing {
-                hold_ms: 0,
                 retention_ms: 24 * 3_600_000,
             },
             stopped.clone(),
@@ -462,9 +466,15 @@ async fn faults_lose_nothing_but_what_a_receiver_refuses_and_never_change_a_valu
     ticking.abort();
 }
 
-fn sentinel_config(kubo: &str, remote_write: &str) -> String {
+/// Rules whose samples land behind the newest tick: a group with its own query offset three
+/// collection intervals back, a recording rule and an alert that always fires (`ALERTS`).
+const LATE_RULES: &str = "groups:\n  - name: late\n    interval: 1s\n    query_offset: 3s\n    rules:\n      - record: lab:ipfs_up:late\n        expr: ipfs_sentinel_ipfs_up\n      - alert: LabAlwaysFiring\n        expr: vector(1)\n";
+
+fn sentinel_config(kubo: &str, remote_write: &str, rule_file: &std::path::Path) -> String {
+    std::fs::write(rule_file, LATE_RULES).unwrap();
     format!(
-        "ipfs: {{api_url: '{kubo}', timeout_seconds: 1}}\ncluster:\n  node_id: {NODE}\n  monitoring:\n    collection_interval_seconds: 1\n    collector_timeout_seconds: 1\n    external_labels: {{site: lab}}\n    remote_write:\n{remote_write}"
+        "ipfs: {{api_url: '{kubo}', timeout_seconds: 1}}\ncluster:\n  node_id: {NODE}\n  monitoring:\n    collection_interval_seconds: 1\n    collector_timeout_seconds: 1\n    external_labels: {{site: lab}}\n    rule_files: ['{}']\n    remote_write:\n{remote_write}",
+        rule_file.display()
     )
 }
 
@@ -503,7 +513,7 @@ async fn receivers_stopped_and_the_sentinel_restarted_meanwhile_still_get_every_
         vm.write_url(),
         prometheus.url
     );
-    let config = sentinel_config(&kubo, &list);
+    let config = sentinel_config(&kubo, &list, &dir.path().join("late.rules.yml"));
     let data = dir.path().join("data");
     let port = free_port();
     let mut sentinel = Sentinel::start_in(port, &config, &data, tempfile::tempdir().unwrap()).await;
@@ -618,6 +628,15 @@ async fn receivers_stopped_and_the_sentinel_restarted_meanwhile_still_get_every_
             "the history covers the outage: {} samples",
             count(&expected)
         );
+        // The late group's samples, three ticks behind, are among them.
+        for name in ["lab:ipfs_up:late", "ALERTS"] {
+            let recorded: usize = expected
+                .iter()
+                .filter(|(labels, _)| labels.iter().any(|(k, v)| k == "__name__" && v == name))
+                .map(|(_, points)| points.len())
+                .sum();
+            assert!(recorded > 10, "{name}: {recorded} samples in the history");
+        }
         let selector = r#"{site="lab",__name__=~".+"}"#;
         let held = match name {
             "vm" => within_vm_precision(&expected, &vm.held(selector).await),

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use ipfs_sentinel::collect::Collector;
+use ipfs_sentinel::history::landing::Landing;
 use ipfs_sentinel::history::recorder::{self, HistoryCollector, SharedHistory, WriteHealth};
 use ipfs_sentinel::history::{History, SeriesKey};
 use ipfs_sentinel::rules::load::parse_file;
@@ -61,6 +62,7 @@ fn start(
     history: &SharedHistory,
     clock: task::Clock,
     appended: watch::Receiver<Option<i64>>,
+    landing: Arc<Landing>,
 ) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let (sightings, _) = mpsc::channel(16);
     let (stop, stopped) = oneshot::channel::<()>();
@@ -72,6 +74,7 @@ fn start(
             data_dir,
             sightings,
             clock,
+            landing,
         },
         appended,
         async move {
@@ -93,7 +96,13 @@ async fn a_10s_group_runs_every_10s_under_a_60s_collection_and_the_first_evaluat
     let started = tokio::time::Instant::now();
     let clock: task::Clock = Arc::new(move || START_MS + started.elapsed().as_millis() as i64);
     let (appended_tx, appended_rx) = watch::channel(None);
-    let (stop, handle) = start(&engine, &history, clock, appended_rx);
+    let (stop, handle) = start(
+        &engine,
+        &history,
+        clock,
+        appended_rx,
+        Arc::new(Landing::default()),
+    );
 
     // Before the history's first tick there is nothing to read: no evaluation.
     tokio::time::sleep(Duration::from_secs(120)).await;
@@ -141,6 +150,57 @@ async fn a_10s_group_runs_every_10s_under_a_60s_collection_and_the_first_evaluat
     handle.await.unwrap();
 }
 
+/// The landing floor (what remote write reads to know a tick is final) stays at or before
+/// every recorded sample's instant, a group's own larger `query_offset` included, and moves
+/// on with the clock.
+#[tokio::test(start_paused = true)]
+async fn no_recorded_sample_lands_before_the_floor_the_rules_task_gives() {
+    let mut store = History::new(i64::MAX / 4, 10_000);
+    let m = store.intern(key("m", &[]));
+    for t in 0..10 {
+        store.append(
+            START_MS - 600_000 + t * 60_000,
+            &[(Arc::clone(&m), t as f64)],
+        );
+    }
+    let history: SharedHistory = Arc::new(RwLock::new(store));
+    let engine = engine(
+        "groups:\n  - name: late\n    interval: 10s\n    query_offset: 2m\n    rules:\n      - record: m_late\n        expr: m\n  - name: default\n    rules:\n      - record: m_now\n        expr: m\n",
+    );
+    let started = tokio::time::Instant::now();
+    let clock: task::Clock = Arc::new(move || START_MS + started.elapsed().as_millis() as i64);
+    let (_appended_tx, appended_rx) = watch::channel(Some(START_MS - 60_000));
+    let landing = Arc::new(Landing::default());
+    assert_eq!(
+        landing.floor(),
+        i64::MIN,
+        "nothing is final before the task starts"
+    );
+    let (stop, handle) = start(&engine, &history, clock, appended_rx, Arc::clone(&landing));
+    let mut floors = Vec::new();
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        floors.push((started.elapsed().as_millis() as i64, landing.floor()));
+    }
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+    for (elapsed, floor) in &floors {
+        // Set at most a second (the task's longest sleep) ago, two minutes back.
+        let now = START_MS + elapsed;
+        assert!(
+            floor <= &(now - 2 * MINUTE) && floor >= &(now - 2 * MINUTE - 1_000),
+            "floor {floor} at {now}"
+        );
+    }
+    // The late group's samples carry its offset: the first evaluation queried two minutes
+    // back, and they landed in the tick then, at or after the floor said before it.
+    let late = recorder::read(&history)
+        .points(&key("m_late", &[]), i64::MIN, i64::MAX)
+        .unwrap();
+    assert!(!late.is_empty());
+    assert!(late[0].0 <= START_MS - 2 * MINUTE, "{late:?}");
+}
+
 /// A history of `series` series over `ticks` one-minute ticks, all in the head.
 fn big_history(series: usize, ticks: usize) -> (History, i64) {
     let mut store = History::new(i64::MAX / 4, ticks + 10);
@@ -173,7 +233,13 @@ async fn a_slow_rule_file_never_holds_up_an_append_a_collection_or_a_scrape() {
     let engine = engine(&rules);
     let (_appended_tx, appended_rx) = watch::channel(Some(last_ms));
     let clock: task::Clock = Arc::new(move || last_ms + 1);
-    let (stop, handle) = start(&engine, &history, clock, appended_rx);
+    let (stop, handle) = start(
+        &engine,
+        &history,
+        clock,
+        appended_rx,
+        Arc::new(Landing::default()),
+    );
 
     // While the first evaluation runs: ticks are appended, the `history` and `rules`
     // collectors answer, and so does a scrape served from the exposition cache.

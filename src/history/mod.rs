@@ -22,6 +22,7 @@
 pub mod aggregate;
 pub mod codec;
 pub mod export;
+pub mod landing;
 pub mod persist;
 pub mod query;
 pub mod recorder;

@@ -11,9 +11,10 @@
 //!
 //! A tick is sent once no recording rule's sample can still land in it (see
 //! [`crate::history`]: recorded samples land in the newest tick at or before their instant):
-//! once a tick newer than it is older than the newest tick by one collection interval plus
-//! the rules' query offset. So recording rules' results and `ALERTS` go with the tick they
-//! belong to.
+//! once a newer tick exists and is at or before the history's [`Landing`] floor, which the
+//! rules task moves to its clock less the largest query offset of any group before each look
+//! at its schedule (so a round still under way, or a group's own larger `query_offset`, holds
+//! the tick back). So recording rules' results and `ALERTS` go with the tick they belong to.
 //!
 //! No staleness markers are sent: the history records samples, not the disappearance of a
 //! series, and the sentinel's own queries read it with the 5-minute look-back alone, so a
@@ -39,6 +40,7 @@ use tokio::sync::watch;
 use crate::clock::system_ms;
 use crate::collect::{CollectError, Collector};
 use crate::config::{read_secret, RelabelConfig, RemoteWriteConfig};
+use crate::history::landing::Landing;
 use crate::history::recorder::{self, SharedHistory};
 use crate::history::{History, Points, SeriesKey};
 use crate::model::Family;
@@ -46,6 +48,10 @@ use proto::{Label, Sample, TimeSeries, WriteRequest};
 
 /// Samples read from the history at once for one receiver: bounds memory during a catch-up.
 const WINDOW_SAMPLES: usize = 50_000;
+
+/// How soon to look again when a tick waits only for the rules to finish with it (the rules
+/// task moves the landing floor about once a second).
+const UNFINISHED_RECHECK: Duration = Duration::from_secs(1);
 
 /// Headers a receiver's `headers` may not set: the protocol's own and the connection's, as
 /// Prometheus 2.42 refuses them (config/config.go `reservedHeaders`).
@@ -156,9 +162,6 @@ pub struct RemoteWriteStats(pub Vec<Arc<ReceiverStats>>);
 /// How the sender paces itself, from `cluster.monitoring`.
 #[derive(Debug, Clone, Copy)]
 pub struct Pacing {
-    /// How long after a newer tick a tick is still open to recorded samples: one collection
-    /// interval plus the rules' query offset, ms.
-    pub hold_ms: i64,
     /// The history's retention, ms (to tell what aged out before it was sent).
     pub retention_ms: i64,
 }
@@ -387,13 +390,19 @@ struct Window {
     expired: Option<(i64, i64)>,
     /// Sendable samples wait for more to fill a request until then (ms since the epoch).
     due_ms: i64,
+    /// Nothing to send yet, but a tick with a newer one after it waits for the rules to
+    /// finish with it.
+    unfinished: bool,
 }
 
 /// Plans the next window after `cursor` from a read view: ticks no recorded sample can still
-/// land in, at most about [`WINDOW_SAMPLES`] samples. Pure: the history and the numbers in.
+/// land in (a tick is final once the tick after it is at or before `landing`, the earliest
+/// instant a recorded sample still to come can carry), at most about [`WINDOW_SAMPLES`]
+/// samples. Pure: the history and the numbers in.
 fn plan(
     history: &History,
     cursor: Option<i64>,
+    landing: i64,
     pacing: Pacing,
     max_samples: usize,
     deadline_ms: i64,
@@ -411,16 +420,18 @@ fn plan(
             from = first;
         }
     }
-    let horizon = newest - pacing.hold_ms;
     let ticks = history.ticks(from, newest);
     let sendable: Vec<i64> = ticks
         .windows(2)
-        .take_while(|w| w[1] <= horizon)
+        .take_while(|w| w[1] <= landing)
         .map(|w| w[0])
         .collect();
     if sendable.is_empty() {
+        window.unfinished = ticks.len() > 1;
         return window;
     }
+    // When the first tick became final: when the tick after it was appended, or later.
+    let first_final = ticks[1];
     let series = history.series(|_| true);
     let per_window = (WINDOW_SAMPLES / series.len().max(1)).max(1);
     window.ticks = sendable.into_iter().take(per_window).collect();
@@ -438,7 +449,7 @@ fn plan(
     window.due_ms = if samples >= max_samples {
         i64::MIN
     } else {
-        first + pacing.hold_ms + deadline_ms
+        first_final + deadline_ms
     };
     window
 }
@@ -672,6 +683,7 @@ pub async fn run(
     receiver: Receiver,
     history: SharedHistory,
     mut appended: watch::Receiver<Option<i64>>,
+    landing: Arc<Landing>,
     pacing: Pacing,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -696,9 +708,10 @@ pub async fn run(
             receiver.max_samples,
             receiver.deadline_ms,
         );
+        let floor = landing.floor();
         let window = match tokio::task::spawn_blocking(move || {
             let view = recorder::read(&h).view();
-            plan(&view, cursor, pacing, max, deadline)
+            plan(&view, cursor, floor, pacing, max, deadline)
         })
         .await
         {
@@ -721,7 +734,9 @@ pub async fn run(
         }
         let now = system_ms(SystemTime::now());
         if window.ticks.is_empty() || window.due_ms > now {
-            let wait = if window.ticks.is_empty() {
+            let wait = if window.unfinished {
+                UNFINISHED_RECHECK
+            } else if window.ticks.is_empty() {
                 Duration::from_secs(3600)
             } else {
                 Duration::from_millis((window.due_ms - now) as u64)
@@ -969,33 +984,42 @@ mod tests {
     }
 
     const PACING: Pacing = Pacing {
-        hold_ms: 1000,
         retention_ms: i64::MAX / 4,
     };
 
     #[test]
     fn a_window_holds_only_ticks_no_recorded_sample_can_still_land_in() {
         let h = history(10, 3, 4);
-        let w = plan(&h, None, PACING, 500, 0);
-        // Newest 10000, hold 1000: a tick is sendable when the next one is at or before 9000.
+        // Recorded samples may still land at 9000 or later: a tick is final when the next one
+        // is at or before 9000.
+        let w = plan(&h, None, 9000, PACING, 500, 0);
         assert_eq!(w.ticks, (1..=8).map(|t| t * 1000).collect::<Vec<_>>());
-        let w = plan(&h, Some(5000), PACING, 500, 0);
+        assert!(!w.unfinished);
+        // A rules round still under way from 6500 on holds every tick from 6000.
+        let w = plan(&h, Some(2000), 6500, PACING, 500, 0);
+        assert_eq!(w.ticks, vec![3000, 4000, 5000]);
+        let w = plan(&h, Some(5000), 6500, PACING, 500, 0);
+        assert!(w.ticks.is_empty() && w.unfinished);
+        let w = plan(&h, Some(5000), 9000, PACING, 500, 0);
         assert_eq!(w.ticks, vec![6000, 7000, 8000]);
         assert_eq!(w.series.len(), 3);
         assert!(w
             .series
             .iter()
             .all(|(_, p)| p.len() == 3 && p[0] == (6000, 6.0)));
-        assert_eq!(
-            plan(&h, Some(8000), PACING, 500, 0).ticks,
-            Vec::<i64>::new()
+        let w = plan(&h, Some(8000), 9000, PACING, 500, 0);
+        assert!(w.ticks.is_empty() && w.unfinished);
+        let w = plan(&h, Some(9000), 20_000, PACING, 500, 0);
+        assert!(
+            w.ticks.is_empty() && !w.unfinished,
+            "the newest tick waits for a newer one"
         );
     }
 
     #[test]
     fn requests_hold_whole_ticks_and_split_a_tick_larger_than_a_request_by_series() {
         let h = history(6, 5, 100);
-        let w = plan(&h, None, PACING, 10, 0);
+        let w = plan(&h, None, 5000, PACING, 10, 0);
         let mut labels = |k: &Arc<SeriesKey>| {
             Some(vec![Label {
                 name: "__name__".into(),
@@ -1030,8 +1054,8 @@ mod tests {
         let w = plan(
             &h,
             Some(2000),
+            i64::MAX,
             Pacing {
-                hold_ms: 0,
                 retention_ms: 5_000,
             },
             500,
@@ -1044,10 +1068,14 @@ mod tests {
     #[test]
     fn the_deadline_holds_a_small_batch_and_a_full_one_goes_at_once() {
         let h = history(10, 3, 100);
+        // The first tick, 8000, became final when 9000 was appended.
         assert_eq!(
-            plan(&h, Some(7000), PACING, 500, 5000).due_ms,
-            8000 + 1000 + 5000
+            plan(&h, Some(7000), 10_000, PACING, 500, 5000).due_ms,
+            9000 + 5000
         );
-        assert_eq!(plan(&h, Some(7000), PACING, 3, 5000).due_ms, i64::MIN);
+        assert_eq!(
+            plan(&h, Some(7000), 10_000, PACING, 3, 5000).due_ms,
+            i64::MIN
+        );
     }
 }

@@ -312,6 +312,15 @@ impl RuleEngine {
             .collect()
     }
 
+    /// The largest query offset of any group (its own, else the global one), ms: how far
+    /// before its evaluation time a recorded sample may be stamped.
+    pub fn max_query_offset_ms(&self) -> i64 {
+        self.groups
+            .iter()
+            .map(|g| self.query_offset_ms(g))
+            .fold(self.globals.query_offset_ms, i64::max)
+    }
+
     /// The groups whose interval has passed since their last evaluation at `now_ms` (all of
     /// them the first time), for callers that step time themselves (rule unit tests).
     pub fn due_groups(&self, now_ms: i64) -> Vec<GroupKey> {

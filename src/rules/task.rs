@@ -32,6 +32,7 @@ use super::manager::{Answers, GroupKey, Recorded};
 use super::promql::NAME;
 use super::reload::{self, SharedEngine};
 use crate::clock::system_ms;
+use crate::history::landing::Landing;
 use crate::history::recorder::{self, SharedHistory};
 use crate::history::{SeriesKey, TickSamples};
 use crate::model::Sighting;
@@ -73,6 +74,9 @@ pub struct RulesTask {
     pub sightings: mpsc::Sender<Vec<Sighting>>,
     /// The time evaluations are stamped with.
     pub clock: Clock,
+    /// Told, before each look at the schedule, the earliest instant a recorded sample still
+    /// to come can carry (the clock less the largest query offset).
+    pub landing: Arc<Landing>,
 }
 
 /// Runs the rules until `shutdown` resolves: waits for the history's first tick (`appended`
@@ -93,8 +97,14 @@ pub async fn run(
     let mut next_due: HashMap<GroupKey, Instant> = HashMap::new();
     loop {
         let now = Instant::now();
-        let schedule: HashMap<GroupKey, Duration> = reload::lock(&task.engine)
-            .schedule()
+        let (schedule, max_offset_ms) = {
+            let engine = reload::lock(&task.engine);
+            (engine.schedule(), engine.max_query_offset_ms())
+        };
+        // Every evaluation from here on is stamped at this clock or later, less an offset.
+        task.landing
+            .set((task.clock)().saturating_sub(max_offset_ms));
+        let schedule: HashMap<GroupKey, Duration> = schedule
             .into_iter()
             .map(|(group, ms)| (group, Duration::from_millis(ms.max(1) as u64)))
             .collect();
