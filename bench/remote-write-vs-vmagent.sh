@@ -4,7 +4,8 @@
 # history with cluster.monitoring.remote_write) and Debian's vmagent 1.79 (scraping that same
 # sentinel's /metrics every INTERVAL_SECONDS, with its on-disk queue in -remoteWrite.tmpDataPath)
 # push the same node's series to one VictoriaMetrics 1.79. The sentinel's series carry
-# agent="sentinel", vmagent's agent="vmagent".
+# pusher="sentinel", vmagent's pusher="vmagent" (not `agent`, which the sentinel's version_info carries
+# itself: its own label wins over an external one, as in Prometheus).
 #
 # Phases: WARM_SECONDS with VictoriaMetrics up; VictoriaMetrics stopped for OUTAGE_SECONDS (the
 # issue's ten minutes by default); started again on the same data dir; then until both agents
@@ -13,10 +14,10 @@
 #
 # Reports, for the outage window (from 30 s before the stop to 30 s after the restart):
 #   - samples lost: the sentinel's own count of its samples in that window (its query API,
-#     the raw samples of {__name__=~".+"}[w]) less VictoriaMetrics' count of agent="sentinel"
+#     the raw samples of {__name__=~".+"}[w]) less VictoriaMetrics' count of pusher="sentinel"
 #     samples (the same query); for vmagent, the samples it scraped in the window (sum_over_time of
 #     scrape_samples_scraped, which vmagent writes itself, times the scrapes expected from the
-#     interval over the scrapes recorded) less VictoriaMetrics' count of agent="vmagent" samples
+#     interval over the scrapes recorded) less VictoriaMetrics' count of pusher="vmagent" samples
 #     other than vmagent's own up/scrape_* series.
 #     When any are lost, the ticks they belong to (seconds from the stop and the restart).
 #   - RSS: VmRSS sampled every 5 s (peak and last) of the sentinel process (everything it does:
@@ -71,7 +72,7 @@ cluster:
   node_id: rw-bench
   monitoring:
     collection_interval_seconds: $interval_s
-    external_labels: {agent: sentinel}
+    external_labels: {pusher: sentinel}
 YAML
 cat >"$work/sentinel.yaml" <<YAML
 ipfs: {api_url: "http://127.0.0.1:$kubo_port", timeout_seconds: 2}
@@ -79,7 +80,7 @@ cluster:
   node_id: rw-bench
   monitoring:
     collection_interval_seconds: $interval_s
-    external_labels: {agent: sentinel}
+    external_labels: {pusher: sentinel}
     remote_write:
       - url: http://127.0.0.1:$vm_port/api/v1/write
         name: vm
@@ -107,7 +108,7 @@ scrape_configs:
     static_configs: [{targets: ["127.0.0.1:$plain_port"]}]
 YAML
 vmagent -httpListenAddr "127.0.0.1:$vmagent_port" -promscrape.config "$work/scrape.yaml" \
-  -remoteWrite.url "http://127.0.0.1:$vm_port/api/v1/write" -remoteWrite.label agent=vmagent \
+  -remoteWrite.url "http://127.0.0.1:$vm_port/api/v1/write" -remoteWrite.label pusher=vmagent \
   -remoteWrite.tmpDataPath "$work/vmagent-queue" -remoteWrite.maxDiskUsagePerURL 0 \
   -loggerLevel ERROR >"$work/vmagent.log" 2>&1 &
 vmagent_pid=$!
@@ -173,10 +174,10 @@ vm_query() {
   curl -s "127.0.0.1:$vm_port/api/v1/query" --data-urlencode "query=$1" --data-urlencode "time=$at" | first_value
 }
 sentinel_expected=$(count_samples "127.0.0.1:$sentinel_port" '{__name__=~".+"}')
-sentinel_got=$(count_samples "127.0.0.1:$vm_port" '{agent="sentinel"}')
-vmagent_scrapes=$(vm_query "sum(count_over_time(up{agent=\"vmagent\"}[${w}s]))")
-vmagent_scraped=$(vm_query "sum(sum_over_time(scrape_samples_scraped{agent=\"vmagent\"}[${w}s]))")
-vmagent_got=$(count_samples "127.0.0.1:$vm_port" '{agent="vmagent",__name__!~"up|scrape_.*"}')
+sentinel_got=$(count_samples "127.0.0.1:$vm_port" '{pusher="sentinel"}')
+vmagent_scrapes=$(vm_query "sum(count_over_time(up{pusher=\"vmagent\"}[${w}s]))")
+vmagent_scraped=$(vm_query "sum(sum_over_time(scrape_samples_scraped{pusher=\"vmagent\"}[${w}s]))")
+vmagent_got=$(count_samples "127.0.0.1:$vm_port" '{pusher="vmagent",__name__!~"up|scrape_.*"}')
 vmagent_expected_scrapes=$(( w / interval_s ))
 vmagent_expected=$(awk -v s="$vmagent_scraped" -v n="$vmagent_scrapes" -v e="$vmagent_expected_scrapes" \
   'BEGIN {if (n > 0 && e > n) printf "%.0f", s / n * e; else printf "%.0f", s}')
@@ -189,7 +190,7 @@ s_expired=$(metric "127.0.0.1:$sentinel_port" '^ipfs_sentinel_remote_write_expir
 read -r s_peak v_peak p_peak < <(awk '$1>a {a=$1} $2>b {b=$2} $3>c {c=$3} END {print a, b, c}' "$work/rss")
 read -r s_last v_last p_last < <(tail -n 1 "$work/rss")
 # Mean RSS over the run, a steadier figure than one peak for a difference of two processes.
-read -r s_mean v_mean p_mean < <(awk '{a+=$1; b+=$2; c+=$3; n++} END {printf "%.0f %.0f %.0f", a/n, b/n, c/n}' "$work/rss")
+read -r s_mean v_mean p_mean < <(awk '{a+=$1; b+=$2; c+=$3; n++} END {printf "%.0f %.0f %.0f\n", a/n, b/n, c/n}' "$work/rss")
 
 echo
 echo "outage: ${outage_s}s of VictoriaMetrics down; window compared: ${w}s; interval ${interval_s}s"
@@ -217,7 +218,7 @@ if [ $(( sentinel_expected - sentinel_got )) -ne 0 ]; then
   echo
   echo "ticks with samples missing in VictoriaMetrics (seconds from the stop / from the restart):"
   curl -s "127.0.0.1:$sentinel_port/api/v1/query" --data-urlencode "query={__name__=~\".+\"}[${w}s]" --data-urlencode "time=$at" >"$work/expected.json"
-  curl -s "127.0.0.1:$vm_port/api/v1/query" --data-urlencode "query={agent=\"sentinel\"}[${w}s]" --data-urlencode "time=$at" >"$work/got.json"
+  curl -s "127.0.0.1:$vm_port/api/v1/query" --data-urlencode "query={pusher=\"sentinel\"}[${w}s]" --data-urlencode "time=$at" >"$work/got.json"
   python3 - "$work/expected.json" "$work/got.json" "$stop_ms" "$restart_ms" <<'PY'
 import collections, json, sys
 def per_tick(path):
