@@ -74,13 +74,9 @@ cluster:
     collection_interval_seconds: $interval_s
     external_labels: {pusher: sentinel}
 YAML
-cat >"$work/sentinel.yaml" <<YAML
-ipfs: {api_url: "http://127.0.0.1:$kubo_port", timeout_seconds: 2}
-cluster:
-  node_id: rw-bench
-  monitoring:
-    collection_interval_seconds: $interval_s
-    external_labels: {pusher: sentinel}
+# The pushing sentinel: the same, and remote_write (the last key under monitoring).
+cp "$work/plain.yaml" "$work/sentinel.yaml"
+cat >>"$work/sentinel.yaml" <<YAML
     remote_write:
       - url: http://127.0.0.1:$vm_port/api/v1/write
         name: vm

@@ -101,7 +101,7 @@ async fn a_10s_group_runs_every_10s_under_a_60s_collection_and_the_first_evaluat
         &history,
         clock,
         appended_rx,
-        Arc::new(Landing::default()),
+        Landing::default().into(),
     );
 
     // Before the history's first tick there is nothing to read: no evaluation.
@@ -238,7 +238,7 @@ async fn a_slow_rule_file_never_holds_up_an_append_a_collection_or_a_scrape() {
         &history,
         clock,
         appended_rx,
-        Arc::new(Landing::default()),
+        Landing::default().into(),
     );
 
     // While the first evaluation runs: ticks are appended, the `history` and `rules`
