@@ -9,7 +9,7 @@
 #
 # Phases: WARM_SECONDS with VictoriaMetrics up; VictoriaMetrics stopped for OUTAGE_SECONDS (the
 # issue's ten minutes by default); started again on the same data dir; then until both agents
-# have caught up (the sentinel: ipfs_sentinel_remote_write_lag_seconds back to its usual two
+# have caught up (the sentinel: ipfs_sentinel_remote_write_lag_seconds back within three
 # intervals; vmagent: vm_persistentqueue_bytes_pending 0), and SETTLE_SECONDS more.
 #
 # Reports, for the outage window (from 30 s before the stop to 30 s after the restart):
@@ -140,8 +140,8 @@ for _ in $(seq 1200); do
   now=$(date +%s%3N)
   if [ -z "$sentinel_caught" ]; then
     lag=$(metric "127.0.0.1:$sentinel_port" '^ipfs_sentinel_remote_write_lag_seconds')
-    # Caught up: the cursor is back within its usual hold-back (two intervals and one more
-    # collection to be published).
+    # Caught up: the cursor is back within its steady lag (a tick is final one interval after
+    # it, then waits up to batch_send_deadline, 5 s, for more; and one more collection).
     [ "$lag" -le $((3 * interval_s)) ] && sentinel_caught=$(( now - restart_ms ))
   fi
   if [ -z "$vmagent_caught" ]; then
