@@ -6,7 +6,9 @@
 # beside Debian's prometheus-node-exporter, both scraped every second for DURATION seconds.
 # Prints each one's CPU as a share of one core (utime+stime from /proc/PID/stat over the
 # window), VmRSS and VmHWM at the end, and the sentinel's collections in the window.
-# Usage: bash bench/per-second.sh     env: DURATION (600)
+# Usage: bash bench/per-second.sh     env: DURATION (600), SENTINEL_BIN (the binary to run),
+#   PERF_DATA (a file: also `perf record -F 999 -g` the sentinel over the window into it; perf's
+#   own cost then shows in the CPU figure, so take the figures from a run without it)
 . "$(dirname "$0")/lib.sh"
 duration=${DURATION:-600}
 apt_install prometheus-node-exporter prometheus-node-exporter
@@ -14,6 +16,7 @@ apt_install prometheus-node-exporter prometheus-node-exporter
 # the release binary; built when missing (SENTINEL_BIN names another)
 sentinel_bin=${SENTINEL_BIN:-target/release/ipfs-sentinel}
 [ -x "$sentinel_bin" ] || cargo build --release --quiet
+echo "binary: $sentinel_bin ($(stat -c %y "$sentinel_bin" | cut -d. -f1))"
 echo "writing a full 24 h history at 1 s (cargo bench --bench history)..."
 BENCH_STEP_SECONDS=1 BENCH_DATA_DIR="$work/data" cargo bench --quiet --bench history | grep '^wrote'
 
@@ -49,9 +52,14 @@ while time.time() < end:
     time.sleep(max(0.0, 1.0 - (time.time() - began)))
 PY
 scraper=$!; pids+=("$scraper")
+if [ -n "${PERF_DATA:-}" ]; then
+  perf record -F 999 -g -o "$PERF_DATA" -p "$sentinel_pid" >"$work/perf.log" 2>&1 &
+  perf_pid=$!
+fi
 s0=$(cpu_s "$sentinel_pid"); n0=$(cpu_s "$node_exporter_pid"); t0=$(date +%s.%N)
 echo "window: ${duration} s from $(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg)"
 wait "$scraper"
+if [ -n "${PERF_DATA:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
 s1=$(cpu_s "$sentinel_pid"); n1=$(cpu_s "$node_exporter_pid"); t1=$(date +%s.%N)
 echo "load at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 collections=$(curl -sf -G "127.0.0.1:$sentinel_port/api/v1/export" --data-urlencode format=csv \
