@@ -176,11 +176,10 @@ impl Exposition {
     /// assert!(om.ends_with("# EOF\n"));
     /// ```
     pub fn encode(snapshot: Snapshot) -> Exposition {
-        Exposition::encode_with(snapshot, &Gzipper::new())
+        Exposition::encode_with(Arc::new(snapshot), &Gzipper::new())
     }
 
-    fn encode_with(snapshot: Snapshot, gzipper: &Arc<Gzipper>) -> Exposition {
-        let snapshot = Arc::new(snapshot);
+    fn encode_with(snapshot: Arc<Snapshot>, gzipper: &Arc<Gzipper>) -> Exposition {
         let openmetrics = encode_openmetrics(Arc::clone(&snapshot));
         let text = openmetrics_to_text(&openmetrics);
         Exposition {
@@ -211,7 +210,7 @@ impl ExpositionCache {
     /// A cache that serves `initial` until the first collection finishes.
     pub fn new(initial: Snapshot) -> Self {
         let gzipper = Gzipper::new();
-        let mut first = Exposition::encode_with(initial, &gzipper);
+        let mut first = Exposition::encode_with(Arc::new(initial), &gzipper);
         first.ready = false;
         Self {
             latest: Arc::new(ArcSwap::from_pointee(first)),
@@ -221,8 +220,8 @@ impl ExpositionCache {
 
     /// Encodes and publishes a new snapshot; `ready` says every source has reported once. The
     /// gzip form of each format a scraper asked for since the last publish is built now.
-    pub fn publish(&self, snapshot: Snapshot, ready: bool) {
-        let mut exposition = Exposition::encode_with(snapshot, &self.gzipper);
+    pub fn publish(&self, snapshot: impl Into<Arc<Snapshot>>, ready: bool) {
+        let mut exposition = Exposition::encode_with(snapshot.into(), &self.gzipper);
         exposition.ready = ready;
         for format in [Format::OpenMetrics, Format::Text] {
             if self.gzipper.asked[format.index()].swap(false, Ordering::Relaxed) {
