@@ -33,7 +33,7 @@ use super::promql::NAME;
 use super::reload::{self, SharedEngine};
 use crate::clock::system_ms;
 use crate::history::recorder::{self, SharedHistory};
-use crate::history::{SeriesKey, TickSamples};
+use crate::history::{History, SeriesKey, TickSamples};
 use crate::model::Sighting;
 
 /// How often the task looks for groups a reload added, at the longest.
@@ -167,13 +167,19 @@ async fn evaluate(task: &RulesTask, due: &[GroupKey], budget: Duration, saved_qu
         }
         None => {
             // Answers and templates' `query` calls read the same view, on a blocking thread.
+            // Groups with no rules (the short form's when no alert is configured) ask nothing:
+            // they get an empty store rather than a copy of the history's series index.
             let (history, engine, due) = (
                 Arc::clone(&task.history),
                 Arc::clone(&task.engine),
                 due.to_vec(),
             );
             tokio::task::spawn_blocking(move || {
-                let view = recorder::read(&history).view();
+                let view = if queries.texts().is_empty() {
+                    History::new(0, 1)
+                } else {
+                    recorder::read(&history).view()
+                };
                 let answers = queries.answer(now_ms, &view);
                 let mut engine = reload::lock(&engine);
                 let recorded = engine.evaluate_groups(&due, &answers, Some(&view));
