@@ -120,29 +120,56 @@ impl ProcFile {
     }
 }
 
-struct NodeState {
+/// The `/proc` files read at each collection.
+struct ProcFiles {
     stat: ProcFile,
     meminfo: ProcFile,
     loadavg: ProcFile,
     net_dev: ProcFile,
     mounts: ProcFile,
+}
+
+impl ProcFiles {
+    fn open() -> Result<ProcFiles, CollectError> {
+        Ok(ProcFiles {
+            stat: ProcFile::open("/proc/stat")?,
+            meminfo: ProcFile::open("/proc/meminfo")?,
+            loadavg: ProcFile::open("/proc/loadavg")?,
+            net_dev: ProcFile::open("/proc/net/dev")?,
+            mounts: ProcFile::open("/proc/mounts")?,
+        })
+    }
+
+    fn cpu_times(&mut self) -> Result<CpuTimes, CollectError> {
+        let text = self.stat.read()?;
+        CpuTimes::parse(&text)
+            .ok_or_else(|| CollectError::Source("/proc/stat: no `cpu` line".into()))
+    }
+}
+
+struct NodeState {
+    /// Opened by the first collection; until they can be (a host without `/proc`), each
+    /// collection fails with the reason and the other collectors carry on.
+    files: Option<ProcFiles>,
     /// The CPU counters of the previous read.
     cpu: Option<CpuTimes>,
 }
 
 impl NodeCollector {
     /// A collector with nothing read yet; CPU usage is measured from its first run on.
-    pub fn new() -> Result<Self, CollectError> {
-        Ok(Self {
+    pub fn new() -> Self {
+        Self {
             state: Arc::new(Mutex::new(NodeState {
-                stat: ProcFile::open("/proc/stat")?,
-                meminfo: ProcFile::open("/proc/meminfo")?,
-                loadavg: ProcFile::open("/proc/loadavg")?,
-                net_dev: ProcFile::open("/proc/net/dev")?,
-                mounts: ProcFile::open("/proc/mounts")?,
+                files: None,
                 cpu: None,
             })),
-        })
+        }
+    }
+}
+
+impl Default for NodeCollector {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -167,24 +194,22 @@ impl Collector for NodeCollector {
 }
 
 impl NodeState {
-    fn cpu_times(&mut self) -> Result<CpuTimes, CollectError> {
-        let text = self.stat.read()?;
-        CpuTimes::parse(&text)
-            .ok_or_else(|| CollectError::Source("/proc/stat: no `cpu` line".into()))
-    }
-
     fn read(&mut self) -> Result<Vec<Family>, CollectError> {
+        let files = match &mut self.files {
+            Some(files) => files,
+            None => self.files.insert(ProcFiles::open()?),
+        };
         let previous = match self.cpu {
             Some(previous) => previous,
             None => {
-                let first = self.cpu_times()?;
+                let first = files.cpu_times()?;
                 std::thread::sleep(CPU_PRIMING);
                 first
             }
         };
-        let now = self.cpu_times()?;
+        let now = files.cpu_times()?;
         self.cpu = Some(now);
-        let memory = Memory::parse(&self.meminfo.read()?)
+        let memory = Memory::parse(&files.meminfo.read()?)
             .ok_or_else(|| CollectError::Source("/proc/meminfo: no `MemTotal`".into()))?;
 
         let mut families = vec![
@@ -207,7 +232,7 @@ impl NodeState {
                 ),
             ),
         ];
-        let load1 = self
+        let load1 = files
             .loadavg
             .read()
             .ok()
@@ -219,8 +244,8 @@ impl NodeState {
                 load1,
             ));
         }
-        families.extend(disk_families(&mounted_filesystems(&self.mounts.read()?)));
-        families.extend(network_families(&interface_bytes(&self.net_dev.read()?)));
+        families.extend(disk_families(&mounted_filesystems(&files.mounts.read()?)));
+        families.extend(network_families(&interface_bytes(&files.net_dev.read()?)));
         Ok(families)
     }
 }
@@ -606,7 +631,7 @@ mod tests {
 
     #[tokio::test]
     async fn reads_this_host() {
-        let mut node = NodeCollector::new().unwrap();
+        let mut node = NodeCollector::new();
         node.collect().await.expect("the host is readable");
         // A second read re-reads the files kept open, from their start.
         let families = node.collect().await.expect("the host is readable again");
