@@ -6,7 +6,13 @@
 # beside Debian's prometheus-node-exporter, both scraped every second for DURATION seconds.
 # Prints each one's CPU as a share of one core (utime+stime from /proc/PID/stat over the
 # window), VmRSS and VmHWM at the end, and the sentinel's collections in the window.
-# Usage: bash bench/per-second.sh     env: DURATION (600)
+# Usage: bash bench/per-second.sh     env: DURATION (600), SENTINEL_BIN (the binary to run),
+#   PERF_DATA (a file: also `perf record -F 999 --call-graph ${PERF_CALL_GRAPH:-fp}` the
+#   sentinel over the window into it; perf's own cost then shows in the CPU figure, so take the
+#   figures from a run without it; PERF_CALL_GRAPH=dwarf gives whole stacks in a release build),
+#   HISTORY_CACHE (a folder: the 24 h history is written there once and copied from it by later
+#   runs, saving the 3-4 minutes of writing it; it then ends when it was written, so use it for
+#   profiling, not for the figures)
 . "$(dirname "$0")/lib.sh"
 duration=${DURATION:-600}
 apt_install prometheus-node-exporter prometheus-node-exporter
@@ -14,8 +20,15 @@ apt_install prometheus-node-exporter prometheus-node-exporter
 # the release binary; built when missing (SENTINEL_BIN names another)
 sentinel_bin=${SENTINEL_BIN:-target/release/ipfs-sentinel}
 [ -x "$sentinel_bin" ] || cargo build --release --quiet
-echo "writing a full 24 h history at 1 s (cargo bench --bench history)..."
-BENCH_STEP_SECONDS=1 BENCH_DATA_DIR="$work/data" cargo bench --quiet --bench history | grep '^wrote'
+echo "binary: $sentinel_bin ($(stat -c %y "$sentinel_bin" | cut -d. -f1))"
+if [ -n "${HISTORY_CACHE:-}" ] && [ -d "$HISTORY_CACHE/history" ]; then
+  echo "copying the 24 h history written at $(stat -c %y "$HISTORY_CACHE/history" | cut -d. -f1) from $HISTORY_CACHE"
+  cp -a "$HISTORY_CACHE" "$work/data"
+else
+  echo "writing a full 24 h history at 1 s (cargo bench --bench history)..."
+  BENCH_STEP_SECONDS=1 BENCH_DATA_DIR="$work/data" cargo bench --quiet --bench history | grep '^wrote'
+  if [ -n "${HISTORY_CACHE:-}" ]; then mkdir -p "$HISTORY_CACHE" && cp -a "$work/data/." "$HISTORY_CACHE/"; fi
+fi
 
 kubo_port=$(free_port)
 python3 bench/kubo-fixtures.py "$kubo_port" 2>"$work/kubo.log" &
@@ -49,9 +62,14 @@ while time.time() < end:
     time.sleep(max(0.0, 1.0 - (time.time() - began)))
 PY
 scraper=$!; pids+=("$scraper")
+if [ -n "${PERF_DATA:-}" ]; then
+  perf record -F 999 --call-graph "${PERF_CALL_GRAPH:-fp}" -o "$PERF_DATA" -p "$sentinel_pid" >"$work/perf.log" 2>&1 &
+  perf_pid=$!
+fi
 s0=$(cpu_s "$sentinel_pid"); n0=$(cpu_s "$node_exporter_pid"); t0=$(date +%s.%N)
 echo "window: ${duration} s from $(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg)"
 wait "$scraper"
+if [ -n "${PERF_DATA:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
 s1=$(cpu_s "$sentinel_pid"); n1=$(cpu_s "$node_exporter_pid"); t1=$(date +%s.%N)
 echo "load at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 collections=$(curl -sf -G "127.0.0.1:$sentinel_port/api/v1/export" --data-urlencode format=csv \

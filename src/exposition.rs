@@ -4,15 +4,21 @@
 //! older scrapers), and the gzip form of each.
 //!
 //! Owns encoding and the cache of the latest snapshot with its encoded bytes; a scrape only
-//! clones an `Arc` of them, so it does no I/O and no encoding. Other readers of the latest
+//! clones an `Arc` of them, so it does no I/O and no encoding. The gzip form of a format is
+//! built with each collection when a scraper asked for it since the one before (a regular
+//! scraper, then, never waits for it), and otherwise by the first scrape that asks, then kept
+//! for the others: at one collection a second, compressing both formats for nobody was a
+//! tenth of the sentinel's CPU. One compressor is kept and reset between bodies rather than
+//! built anew for each (its state is some 300 kB to allocate and zero-fill). Other readers of the latest
 //! snapshot (the status API, the cluster collector) take it from here too. It reads snapshots
 //! and never changes them.
 
-use std::io::Write;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
+use flate2::{Compress, Compression, FlushCompress, Status};
 use prometheus_client::collector::Collector as ClientCollector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -32,6 +38,13 @@ pub enum Format {
 }
 
 impl Format {
+    fn index(self) -> usize {
+        match self {
+            Format::OpenMetrics => 0,
+            Format::Text => 1,
+        }
+    }
+
     /// The Content-Type of a body in this format.
     pub fn content_type(self) -> &'static str {
         match self {
@@ -41,28 +54,78 @@ impl Format {
     }
 }
 
-/// One body in one format: plain and gzipped bytes of the same text.
+/// The gzip member header flate2's `GzEncoder` writes at `Compression::fast()`: no name, no
+/// time, XFL 4 (fastest), OS 255 (unknown).
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 255];
+
+/// The compressor kept across collections, and which formats' gzip forms were asked for since
+/// the last collection.
+#[derive(Debug)]
+struct Gzipper {
+    deflate: Mutex<Compress>,
+    asked: [AtomicBool; 2],
+}
+
+impl Gzipper {
+    fn new() -> Arc<Gzipper> {
+        Arc::new(Gzipper {
+            deflate: Mutex::new(Compress::new(Compression::fast(), false)),
+            asked: [AtomicBool::new(false), AtomicBool::new(false)],
+        })
+    }
+
+    /// `plain` as one gzip member; `None` if the compressor refused (it does not, for a reset
+    /// raw deflate stream finished in one call).
+    fn gzip(&self, plain: &[u8]) -> Option<Bytes> {
+        let mut deflate = self.deflate.lock().unwrap_or_else(PoisonError::into_inner);
+        deflate.reset();
+        let mut out = Vec::with_capacity(GZIP_HEADER.len() + plain.len() / 4 + 64);
+        out.extend_from_slice(&GZIP_HEADER);
+        loop {
+            if out.len() == out.capacity() {
+                out.reserve(out.capacity());
+            }
+            let consumed = usize::try_from(deflate.total_in()).ok()?;
+            match deflate.compress_vec(plain.get(consumed..)?, &mut out, FlushCompress::Finish) {
+                Ok(Status::StreamEnd) => break,
+                Ok(Status::Ok | Status::BufError) => {}
+                Err(_) => return None,
+            }
+        }
+        out.extend_from_slice(&crc32fast::hash(plain).to_le_bytes());
+        // ISIZE: the length modulo 2^32, as RFC 1952 has it.
+        out.extend_from_slice(&(plain.len() as u32).to_le_bytes());
+        Some(Bytes::from(out))
+    }
+}
+
+/// One body in one format: the text, and its gzip form built once when needed.
 #[derive(Debug, Clone)]
 pub struct Body {
     /// The text.
     pub plain: Bytes,
-    /// The same text, gzip-compressed.
-    pub gzip: Bytes,
+    format: Format,
+    gzip: OnceLock<Option<Bytes>>,
+    gzipper: Arc<Gzipper>,
 }
 
 impl Body {
-    fn new(text: String) -> Body {
-        let mut gz = flate2::write::GzEncoder::new(
-            Vec::with_capacity(text.len() / 4),
-            flate2::Compression::fast(),
-        );
-        // Writing into a Vec cannot fail.
-        gz.write_all(text.as_bytes()).expect("gzip into memory");
-        let gzip = gz.finish().expect("gzip into memory");
+    fn new(text: String, format: Format, gzipper: &Arc<Gzipper>) -> Body {
         Body {
             plain: Bytes::from(text),
-            gzip: Bytes::from(gzip),
+            format,
+            gzip: OnceLock::new(),
+            gzipper: Arc::clone(gzipper),
         }
+    }
+
+    /// The same text, gzip-compressed (one member, as `Content-Encoding: gzip` wants); `None`
+    /// if it could not be compressed, and the plain text should be served instead.
+    pub fn gzip(&self) -> Option<Bytes> {
+        self.gzipper.asked[self.format.index()].store(true, Ordering::Relaxed);
+        self.gzip
+            .get_or_init(|| self.gzipper.gzip(&self.plain))
+            .clone()
     }
 }
 
@@ -113,13 +176,16 @@ impl Exposition {
     /// assert!(om.ends_with("# EOF\n"));
     /// ```
     pub fn encode(snapshot: Snapshot) -> Exposition {
-        let snapshot = Arc::new(snapshot);
+        Exposition::encode_with(Arc::new(snapshot), &Gzipper::new())
+    }
+
+    fn encode_with(snapshot: Arc<Snapshot>, gzipper: &Arc<Gzipper>) -> Exposition {
         let openmetrics = encode_openmetrics(Arc::clone(&snapshot));
         let text = openmetrics_to_text(&openmetrics);
         Exposition {
             snapshot,
-            openmetrics: Body::new(openmetrics),
-            text: Body::new(text),
+            openmetrics: Body::new(openmetrics, Format::OpenMetrics, gzipper),
+            text: Body::new(text, Format::Text, gzipper),
             ready: true,
         }
     }
@@ -135,26 +201,40 @@ impl Exposition {
 
 /// The latest exposition, swapped in whole after each collection.
 #[derive(Debug, Clone)]
-pub struct ExpositionCache(Arc<ArcSwap<Exposition>>);
+pub struct ExpositionCache {
+    latest: Arc<ArcSwap<Exposition>>,
+    gzipper: Arc<Gzipper>,
+}
 
 impl ExpositionCache {
     /// A cache that serves `initial` until the first collection finishes.
     pub fn new(initial: Snapshot) -> Self {
-        let mut first = Exposition::encode(initial);
+        let gzipper = Gzipper::new();
+        let mut first = Exposition::encode_with(Arc::new(initial), &gzipper);
         first.ready = false;
-        Self(Arc::new(ArcSwap::from_pointee(first)))
+        Self {
+            latest: Arc::new(ArcSwap::from_pointee(first)),
+            gzipper,
+        }
     }
 
-    /// Encodes and publishes a new snapshot; `ready` says every source has reported once.
-    pub fn publish(&self, snapshot: Snapshot, ready: bool) {
-        let mut exposition = Exposition::encode(snapshot);
+    /// Encodes and publishes a new snapshot; `ready` says every source has reported once. The
+    /// gzip form of each format a scraper asked for since the last publish is built now.
+    pub fn publish(&self, snapshot: impl Into<Arc<Snapshot>>, ready: bool) {
+        let mut exposition = Exposition::encode_with(snapshot.into(), &self.gzipper);
         exposition.ready = ready;
-        self.0.store(Arc::new(exposition));
+        for format in [Format::OpenMetrics, Format::Text] {
+            if self.gzipper.asked[format.index()].swap(false, Ordering::Relaxed) {
+                let body = exposition.body(format);
+                body.gzip.get_or_init(|| self.gzipper.gzip(&body.plain));
+            }
+        }
+        self.latest.store(Arc::new(exposition));
     }
 
     /// The exposition to serve now.
     pub fn current(&self) -> Arc<Exposition> {
-        self.0.load_full()
+        self.latest.load_full()
     }
 }
 
@@ -272,10 +352,58 @@ mod tests {
         assert!(!text.contains("# EOF"));
         for body in [&e.openmetrics, &e.text] {
             let mut unzipped = String::new();
-            flate2::read::GzDecoder::new(&body.gzip[..])
+            flate2::read::GzDecoder::new(&body.gzip().unwrap()[..])
                 .read_to_string(&mut unzipped)
                 .unwrap();
             assert_eq!(unzipped.as_bytes(), &body.plain[..]);
         }
+    }
+
+    /// The gzip form as flate2's own encoder writes it, byte for byte, from one compressor
+    /// reset between bodies of every size (empty, one byte, larger than its 32 kB window).
+    #[test]
+    fn gzip_from_the_kept_compressor_is_what_a_fresh_encoder_writes() {
+        use std::io::Write;
+        let gzipper = Gzipper::new();
+        let long: String = (0..20_000)
+            .map(|i| format!("m{{i=\"{i}\"}} {}\n", i % 7))
+            .collect();
+        for plain in ["", "x", "# EOF\n", long.as_str(), "a", long.as_str()] {
+            let mut fresh = flate2::write::GzEncoder::new(Vec::new(), Compression::fast());
+            fresh.write_all(plain.as_bytes()).unwrap();
+            let fresh = fresh.finish().unwrap();
+            let kept = gzipper.gzip(plain.as_bytes()).unwrap();
+            assert_eq!(&kept[..], &fresh[..], "{} bytes", plain.len());
+        }
+    }
+
+    #[test]
+    fn gzip_is_built_at_publish_for_the_formats_asked_for_since_the_last_one() {
+        let snapshot = || {
+            Snapshot::new(
+                SystemTime::UNIX_EPOCH,
+                vec![Family::single_gauge("a_ratio", "A ratio.", 0.5)],
+            )
+        };
+        let cache = ExpositionCache::new(snapshot());
+        cache.publish(snapshot(), true);
+        let first = cache.current();
+        assert!(first.openmetrics.gzip.get().is_none() && first.text.gzip.get().is_none());
+        assert!(first.text.gzip().is_some(), "built when a scrape asks");
+        cache.publish(snapshot(), true);
+        let second = cache.current();
+        assert!(
+            second.text.gzip.get().is_some(),
+            "asked for: built at publish"
+        );
+        assert!(
+            second.openmetrics.gzip.get().is_none(),
+            "not asked for: left"
+        );
+        cache.publish(snapshot(), true);
+        assert!(
+            cache.current().text.gzip.get().is_none(),
+            "no scrape asked since the last publish"
+        );
     }
 }

@@ -82,7 +82,7 @@ pub fn collectors(
     action_stats: &Stats,
 ) -> Result<Vec<Box<dyn Collector>>, CollectError> {
     let mut collectors: Vec<Box<dyn Collector>> = vec![
-        Box::new(NodeCollector::new()?),
+        Box::new(NodeCollector::new()),
         Box::new(IpfsCollector::new(&config.ipfs)?),
         Box::new(PeersCollector::new(&config.cluster, local.clone())?),
         Box::new(HistoryCollector::new(

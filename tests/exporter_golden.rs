@@ -88,6 +88,23 @@ async fn kubo_fixtures_in_metrics_out() {
             "README.md's metric list lacks {name}"
         );
     }
+    // The gzip form, built by the first scrape that asks and kept for the next: the same text.
+    for _ in 0..2 {
+        let zipped = reqwest::Client::new()
+            .get(format!("{}/metrics", sentinel.url))
+            .header("Accept-Encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(zipped.headers()["content-encoding"], "gzip");
+        let mut unzipped = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(&zipped.bytes().await.unwrap()[..]),
+            &mut unzipped,
+        )
+        .unwrap();
+        assert_eq!(unzipped, body, "the gzip form holds the plain text");
+    }
     let got = stable_part(&body);
     let golden =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exporter.prom");

@@ -201,6 +201,77 @@ async fn no_recorded_sample_lands_before_the_floor_the_rules_task_gives() {
     assert!(late[0].0 <= START_MS - 2 * MINUTE, "{late:?}");
 }
 
+/// The alerts each rule holds in the saved state file.
+fn saved_alerts(path: &std::path::Path) -> Vec<usize> {
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    state["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rule| rule[2]["alerts"].as_array().unwrap().len())
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn alert_states_are_saved_while_there_are_alerts_and_a_state_with_none_only_once() {
+    let mut store = History::new(i64::MAX / 4, 10_000);
+    let m = store.intern(key("m", &[]));
+    store.append(START_MS, &[(Arc::clone(&m), 1.0)]);
+    let history: SharedHistory = Arc::new(RwLock::new(store));
+    let engine = engine(
+        "groups:\n  - name: g\n    interval: 10s\n    rules:\n      - alert: High\n        expr: m > 5\n        for: 1m\n",
+    );
+    let started = tokio::time::Instant::now();
+    let clock: task::Clock = Arc::new(move || START_MS + started.elapsed().as_millis() as i64);
+    let (appended_tx, appended_rx) = watch::channel(None);
+    let dir = tempfile::tempdir().unwrap();
+    let state = reload::state_path(dir.path());
+    let (sightings, _kept) = mpsc::channel(16);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(task::run(
+        RulesTask {
+            engine: Arc::clone(&engine),
+            history: Arc::clone(&history),
+            data_dir: dir.path().to_owned(),
+            sightings,
+            clock,
+            landing: Landing::default().into(),
+        },
+        appended_rx,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    appended_tx.send_replace(Some(START_MS));
+    while !state.exists() && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        saved_alerts(&state),
+        vec![0],
+        "the first evaluation is saved"
+    );
+
+    // Three more evaluations with no alert: the file already says so and is not written again.
+    std::fs::remove_file(&state).unwrap();
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    assert!(!state.exists(), "a state with no alerts was written again");
+
+    // m rises: a pending alert, saved at every evaluation (its for clock must survive).
+    recorder::write(&history).append(START_MS + 36_000, &[(Arc::clone(&m), 9.0)]);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(saved_alerts(&state), vec![1], "the pending alert is saved");
+    std::fs::remove_file(&state).unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        saved_alerts(&state),
+        vec![1],
+        "and saved again at the next evaluation"
+    );
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
+
 /// A history of `series` series over `ticks` one-minute ticks, all in the head.
 fn big_history(series: usize, ticks: usize) -> (History, i64) {
     let mut store = History::new(i64::MAX / 4, ticks + 10);

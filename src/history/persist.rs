@@ -441,6 +441,7 @@ mod tests {
         let mut again = History::new(i64::MAX / 4, 4);
         let (_p, aside) = Persistence::open(dir.path(), &mut again, false, 0).unwrap();
         assert!(aside.is_empty(), "{aside:?}");
+        assert_eq!(again.stats().samples, 20, "blocks read back are counted");
         let all = again.intern(key("all"));
         let got = again.points(&all, 0, i64::MAX).unwrap();
         assert_eq!(got.len(), 10);

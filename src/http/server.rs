@@ -162,9 +162,9 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
             HeaderValue::from_static("Accept, Accept-Encoding"),
         ),
     ];
-    if accepts_gzip(&headers) {
+    if let Some(gzip) = accepts_gzip(&headers).then(|| body.gzip()).flatten() {
         let encoding = [(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))];
-        (content_type, encoding, body.gzip.clone()).into_response()
+        (content_type, encoding, gzip).into_response()
     } else {
         (content_type, body.plain.clone()).into_response()
     }

@@ -1,6 +1,6 @@
 //! Keeping the rule engine running across restarts and reloads: its alert states saved in the
-//! data dir (`rules-state.json`, written crash-safely by the rules task after each evaluation,
-//! with no lock held) and restored at start, and reloads (SIGHUP, `POST /-/reload`) that re-read
+//! data dir (`rules-state.json`, written crash-safely by the rules task after each evaluation
+//! that has alerts or follows one that had, with no lock held) and restored at start, and reloads (SIGHUP, `POST /-/reload`) that re-read
 //! the configuration and rule files.
 //!
 //! Owns the files and the reload sequence; what a reload keeps is [`super::manager`]'s policy.

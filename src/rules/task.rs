@@ -34,7 +34,7 @@ use super::reload::{self, SharedEngine};
 use crate::clock::system_ms;
 use crate::history::landing::Landing;
 use crate::history::recorder::{self, SharedHistory};
-use crate::history::{SeriesKey, TickSamples};
+use crate::history::{History, SeriesKey, TickSamples};
 use crate::model::Sighting;
 
 /// How often the task looks for groups a reload added, at the longest.
@@ -95,6 +95,7 @@ pub async fn run(
         },
     }
     let mut next_due: HashMap<GroupKey, Instant> = HashMap::new();
+    let mut saved_quiet = false;
     loop {
         let now = Instant::now();
         let (schedule, max_offset_ms) = {
@@ -125,7 +126,7 @@ pub async fn run(
                 .min()
                 .copied()
                 .unwrap_or(RELOAD_CHECK);
-            evaluate(&task, &due, budget).await;
+            evaluate(&task, &due, budget, &mut saved_quiet).await;
             let finished = Instant::now();
             for group in &due {
                 let (Some(at), Some(interval)) = (next_due.get_mut(group), schedule.get(group))
@@ -153,8 +154,12 @@ pub async fn run(
     }
 }
 
-/// One evaluation of the groups in `due`, in the order the module doc gives.
-async fn evaluate(task: &RulesTask, due: &[GroupKey], budget: Duration) {
+/// One evaluation of the groups in `due`, in the order the module doc gives. `saved_quiet`
+/// says the state file already holds no alerts: a state with none is then not written again,
+/// since restoring it gives the same (no alerts) whenever it was taken; with rules evaluated
+/// every second that write (fsync, rename, fsync of the folder) was a tenth of the sentinel's
+/// CPU.
+async fn evaluate(task: &RulesTask, due: &[GroupKey], budget: Duration, saved_quiet: &mut bool) {
     let now_ms = (task.clock)();
     let (queries, datasource) = {
         let engine = reload::lock(&task.engine);
@@ -172,13 +177,19 @@ async fn evaluate(task: &RulesTask, due: &[GroupKey], budget: Duration) {
         }
         None => {
             // Answers and templates' `query` calls read the same view, on a blocking thread.
+            // Groups with no rules (the short form's when no alert is configured) ask nothing:
+            // they get an empty store rather than a copy of the history's series index.
             let (history, engine, due) = (
                 Arc::clone(&task.history),
                 Arc::clone(&task.engine),
                 due.to_vec(),
             );
             tokio::task::spawn_blocking(move || {
-                let view = recorder::read(&history).view();
+                let view = if queries.texts().is_empty() {
+                    History::new(0, 1)
+                } else {
+                    recorder::read(&history).view()
+                };
                 let answers = queries.answer(now_ms, &view);
                 let mut engine = reload::lock(&engine);
                 let recorded = engine.evaluate_groups(&due, &answers, Some(&view));
@@ -212,8 +223,16 @@ async fn evaluate(task: &RulesTask, due: &[GroupKey], budget: Duration) {
             history.add_recorded(at_ms, samples);
         }
     }
+    let quiet = state
+        .rules
+        .iter()
+        .all(|(_, _, rule)| rule.alerts.is_empty());
+    if quiet && *saved_quiet {
+        return;
+    }
     let data_dir = task.data_dir.clone();
     let saved = tokio::task::spawn_blocking(move || reload::save_state(&state, &data_dir)).await;
+    *saved_quiet = quiet && matches!(saved, Ok(Ok(())));
     if let Ok(Err(e)) = saved {
         tracing::warn!(error = %e, "cannot save the alert states to the data dir");
     }
