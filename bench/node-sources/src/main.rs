@@ -1,5 +1,5 @@
 //! Measures the two candidate sources of the `node` collector side by side, in one run:
-//! `sysinfo` (what ipfs-sentinel uses) and `procfs` + `statvfs`, each reading the same things
+//! `sysinfo` (what ipfs-sentinel used until issue 19) and `procfs` + `statvfs`, each reading the same things
 //! (CPU busy ratio, memory, load, real filesystems, per-interface byte counters).
 //!
 //! Usage (figures and their reading in BENCHMARKS.md):
