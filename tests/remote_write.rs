@@ -545,6 +545,12 @@ async fn receivers_stopped_and_the_sentinel_restarted_meanwhile_still_get_every_
     // Restarted while they are down.
     assert_eq!(sentinel.process.terminate(), Some(0));
     let sentinel = Sentinel::start_in(port, &config, &data, tempfile::tempdir().unwrap()).await;
+    // Its first collection round is published once every collector has reported.
+    sentinel
+        .metrics_until("the remote write figures after the restart", |body| {
+            body.contains("ipfs_sentinel_remote_write_lag_seconds{remote=\"vm\"}")
+        })
+        .await;
     for _ in 0..6 {
         scrape_answers(&sentinel).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
