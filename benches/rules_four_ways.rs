@@ -11,6 +11,7 @@
 //! reset once the samples are loaded; alerts) and writes
 //! the answer, one `{"rule", "labels", "state"}` JSON object a line, to `ANSWER_OUT`. `ALSO_PIDS`
 //! (comma-separated) adds those processes' CPU over the rounds (the datasource's work).
+//! `ROUNDS_ONLY=1` stops after the rounds with CPU and peak RSS only, for a heap profiler.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -189,6 +190,15 @@ fn main() {
     let cpu_after: f64 = cpu_seconds("self") + also.iter().map(|p| cpu_seconds(p)).sum::<f64>();
 
     let peak_kb = status_kb("VmHWM:");
+    if env("ROUNDS_ONLY").is_some() {
+        // For a heap profiler (heaptrack): stop here, so that the profile's peak is the
+        // rounds', not the rendering of every alert below.
+        println!(
+            "sentinel: {n_series} series, {n_rules} rules, {rounds} rounds; CPU {:.3} s per round; VmHWM over the rounds {peak_kb} kB",
+            (cpu_after - cpu_before) / rounds as f64
+        );
+        return;
+    }
     // The last round's group durations, read after the measured rounds: `rules_json` renders
     // every alert, which would weigh on the figures above.
     let json = engine.rules_json();

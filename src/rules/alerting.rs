@@ -9,8 +9,15 @@
 //! queries, expand templates or talk to Alertmanager: callers pass the query result and a
 //! template expander in. It never reads the clock either: every call takes the evaluation
 //! time in milliseconds since the Unix epoch, so tests drive it with plain numbers.
+//!
+//! Memory: a rule holds its alerts in one vector ordered by labels, each alert's labels in
+//! one shared allocation ([`AlertLabels`]), since a rule may hold hundreds of thousands of
+//! them; each evaluation merges the sorted result into the sorted alerts in one pass.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +26,105 @@ pub type LabelSet = BTreeMap<String, String>;
 
 /// One series value: its labels (including `__name__`) and its value.
 pub type Sample = (LabelSet, f64);
+
+/// An alert's identifying labels, held compactly: every name and value in one immutable,
+/// shared text (each as its byte length in decimal, `:`, then its bytes), so an alert's labels
+/// are one allocation instead of a tree node and two strings per label, and copying them is a
+/// reference count. Ordered as a [`LabelSet`] is (pair by pair), so alerts keep
+/// Prometheus's order.
+///
+/// ```
+/// use ipfs_sentinel::rules::alerting::{AlertLabels, LabelSet};
+///
+/// let set = LabelSet::from([("b".into(), "2:x".into()), ("a".into(), "1".into())]);
+/// let labels = AlertLabels::from(&set);
+/// assert_eq!(labels.get("b"), Some("2:x"));
+/// assert_eq!(labels.get("c"), None);
+/// assert_eq!(labels.iter().collect::<Vec<_>>(), [("a", "1"), ("b", "2:x")]);
+/// assert_eq!(labels.to_label_set(), set);
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct AlertLabels(Arc<str>);
+
+impl AlertLabels {
+    /// Labels from `(name, value)` pairs already ordered by name, without duplicate names.
+    fn from_sorted<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut text = String::new();
+        for (name, value) in pairs {
+            for item in [name, value] {
+                text.push_str(&item.len().to_string());
+                text.push(':');
+                text.push_str(item);
+            }
+        }
+        AlertLabels(Arc::from(text))
+    }
+
+    /// Every name and value, in turn.
+    fn items(&self) -> impl Iterator<Item = &str> + '_ {
+        let mut rest: &str = &self.0;
+        std::iter::from_fn(move || {
+            let (len, tail) = rest.split_once(':')?;
+            let len: usize = len.parse().ok()?;
+            let item = tail.get(..len)?;
+            rest = tail.get(len..)?;
+            Some(item)
+        })
+    }
+
+    /// The `(name, value)` pairs, ordered by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let mut items = self.items();
+        std::iter::from_fn(move || Some((items.next()?, items.next()?)))
+    }
+
+    /// The value of label `name`, if the alert has it.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, value)| value)
+    }
+
+    /// The labels as a [`LabelSet`].
+    pub fn to_label_set(&self) -> LabelSet {
+        self.iter()
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect()
+    }
+}
+
+impl From<&LabelSet> for AlertLabels {
+    fn from(set: &LabelSet) -> Self {
+        AlertLabels::from_sorted(set.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+    }
+}
+
+impl Ord for AlertLabels {
+    fn cmp(&self, other: &Self) -> Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return Ordering::Equal;
+        }
+        self.iter().cmp(other.iter())
+    }
+}
+
+impl PartialOrd for AlertLabels {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Debug for AlertLabels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for AlertLabels {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
 
 /// How long a resolved alert is kept, and re-sent as resolved (Prometheus's
 /// `resolvedRetention`).
@@ -70,7 +176,7 @@ impl AlertState {
 pub struct Alert {
     /// Identifying labels: the sample's labels without `__name__`, the rule's labels and
     /// `alertname`.
-    pub labels: LabelSet,
+    pub labels: AlertLabels,
     /// The rule's annotations, expanded with the latest sample.
     pub annotations: LabelSet,
     /// The current state.
@@ -95,7 +201,7 @@ pub struct Alert {
 
 impl Alert {
     /// A new episode: pending since `ts_ms`.
-    fn pending(labels: LabelSet, annotations: LabelSet, value: f64, ts_ms: i64) -> Self {
+    fn pending(labels: AlertLabels, annotations: LabelSet, value: f64, ts_ms: i64) -> Self {
         Alert {
             labels,
             annotations,
@@ -169,10 +275,10 @@ impl Alert {
 
     /// The `ALERTS` and `ALERTS_FOR_STATE` samples of this alert.
     fn series(&self) -> [Sample; 2] {
-        let mut alerts = self.labels.clone();
+        let mut alerts = self.labels.to_label_set();
+        let mut for_state = alerts.clone();
         alerts.insert(METRIC_NAME_LABEL.into(), ALERTS_METRIC.into());
         alerts.insert(ALERT_STATE_LABEL.into(), self.state.as_str().into());
-        let mut for_state = self.labels.clone();
         for_state.insert(METRIC_NAME_LABEL.into(), ALERTS_FOR_STATE_METRIC.into());
         let active_at_s = self.active_at_ms.div_euclid(1000) as f64;
         [(alerts, 1.0), (for_state, active_at_s)]
@@ -215,8 +321,8 @@ pub struct AlertingRule {
     pub labels: LabelSet,
     /// Annotations of every alert (templates, expanded at each evaluation).
     pub annotations: LabelSet,
-    /// Pending, firing and recently resolved alerts, by their labels.
-    active: BTreeMap<LabelSet, Alert>,
+    /// Pending, firing and recently resolved alerts, ordered by their labels (no two alike).
+    active: Vec<Alert>,
     /// The time the alert state describes: the last evaluation, or the restore.
     state_as_of_ms: Option<i64>,
 }
@@ -236,7 +342,7 @@ impl AlertingRule {
             keep_firing_for_ms,
             labels,
             annotations,
-            active: BTreeMap::new(),
+            active: Vec::new(),
             state_as_of_ms: None,
         }
     }
@@ -252,8 +358,8 @@ impl AlertingRule {
     /// RESEND_DELAY_MS)`; [`AlertingRule::alerts_to_send`] lists them.
     ///
     /// `expand` expands a label or annotation template for one sample. A `limit` of 0 means
-    /// no limit. Returns the `ALERTS` and `ALERTS_FOR_STATE` samples of this evaluation (as
-    /// [`AlertingRule::alerts_series`]).
+    /// no limit. [`AlertingRule::alerts_series`] gives the `ALERTS` and `ALERTS_FOR_STATE`
+    /// samples afterwards.
     ///
     /// A disk alert with `for: 2m`, evaluated every minute with a fake clock (plain numbers):
     ///
@@ -268,12 +374,12 @@ impl AlertingRule {
     ///     0.95,
     /// )];
     /// let at = |rule: &mut AlertingRule, ts_ms: i64, result: Vec<Sample>| {
-    ///     rule.eval(ts_ms, MIN, result, 0, &no_templates).unwrap();
+    ///     rule.eval(ts_ms, MIN, &result, 0, &no_templates).unwrap();
     ///     rule.active_alerts().first().map(|a| a.state)
     /// };
     /// // The condition holds: pending at once, with the time it started.
     /// assert_eq!(at(&mut rule, 0, full.clone()), Some(AlertState::Pending));
-    /// assert_eq!(rule.active_alerts()[0].labels["alertname"], "DiskFull");
+    /// assert_eq!(rule.active_alerts()[0].labels.get("alertname"), Some("DiskFull"));
     /// assert_eq!(at(&mut rule, MIN, full.clone()), Some(AlertState::Pending));
     /// // Two minutes after it started: firing, and due for sending to Alertmanager.
     /// assert_eq!(at(&mut rule, 2 * MIN, full.clone()), Some(AlertState::Firing));
@@ -291,15 +397,13 @@ impl AlertingRule {
         &mut self,
         ts_ms: i64,
         interval_ms: i64,
-        result: Vec<Sample>,
+        result: &[Sample],
         limit: usize,
         expand: &Expand<'_>,
-    ) -> Result<Vec<Sample>, EvalError> {
+    ) -> Result<(), EvalError> {
         let seen = self.alerts_from_result(ts_ms, result, expand)?;
         self.state_as_of_ms = Some(ts_ms);
-        let present: BTreeSet<LabelSet> = seen.keys().cloned().collect();
-        self.merge(seen);
-        let active = self.advance(ts_ms, &present);
+        let active = self.merge_and_advance(ts_ms, seen);
         if limit > 0 && active > limit {
             self.active.clear();
             return Err(EvalError::LimitExceeded {
@@ -308,19 +412,19 @@ impl AlertingRule {
             });
         }
         self.mark_due_for_sending(ts_ms, interval_ms);
-        Ok(self.alerts_series())
+        Ok(())
     }
 
     /// The rule's alerts (pending, firing, and resolved ones within their retention), ordered
     /// by labels.
     pub fn active_alerts(&self) -> Vec<&Alert> {
-        self.active.values().collect()
+        self.active.iter().collect()
     }
 
     /// The alerts the evaluation at `ts_ms` marked for sending to Alertmanager.
     pub fn alerts_to_send(&self, ts_ms: i64) -> Vec<&Alert> {
         self.active
-            .values()
+            .iter()
             .filter(|alert| alert.last_sent_at_ms == Some(ts_ms))
             .collect()
     }
@@ -330,7 +434,7 @@ impl AlertingRule {
     /// `ALERTS_FOR_STATE{alertname, <labels>} <active_at in seconds>` for each.
     pub fn alerts_series(&self) -> Vec<Sample> {
         self.active
-            .values()
+            .iter()
             .filter(|alert| alert.is_active())
             .flat_map(Alert::series)
             .collect()
@@ -340,7 +444,7 @@ impl AlertingRule {
     /// inactive.
     pub fn state(&self) -> AlertState {
         self.active
-            .values()
+            .iter()
             .map(|alert| alert.state)
             .max()
             .unwrap_or(AlertState::Inactive)
@@ -350,7 +454,7 @@ impl AlertingRule {
     pub fn snapshot(&self) -> RuleStateSnapshot {
         RuleStateSnapshot {
             taken_at_ms: self.state_as_of_ms.unwrap_or_default(),
-            alerts: self.active.values().map(AlertSnapshot::from).collect(),
+            alerts: self.active.iter().map(AlertSnapshot::from).collect(),
         }
     }
 
@@ -375,6 +479,8 @@ impl AlertingRule {
         if elapsed(now_ms, down_at_ms) > OUTAGE_TOLERANCE_MS {
             return;
         }
+        // By labels, the last of any two alike winning, as a saved file may say anything.
+        let mut restored = BTreeMap::new();
         for saved in snapshot.alerts {
             let mut alert = saved.into_alert();
             if alert.state == AlertState::Pending {
@@ -383,8 +489,9 @@ impl AlertingRule {
                     None => continue,
                 }
             }
-            self.active.insert(alert.labels.clone(), alert);
+            restored.insert(alert.labels.clone(), alert);
         }
+        self.active = restored.into_values().collect();
     }
 
     /// Prometheus's `RestoreForState` arithmetic for a pending alert's `active_at`; `None` when
@@ -412,21 +519,23 @@ impl AlertingRule {
         Some(restored)
     }
 
-    /// One new pending alert per sample, by labels; fails on two samples with the same
-    /// alert labels.
+    /// One new pending alert per sample, ordered by labels; fails on two samples with the
+    /// same alert labels.
     fn alerts_from_result(
         &self,
         ts_ms: i64,
-        result: Vec<Sample>,
+        result: &[Sample],
         expand: &Expand<'_>,
-    ) -> Result<BTreeMap<LabelSet, Alert>, EvalError> {
-        let mut seen = BTreeMap::new();
-        for (sample_labels, value) in result {
-            let alert = self.alert_for_sample(ts_ms, &sample_labels, value, expand);
-            if seen.contains_key(&alert.labels) {
-                return Err(EvalError::DuplicateLabelset);
-            }
-            seen.insert(alert.labels.clone(), alert);
+    ) -> Result<Vec<Alert>, EvalError> {
+        let mut seen: Vec<Alert> = result
+            .iter()
+            .map(|(sample_labels, value)| {
+                self.alert_for_sample(ts_ms, sample_labels, *value, expand)
+            })
+            .collect();
+        seen.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        if seen.windows(2).any(|pair| pair[0].labels == pair[1].labels) {
+            return Err(EvalError::DuplicateLabelset);
         }
         Ok(seen)
     }
@@ -441,13 +550,21 @@ impl AlertingRule {
         expand: &Expand<'_>,
     ) -> Alert {
         let expand_here = |template: &str| expand(template, sample_labels, value);
-        let mut labels = sample_labels.clone();
-        labels.remove(METRIC_NAME_LABEL);
+        let mut labels: BTreeMap<&str, std::borrow::Cow<'_, str>> = sample_labels
+            .iter()
+            .filter(|(name, _)| *name != METRIC_NAME_LABEL)
+            .map(|(name, value)| (name.as_str(), value.as_str().into()))
+            .collect();
         for (name, template) in &self.labels {
-            labels.insert(name.clone(), expand_here(template));
+            labels.insert(name, expand_here(template).into());
         }
-        labels.insert(ALERT_NAME_LABEL.into(), self.name.clone());
-        labels.retain(|_, value| !value.is_empty());
+        labels.insert(ALERT_NAME_LABEL, self.name.as_str().into());
+        let labels = AlertLabels::from_sorted(
+            labels
+                .iter()
+                .filter(|(_, value)| !value.is_empty())
+                .map(|(name, value)| (*name, value.as_ref())),
+        );
         let annotations = self
             .annotations
             .iter()
@@ -456,44 +573,59 @@ impl AlertingRule {
         Alert::pending(labels, annotations, value, ts_ms)
     }
 
-    /// Updates known pending or firing alerts with the new value and annotations; adds the
-    /// others, replacing resolved alerts of the same labels by a new episode.
-    fn merge(&mut self, seen: BTreeMap<LabelSet, Alert>) {
-        for (labels, fresh) in seen {
-            match self.active.get_mut(&labels) {
-                Some(known) if known.is_active() => {
-                    known.value = fresh.value;
-                    known.annotations = fresh.annotations;
-                }
-                _ => {
-                    self.active.insert(labels, fresh);
-                }
-            }
-        }
-    }
-
-    /// Moves every alert on by one evaluation: missing ones resolve, expire or keep firing,
-    /// present ones may fire. Returns how many alerts are pending or firing afterwards.
-    fn advance(&mut self, ts_ms: i64, present: &BTreeSet<LabelSet>) -> usize {
+    /// Merges `seen` (this evaluation's alerts, ordered by labels) into the rule's alerts and
+    /// moves every alert on by one evaluation: known pending or firing alerts take the new
+    /// value and annotations, new ones (or ones known only as resolved) start a new episode,
+    /// missing ones resolve, expire or keep firing, and present ones may fire. Returns how
+    /// many alerts are pending or firing afterwards.
+    fn merge_and_advance(&mut self, ts_ms: i64, seen: Vec<Alert>) -> usize {
         let (for_ms, keep_firing_for_ms) = (self.for_ms, self.keep_firing_for_ms);
+        let known = std::mem::take(&mut self.active);
+        let mut next = Vec::with_capacity(known.len() + seen.len());
+        let mut known = known.into_iter().peekable();
+        let mut seen = seen.into_iter().peekable();
         let mut active = 0;
-        self.active.retain(|labels, alert| {
-            if present.contains(labels) {
-                alert.keep_firing_since_ms = None;
-            } else if !alert.on_absent(ts_ms, keep_firing_for_ms) {
-                return false;
-            }
+        loop {
+            let order = match (known.peek(), seen.peek()) {
+                (None, None) => break,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(old), Some(fresh)) => old.labels.cmp(&fresh.labels),
+            };
+            let (old, fresh) = match order {
+                Ordering::Less => (known.next(), None),
+                Ordering::Greater => (None, seen.next()),
+                Ordering::Equal => (known.next(), seen.next()),
+            };
+            let mut alert = match (old, fresh) {
+                (Some(mut old), None) => {
+                    if !old.on_absent(ts_ms, keep_firing_for_ms) {
+                        continue;
+                    }
+                    old
+                }
+                (Some(mut old), Some(fresh)) if old.is_active() => {
+                    old.value = fresh.value;
+                    old.annotations = fresh.annotations;
+                    old.keep_firing_since_ms = None;
+                    old
+                }
+                (_, Some(fresh)) => fresh,
+                (None, None) => break,
+            };
             if alert.is_active() {
                 active += 1;
                 alert.fire_if_due(ts_ms, for_ms);
             }
-            true
-        });
+            next.push(alert);
+        }
+        next.shrink_to_fit();
+        self.active = next;
         active
     }
 
     fn mark_due_for_sending(&mut self, ts_ms: i64, interval_ms: i64) {
-        for alert in self.active.values_mut() {
+        for alert in &mut self.active {
             if alert.needs_sending(ts_ms) {
                 alert.mark_sent(ts_ms, interval_ms);
             }
@@ -533,7 +665,7 @@ pub struct AlertSnapshot {
 impl From<&Alert> for AlertSnapshot {
     fn from(alert: &Alert) -> Self {
         AlertSnapshot {
-            labels: alert.labels.clone(),
+            labels: alert.labels.to_label_set(),
             annotations: alert.annotations.clone(),
             state: alert.state,
             active_at_ms: alert.active_at_ms,
@@ -548,7 +680,7 @@ impl AlertSnapshot {
     /// The alert again; its value is unknown (NaN) and it counts as never sent.
     fn into_alert(self) -> Alert {
         Alert {
-            labels: self.labels,
+            labels: AlertLabels::from(&self.labels),
             annotations: self.annotations,
             state: self.state,
             value: f64::NAN,
@@ -606,9 +738,11 @@ mod tests {
         )
     }
 
+    /// Evaluates and returns the `ALERTS` and `ALERTS_FOR_STATE` samples afterwards.
     fn eval(rule: &mut AlertingRule, ts_ms: i64, result: Vec<Sample>) -> Vec<Sample> {
-        rule.eval(ts_ms, MIN, result, 0, &literal)
-            .expect("evaluation succeeds")
+        rule.eval(ts_ms, MIN, &result, 0, &literal)
+            .expect("evaluation succeeds");
+        rule.alerts_series()
     }
 
     /// The `(labels, alertstate)` of the `ALERTS` samples.
@@ -685,7 +819,7 @@ mod tests {
                 .collect();
             assert_eq!(alerts_states(&series), want, "step {step}");
             for alert in rule.active_alerts() {
-                assert!(!alert.labels.contains_key(METRIC_NAME_LABEL));
+                assert_eq!(alert.labels.get(METRIC_NAME_LABEL), None);
             }
         }
     }
@@ -829,7 +963,7 @@ mod tests {
             AlertingRule::new("foo", MIN, 0, labels(&[("test", "test")]), LabelSet::new());
         eval(&mut rule, 0, vec![sample(&[("a", "1")], 1.0)]);
         let result = vec![sample(&[], 0.0), sample(&[("test", "x")], 0.0)];
-        let err = rule.eval(MIN, MIN, result, 0, &literal).unwrap_err();
+        let err = rule.eval(MIN, MIN, &result, 0, &literal).unwrap_err();
         assert_eq!(err, EvalError::DuplicateLabelset);
         assert_eq!(
             err.to_string(),
@@ -849,9 +983,9 @@ mod tests {
             ]
         };
         for limit in [0, 2] {
-            assert!(rule.eval(0, MIN, result(), limit, &literal).is_ok());
+            assert!(rule.eval(0, MIN, &result(), limit, &literal).is_ok());
         }
-        let err = rule.eval(0, MIN, result(), 1, &literal).unwrap_err();
+        let err = rule.eval(0, MIN, &result(), 1, &literal).unwrap_err();
         assert_eq!(
             err,
             EvalError::LimitExceeded {
@@ -881,14 +1015,14 @@ mod tests {
             ],
             1.0,
         )];
-        rule.eval(0, MIN, result, 0, &template).unwrap();
+        rule.eval(0, MIN, &result, 0, &template).unwrap();
         let want = labels(&[
             ("alertname", "Disk"),
             ("instance", "n1"),
             ("severity", "page"),
             ("where", "n1"),
         ]);
-        assert_eq!(only_alert(&rule).labels, want);
+        assert_eq!(only_alert(&rule).labels.to_label_set(), want);
     }
 
     /// Mirrors alerting_test.go `TestAlertingRuleEmptyLabelFromTemplate`.
@@ -907,7 +1041,7 @@ mod tests {
             vec![sample(&[("instance", "0"), ("job", "x")], 1.0)],
         );
         let want = labels(&[("alertname", "EmptyLabel"), ("instance", "0")]);
-        assert_eq!(only_alert(&rule).labels, want);
+        assert_eq!(only_alert(&rule).labels.to_label_set(), want);
     }
 
     /// Mirrors alerting_test.go `TestAlertingRuleLabelsUpdate`: a label templated on the
@@ -923,9 +1057,9 @@ mod tests {
         let severities = ["critical", "warning", "critical", "critical"];
         for (minute, value) in [75.0, 85.0, 70.0, 70.0].into_iter().enumerate() {
             let result = vec![sample(&[("instance", "0")], value)];
-            let series = rule
-                .eval(minute as i64 * MIN, MIN, result, 0, &severity)
+            rule.eval(minute as i64 * MIN, MIN, &result, 0, &severity)
                 .unwrap();
+            let series = rule.alerts_series();
             let states = alerts_states(&series);
             assert_eq!(states.len(), 1, "minute {minute}");
             assert_eq!(states[0].0["severity"], severities[minute]);
@@ -945,7 +1079,7 @@ mod tests {
         );
         for (minute, value) in [(0, 1.5), (1, 2.5)] {
             let result = vec![sample(&[("instance", "n1")], value)];
-            rule.eval(minute * MIN, MIN, result, 0, &template).unwrap();
+            rule.eval(minute * MIN, MIN, &result, 0, &template).unwrap();
             let alert = only_alert(&rule);
             assert_eq!(alert.annotations["summary"], format!("n1 at {value}"));
             assert_eq!(alert.value, value);
@@ -1014,7 +1148,7 @@ mod tests {
         eval(&mut rule, 2000, present());
         assert!(rule.alerts_to_send(2000).is_empty());
         let later = 1000 + RESEND_DELAY_MS + 1;
-        rule.eval(later, 5 * MIN, present(), 0, &literal).unwrap();
+        rule.eval(later, 5 * MIN, &present(), 0, &literal).unwrap();
         assert_eq!(rule.alerts_to_send(later).len(), 1);
         assert_eq!(only_alert(&rule).valid_until_ms, later + 20 * MIN);
         eval(&mut rule, later + 1, vec![]);

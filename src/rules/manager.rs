@@ -478,7 +478,7 @@ impl RuleEngine {
                     (AlertState::Inactive, Some(resolved)) => (Status::Resolved, resolved),
                     _ => continue,
                 };
-                let mut labels = alert.labels.clone();
+                let mut labels = alert.labels.to_label_set();
                 for (k, v) in &self.globals.external_labels {
                     labels.entry(k.clone()).or_insert_with(|| v.clone());
                 }
@@ -742,11 +742,17 @@ fn evaluate_rule(
         query_ms,
         interval_ms,
     } = times;
-    let result = answer.clone()?;
+    // Borrowed: one answer serves every rule with the same expression.
+    let result = answer.as_ref().map_err(Clone::clone)?;
     match (&mut r.alerting, &r.rule.kind) {
         (Some(alerting), _) => {
             let name = template::alert_template_name(r.rule.name());
             let expand = |text: &str, labels: &BTreeMap<String, String>, value: f64| {
+                // Text without an action is its own expansion (`severity: warning`): no
+                // template data to build for it.
+                if !text.contains("{{") {
+                    return text.to_owned();
+                }
                 template::expand(
                     &name,
                     text,
@@ -768,7 +774,8 @@ fn evaluate_rule(
         (None, RuleKind::Record { name }) => {
             let mut out = Vec::with_capacity(result.len());
             let mut seen = std::collections::HashSet::new();
-            for (mut labels, value) in result {
+            for (labels, value) in result {
+                let (mut labels, value) = (labels.clone(), *value);
                 labels.insert(NAME.to_owned(), name.clone());
                 for (k, v) in &r.rule.labels {
                     if v.is_empty() {
@@ -859,7 +866,12 @@ mod tests {
         let mut s: Vec<_> = engine
             .active_alerts()
             .into_iter()
-            .map(|(_, a)| (a.labels["alertname"].clone(), a.state.as_str()))
+            .map(|(_, a)| {
+                (
+                    a.labels.get("alertname").unwrap_or_default().to_owned(),
+                    a.state.as_str(),
+                )
+            })
             .collect();
         s.sort();
         s
@@ -897,8 +909,8 @@ mod tests {
             .into_iter()
             .find(|(r, _)| r.name() == "NodeStatusOffline")
             .unwrap();
-        assert_eq!(offline.labels["node_id"], "node-b");
-        assert_eq!(offline.labels["severity"], "critical");
+        assert_eq!(offline.labels.get("node_id"), Some("node-b"));
+        assert_eq!(offline.labels.get("severity"), Some("critical"));
         assert_eq!(rule.actions, vec!["reallocate_pins"]);
         let alerts = engine
             .families()
@@ -951,7 +963,7 @@ mod tests {
             .find(|(r, _)| r.name() == "NodeDiskUsagePercentHigh")
             .unwrap();
         assert!(
-            !disk.labels.contains_key("node_id"),
+            disk.labels.get("node_id").is_none(),
             "as external labels in Prometheus, added when the alert leaves, not to ALERTS"
         );
     }

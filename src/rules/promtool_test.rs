@@ -465,7 +465,7 @@ impl RuleRunner {
             .map(|(_, a)| {
                 (
                     a.state,
-                    a.labels.clone(),
+                    a.labels.to_label_set(),
                     a.annotations.clone(),
                     a.active_at_ms,
                 )
