@@ -27,7 +27,11 @@ pub type LabelSet = BTreeMap<String, String>;
 /// One series value: its labels (including `__name__`) and its value.
 pub type Sample = (LabelSet, f64);
 
-/// An alert's identifying labels, held compactly: every name and value in one immutable,
+/// One sample of a rule expression's result, its labels held compactly (a round holds every
+/// expression's result until the rules have taken it in).
+pub type ResultSample = (AlertLabels, f64);
+
+/// A label set held compactly, as alerts and the round's query results hold theirs: every name and value in one immutable,
 /// shared text (each as its byte length in decimal, `:`, then its bytes), so an alert's labels
 /// are one allocation instead of a tree node and two strings per label, and copying them is a
 /// reference count. Ordered as a [`LabelSet`] is (pair by pair), so alerts keep
@@ -48,7 +52,7 @@ pub struct AlertLabels(Arc<str>);
 
 impl AlertLabels {
     /// Labels from `(name, value)` pairs already ordered by name, without duplicate names.
-    fn from_sorted<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+    pub fn from_sorted<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut text = String::new();
         for (name, value) in pairs {
             for item in [name, value] {
@@ -364,16 +368,21 @@ impl AlertingRule {
     /// A disk alert with `for: 2m`, evaluated every minute with a fake clock (plain numbers):
     ///
     /// ```
-    /// use ipfs_sentinel::rules::alerting::{AlertState, AlertingRule, LabelSet, Sample};
+    /// use ipfs_sentinel::rules::alerting::{
+    ///     AlertLabels, AlertState, AlertingRule, LabelSet, ResultSample,
+    /// };
     ///
     /// const MIN: i64 = 60_000;
     /// let mut rule = AlertingRule::new("DiskFull", 2 * MIN, 0, LabelSet::new(), LabelSet::new());
     /// let no_templates = |text: &str, _: &LabelSet, _: f64| text.to_owned();
-    /// let full: Vec<Sample> = vec![(
-    ///     LabelSet::from([("__name__".into(), "disk".into()), ("node".into(), "a".into())]),
+    /// let full: Vec<ResultSample> = vec![(
+    ///     AlertLabels::from(&LabelSet::from([
+    ///         ("__name__".into(), "disk".into()),
+    ///         ("node".into(), "a".into()),
+    ///     ])),
     ///     0.95,
     /// )];
-    /// let at = |rule: &mut AlertingRule, ts_ms: i64, result: Vec<Sample>| {
+    /// let at = |rule: &mut AlertingRule, ts_ms: i64, result: Vec<ResultSample>| {
     ///     rule.eval(ts_ms, MIN, &result, 0, &no_templates).unwrap();
     ///     rule.active_alerts().first().map(|a| a.state)
     /// };
@@ -397,7 +406,7 @@ impl AlertingRule {
         &mut self,
         ts_ms: i64,
         interval_ms: i64,
-        result: &[Sample],
+        result: &[ResultSample],
         limit: usize,
         expand: &Expand<'_>,
     ) -> Result<(), EvalError> {
@@ -524,7 +533,7 @@ impl AlertingRule {
     fn alerts_from_result(
         &self,
         ts_ms: i64,
-        result: &[Sample],
+        result: &[ResultSample],
         expand: &Expand<'_>,
     ) -> Result<Vec<Alert>, EvalError> {
         let mut seen: Vec<Alert> = result
@@ -542,18 +551,33 @@ impl AlertingRule {
 
     /// The alert one sample stands for: its labels (rule labels override the sample's,
     /// labels expanding to "" are removed) and expanded annotations.
+    ///
+    /// Text without a template action (`{{`) is its own expansion, as in Go's templates
+    /// (`severity: warning`): only text with one is given to `expand`, with the sample's
+    /// labels as a [`LabelSet`] built for it on first use.
     fn alert_for_sample(
         &self,
         ts_ms: i64,
-        sample_labels: &LabelSet,
+        sample_labels: &AlertLabels,
         value: f64,
         expand: &Expand<'_>,
     ) -> Alert {
-        let expand_here = |template: &str| expand(template, sample_labels, value);
+        let full_labels = std::cell::OnceCell::new();
+        let expand_here = |template: &str| {
+            if template.contains("{{") {
+                expand(
+                    template,
+                    full_labels.get_or_init(|| sample_labels.to_label_set()),
+                    value,
+                )
+            } else {
+                template.to_owned()
+            }
+        };
         let mut labels: BTreeMap<&str, std::borrow::Cow<'_, str>> = sample_labels
             .iter()
             .filter(|(name, _)| *name != METRIC_NAME_LABEL)
-            .map(|(name, value)| (name.as_str(), value.as_str().into()))
+            .map(|(name, value)| (name, value.into()))
             .collect();
         for (name, template) in &self.labels {
             labels.insert(name, expand_here(template).into());
@@ -581,7 +605,8 @@ impl AlertingRule {
     fn merge_and_advance(&mut self, ts_ms: i64, seen: Vec<Alert>) -> usize {
         let (for_ms, keep_firing_for_ms) = (self.for_ms, self.keep_firing_for_ms);
         let known = std::mem::take(&mut self.active);
-        let mut next = Vec::with_capacity(known.len() + seen.len());
+        // Usually the same alerts as before: the vector grows only when new ones come.
+        let mut next = Vec::with_capacity(known.len().max(seen.len()));
         let mut known = known.into_iter().peekable();
         let mut seen = seen.into_iter().peekable();
         let mut active = 0;
@@ -712,8 +737,8 @@ mod tests {
             .collect()
     }
 
-    fn sample(pairs: &[(&str, &str)], value: f64) -> Sample {
-        (labels(pairs), value)
+    fn sample(pairs: &[(&str, &str)], value: f64) -> ResultSample {
+        (AlertLabels::from(&labels(pairs)), value)
     }
 
     /// Templates are taken literally.
@@ -739,7 +764,7 @@ mod tests {
     }
 
     /// Evaluates and returns the `ALERTS` and `ALERTS_FOR_STATE` samples afterwards.
-    fn eval(rule: &mut AlertingRule, ts_ms: i64, result: Vec<Sample>) -> Vec<Sample> {
+    fn eval(rule: &mut AlertingRule, ts_ms: i64, result: Vec<ResultSample>) -> Vec<Sample> {
         rule.eval(ts_ms, MIN, &result, 0, &literal)
             .expect("evaluation succeeds");
         rule.alerts_series()
@@ -763,6 +788,37 @@ mod tests {
         let alerts = rule.active_alerts();
         assert_eq!(alerts.len(), 1, "{alerts:?}");
         alerts[0]
+    }
+
+    /// The compact labels order, compare and read back exactly as the label sets they hold,
+    /// whatever the names and values hold (digits, `:`, nothing, multi-byte characters).
+    #[test]
+    fn alert_labels_order_and_read_back_as_label_sets() {
+        let sets = [
+            labels(&[]),
+            labels(&[("a", "")]),
+            labels(&[("a", "1")]),
+            labels(&[("a", "1"), ("b", "2")]),
+            labels(&[("a", "10:x")]),
+            labels(&[("a", "1:"), ("b", "")]),
+            labels(&[("ab", "1")]),
+            labels(&[("a", "é"), ("b", ":")]),
+            labels(&[("a", "9"), ("aa", "1")]),
+            labels(&[("b", "1")]),
+            labels(&[("12", "3:4")]),
+        ];
+        for x in &sets {
+            let compact = AlertLabels::from(x);
+            assert_eq!(&compact.to_label_set(), x);
+            for (name, value) in x {
+                assert_eq!(compact.get(name), Some(value.as_str()));
+            }
+            for y in &sets {
+                let other = AlertLabels::from(y);
+                assert_eq!(compact.cmp(&other), x.cmp(y), "{x:?} against {y:?}");
+                assert_eq!(compact == other, x == y);
+            }
+        }
     }
 
     /// Mirrors manager_test.go `TestAlertingRule`: `http_requests < 100`, for 1m, every 5m.
@@ -1049,7 +1105,10 @@ mod tests {
     #[test]
     fn label_templated_on_the_value_starts_new_episodes() {
         let mut rule = rule(MIN, 0);
-        rule.labels = labels(&[("severity", "sev")]);
+        rule.labels = labels(&[(
+            "severity",
+            "{{ if lt $value 80.0 }}critical{{ else }}warning{{ end }}",
+        )]);
         let severity = |_: &str, _: &LabelSet, v: f64| {
             if v < 80.0 { "critical" } else { "warning" }.to_owned()
         };

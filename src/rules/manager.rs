@@ -19,7 +19,7 @@ use promql_parser::parser::Expr;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 
-use super::alerting::{AlertState, AlertingRule, RuleStateSnapshot};
+use super::alerting::{AlertLabels, AlertState, AlertingRule, ResultSample, RuleStateSnapshot};
 use super::load::{Group, Rule, RuleError, RuleKind};
 use super::promql::{EvalError, Evaluator, Labels, Queryable, Value, NAME};
 use super::remote::{RemoteAnswers, RemoteDatasource};
@@ -126,10 +126,8 @@ impl Queries {
                 let evaluator =
                     Evaluator::new(source, at_ms - q.key.1).with_semantics(self.semantics);
                 let result = match evaluator.eval(&q.expr) {
-                    Ok(Value::Vector(v)) => {
-                        Ok(v.into_iter().map(|s| (s.labels, s.value)).collect())
-                    }
-                    Ok(Value::Scalar(v)) if !q.vector_only => Ok(vec![(Labels::new(), v)]),
+                    Ok(Value::Vector(v)) => Ok(compact(v.iter().map(|s| (&s.labels, s.value)))),
+                    Ok(Value::Scalar(v)) if !q.vector_only => Ok(compact([(&Labels::new(), v)])),
                     Ok(other) => Err(EvalError(format!(
                         "rule result is a {}, not an instant vector",
                         super::promql::type_name(&other)
@@ -143,8 +141,17 @@ impl Queries {
     }
 }
 
-/// One expression's samples, or why there are none.
-pub type Answer = Result<Vec<(Labels, f64)>, EvalError>;
+/// One expression's samples, or why there are none. The labels are held compactly: a round
+/// holds every expression's answer until its rules have taken it in.
+pub type Answer = Result<Vec<ResultSample>, EvalError>;
+
+/// Samples with their labels held compactly.
+fn compact<'a>(samples: impl IntoIterator<Item = (&'a Labels, f64)>) -> Vec<ResultSample> {
+    samples
+        .into_iter()
+        .map(|(labels, value)| (AlertLabels::from(labels), value))
+        .collect()
+}
 
 /// The answers to one evaluation's [`Queries`]: each expression's samples or why there are
 /// none, and how long it took.
@@ -162,7 +169,10 @@ impl From<RemoteAnswers> for Answers {
             answers: remote
                 .answers
                 .into_iter()
-                .map(|(text, answer)| ((text, 0), (answer, 0.0)))
+                .map(|(text, answer)| {
+                    let answer = answer.map(|v| compact(v.iter().map(|(l, v)| (l, *v))));
+                    ((text, 0), (answer, 0.0))
+                })
                 .collect(),
         }
     }
@@ -748,11 +758,6 @@ fn evaluate_rule(
         (Some(alerting), _) => {
             let name = template::alert_template_name(r.rule.name());
             let expand = |text: &str, labels: &BTreeMap<String, String>, value: f64| {
-                // Text without an action is its own expansion (`severity: warning`): no
-                // template data to build for it.
-                if !text.contains("{{") {
-                    return text.to_owned();
-                }
                 template::expand(
                     &name,
                     text,
@@ -775,7 +780,7 @@ fn evaluate_rule(
             let mut out = Vec::with_capacity(result.len());
             let mut seen = std::collections::HashSet::new();
             for (labels, value) in result {
-                let (mut labels, value) = (labels.clone(), *value);
+                let (mut labels, value) = (labels.to_label_set(), *value);
                 labels.insert(NAME.to_owned(), name.clone());
                 for (k, v) in &r.rule.labels {
                     if v.is_empty() {
