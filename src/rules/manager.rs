@@ -591,6 +591,19 @@ impl RuleEngine {
         json!({"status": "success", "data": data})
     }
 
+    /// The last evaluation in two figures, without rendering any alert: the groups' durations
+    /// summed (seconds) and how many rules failed in their last evaluation.
+    pub fn last_evaluation(&self) -> (f64, usize) {
+        let seconds = self.groups.iter().map(|g| g.duration_seconds).sum();
+        let failed = self
+            .groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .filter(|r| r.last_error.is_some())
+            .count();
+        (seconds, failed)
+    }
+
     /// `GET /api/v1/alerts` in Prometheus's shape.
     pub fn alerts_json(&self) -> Json {
         let alerts: Vec<Json> = self
@@ -1023,6 +1036,9 @@ mod tests {
             rule["lastError"].as_str().unwrap().contains("many-to-many"),
             "{rules}"
         );
+        let (seconds, failed) = engine.last_evaluation();
+        assert_eq!(failed, 1);
+        assert_eq!(seconds, rules["data"]["groups"][0]["evaluationTime"]);
         let failures = engine
             .families()
             .into_iter()
