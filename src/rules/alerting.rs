@@ -31,11 +31,15 @@ pub type Sample = (LabelSet, f64);
 /// expression's result until the rules have taken it in).
 pub type ResultSample = (AlertLabels, f64);
 
-/// A label set held compactly, as alerts and the round's query results hold theirs: every name and value in one immutable,
-/// shared text (each as its byte length in decimal, `:`, then its bytes), so an alert's labels
-/// are one allocation instead of a tree node and two strings per label, and copying them is a
-/// reference count. Ordered as a [`LabelSet`] is (pair by pair), so alerts keep
-/// Prometheus's order.
+/// A label set held compactly, as alerts and the round's query results hold theirs: every
+/// name and value in one immutable, shared text, so a label set is one allocation instead of a
+/// tree node and two strings per label, and copying it is a reference count. Ordered as a
+/// [`LabelSet`] is (pair by pair), so alerts keep Prometheus's order.
+///
+/// The text holds each name and value followed by a NUL, so that comparing two texts byte by
+/// byte orders them as their label sets (NUL sorts below every other character). A set with a
+/// NUL in a name or value, or an empty first name, is written instead as a NUL then each name
+/// and value as its byte length in decimal, `:`, and its bytes, and compared pair by pair.
 ///
 /// ```
 /// use ipfs_sentinel::rules::alerting::{AlertLabels, LabelSet};
@@ -50,24 +54,61 @@ pub type ResultSample = (AlertLabels, f64);
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct AlertLabels(Arc<str>);
 
+/// Ends each name and value in the usual form; starts the text of the length-prefixed form.
+const NUL: char = '\0';
+
 impl AlertLabels {
     /// Labels from `(name, value)` pairs already ordered by name, without duplicate names.
-    pub fn from_sorted<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+    pub fn from_sorted<'a, I>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+        I::IntoIter: Clone,
+    {
+        let pairs = pairs.into_iter();
         let mut text = String::new();
-        for (name, value) in pairs {
-            for item in [name, value] {
-                text.push_str(&item.len().to_string());
-                text.push(':');
-                text.push_str(item);
+        let empty_first_name = pairs
+            .clone()
+            .next()
+            .is_some_and(|(name, _)| name.is_empty());
+        let plain = !empty_first_name
+            && !pairs
+                .clone()
+                .any(|(name, value)| name.contains(NUL) || value.contains(NUL));
+        if plain {
+            for (name, value) in pairs {
+                for item in [name, value] {
+                    text.push_str(item);
+                    text.push(NUL);
+                }
+            }
+        } else {
+            text.push(NUL);
+            for (name, value) in pairs {
+                for item in [name, value] {
+                    text.push_str(&item.len().to_string());
+                    text.push(':');
+                    text.push_str(item);
+                }
             }
         }
         AlertLabels(Arc::from(text))
     }
 
+    /// Whether the text is in the length-prefixed form.
+    fn length_prefixed(&self) -> bool {
+        self.0.starts_with(NUL)
+    }
+
     /// Every name and value, in turn.
     fn items(&self) -> impl Iterator<Item = &str> + '_ {
-        let mut rest: &str = &self.0;
+        let (mut plain, mut rest) = match self.0.strip_prefix(NUL) {
+            Some(rest) => ("".split_terminator(NUL), rest),
+            None => (self.0.split_terminator(NUL), ""),
+        };
         std::iter::from_fn(move || {
+            if let Some(item) = plain.next() {
+                return Some(item);
+            }
             let (len, tail) = rest.split_once(':')?;
             let len: usize = len.parse().ok()?;
             let item = tail.get(..len)?;
@@ -107,6 +148,9 @@ impl Ord for AlertLabels {
     fn cmp(&self, other: &Self) -> Ordering {
         if Arc::ptr_eq(&self.0, &other.0) {
             return Ordering::Equal;
+        }
+        if !self.length_prefixed() && !other.length_prefixed() {
+            return self.0.cmp(&other.0);
         }
         self.iter().cmp(other.iter())
     }
@@ -806,6 +850,12 @@ mod tests {
             labels(&[("a", "9"), ("aa", "1")]),
             labels(&[("b", "1")]),
             labels(&[("12", "3:4")]),
+            labels(&[("a", "1\0"), ("b", "")]),
+            labels(&[("a", "1\0x")]),
+            labels(&[("a", "1\u{1}")]),
+            labels(&[("", "x"), ("a", "1")]),
+            labels(&[("", "")]),
+            labels(&[("a\0", "1")]),
         ];
         for x in &sets {
             let compact = AlertLabels::from(x);
