@@ -225,8 +225,9 @@ pub struct Alert {
     /// Identifying labels: the sample's labels without `__name__`, the rule's labels and
     /// `alertname`.
     pub labels: AlertLabels,
-    /// The rule's annotations, expanded with the latest sample.
-    pub annotations: LabelSet,
+    /// The rule's annotations, expanded with the latest sample; shared between alerts (and
+    /// evaluations) that expand them alike.
+    pub annotations: Arc<LabelSet>,
     /// The current state.
     pub state: AlertState,
     /// The expression's value at the last evaluation that returned this label set (NaN for an
@@ -234,34 +235,69 @@ pub struct Alert {
     pub value: f64,
     /// When this episode of the condition started holding.
     pub active_at_ms: i64,
-    /// When the alert went from pending to firing.
-    pub fired_at_ms: Option<i64>,
-    /// When the alert stopped firing; set only on inactive alerts.
-    pub resolved_at_ms: Option<i64>,
-    /// When the alert was last marked for sending to Alertmanager.
-    pub last_sent_at_ms: Option<i64>,
     /// Until when the last send is valid (Alertmanager's `EndsAt` for a firing alert); 0 if
     /// never sent.
     pub valid_until_ms: i64,
-    /// When the condition stopped holding while `keep_firing_for` keeps the alert firing.
-    pub keep_firing_since_ms: Option<i64>,
+    fired_at: At,
+    resolved_at: At,
+    last_sent_at: At,
+    keep_firing_since: At,
+}
+
+/// An instant that may not have happened, in 8 bytes where `Option<i64>` takes 16 (a rule may
+/// hold hundreds of thousands of alerts, four of these each): `i64::MIN` stands for none.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct At(i64);
+
+impl At {
+    const NEVER: At = At(i64::MIN);
+
+    /// `ms`, none staying none (and the earliest millisecond, never an evaluation time,
+    /// reading as none).
+    fn of(ms: Option<i64>) -> At {
+        At(ms.unwrap_or(i64::MIN))
+    }
+
+    fn ms(self) -> Option<i64> {
+        (self.0 != i64::MIN).then_some(self.0)
+    }
 }
 
 impl Alert {
     /// A new episode: pending since `ts_ms`.
-    fn pending(labels: AlertLabels, annotations: LabelSet, value: f64, ts_ms: i64) -> Self {
+    fn pending(labels: AlertLabels, annotations: Arc<LabelSet>, value: f64, ts_ms: i64) -> Self {
         Alert {
             labels,
             annotations,
             state: AlertState::Pending,
             value,
             active_at_ms: ts_ms,
-            fired_at_ms: None,
-            resolved_at_ms: None,
-            last_sent_at_ms: None,
             valid_until_ms: 0,
-            keep_firing_since_ms: None,
+            fired_at: At::NEVER,
+            resolved_at: At::NEVER,
+            last_sent_at: At::NEVER,
+            keep_firing_since: At::NEVER,
         }
+    }
+
+    /// When the alert went from pending to firing.
+    pub fn fired_at_ms(&self) -> Option<i64> {
+        self.fired_at.ms()
+    }
+
+    /// When the alert stopped firing; set only on inactive alerts.
+    pub fn resolved_at_ms(&self) -> Option<i64> {
+        self.resolved_at.ms()
+    }
+
+    /// When the alert was last marked for sending to Alertmanager.
+    pub fn last_sent_at_ms(&self) -> Option<i64> {
+        self.last_sent_at.ms()
+    }
+
+    /// When the condition stopped holding while `keep_firing_for` keeps the alert firing.
+    pub fn keep_firing_since_ms(&self) -> Option<i64> {
+        self.keep_firing_since.ms()
     }
 
     /// One evaluation in which this alert's label set was missing from the result. Returns
@@ -272,11 +308,11 @@ impl Alert {
         }
         let expired = self.state == AlertState::Pending
             || self
-                .resolved_at_ms
+                .resolved_at_ms()
                 .is_some_and(|resolved| elapsed(ts_ms, resolved) > RESOLVED_RETENTION_MS);
         if self.state != AlertState::Inactive {
             self.state = AlertState::Inactive;
-            self.resolved_at_ms = Some(ts_ms);
+            self.resolved_at = At(ts_ms);
         }
         !expired
     }
@@ -287,7 +323,13 @@ impl Alert {
         if self.state != AlertState::Firing || keep_firing_for_ms <= 0 {
             return false;
         }
-        let since = *self.keep_firing_since_ms.get_or_insert(ts_ms);
+        let since = match self.keep_firing_since_ms() {
+            Some(since) => since,
+            None => {
+                self.keep_firing_since = At(ts_ms);
+                ts_ms
+            }
+        };
         elapsed(ts_ms, since) < keep_firing_for_ms
     }
 
@@ -295,7 +337,7 @@ impl Alert {
     fn fire_if_due(&mut self, ts_ms: i64, for_ms: i64) {
         if self.state == AlertState::Pending && elapsed(ts_ms, self.active_at_ms) >= for_ms {
             self.state = AlertState::Firing;
-            self.fired_at_ms = Some(ts_ms);
+            self.fired_at = At(ts_ms);
         }
     }
 
@@ -305,10 +347,12 @@ impl Alert {
         if self.state == AlertState::Pending {
             return false;
         }
-        let Some(sent) = self.last_sent_at_ms else {
+        let Some(sent) = self.last_sent_at_ms() else {
             return true;
         };
-        let resolved_since_sent = self.resolved_at_ms.is_some_and(|resolved| resolved > sent);
+        let resolved_since_sent = self
+            .resolved_at_ms()
+            .is_some_and(|resolved| resolved > sent);
         resolved_since_sent || sent.saturating_add(RESEND_DELAY_MS) < ts_ms
     }
 
@@ -316,7 +360,7 @@ impl Alert {
     /// delays) so that two missed evaluations or sends do not expire the alert in
     /// Alertmanager: what Prometheus's `sendAlerts` does.
     fn mark_sent(&mut self, ts_ms: i64, interval_ms: i64) {
-        self.last_sent_at_ms = Some(ts_ms);
+        self.last_sent_at = At(ts_ms);
         let delta = interval_ms.max(RESEND_DELAY_MS);
         self.valid_until_ms = ts_ms.saturating_add(delta.saturating_mul(4));
     }
@@ -443,7 +487,7 @@ impl AlertingRule {
     /// assert_eq!(series[0].1, 1.0);
     /// // The condition stops: resolved (inactive, kept 15 minutes to be sent as resolved).
     /// assert_eq!(at(&mut rule, 3 * MIN, vec![]), Some(AlertState::Inactive));
-    /// assert_eq!(rule.active_alerts()[0].resolved_at_ms, Some(3 * MIN));
+    /// assert_eq!(rule.active_alerts()[0].resolved_at_ms(), Some(3 * MIN));
     /// assert!(rule.alerts_series().is_empty());
     /// ```
     pub fn eval(
@@ -478,7 +522,7 @@ impl AlertingRule {
     pub fn alerts_to_send(&self, ts_ms: i64) -> Vec<&Alert> {
         self.active
             .iter()
-            .filter(|alert| alert.last_sent_at_ms == Some(ts_ms))
+            .filter(|alert| alert.last_sent_at_ms() == Some(ts_ms))
             .collect()
     }
 
@@ -580,12 +624,20 @@ impl AlertingRule {
         result: &[ResultSample],
         expand: &Expand<'_>,
     ) -> Result<Vec<Alert>, EvalError> {
-        let mut seen: Vec<Alert> = result
-            .iter()
-            .map(|(sample_labels, value)| {
-                self.alert_for_sample(ts_ms, sample_labels, *value, expand)
-            })
-            .collect();
+        // Alerts that expand the annotations alike, one after another (all of them when the
+        // annotations hold no template), share them.
+        let mut previous: Option<Arc<LabelSet>> = None;
+        let mut seen: Vec<Alert> = Vec::with_capacity(result.len());
+        for (sample_labels, value) in result {
+            let mut alert = self.alert_for_sample(ts_ms, sample_labels, *value, expand);
+            match &previous {
+                Some(shared) if *shared == alert.annotations => {
+                    alert.annotations = Arc::clone(shared)
+                }
+                _ => previous = Some(Arc::clone(&alert.annotations)),
+            }
+            seen.push(alert);
+        }
         seen.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
         if seen.windows(2).any(|pair| pair[0].labels == pair[1].labels) {
             return Err(EvalError::DuplicateLabelset);
@@ -638,7 +690,7 @@ impl AlertingRule {
             .iter()
             .map(|(name, template)| (name.clone(), expand_here(template)))
             .collect();
-        Alert::pending(labels, annotations, value, ts_ms)
+        Alert::pending(labels, Arc::new(annotations), value, ts_ms)
     }
 
     /// Merges `seen` (this evaluation's alerts, ordered by labels) into the rule's alerts and
@@ -675,8 +727,10 @@ impl AlertingRule {
                 }
                 (Some(mut old), Some(fresh)) if old.is_active() => {
                     old.value = fresh.value;
-                    old.annotations = fresh.annotations;
-                    old.keep_firing_since_ms = None;
+                    if old.annotations != fresh.annotations {
+                        old.annotations = fresh.annotations;
+                    }
+                    old.keep_firing_since = At::NEVER;
                     old
                 }
                 (_, Some(fresh)) => fresh,
@@ -735,12 +789,12 @@ impl From<&Alert> for AlertSnapshot {
     fn from(alert: &Alert) -> Self {
         AlertSnapshot {
             labels: alert.labels.to_label_set(),
-            annotations: alert.annotations.clone(),
+            annotations: LabelSet::clone(&alert.annotations),
             state: alert.state,
             active_at_ms: alert.active_at_ms,
-            fired_at_ms: alert.fired_at_ms,
-            resolved_at_ms: alert.resolved_at_ms,
-            keep_firing_since_ms: alert.keep_firing_since_ms,
+            fired_at_ms: alert.fired_at_ms(),
+            resolved_at_ms: alert.resolved_at_ms(),
+            keep_firing_since_ms: alert.keep_firing_since_ms(),
         }
     }
 }
@@ -750,15 +804,15 @@ impl AlertSnapshot {
     fn into_alert(self) -> Alert {
         Alert {
             labels: AlertLabels::from(&self.labels),
-            annotations: self.annotations,
+            annotations: Arc::new(self.annotations),
             state: self.state,
             value: f64::NAN,
             active_at_ms: self.active_at_ms,
-            fired_at_ms: self.fired_at_ms,
-            resolved_at_ms: self.resolved_at_ms,
-            last_sent_at_ms: None,
             valid_until_ms: 0,
-            keep_firing_since_ms: self.keep_firing_since_ms,
+            fired_at: At::of(self.fired_at_ms),
+            resolved_at: At::of(self.resolved_at_ms),
+            last_sent_at: At::NEVER,
+            keep_firing_since: At::of(self.keep_firing_since_ms),
         }
     }
 }
@@ -942,7 +996,7 @@ mod tests {
         eval(&mut rule, 5 * MIN, vec![sample(&[("a", "1")], 2.0)]);
         let alert = only_alert(&rule);
         assert_eq!(alert.state, AlertState::Firing);
-        assert_eq!(alert.fired_at_ms, Some(5 * MIN));
+        assert_eq!(alert.fired_at_ms(), Some(5 * MIN));
         assert_eq!(alert.active_at_ms, 0);
         assert_eq!(alert.value, 2.0);
         assert_eq!(rule.state(), AlertState::Firing);
@@ -954,7 +1008,7 @@ mod tests {
         let series = eval(&mut rule, 1000, vec![sample(&[("a", "1")], 2.0)]);
         let alert = only_alert(&rule);
         assert_eq!(alert.state, AlertState::Firing);
-        assert_eq!(alert.fired_at_ms, Some(1000));
+        assert_eq!(alert.fired_at_ms(), Some(1000));
         assert_eq!(alerts_states(&series)[0].1, "firing");
     }
 
@@ -966,11 +1020,11 @@ mod tests {
         assert!(series.is_empty());
         let alert = only_alert(&rule);
         assert_eq!(alert.state, AlertState::Inactive);
-        assert_eq!(alert.resolved_at_ms, Some(MIN));
+        assert_eq!(alert.resolved_at_ms(), Some(MIN));
         assert_eq!(rule.state(), AlertState::Inactive);
 
         eval(&mut rule, MIN + RESOLVED_RETENTION_MS, vec![]);
-        assert_eq!(only_alert(&rule).resolved_at_ms, Some(MIN));
+        assert_eq!(only_alert(&rule).resolved_at_ms(), Some(MIN));
         eval(&mut rule, MIN + RESOLVED_RETENTION_MS + 1, vec![]);
         assert!(rule.active_alerts().is_empty());
     }
@@ -997,8 +1051,8 @@ mod tests {
         }
         let alert = only_alert(&rule);
         assert_eq!(alert.state, AlertState::Inactive);
-        assert_eq!(alert.keep_firing_since_ms, Some(4 * MIN));
-        assert_eq!(alert.resolved_at_ms, Some(5 * MIN));
+        assert_eq!(alert.keep_firing_since_ms(), Some(4 * MIN));
+        assert_eq!(alert.resolved_at_ms(), Some(5 * MIN));
     }
 
     #[test]
@@ -1007,12 +1061,12 @@ mod tests {
         let present = || vec![sample(&[("a", "1")], 1.0)];
         eval(&mut rule, 0, present());
         eval(&mut rule, MIN, vec![]);
-        assert_eq!(only_alert(&rule).keep_firing_since_ms, Some(MIN));
+        assert_eq!(only_alert(&rule).keep_firing_since_ms(), Some(MIN));
         eval(&mut rule, 2 * MIN, present());
         let alert = only_alert(&rule);
-        assert_eq!(alert.keep_firing_since_ms, None);
+        assert_eq!(alert.keep_firing_since_ms(), None);
         assert_eq!(alert.state, AlertState::Firing);
-        assert_eq!(alert.fired_at_ms, Some(0));
+        assert_eq!(alert.fired_at_ms(), Some(0));
     }
 
     /// Mirrors alerting_test.go `TestPendingAndKeepFiringFor`: keep_firing_for does not hold
@@ -1058,8 +1112,8 @@ mod tests {
         let alert = only_alert(&rule);
         assert_eq!(alert.state, AlertState::Pending);
         assert_eq!(alert.active_at_ms, 3 * MIN);
-        assert_eq!(alert.fired_at_ms, None);
-        assert_eq!(alert.resolved_at_ms, None);
+        assert_eq!(alert.fired_at_ms(), None);
+        assert_eq!(alert.resolved_at_ms(), None);
     }
 
     /// Mirrors alerting_test.go `TestAlertingRuleDuplicate`.
@@ -1197,6 +1251,33 @@ mod tests {
     }
 
     #[test]
+    fn alerts_expanding_annotations_alike_share_them() {
+        let mut rule = AlertingRule::new(
+            "High",
+            0,
+            0,
+            LabelSet::new(),
+            labels(&[("summary", "static"), ("where", "{{ $labels.instance }}")]),
+        );
+        let result = vec![
+            sample(&[("instance", "a"), ("x", "1")], 1.0),
+            sample(&[("instance", "a"), ("x", "2")], 1.0),
+            sample(&[("instance", "b")], 1.0),
+        ];
+        rule.eval(0, MIN, &result, 0, &template).unwrap();
+        let alerts = rule.active_alerts();
+        assert!(Arc::ptr_eq(&alerts[0].annotations, &alerts[1].annotations));
+        assert_eq!(alerts[2].annotations["where"], "b");
+        assert_eq!(alerts[0].annotations["where"], "a");
+        let before = Arc::clone(&alerts[0].annotations);
+        rule.eval(MIN, MIN, &result, 0, &template).unwrap();
+        assert!(
+            Arc::ptr_eq(&rule.active_alerts()[0].annotations, &before),
+            "unchanged annotations are kept, not replaced"
+        );
+    }
+
+    #[test]
     fn alerts_and_alerts_for_state_series() {
         let mut rule = AlertingRule::new(
             "Down",
@@ -1271,7 +1352,7 @@ mod tests {
         let mut rule = rule(MIN, 0);
         eval(&mut rule, 0, vec![sample(&[("a", "1")], 1.0)]);
         assert!(rule.alerts_to_send(0).is_empty());
-        assert_eq!(only_alert(&rule).last_sent_at_ms, None);
+        assert_eq!(only_alert(&rule).last_sent_at_ms(), None);
     }
 
     fn through_json(snapshot: &RuleStateSnapshot) -> RuleStateSnapshot {
@@ -1350,7 +1431,7 @@ mod tests {
         after.restore(through_json(&before.snapshot()), 3 * MIN, 10 * MIN);
         let alert = only_alert(&after);
         assert_eq!(alert.state, AlertState::Inactive);
-        assert_eq!(alert.resolved_at_ms, Some(MIN));
+        assert_eq!(alert.resolved_at_ms(), Some(MIN));
         let series = eval(&mut after, 4 * MIN, vec![]);
         assert!(series.is_empty());
         assert_eq!(after.alerts_to_send(4 * MIN).len(), 1, "resolution re-sent");
@@ -1367,12 +1448,12 @@ mod tests {
         after.restore(through_json(&before.snapshot()), 2 * MIN, 10 * MIN);
         let alert = only_alert(&after);
         assert_eq!(alert.state, AlertState::Firing);
-        assert_eq!(alert.fired_at_ms, Some(0));
-        assert_eq!(alert.keep_firing_since_ms, Some(MIN));
+        assert_eq!(alert.fired_at_ms(), Some(0));
+        assert_eq!(alert.keep_firing_since_ms(), Some(MIN));
         assert!(alert.value.is_nan());
         eval(&mut after, 5 * MIN, vec![]);
         assert_eq!(only_alert(&after).state, AlertState::Firing);
         eval(&mut after, 6 * MIN, vec![]);
-        assert_eq!(only_alert(&after).resolved_at_ms, Some(6 * MIN));
+        assert_eq!(only_alert(&after).resolved_at_ms(), Some(6 * MIN));
     }
 }

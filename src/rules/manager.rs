@@ -483,7 +483,7 @@ impl RuleEngine {
                 continue;
             };
             for alert in alerting.active_alerts() {
-                let (status, ends_at_ms) = match (alert.state, alert.resolved_at_ms) {
+                let (status, ends_at_ms) = match (alert.state, alert.resolved_at_ms()) {
                     (AlertState::Firing, _) => (Status::Firing, alert.valid_until_ms),
                     (AlertState::Inactive, Some(resolved)) => (Status::Resolved, resolved),
                     _ => continue,
@@ -495,16 +495,16 @@ impl RuleEngine {
                 sightings.push(Sighting {
                     alert: AlertEvent {
                         labels,
-                        annotations: alert.annotations.clone(),
+                        annotations: Labels::clone(&alert.annotations),
                         status,
                         value: alert.value,
-                        starts_at_ms: alert.fired_at_ms.unwrap_or(alert.active_at_ms),
+                        starts_at_ms: alert.fired_at_ms().unwrap_or(alert.active_at_ms),
                         ends_at_ms,
                         generator_url: generator_url(&self.globals.external_url, &r.rule.expr_text),
                         actions: r.rule.actions.clone(),
                         expr: r.rule.expr_text.clone(),
                     },
-                    due_for_sending: alert.last_sent_at_ms == Some(now_ms),
+                    due_for_sending: alert.last_sent_at_ms() == Some(now_ms),
                 });
             }
         }
@@ -652,7 +652,7 @@ impl RuleEngine {
 fn alert_json(a: &super::alerting::Alert) -> Json {
     json!({
         "labels": a.labels,
-        "annotations": a.annotations,
+        "annotations": *a.annotations,
         "state": a.state.as_str(),
         "activeAt": rfc3339(a.active_at_ms),
         "value": crate::history::export::value_text(a.value),

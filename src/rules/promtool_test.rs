@@ -466,7 +466,7 @@ impl RuleRunner {
                 (
                     a.state,
                     a.labels.to_label_set(),
-                    a.annotations.clone(),
+                    Labels::clone(&a.annotations),
                     a.active_at_ms,
                 )
             })
