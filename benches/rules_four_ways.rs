@@ -182,8 +182,8 @@ fn main() {
             None => queries.answer(at, &history),
         };
         match &datasource {
-            Some(_) => engine.evaluate_groups(&due, &answers, None),
-            None => engine.evaluate_groups(&due, &answers, Some(&history)),
+            Some(_) => engine.evaluate_groups(&due, answers, None),
+            None => engine.evaluate_groups(&due, answers, Some(&history)),
         };
         walls.push(began.elapsed().as_secs_f64() * 1e3);
     }

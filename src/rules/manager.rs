@@ -162,6 +162,21 @@ pub struct Answers {
     answers: HashMap<QueryKey, (Answer, f64)>,
 }
 
+impl Answers {
+    /// Which answer a rule with expression `text` in a group queried at `offset_ms` reads:
+    /// its own, or with a remote datasource (which answers every expression at the
+    /// evaluation time) the one asked at offset 0.
+    fn key_for(&self, text: &str, offset_ms: i64, remote: bool) -> Option<QueryKey> {
+        let key = (text.to_owned(), offset_ms);
+        if self.answers.contains_key(&key) {
+            return Some(key);
+        }
+        let at_evaluation_time = (text.to_owned(), 0);
+        (offset_ms != 0 && remote && self.answers.contains_key(&at_evaluation_time))
+            .then_some(at_evaluation_time)
+    }
+}
+
 impl From<RemoteAnswers> for Answers {
     fn from(remote: RemoteAnswers) -> Answers {
         Answers {
@@ -379,14 +394,16 @@ impl RuleEngine {
     /// recording rules' samples are returned. A rule without an answer (loaded after the
     /// queries were taken) waits for its group's next evaluation. Templates' `query` calls
     /// read `source` (the same read view the answers came from); without one (a remote
-    /// datasource) they fail with the reason.
+    /// datasource) they fail with the reason. Each answer is dropped once the last rule that
+    /// reads it has taken it in, so that its memory serves the alerts that follow.
     pub fn evaluate_groups(
         &mut self,
         due: &[GroupKey],
-        answers: &Answers,
+        mut answers: Answers,
         source: Option<&dyn Queryable>,
     ) -> Vec<Recorded> {
         let now_ms = answers.at_ms;
+        let remote = self.globals.datasource.is_some();
         let mut recorded = Vec::new();
         let globals = self.globals.clone();
         let queries: Box<dyn TemplateQuery + '_> = match source {
@@ -402,6 +419,18 @@ impl RuleEngine {
             .iter()
             .map(|g| self.query_offset_ms(g))
             .collect();
+        // How many rules read each answer.
+        let mut readers: HashMap<QueryKey, usize> = HashMap::new();
+        for (g, offset) in self.groups.iter().zip(&offsets) {
+            if !due.contains(&GroupKey::of(&g.group)) {
+                continue;
+            }
+            for r in &g.rules {
+                if let Some(key) = answers.key_for(&r.rule.expr_text, *offset, remote) {
+                    *readers.entry(key).or_default() += 1;
+                }
+            }
+        }
         for (g, offset) in self.groups.iter_mut().zip(offsets) {
             if !due.contains(&GroupKey::of(&g.group)) {
                 continue;
@@ -409,14 +438,10 @@ impl RuleEngine {
             let interval = Self::interval_ms(g, &globals);
             let mut group_seconds = 0.0;
             for r in &mut g.rules {
-                let key = (r.rule.expr_text.clone(), offset);
-                let answer = answers.answers.get(&key).or_else(|| {
-                    answers
-                        .answers
-                        .get(&(key.0, 0))
-                        .filter(|_| offset != 0 && globals.datasource.is_some())
-                });
-                let Some((answer, query_seconds)) = answer else {
+                let Some(key) = answers.key_for(&r.rule.expr_text, offset, remote) else {
+                    continue;
+                };
+                let Some((answer, query_seconds)) = answers.answers.get(&key) else {
                     continue;
                 };
                 let began = Instant::now();
@@ -427,6 +452,12 @@ impl RuleEngine {
                 };
                 let result = evaluate_rule(r, &g.group, &globals, times, answer, queries.as_ref());
                 r.duration_seconds = query_seconds + began.elapsed().as_secs_f64();
+                if let Some(left) = readers.get_mut(&key) {
+                    *left = left.saturating_sub(1);
+                    if *left == 0 {
+                        answers.answers.remove(&key);
+                    }
+                }
                 group_seconds += r.duration_seconds;
                 r.last_eval_ms = Some(now_ms);
                 match result {
@@ -454,7 +485,7 @@ impl RuleEngine {
     pub fn evaluate_due(&mut self, now_ms: i64, source: &dyn Queryable) -> Vec<Recorded> {
         let due = self.due_groups(now_ms);
         let answers = self.queries(&due).answer(now_ms, source);
-        self.evaluate_groups(&due, &answers, Some(source))
+        self.evaluate_groups(&due, answers, Some(source))
     }
 
     /// Every alert now pending or firing, with its rule's actions.
@@ -1072,7 +1103,7 @@ mod tests {
             .unwrap()
             .query_all(exprs, 10 * MINUTE, std::time::Duration::from_secs(5))
             .await;
-        engine.evaluate_groups(&due, &answers.into(), None);
+        engine.evaluate_groups(&due, answers.into(), None);
         assert_eq!(states(&engine).len(), 3, "the alerts keep their state");
         let rules = engine.rules_json();
         let rule = &rules["data"]["groups"][0]["rules"][0];
@@ -1099,7 +1130,7 @@ mod tests {
                 .map(|e| (e.clone(), Ok(vec![(Labels::new(), 1.0)])))
                 .collect(),
         };
-        engine.evaluate_groups(&due, &answers.into(), None);
+        engine.evaluate_groups(&due, answers.into(), None);
         assert_eq!(states(&engine).len(), 2, "the two answered rules fired");
         let rules = engine.rules_json();
         let waiting = rules["data"]["groups"][0]["rules"]
