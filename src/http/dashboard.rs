@@ -905,18 +905,18 @@ pub fn alert_rows(engine: &RuleEngine, now_ms: i64) -> Vec<AlertRow> {
     alerts.sort_by_key(|a| {
         (
             a.state != AlertState::Firing,
-            severity_rank(a.labels.get("severity").map_or("", String::as_str)),
+            severity_rank(a.labels.get("severity").unwrap_or("")),
             a.active_at_ms,
         )
     });
     alerts
         .into_iter()
         .map(|a| {
-            let get = |k: &str| a.labels.get(k).cloned().unwrap_or_default();
+            let get = |k: &str| a.labels.get(k).unwrap_or_default().to_owned();
             let labels: Vec<String> = a
                 .labels
                 .iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "alertname" | "severity"))
+                .filter(|(k, _)| !matches!(*k, "alertname" | "severity"))
                 .map(|(k, v)| format!("{k}=\"{v}\""))
                 .collect();
             AlertRow {

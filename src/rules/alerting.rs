@@ -9,8 +9,15 @@
 //! queries, expand templates or talk to Alertmanager: callers pass the query result and a
 //! template expander in. It never reads the clock either: every call takes the evaluation
 //! time in milliseconds since the Unix epoch, so tests drive it with plain numbers.
+//!
+//! Memory: a rule holds its alerts in one vector ordered by labels, each alert's labels in
+//! one shared allocation ([`AlertLabels`]), since a rule may hold hundreds of thousands of
+//! them; each evaluation merges the sorted result into the sorted alerts in one pass.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +26,153 @@ pub type LabelSet = BTreeMap<String, String>;
 
 /// One series value: its labels (including `__name__`) and its value.
 pub type Sample = (LabelSet, f64);
+
+/// One sample of a rule expression's result, its labels held compactly (a round holds every
+/// expression's result until the rules have taken it in).
+pub type ResultSample = (AlertLabels, f64);
+
+/// A label set held compactly, as alerts and the round's query results hold theirs: every
+/// name and value in one immutable, shared text, so a label set is one allocation instead of a
+/// tree node and two strings per label, and copying it is a reference count. Ordered as a
+/// [`LabelSet`] is (pair by pair), so alerts keep Prometheus's order.
+///
+/// The text holds each name and value followed by a NUL, so that comparing two texts byte by
+/// byte orders them as their label sets (NUL sorts below every other character). A set with a
+/// NUL in a name or value, or an empty first name, is written instead as a NUL then each name
+/// and value as its byte length in decimal, `:`, and its bytes, and compared pair by pair.
+///
+/// ```
+/// use ipfs_sentinel::rules::alerting::{AlertLabels, LabelSet};
+///
+/// let set = LabelSet::from([("b".into(), "2:x".into()), ("a".into(), "1".into())]);
+/// let labels = AlertLabels::from(&set);
+/// assert_eq!(labels.get("b"), Some("2:x"));
+/// assert_eq!(labels.get("c"), None);
+/// assert_eq!(labels.iter().collect::<Vec<_>>(), [("a", "1"), ("b", "2:x")]);
+/// assert_eq!(labels.to_label_set(), set);
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct AlertLabels(Arc<str>);
+
+/// Ends each name and value in the usual form; starts the text of the length-prefixed form.
+const NUL: char = '\0';
+
+impl AlertLabels {
+    /// Labels from `(name, value)` pairs already ordered by name, without duplicate names.
+    pub fn from_sorted<'a, I>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+        I::IntoIter: Clone,
+    {
+        let pairs = pairs.into_iter();
+        let mut text = String::new();
+        let empty_first_name = pairs
+            .clone()
+            .next()
+            .is_some_and(|(name, _)| name.is_empty());
+        let plain = !empty_first_name
+            && !pairs
+                .clone()
+                .any(|(name, value)| name.contains(NUL) || value.contains(NUL));
+        if plain {
+            for (name, value) in pairs {
+                for item in [name, value] {
+                    text.push_str(item);
+                    text.push(NUL);
+                }
+            }
+        } else {
+            text.push(NUL);
+            for (name, value) in pairs {
+                for item in [name, value] {
+                    text.push_str(&item.len().to_string());
+                    text.push(':');
+                    text.push_str(item);
+                }
+            }
+        }
+        AlertLabels(Arc::from(text))
+    }
+
+    /// Whether the text is in the length-prefixed form.
+    fn length_prefixed(&self) -> bool {
+        self.0.starts_with(NUL)
+    }
+
+    /// Every name and value, in turn.
+    fn items(&self) -> impl Iterator<Item = &str> + '_ {
+        let (mut plain, mut rest) = match self.0.strip_prefix(NUL) {
+            Some(rest) => ("".split_terminator(NUL), rest),
+            None => (self.0.split_terminator(NUL), ""),
+        };
+        std::iter::from_fn(move || {
+            if let Some(item) = plain.next() {
+                return Some(item);
+            }
+            let (len, tail) = rest.split_once(':')?;
+            let len: usize = len.parse().ok()?;
+            let item = tail.get(..len)?;
+            rest = tail.get(len..)?;
+            Some(item)
+        })
+    }
+
+    /// The `(name, value)` pairs, ordered by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let mut items = self.items();
+        std::iter::from_fn(move || Some((items.next()?, items.next()?)))
+    }
+
+    /// The value of label `name`, if the alert has it.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, value)| value)
+    }
+
+    /// The labels as a [`LabelSet`].
+    pub fn to_label_set(&self) -> LabelSet {
+        self.iter()
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect()
+    }
+}
+
+impl From<&LabelSet> for AlertLabels {
+    fn from(set: &LabelSet) -> Self {
+        AlertLabels::from_sorted(set.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+    }
+}
+
+impl Ord for AlertLabels {
+    fn cmp(&self, other: &Self) -> Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return Ordering::Equal;
+        }
+        if !self.length_prefixed() && !other.length_prefixed() {
+            return self.0.cmp(&other.0);
+        }
+        self.iter().cmp(other.iter())
+    }
+}
+
+impl PartialOrd for AlertLabels {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Debug for AlertLabels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for AlertLabels {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
 
 /// How long a resolved alert is kept, and re-sent as resolved (Prometheus's
 /// `resolvedRetention`).
@@ -70,9 +224,10 @@ impl AlertState {
 pub struct Alert {
     /// Identifying labels: the sample's labels without `__name__`, the rule's labels and
     /// `alertname`.
-    pub labels: LabelSet,
-    /// The rule's annotations, expanded with the latest sample.
-    pub annotations: LabelSet,
+    pub labels: AlertLabels,
+    /// The rule's annotations, expanded with the latest sample; shared between alerts (and
+    /// evaluations) that expand them alike.
+    pub annotations: Arc<LabelSet>,
     /// The current state.
     pub state: AlertState,
     /// The expression's value at the last evaluation that returned this label set (NaN for an
@@ -80,34 +235,69 @@ pub struct Alert {
     pub value: f64,
     /// When this episode of the condition started holding.
     pub active_at_ms: i64,
-    /// When the alert went from pending to firing.
-    pub fired_at_ms: Option<i64>,
-    /// When the alert stopped firing; set only on inactive alerts.
-    pub resolved_at_ms: Option<i64>,
-    /// When the alert was last marked for sending to Alertmanager.
-    pub last_sent_at_ms: Option<i64>,
     /// Until when the last send is valid (Alertmanager's `EndsAt` for a firing alert); 0 if
     /// never sent.
     pub valid_until_ms: i64,
-    /// When the condition stopped holding while `keep_firing_for` keeps the alert firing.
-    pub keep_firing_since_ms: Option<i64>,
+    fired_at: At,
+    resolved_at: At,
+    last_sent_at: At,
+    keep_firing_since: At,
+}
+
+/// An instant that may not have happened, in 8 bytes where `Option<i64>` takes 16 (a rule may
+/// hold hundreds of thousands of alerts, four of these each): `i64::MIN` stands for none.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct At(i64);
+
+impl At {
+    const NEVER: At = At(i64::MIN);
+
+    /// `ms`, none staying none (and the earliest millisecond, never an evaluation time,
+    /// reading as none).
+    fn of(ms: Option<i64>) -> At {
+        At(ms.unwrap_or(i64::MIN))
+    }
+
+    fn ms(self) -> Option<i64> {
+        (self.0 != i64::MIN).then_some(self.0)
+    }
 }
 
 impl Alert {
     /// A new episode: pending since `ts_ms`.
-    fn pending(labels: LabelSet, annotations: LabelSet, value: f64, ts_ms: i64) -> Self {
+    fn pending(labels: AlertLabels, annotations: Arc<LabelSet>, value: f64, ts_ms: i64) -> Self {
         Alert {
             labels,
             annotations,
             state: AlertState::Pending,
             value,
             active_at_ms: ts_ms,
-            fired_at_ms: None,
-            resolved_at_ms: None,
-            last_sent_at_ms: None,
             valid_until_ms: 0,
-            keep_firing_since_ms: None,
+            fired_at: At::NEVER,
+            resolved_at: At::NEVER,
+            last_sent_at: At::NEVER,
+            keep_firing_since: At::NEVER,
         }
+    }
+
+    /// When the alert went from pending to firing.
+    pub fn fired_at_ms(&self) -> Option<i64> {
+        self.fired_at.ms()
+    }
+
+    /// When the alert stopped firing; set only on inactive alerts.
+    pub fn resolved_at_ms(&self) -> Option<i64> {
+        self.resolved_at.ms()
+    }
+
+    /// When the alert was last marked for sending to Alertmanager.
+    pub fn last_sent_at_ms(&self) -> Option<i64> {
+        self.last_sent_at.ms()
+    }
+
+    /// When the condition stopped holding while `keep_firing_for` keeps the alert firing.
+    pub fn keep_firing_since_ms(&self) -> Option<i64> {
+        self.keep_firing_since.ms()
     }
 
     /// One evaluation in which this alert's label set was missing from the result. Returns
@@ -118,11 +308,11 @@ impl Alert {
         }
         let expired = self.state == AlertState::Pending
             || self
-                .resolved_at_ms
+                .resolved_at_ms()
                 .is_some_and(|resolved| elapsed(ts_ms, resolved) > RESOLVED_RETENTION_MS);
         if self.state != AlertState::Inactive {
             self.state = AlertState::Inactive;
-            self.resolved_at_ms = Some(ts_ms);
+            self.resolved_at = At(ts_ms);
         }
         !expired
     }
@@ -133,7 +323,13 @@ impl Alert {
         if self.state != AlertState::Firing || keep_firing_for_ms <= 0 {
             return false;
         }
-        let since = *self.keep_firing_since_ms.get_or_insert(ts_ms);
+        let since = match self.keep_firing_since_ms() {
+            Some(since) => since,
+            None => {
+                self.keep_firing_since = At(ts_ms);
+                ts_ms
+            }
+        };
         elapsed(ts_ms, since) < keep_firing_for_ms
     }
 
@@ -141,7 +337,7 @@ impl Alert {
     fn fire_if_due(&mut self, ts_ms: i64, for_ms: i64) {
         if self.state == AlertState::Pending && elapsed(ts_ms, self.active_at_ms) >= for_ms {
             self.state = AlertState::Firing;
-            self.fired_at_ms = Some(ts_ms);
+            self.fired_at = At(ts_ms);
         }
     }
 
@@ -151,10 +347,12 @@ impl Alert {
         if self.state == AlertState::Pending {
             return false;
         }
-        let Some(sent) = self.last_sent_at_ms else {
+        let Some(sent) = self.last_sent_at_ms() else {
             return true;
         };
-        let resolved_since_sent = self.resolved_at_ms.is_some_and(|resolved| resolved > sent);
+        let resolved_since_sent = self
+            .resolved_at_ms()
+            .is_some_and(|resolved| resolved > sent);
         resolved_since_sent || sent.saturating_add(RESEND_DELAY_MS) < ts_ms
     }
 
@@ -162,17 +360,17 @@ impl Alert {
     /// delays) so that two missed evaluations or sends do not expire the alert in
     /// Alertmanager: what Prometheus's `sendAlerts` does.
     fn mark_sent(&mut self, ts_ms: i64, interval_ms: i64) {
-        self.last_sent_at_ms = Some(ts_ms);
+        self.last_sent_at = At(ts_ms);
         let delta = interval_ms.max(RESEND_DELAY_MS);
         self.valid_until_ms = ts_ms.saturating_add(delta.saturating_mul(4));
     }
 
     /// The `ALERTS` and `ALERTS_FOR_STATE` samples of this alert.
     fn series(&self) -> [Sample; 2] {
-        let mut alerts = self.labels.clone();
+        let mut alerts = self.labels.to_label_set();
+        let mut for_state = alerts.clone();
         alerts.insert(METRIC_NAME_LABEL.into(), ALERTS_METRIC.into());
         alerts.insert(ALERT_STATE_LABEL.into(), self.state.as_str().into());
-        let mut for_state = self.labels.clone();
         for_state.insert(METRIC_NAME_LABEL.into(), ALERTS_FOR_STATE_METRIC.into());
         let active_at_s = self.active_at_ms.div_euclid(1000) as f64;
         [(alerts, 1.0), (for_state, active_at_s)]
@@ -215,8 +413,8 @@ pub struct AlertingRule {
     pub labels: LabelSet,
     /// Annotations of every alert (templates, expanded at each evaluation).
     pub annotations: LabelSet,
-    /// Pending, firing and recently resolved alerts, by their labels.
-    active: BTreeMap<LabelSet, Alert>,
+    /// Pending, firing and recently resolved alerts, ordered by their labels (no two alike).
+    active: Vec<Alert>,
     /// The time the alert state describes: the last evaluation, or the restore.
     state_as_of_ms: Option<i64>,
 }
@@ -236,7 +434,7 @@ impl AlertingRule {
             keep_firing_for_ms,
             labels,
             annotations,
-            active: BTreeMap::new(),
+            active: Vec::new(),
             state_as_of_ms: None,
         }
     }
@@ -252,28 +450,33 @@ impl AlertingRule {
     /// RESEND_DELAY_MS)`; [`AlertingRule::alerts_to_send`] lists them.
     ///
     /// `expand` expands a label or annotation template for one sample. A `limit` of 0 means
-    /// no limit. Returns the `ALERTS` and `ALERTS_FOR_STATE` samples of this evaluation (as
-    /// [`AlertingRule::alerts_series`]).
+    /// no limit. [`AlertingRule::alerts_series`] gives the `ALERTS` and `ALERTS_FOR_STATE`
+    /// samples afterwards.
     ///
     /// A disk alert with `for: 2m`, evaluated every minute with a fake clock (plain numbers):
     ///
     /// ```
-    /// use ipfs_sentinel::rules::alerting::{AlertState, AlertingRule, LabelSet, Sample};
+    /// use ipfs_sentinel::rules::alerting::{
+    ///     AlertLabels, AlertState, AlertingRule, LabelSet, ResultSample,
+    /// };
     ///
     /// const MIN: i64 = 60_000;
     /// let mut rule = AlertingRule::new("DiskFull", 2 * MIN, 0, LabelSet::new(), LabelSet::new());
     /// let no_templates = |text: &str, _: &LabelSet, _: f64| text.to_owned();
-    /// let full: Vec<Sample> = vec![(
-    ///     LabelSet::from([("__name__".into(), "disk".into()), ("node".into(), "a".into())]),
+    /// let full: Vec<ResultSample> = vec![(
+    ///     AlertLabels::from(&LabelSet::from([
+    ///         ("__name__".into(), "disk".into()),
+    ///         ("node".into(), "a".into()),
+    ///     ])),
     ///     0.95,
     /// )];
-    /// let at = |rule: &mut AlertingRule, ts_ms: i64, result: Vec<Sample>| {
-    ///     rule.eval(ts_ms, MIN, result, 0, &no_templates).unwrap();
+    /// let at = |rule: &mut AlertingRule, ts_ms: i64, result: Vec<ResultSample>| {
+    ///     rule.eval(ts_ms, MIN, &result, 0, &no_templates).unwrap();
     ///     rule.active_alerts().first().map(|a| a.state)
     /// };
     /// // The condition holds: pending at once, with the time it started.
     /// assert_eq!(at(&mut rule, 0, full.clone()), Some(AlertState::Pending));
-    /// assert_eq!(rule.active_alerts()[0].labels["alertname"], "DiskFull");
+    /// assert_eq!(rule.active_alerts()[0].labels.get("alertname"), Some("DiskFull"));
     /// assert_eq!(at(&mut rule, MIN, full.clone()), Some(AlertState::Pending));
     /// // Two minutes after it started: firing, and due for sending to Alertmanager.
     /// assert_eq!(at(&mut rule, 2 * MIN, full.clone()), Some(AlertState::Firing));
@@ -284,22 +487,20 @@ impl AlertingRule {
     /// assert_eq!(series[0].1, 1.0);
     /// // The condition stops: resolved (inactive, kept 15 minutes to be sent as resolved).
     /// assert_eq!(at(&mut rule, 3 * MIN, vec![]), Some(AlertState::Inactive));
-    /// assert_eq!(rule.active_alerts()[0].resolved_at_ms, Some(3 * MIN));
+    /// assert_eq!(rule.active_alerts()[0].resolved_at_ms(), Some(3 * MIN));
     /// assert!(rule.alerts_series().is_empty());
     /// ```
     pub fn eval(
         &mut self,
         ts_ms: i64,
         interval_ms: i64,
-        result: Vec<Sample>,
+        result: &[ResultSample],
         limit: usize,
         expand: &Expand<'_>,
-    ) -> Result<Vec<Sample>, EvalError> {
+    ) -> Result<(), EvalError> {
         let seen = self.alerts_from_result(ts_ms, result, expand)?;
         self.state_as_of_ms = Some(ts_ms);
-        let present: BTreeSet<LabelSet> = seen.keys().cloned().collect();
-        self.merge(seen);
-        let active = self.advance(ts_ms, &present);
+        let active = self.merge_and_advance(ts_ms, seen);
         if limit > 0 && active > limit {
             self.active.clear();
             return Err(EvalError::LimitExceeded {
@@ -308,20 +509,20 @@ impl AlertingRule {
             });
         }
         self.mark_due_for_sending(ts_ms, interval_ms);
-        Ok(self.alerts_series())
+        Ok(())
     }
 
     /// The rule's alerts (pending, firing, and resolved ones within their retention), ordered
     /// by labels.
     pub fn active_alerts(&self) -> Vec<&Alert> {
-        self.active.values().collect()
+        self.active.iter().collect()
     }
 
     /// The alerts the evaluation at `ts_ms` marked for sending to Alertmanager.
     pub fn alerts_to_send(&self, ts_ms: i64) -> Vec<&Alert> {
         self.active
-            .values()
-            .filter(|alert| alert.last_sent_at_ms == Some(ts_ms))
+            .iter()
+            .filter(|alert| alert.last_sent_at_ms() == Some(ts_ms))
             .collect()
     }
 
@@ -330,7 +531,7 @@ impl AlertingRule {
     /// `ALERTS_FOR_STATE{alertname, <labels>} <active_at in seconds>` for each.
     pub fn alerts_series(&self) -> Vec<Sample> {
         self.active
-            .values()
+            .iter()
             .filter(|alert| alert.is_active())
             .flat_map(Alert::series)
             .collect()
@@ -340,7 +541,7 @@ impl AlertingRule {
     /// inactive.
     pub fn state(&self) -> AlertState {
         self.active
-            .values()
+            .iter()
             .map(|alert| alert.state)
             .max()
             .unwrap_or(AlertState::Inactive)
@@ -350,7 +551,7 @@ impl AlertingRule {
     pub fn snapshot(&self) -> RuleStateSnapshot {
         RuleStateSnapshot {
             taken_at_ms: self.state_as_of_ms.unwrap_or_default(),
-            alerts: self.active.values().map(AlertSnapshot::from).collect(),
+            alerts: self.active.iter().map(AlertSnapshot::from).collect(),
         }
     }
 
@@ -375,6 +576,8 @@ impl AlertingRule {
         if elapsed(now_ms, down_at_ms) > OUTAGE_TOLERANCE_MS {
             return;
         }
+        // By labels, the last of any two alike winning, as a saved file may say anything.
+        let mut restored = BTreeMap::new();
         for saved in snapshot.alerts {
             let mut alert = saved.into_alert();
             if alert.state == AlertState::Pending {
@@ -383,8 +586,9 @@ impl AlertingRule {
                     None => continue,
                 }
             }
-            self.active.insert(alert.labels.clone(), alert);
+            restored.insert(alert.labels.clone(), alert);
         }
+        self.active = restored.into_values().collect();
     }
 
     /// Prometheus's `RestoreForState` arithmetic for a pending alert's `active_at`; `None` when
@@ -412,88 +616,139 @@ impl AlertingRule {
         Some(restored)
     }
 
-    /// One new pending alert per sample, by labels; fails on two samples with the same
-    /// alert labels.
+    /// One new pending alert per sample, ordered by labels; fails on two samples with the
+    /// same alert labels.
     fn alerts_from_result(
         &self,
         ts_ms: i64,
-        result: Vec<Sample>,
+        result: &[ResultSample],
         expand: &Expand<'_>,
-    ) -> Result<BTreeMap<LabelSet, Alert>, EvalError> {
-        let mut seen = BTreeMap::new();
+    ) -> Result<Vec<Alert>, EvalError> {
+        // Alerts that expand the annotations alike, one after another (all of them when the
+        // annotations hold no template), share them.
+        let mut previous: Option<Arc<LabelSet>> = None;
+        let mut seen: Vec<Alert> = Vec::with_capacity(result.len());
         for (sample_labels, value) in result {
-            let alert = self.alert_for_sample(ts_ms, &sample_labels, value, expand);
-            if seen.contains_key(&alert.labels) {
-                return Err(EvalError::DuplicateLabelset);
+            let mut alert = self.alert_for_sample(ts_ms, sample_labels, *value, expand);
+            match &previous {
+                Some(shared) if *shared == alert.annotations => {
+                    alert.annotations = Arc::clone(shared)
+                }
+                _ => previous = Some(Arc::clone(&alert.annotations)),
             }
-            seen.insert(alert.labels.clone(), alert);
+            seen.push(alert);
+        }
+        seen.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        if seen.windows(2).any(|pair| pair[0].labels == pair[1].labels) {
+            return Err(EvalError::DuplicateLabelset);
         }
         Ok(seen)
     }
 
     /// The alert one sample stands for: its labels (rule labels override the sample's,
     /// labels expanding to "" are removed) and expanded annotations.
+    ///
+    /// Text without a template action (`{{`) is its own expansion, as in Go's templates
+    /// (`severity: warning`): only text with one is given to `expand`, with the sample's
+    /// labels as a [`LabelSet`] built for it on first use.
     fn alert_for_sample(
         &self,
         ts_ms: i64,
-        sample_labels: &LabelSet,
+        sample_labels: &AlertLabels,
         value: f64,
         expand: &Expand<'_>,
     ) -> Alert {
-        let expand_here = |template: &str| expand(template, sample_labels, value);
-        let mut labels = sample_labels.clone();
-        labels.remove(METRIC_NAME_LABEL);
+        let full_labels = std::cell::OnceCell::new();
+        let expand_here = |template: &str| {
+            if template.contains("{{") {
+                expand(
+                    template,
+                    full_labels.get_or_init(|| sample_labels.to_label_set()),
+                    value,
+                )
+            } else {
+                template.to_owned()
+            }
+        };
+        let mut labels: BTreeMap<&str, std::borrow::Cow<'_, str>> = sample_labels
+            .iter()
+            .filter(|(name, _)| *name != METRIC_NAME_LABEL)
+            .map(|(name, value)| (name, value.into()))
+            .collect();
         for (name, template) in &self.labels {
-            labels.insert(name.clone(), expand_here(template));
+            labels.insert(name, expand_here(template).into());
         }
-        labels.insert(ALERT_NAME_LABEL.into(), self.name.clone());
-        labels.retain(|_, value| !value.is_empty());
+        labels.insert(ALERT_NAME_LABEL, self.name.as_str().into());
+        let labels = AlertLabels::from_sorted(
+            labels
+                .iter()
+                .filter(|(_, value)| !value.is_empty())
+                .map(|(name, value)| (*name, value.as_ref())),
+        );
         let annotations = self
             .annotations
             .iter()
             .map(|(name, template)| (name.clone(), expand_here(template)))
             .collect();
-        Alert::pending(labels, annotations, value, ts_ms)
+        Alert::pending(labels, Arc::new(annotations), value, ts_ms)
     }
 
-    /// Updates known pending or firing alerts with the new value and annotations; adds the
-    /// others, replacing resolved alerts of the same labels by a new episode.
-    fn merge(&mut self, seen: BTreeMap<LabelSet, Alert>) {
-        for (labels, fresh) in seen {
-            match self.active.get_mut(&labels) {
-                Some(known) if known.is_active() => {
-                    known.value = fresh.value;
-                    known.annotations = fresh.annotations;
-                }
-                _ => {
-                    self.active.insert(labels, fresh);
-                }
-            }
-        }
-    }
-
-    /// Moves every alert on by one evaluation: missing ones resolve, expire or keep firing,
-    /// present ones may fire. Returns how many alerts are pending or firing afterwards.
-    fn advance(&mut self, ts_ms: i64, present: &BTreeSet<LabelSet>) -> usize {
+    /// Merges `seen` (this evaluation's alerts, ordered by labels) into the rule's alerts and
+    /// moves every alert on by one evaluation: known pending or firing alerts take the new
+    /// value and annotations, new ones (or ones known only as resolved) start a new episode,
+    /// missing ones resolve, expire or keep firing, and present ones may fire. Returns how
+    /// many alerts are pending or firing afterwards.
+    fn merge_and_advance(&mut self, ts_ms: i64, seen: Vec<Alert>) -> usize {
         let (for_ms, keep_firing_for_ms) = (self.for_ms, self.keep_firing_for_ms);
+        let known = std::mem::take(&mut self.active);
+        // Usually the same alerts as before: the vector grows only when new ones come.
+        let mut next = Vec::with_capacity(known.len().max(seen.len()));
+        let mut known = known.into_iter().peekable();
+        let mut seen = seen.into_iter().peekable();
         let mut active = 0;
-        self.active.retain(|labels, alert| {
-            if present.contains(labels) {
-                alert.keep_firing_since_ms = None;
-            } else if !alert.on_absent(ts_ms, keep_firing_for_ms) {
-                return false;
-            }
+        loop {
+            let order = match (known.peek(), seen.peek()) {
+                (None, None) => break,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(old), Some(fresh)) => old.labels.cmp(&fresh.labels),
+            };
+            let (old, fresh) = match order {
+                Ordering::Less => (known.next(), None),
+                Ordering::Greater => (None, seen.next()),
+                Ordering::Equal => (known.next(), seen.next()),
+            };
+            let mut alert = match (old, fresh) {
+                (Some(mut old), None) => {
+                    if !old.on_absent(ts_ms, keep_firing_for_ms) {
+                        continue;
+                    }
+                    old
+                }
+                (Some(mut old), Some(fresh)) if old.is_active() => {
+                    old.value = fresh.value;
+                    if old.annotations != fresh.annotations {
+                        old.annotations = fresh.annotations;
+                    }
+                    old.keep_firing_since = At::NEVER;
+                    old
+                }
+                (_, Some(fresh)) => fresh,
+                (None, None) => break,
+            };
             if alert.is_active() {
                 active += 1;
                 alert.fire_if_due(ts_ms, for_ms);
             }
-            true
-        });
+            next.push(alert);
+        }
+        next.shrink_to_fit();
+        self.active = next;
         active
     }
 
     fn mark_due_for_sending(&mut self, ts_ms: i64, interval_ms: i64) {
-        for alert in self.active.values_mut() {
+        for alert in &mut self.active {
             if alert.needs_sending(ts_ms) {
                 alert.mark_sent(ts_ms, interval_ms);
             }
@@ -533,13 +788,13 @@ pub struct AlertSnapshot {
 impl From<&Alert> for AlertSnapshot {
     fn from(alert: &Alert) -> Self {
         AlertSnapshot {
-            labels: alert.labels.clone(),
-            annotations: alert.annotations.clone(),
+            labels: alert.labels.to_label_set(),
+            annotations: LabelSet::clone(&alert.annotations),
             state: alert.state,
             active_at_ms: alert.active_at_ms,
-            fired_at_ms: alert.fired_at_ms,
-            resolved_at_ms: alert.resolved_at_ms,
-            keep_firing_since_ms: alert.keep_firing_since_ms,
+            fired_at_ms: alert.fired_at_ms(),
+            resolved_at_ms: alert.resolved_at_ms(),
+            keep_firing_since_ms: alert.keep_firing_since_ms(),
         }
     }
 }
@@ -548,16 +803,16 @@ impl AlertSnapshot {
     /// The alert again; its value is unknown (NaN) and it counts as never sent.
     fn into_alert(self) -> Alert {
         Alert {
-            labels: self.labels,
-            annotations: self.annotations,
+            labels: AlertLabels::from(&self.labels),
+            annotations: Arc::new(self.annotations),
             state: self.state,
             value: f64::NAN,
             active_at_ms: self.active_at_ms,
-            fired_at_ms: self.fired_at_ms,
-            resolved_at_ms: self.resolved_at_ms,
-            last_sent_at_ms: None,
             valid_until_ms: 0,
-            keep_firing_since_ms: self.keep_firing_since_ms,
+            fired_at: At::of(self.fired_at_ms),
+            resolved_at: At::of(self.resolved_at_ms),
+            last_sent_at: At::NEVER,
+            keep_firing_since: At::of(self.keep_firing_since_ms),
         }
     }
 }
@@ -580,8 +835,8 @@ mod tests {
             .collect()
     }
 
-    fn sample(pairs: &[(&str, &str)], value: f64) -> Sample {
-        (labels(pairs), value)
+    fn sample(pairs: &[(&str, &str)], value: f64) -> ResultSample {
+        (AlertLabels::from(&labels(pairs)), value)
     }
 
     /// Templates are taken literally.
@@ -606,9 +861,11 @@ mod tests {
         )
     }
 
-    fn eval(rule: &mut AlertingRule, ts_ms: i64, result: Vec<Sample>) -> Vec<Sample> {
-        rule.eval(ts_ms, MIN, result, 0, &literal)
-            .expect("evaluation succeeds")
+    /// Evaluates and returns the `ALERTS` and `ALERTS_FOR_STATE` samples afterwards.
+    fn eval(rule: &mut AlertingRule, ts_ms: i64, result: Vec<ResultSample>) -> Vec<Sample> {
+        rule.eval(ts_ms, MIN, &result, 0, &literal)
+            .expect("evaluation succeeds");
+        rule.alerts_series()
     }
 
     /// The `(labels, alertstate)` of the `ALERTS` samples.
@@ -629,6 +886,43 @@ mod tests {
         let alerts = rule.active_alerts();
         assert_eq!(alerts.len(), 1, "{alerts:?}");
         alerts[0]
+    }
+
+    /// The compact labels order, compare and read back exactly as the label sets they hold,
+    /// whatever the names and values hold (digits, `:`, nothing, multi-byte characters).
+    #[test]
+    fn alert_labels_order_and_read_back_as_label_sets() {
+        let sets = [
+            labels(&[]),
+            labels(&[("a", "")]),
+            labels(&[("a", "1")]),
+            labels(&[("a", "1"), ("b", "2")]),
+            labels(&[("a", "10:x")]),
+            labels(&[("a", "1:"), ("b", "")]),
+            labels(&[("ab", "1")]),
+            labels(&[("a", "é"), ("b", ":")]),
+            labels(&[("a", "9"), ("aa", "1")]),
+            labels(&[("b", "1")]),
+            labels(&[("12", "3:4")]),
+            labels(&[("a", "1\0"), ("b", "")]),
+            labels(&[("a", "1\0x")]),
+            labels(&[("a", "1\u{1}")]),
+            labels(&[("", "x"), ("a", "1")]),
+            labels(&[("", "")]),
+            labels(&[("a\0", "1")]),
+        ];
+        for x in &sets {
+            let compact = AlertLabels::from(x);
+            assert_eq!(&compact.to_label_set(), x);
+            for (name, value) in x {
+                assert_eq!(compact.get(name), Some(value.as_str()));
+            }
+            for y in &sets {
+                let other = AlertLabels::from(y);
+                assert_eq!(compact.cmp(&other), x.cmp(y), "{x:?} against {y:?}");
+                assert_eq!(compact == other, x == y);
+            }
+        }
     }
 
     /// Mirrors manager_test.go `TestAlertingRule`: `http_requests < 100`, for 1m, every 5m.
@@ -685,7 +979,7 @@ mod tests {
                 .collect();
             assert_eq!(alerts_states(&series), want, "step {step}");
             for alert in rule.active_alerts() {
-                assert!(!alert.labels.contains_key(METRIC_NAME_LABEL));
+                assert_eq!(alert.labels.get(METRIC_NAME_LABEL), None);
             }
         }
     }
@@ -702,7 +996,7 @@ mod tests {
         eval(&mut rule, 5 * MIN, vec![sample(&[("a", "1")], 2.0)]);
         let alert = only_alert(&rule);
         assert_eq!(alert.state, AlertState::Firing);
-        assert_eq!(alert.fired_at_ms, Some(5 * MIN));
+        assert_eq!(alert.fired_at_ms(), Some(5 * MIN));
         assert_eq!(alert.active_at_ms, 0);
         assert_eq!(alert.value, 2.0);
         assert_eq!(rule.state(), AlertState::Firing);
@@ -714,7 +1008,7 @@ mod tests {
         let series = eval(&mut rule, 1000, vec![sample(&[("a", "1")], 2.0)]);
         let alert = only_alert(&rule);
         assert_eq!(alert.state, AlertState::Firing);
-        assert_eq!(alert.fired_at_ms, Some(1000));
+        assert_eq!(alert.fired_at_ms(), Some(1000));
         assert_eq!(alerts_states(&series)[0].1, "firing");
     }
 
@@ -726,11 +1020,11 @@ mod tests {
         assert!(series.is_empty());
         let alert = only_alert(&rule);
         assert_eq!(alert.state, AlertState::Inactive);
-        assert_eq!(alert.resolved_at_ms, Some(MIN));
+        assert_eq!(alert.resolved_at_ms(), Some(MIN));
         assert_eq!(rule.state(), AlertState::Inactive);
 
         eval(&mut rule, MIN + RESOLVED_RETENTION_MS, vec![]);
-        assert_eq!(only_alert(&rule).resolved_at_ms, Some(MIN));
+        assert_eq!(only_alert(&rule).resolved_at_ms(), Some(MIN));
         eval(&mut rule, MIN + RESOLVED_RETENTION_MS + 1, vec![]);
         assert!(rule.active_alerts().is_empty());
     }
@@ -757,8 +1051,8 @@ mod tests {
         }
         let alert = only_alert(&rule);
         assert_eq!(alert.state, AlertState::Inactive);
-        assert_eq!(alert.keep_firing_since_ms, Some(4 * MIN));
-        assert_eq!(alert.resolved_at_ms, Some(5 * MIN));
+        assert_eq!(alert.keep_firing_since_ms(), Some(4 * MIN));
+        assert_eq!(alert.resolved_at_ms(), Some(5 * MIN));
     }
 
     #[test]
@@ -767,12 +1061,12 @@ mod tests {
         let present = || vec![sample(&[("a", "1")], 1.0)];
         eval(&mut rule, 0, present());
         eval(&mut rule, MIN, vec![]);
-        assert_eq!(only_alert(&rule).keep_firing_since_ms, Some(MIN));
+        assert_eq!(only_alert(&rule).keep_firing_since_ms(), Some(MIN));
         eval(&mut rule, 2 * MIN, present());
         let alert = only_alert(&rule);
-        assert_eq!(alert.keep_firing_since_ms, None);
+        assert_eq!(alert.keep_firing_since_ms(), None);
         assert_eq!(alert.state, AlertState::Firing);
-        assert_eq!(alert.fired_at_ms, Some(0));
+        assert_eq!(alert.fired_at_ms(), Some(0));
     }
 
     /// Mirrors alerting_test.go `TestPendingAndKeepFiringFor`: keep_firing_for does not hold
@@ -818,8 +1112,8 @@ mod tests {
         let alert = only_alert(&rule);
         assert_eq!(alert.state, AlertState::Pending);
         assert_eq!(alert.active_at_ms, 3 * MIN);
-        assert_eq!(alert.fired_at_ms, None);
-        assert_eq!(alert.resolved_at_ms, None);
+        assert_eq!(alert.fired_at_ms(), None);
+        assert_eq!(alert.resolved_at_ms(), None);
     }
 
     /// Mirrors alerting_test.go `TestAlertingRuleDuplicate`.
@@ -829,7 +1123,7 @@ mod tests {
             AlertingRule::new("foo", MIN, 0, labels(&[("test", "test")]), LabelSet::new());
         eval(&mut rule, 0, vec![sample(&[("a", "1")], 1.0)]);
         let result = vec![sample(&[], 0.0), sample(&[("test", "x")], 0.0)];
-        let err = rule.eval(MIN, MIN, result, 0, &literal).unwrap_err();
+        let err = rule.eval(MIN, MIN, &result, 0, &literal).unwrap_err();
         assert_eq!(err, EvalError::DuplicateLabelset);
         assert_eq!(
             err.to_string(),
@@ -849,9 +1143,9 @@ mod tests {
             ]
         };
         for limit in [0, 2] {
-            assert!(rule.eval(0, MIN, result(), limit, &literal).is_ok());
+            assert!(rule.eval(0, MIN, &result(), limit, &literal).is_ok());
         }
-        let err = rule.eval(0, MIN, result(), 1, &literal).unwrap_err();
+        let err = rule.eval(0, MIN, &result(), 1, &literal).unwrap_err();
         assert_eq!(
             err,
             EvalError::LimitExceeded {
@@ -881,14 +1175,14 @@ mod tests {
             ],
             1.0,
         )];
-        rule.eval(0, MIN, result, 0, &template).unwrap();
+        rule.eval(0, MIN, &result, 0, &template).unwrap();
         let want = labels(&[
             ("alertname", "Disk"),
             ("instance", "n1"),
             ("severity", "page"),
             ("where", "n1"),
         ]);
-        assert_eq!(only_alert(&rule).labels, want);
+        assert_eq!(only_alert(&rule).labels.to_label_set(), want);
     }
 
     /// Mirrors alerting_test.go `TestAlertingRuleEmptyLabelFromTemplate`.
@@ -907,7 +1201,7 @@ mod tests {
             vec![sample(&[("instance", "0"), ("job", "x")], 1.0)],
         );
         let want = labels(&[("alertname", "EmptyLabel"), ("instance", "0")]);
-        assert_eq!(only_alert(&rule).labels, want);
+        assert_eq!(only_alert(&rule).labels.to_label_set(), want);
     }
 
     /// Mirrors alerting_test.go `TestAlertingRuleLabelsUpdate`: a label templated on the
@@ -915,7 +1209,10 @@ mod tests {
     #[test]
     fn label_templated_on_the_value_starts_new_episodes() {
         let mut rule = rule(MIN, 0);
-        rule.labels = labels(&[("severity", "sev")]);
+        rule.labels = labels(&[(
+            "severity",
+            "{{ if lt $value 80.0 }}critical{{ else }}warning{{ end }}",
+        )]);
         let severity = |_: &str, _: &LabelSet, v: f64| {
             if v < 80.0 { "critical" } else { "warning" }.to_owned()
         };
@@ -923,9 +1220,9 @@ mod tests {
         let severities = ["critical", "warning", "critical", "critical"];
         for (minute, value) in [75.0, 85.0, 70.0, 70.0].into_iter().enumerate() {
             let result = vec![sample(&[("instance", "0")], value)];
-            let series = rule
-                .eval(minute as i64 * MIN, MIN, result, 0, &severity)
+            rule.eval(minute as i64 * MIN, MIN, &result, 0, &severity)
                 .unwrap();
+            let series = rule.alerts_series();
             let states = alerts_states(&series);
             assert_eq!(states.len(), 1, "minute {minute}");
             assert_eq!(states[0].0["severity"], severities[minute]);
@@ -945,12 +1242,39 @@ mod tests {
         );
         for (minute, value) in [(0, 1.5), (1, 2.5)] {
             let result = vec![sample(&[("instance", "n1")], value)];
-            rule.eval(minute * MIN, MIN, result, 0, &template).unwrap();
+            rule.eval(minute * MIN, MIN, &result, 0, &template).unwrap();
             let alert = only_alert(&rule);
             assert_eq!(alert.annotations["summary"], format!("n1 at {value}"));
             assert_eq!(alert.value, value);
             assert_eq!(alert.active_at_ms, 0);
         }
+    }
+
+    #[test]
+    fn alerts_expanding_annotations_alike_share_them() {
+        let mut rule = AlertingRule::new(
+            "High",
+            0,
+            0,
+            LabelSet::new(),
+            labels(&[("summary", "static"), ("where", "{{ $labels.instance }}")]),
+        );
+        let result = vec![
+            sample(&[("instance", "a"), ("x", "1")], 1.0),
+            sample(&[("instance", "a"), ("x", "2")], 1.0),
+            sample(&[("instance", "b")], 1.0),
+        ];
+        rule.eval(0, MIN, &result, 0, &template).unwrap();
+        let alerts = rule.active_alerts();
+        assert!(Arc::ptr_eq(&alerts[0].annotations, &alerts[1].annotations));
+        assert_eq!(alerts[2].annotations["where"], "b");
+        assert_eq!(alerts[0].annotations["where"], "a");
+        let before = Arc::clone(&alerts[0].annotations);
+        rule.eval(MIN, MIN, &result, 0, &template).unwrap();
+        assert!(
+            Arc::ptr_eq(&rule.active_alerts()[0].annotations, &before),
+            "unchanged annotations are kept, not replaced"
+        );
     }
 
     #[test]
@@ -1014,7 +1338,7 @@ mod tests {
         eval(&mut rule, 2000, present());
         assert!(rule.alerts_to_send(2000).is_empty());
         let later = 1000 + RESEND_DELAY_MS + 1;
-        rule.eval(later, 5 * MIN, present(), 0, &literal).unwrap();
+        rule.eval(later, 5 * MIN, &present(), 0, &literal).unwrap();
         assert_eq!(rule.alerts_to_send(later).len(), 1);
         assert_eq!(only_alert(&rule).valid_until_ms, later + 20 * MIN);
         eval(&mut rule, later + 1, vec![]);
@@ -1028,7 +1352,7 @@ mod tests {
         let mut rule = rule(MIN, 0);
         eval(&mut rule, 0, vec![sample(&[("a", "1")], 1.0)]);
         assert!(rule.alerts_to_send(0).is_empty());
-        assert_eq!(only_alert(&rule).last_sent_at_ms, None);
+        assert_eq!(only_alert(&rule).last_sent_at_ms(), None);
     }
 
     fn through_json(snapshot: &RuleStateSnapshot) -> RuleStateSnapshot {
@@ -1107,7 +1431,7 @@ mod tests {
         after.restore(through_json(&before.snapshot()), 3 * MIN, 10 * MIN);
         let alert = only_alert(&after);
         assert_eq!(alert.state, AlertState::Inactive);
-        assert_eq!(alert.resolved_at_ms, Some(MIN));
+        assert_eq!(alert.resolved_at_ms(), Some(MIN));
         let series = eval(&mut after, 4 * MIN, vec![]);
         assert!(series.is_empty());
         assert_eq!(after.alerts_to_send(4 * MIN).len(), 1, "resolution re-sent");
@@ -1124,12 +1448,12 @@ mod tests {
         after.restore(through_json(&before.snapshot()), 2 * MIN, 10 * MIN);
         let alert = only_alert(&after);
         assert_eq!(alert.state, AlertState::Firing);
-        assert_eq!(alert.fired_at_ms, Some(0));
-        assert_eq!(alert.keep_firing_since_ms, Some(MIN));
+        assert_eq!(alert.fired_at_ms(), Some(0));
+        assert_eq!(alert.keep_firing_since_ms(), Some(MIN));
         assert!(alert.value.is_nan());
         eval(&mut after, 5 * MIN, vec![]);
         assert_eq!(only_alert(&after).state, AlertState::Firing);
         eval(&mut after, 6 * MIN, vec![]);
-        assert_eq!(only_alert(&after).resolved_at_ms, Some(6 * MIN));
+        assert_eq!(only_alert(&after).resolved_at_ms(), Some(6 * MIN));
     }
 }

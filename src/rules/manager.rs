@@ -19,7 +19,7 @@ use promql_parser::parser::Expr;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 
-use super::alerting::{AlertState, AlertingRule, RuleStateSnapshot};
+use super::alerting::{AlertLabels, AlertState, AlertingRule, ResultSample, RuleStateSnapshot};
 use super::load::{Group, Rule, RuleError, RuleKind};
 use super::promql::{EvalError, Evaluator, Labels, Queryable, Value, NAME};
 use super::remote::{RemoteAnswers, RemoteDatasource};
@@ -126,10 +126,8 @@ impl Queries {
                 let evaluator =
                     Evaluator::new(source, at_ms - q.key.1).with_semantics(self.semantics);
                 let result = match evaluator.eval(&q.expr) {
-                    Ok(Value::Vector(v)) => {
-                        Ok(v.into_iter().map(|s| (s.labels, s.value)).collect())
-                    }
-                    Ok(Value::Scalar(v)) if !q.vector_only => Ok(vec![(Labels::new(), v)]),
+                    Ok(Value::Vector(v)) => Ok(compact(v.iter().map(|s| (&s.labels, s.value)))),
+                    Ok(Value::Scalar(v)) if !q.vector_only => Ok(compact([(&Labels::new(), v)])),
                     Ok(other) => Err(EvalError(format!(
                         "rule result is a {}, not an instant vector",
                         super::promql::type_name(&other)
@@ -143,8 +141,17 @@ impl Queries {
     }
 }
 
-/// One expression's samples, or why there are none.
-pub type Answer = Result<Vec<(Labels, f64)>, EvalError>;
+/// One expression's samples, or why there are none. The labels are held compactly: a round
+/// holds every expression's answer until its rules have taken it in.
+pub type Answer = Result<Vec<ResultSample>, EvalError>;
+
+/// Samples with their labels held compactly.
+fn compact<'a>(samples: impl IntoIterator<Item = (&'a Labels, f64)>) -> Vec<ResultSample> {
+    samples
+        .into_iter()
+        .map(|(labels, value)| (AlertLabels::from(labels), value))
+        .collect()
+}
 
 /// The answers to one evaluation's [`Queries`]: each expression's samples or why there are
 /// none, and how long it took.
@@ -155,6 +162,21 @@ pub struct Answers {
     answers: HashMap<QueryKey, (Answer, f64)>,
 }
 
+impl Answers {
+    /// Which answer a rule with expression `text` in a group queried at `offset_ms` reads:
+    /// its own, or with a remote datasource (which answers every expression at the
+    /// evaluation time) the one asked at offset 0.
+    fn key_for(&self, text: &str, offset_ms: i64, remote: bool) -> Option<QueryKey> {
+        let key = (text.to_owned(), offset_ms);
+        if self.answers.contains_key(&key) {
+            return Some(key);
+        }
+        let at_evaluation_time = (text.to_owned(), 0);
+        (offset_ms != 0 && remote && self.answers.contains_key(&at_evaluation_time))
+            .then_some(at_evaluation_time)
+    }
+}
+
 impl From<RemoteAnswers> for Answers {
     fn from(remote: RemoteAnswers) -> Answers {
         Answers {
@@ -162,7 +184,10 @@ impl From<RemoteAnswers> for Answers {
             answers: remote
                 .answers
                 .into_iter()
-                .map(|(text, answer)| ((text, 0), (answer, 0.0)))
+                .map(|(text, answer)| {
+                    let answer = answer.map(|v| compact(v.iter().map(|(l, v)| (l, *v))));
+                    ((text, 0), (answer, 0.0))
+                })
                 .collect(),
         }
     }
@@ -378,14 +403,16 @@ impl RuleEngine {
     /// recording rules' samples are returned. A rule without an answer (loaded after the
     /// queries were taken) waits for its group's next evaluation. Templates' `query` calls
     /// read `source` (the same read view the answers came from); without one (a remote
-    /// datasource) they fail with the reason.
+    /// datasource) they fail with the reason. Each answer is dropped once the last rule that
+    /// reads it has taken it in, so that its memory serves the alerts that follow.
     pub fn evaluate_groups(
         &mut self,
         due: &[GroupKey],
-        answers: &Answers,
+        mut answers: Answers,
         source: Option<&dyn Queryable>,
     ) -> Vec<Recorded> {
         let now_ms = answers.at_ms;
+        let remote = self.globals.datasource.is_some();
         let mut recorded = Vec::new();
         let globals = self.globals.clone();
         let queries: Box<dyn TemplateQuery + '_> = match source {
@@ -401,6 +428,18 @@ impl RuleEngine {
             .iter()
             .map(|g| self.query_offset_ms(g))
             .collect();
+        // How many rules read each answer.
+        let mut readers: HashMap<QueryKey, usize> = HashMap::new();
+        for (g, offset) in self.groups.iter().zip(&offsets) {
+            if !due.contains(&GroupKey::of(&g.group)) {
+                continue;
+            }
+            for r in &g.rules {
+                if let Some(key) = answers.key_for(&r.rule.expr_text, *offset, remote) {
+                    *readers.entry(key).or_default() += 1;
+                }
+            }
+        }
         for (g, offset) in self.groups.iter_mut().zip(offsets) {
             if !due.contains(&GroupKey::of(&g.group)) {
                 continue;
@@ -408,14 +447,10 @@ impl RuleEngine {
             let interval = Self::interval_ms(g, &globals);
             let mut group_seconds = 0.0;
             for r in &mut g.rules {
-                let key = (r.rule.expr_text.clone(), offset);
-                let answer = answers.answers.get(&key).or_else(|| {
-                    answers
-                        .answers
-                        .get(&(key.0, 0))
-                        .filter(|_| offset != 0 && globals.datasource.is_some())
-                });
-                let Some((answer, query_seconds)) = answer else {
+                let Some(key) = answers.key_for(&r.rule.expr_text, offset, remote) else {
+                    continue;
+                };
+                let Some((answer, query_seconds)) = answers.answers.get(&key) else {
                     continue;
                 };
                 let began = Instant::now();
@@ -426,6 +461,12 @@ impl RuleEngine {
                 };
                 let result = evaluate_rule(r, &g.group, &globals, times, answer, queries.as_ref());
                 r.duration_seconds = query_seconds + began.elapsed().as_secs_f64();
+                if let Some(left) = readers.get_mut(&key) {
+                    *left = left.saturating_sub(1);
+                    if *left == 0 {
+                        answers.answers.remove(&key);
+                    }
+                }
                 group_seconds += r.duration_seconds;
                 r.last_eval_ms = Some(now_ms);
                 match result {
@@ -453,7 +494,7 @@ impl RuleEngine {
     pub fn evaluate_due(&mut self, now_ms: i64, source: &dyn Queryable) -> Vec<Recorded> {
         let due = self.due_groups(now_ms);
         let answers = self.queries(&due).answer(now_ms, source);
-        self.evaluate_groups(&due, &answers, Some(source))
+        self.evaluate_groups(&due, answers, Some(source))
     }
 
     /// Every alert now pending or firing, with its rule's actions.
@@ -482,28 +523,28 @@ impl RuleEngine {
                 continue;
             };
             for alert in alerting.active_alerts() {
-                let (status, ends_at_ms) = match (alert.state, alert.resolved_at_ms) {
+                let (status, ends_at_ms) = match (alert.state, alert.resolved_at_ms()) {
                     (AlertState::Firing, _) => (Status::Firing, alert.valid_until_ms),
                     (AlertState::Inactive, Some(resolved)) => (Status::Resolved, resolved),
                     _ => continue,
                 };
-                let mut labels = alert.labels.clone();
+                let mut labels = alert.labels.to_label_set();
                 for (k, v) in &self.globals.external_labels {
                     labels.entry(k.clone()).or_insert_with(|| v.clone());
                 }
                 sightings.push(Sighting {
                     alert: AlertEvent {
                         labels,
-                        annotations: alert.annotations.clone(),
+                        annotations: Labels::clone(&alert.annotations),
                         status,
                         value: alert.value,
-                        starts_at_ms: alert.fired_at_ms.unwrap_or(alert.active_at_ms),
+                        starts_at_ms: alert.fired_at_ms().unwrap_or(alert.active_at_ms),
                         ends_at_ms,
                         generator_url: generator_url(&self.globals.external_url, &r.rule.expr_text),
                         actions: r.rule.actions.clone(),
                         expr: r.rule.expr_text.clone(),
                     },
-                    due_for_sending: alert.last_sent_at_ms == Some(now_ms),
+                    due_for_sending: alert.last_sent_at_ms() == Some(now_ms),
                 });
             }
         }
@@ -590,6 +631,19 @@ impl RuleEngine {
         json!({"status": "success", "data": data})
     }
 
+    /// The last evaluation in two figures, without rendering any alert: the groups' durations
+    /// summed (seconds) and how many rules failed in their last evaluation.
+    pub fn last_evaluation(&self) -> (f64, usize) {
+        let seconds = self.groups.iter().map(|g| g.duration_seconds).sum();
+        let failed = self
+            .groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .filter(|r| r.last_error.is_some())
+            .count();
+        (seconds, failed)
+    }
+
     /// `GET /api/v1/alerts` in Prometheus's shape.
     pub fn alerts_json(&self) -> Json {
         let alerts: Vec<Json> = self
@@ -638,7 +692,7 @@ impl RuleEngine {
 fn alert_json(a: &super::alerting::Alert) -> Json {
     json!({
         "labels": a.labels,
-        "annotations": a.annotations,
+        "annotations": *a.annotations,
         "state": a.state.as_str(),
         "activeAt": rfc3339(a.active_at_ms),
         "value": crate::history::export::value_text(a.value),
@@ -751,7 +805,8 @@ fn evaluate_rule(
         query_ms,
         interval_ms,
     } = times;
-    let result = answer.clone()?;
+    // Borrowed: one answer serves every rule with the same expression.
+    let result = answer.as_ref().map_err(Clone::clone)?;
     match (&mut r.alerting, &r.rule.kind) {
         (Some(alerting), _) => {
             let name = template::alert_template_name(r.rule.name());
@@ -777,7 +832,8 @@ fn evaluate_rule(
         (None, RuleKind::Record { name }) => {
             let mut out = Vec::with_capacity(result.len());
             let mut seen = std::collections::HashSet::new();
-            for (mut labels, value) in result {
+            for (labels, value) in result {
+                let (mut labels, value) = (labels.to_label_set(), *value);
                 labels.insert(NAME.to_owned(), name.clone());
                 for (k, v) in &r.rule.labels {
                     if v.is_empty() {
@@ -868,7 +924,12 @@ mod tests {
         let mut s: Vec<_> = engine
             .active_alerts()
             .into_iter()
-            .map(|(_, a)| (a.labels["alertname"].clone(), a.state.as_str()))
+            .map(|(_, a)| {
+                (
+                    a.labels.get("alertname").unwrap_or_default().to_owned(),
+                    a.state.as_str(),
+                )
+            })
             .collect();
         s.sort();
         s
@@ -906,8 +967,8 @@ mod tests {
             .into_iter()
             .find(|(r, _)| r.name() == "NodeStatusOffline")
             .unwrap();
-        assert_eq!(offline.labels["node_id"], "node-b");
-        assert_eq!(offline.labels["severity"], "critical");
+        assert_eq!(offline.labels.get("node_id"), Some("node-b"));
+        assert_eq!(offline.labels.get("severity"), Some("critical"));
         assert_eq!(rule.actions, vec!["reallocate_pins"]);
         let alerts = engine
             .families()
@@ -960,7 +1021,7 @@ mod tests {
             .find(|(r, _)| r.name() == "NodeDiskUsagePercentHigh")
             .unwrap();
         assert!(
-            !disk.labels.contains_key("node_id"),
+            disk.labels.get("node_id").is_none(),
             "as external labels in Prometheus, added when the alert leaves, not to ALERTS"
         );
     }
@@ -1015,6 +1076,9 @@ mod tests {
             rule["lastError"].as_str().unwrap().contains("many-to-many"),
             "{rules}"
         );
+        let (seconds, failed) = engine.last_evaluation();
+        assert_eq!(failed, 1);
+        assert_eq!(seconds, rules["data"]["groups"][0]["evaluationTime"]);
         let failures = engine
             .families()
             .into_iter()
@@ -1048,7 +1112,7 @@ mod tests {
             .unwrap()
             .query_all(exprs, 10 * MINUTE, std::time::Duration::from_secs(5))
             .await;
-        engine.evaluate_groups(&due, &answers.into(), None);
+        engine.evaluate_groups(&due, answers.into(), None);
         assert_eq!(states(&engine).len(), 3, "the alerts keep their state");
         let rules = engine.rules_json();
         let rule = &rules["data"]["groups"][0]["rules"][0];
@@ -1075,7 +1139,7 @@ mod tests {
                 .map(|e| (e.clone(), Ok(vec![(Labels::new(), 1.0)])))
                 .collect(),
         };
-        engine.evaluate_groups(&due, &answers.into(), None);
+        engine.evaluate_groups(&due, answers.into(), None);
         assert_eq!(states(&engine).len(), 2, "the two answered rules fired");
         let rules = engine.rules_json();
         let waiting = rules["data"]["groups"][0]["rules"]

@@ -465,8 +465,8 @@ impl RuleRunner {
             .map(|(_, a)| {
                 (
                     a.state,
-                    a.labels.clone(),
-                    a.annotations.clone(),
+                    a.labels.to_label_set(),
+                    Labels::clone(&a.annotations),
                     a.active_at_ms,
                 )
             })

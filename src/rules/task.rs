@@ -172,7 +172,7 @@ async fn evaluate(task: &RulesTask, due: &[GroupKey], budget: Duration, saved_qu
                 .await
                 .into();
             let mut engine = reload::lock(&task.engine);
-            let recorded = engine.evaluate_groups(due, &answers, None);
+            let recorded = engine.evaluate_groups(due, answers, None);
             Ok((recorded, engine.sightings(now_ms), engine.state()))
         }
         None => {
@@ -192,7 +192,7 @@ async fn evaluate(task: &RulesTask, due: &[GroupKey], budget: Duration, saved_qu
                 };
                 let answers = queries.answer(now_ms, &view);
                 let mut engine = reload::lock(&engine);
-                let recorded = engine.evaluate_groups(&due, &answers, Some(&view));
+                let recorded = engine.evaluate_groups(&due, answers, Some(&view));
                 (recorded, engine.sightings(now_ms), engine.state())
             })
             .await
