@@ -56,17 +56,35 @@ fn last_evaluations(engine: &SharedEngine) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Starts the rules task; returns what stops it.
+/// [`start`] with a landing floor nobody reads and a scratch data dir.
+fn start_in_scratch(
+    engine: &SharedEngine,
+    history: &SharedHistory,
+    clock: task::Clock,
+    appended: watch::Receiver<Option<i64>>,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let scratch = tempfile::tempdir().unwrap().keep();
+    start(
+        engine,
+        history,
+        clock,
+        appended,
+        Landing::default().into(),
+        scratch,
+    )
+}
+
+/// Starts the rules task, saving its alert states in `data_dir`; returns what stops it.
 fn start(
     engine: &SharedEngine,
     history: &SharedHistory,
     clock: task::Clock,
     appended: watch::Receiver<Option<i64>>,
     landing: Arc<Landing>,
+    data_dir: std::path::PathBuf,
 ) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let (sightings, _) = mpsc::channel(16);
     let (stop, stopped) = oneshot::channel::<()>();
-    let data_dir = tempfile::tempdir().unwrap().keep();
     let handle = tokio::spawn(task::run(
         RulesTask {
             engine: Arc::clone(engine),
@@ -96,13 +114,7 @@ async fn a_10s_group_runs_every_10s_under_a_60s_collection_and_the_first_evaluat
     let started = tokio::time::Instant::now();
     let clock: task::Clock = Arc::new(move || START_MS + started.elapsed().as_millis() as i64);
     let (appended_tx, appended_rx) = watch::channel(None);
-    let (stop, handle) = start(
-        &engine,
-        &history,
-        clock,
-        appended_rx,
-        Landing::default().into(),
-    );
+    let (stop, handle) = start_in_scratch(&engine, &history, clock, appended_rx);
 
     // Before the history's first tick there is nothing to read: no evaluation.
     tokio::time::sleep(Duration::from_secs(120)).await;
@@ -176,7 +188,14 @@ async fn no_recorded_sample_lands_before_the_floor_the_rules_task_gives() {
         i64::MIN,
         "nothing is final before the task starts"
     );
-    let (stop, handle) = start(&engine, &history, clock, appended_rx, Arc::clone(&landing));
+    let (stop, handle) = start(
+        &engine,
+        &history,
+        clock,
+        appended_rx,
+        Arc::clone(&landing),
+        tempfile::tempdir().unwrap().keep(),
+    );
     let mut floors = Vec::new();
     for _ in 0..30 {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -226,22 +245,14 @@ async fn alert_states_are_saved_while_there_are_alerts_and_a_state_with_none_onl
     let (appended_tx, appended_rx) = watch::channel(None);
     let dir = tempfile::tempdir().unwrap();
     let state = reload::state_path(dir.path());
-    let (sightings, _kept) = mpsc::channel(16);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(task::run(
-        RulesTask {
-            engine: Arc::clone(&engine),
-            history: Arc::clone(&history),
-            data_dir: dir.path().to_owned(),
-            sightings,
-            clock,
-            landing: Landing::default().into(),
-        },
+    let (stop, handle) = start(
+        &engine,
+        &history,
+        clock,
         appended_rx,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+        Arc::new(Landing::default()),
+        dir.path().to_owned(),
+    );
     appended_tx.send_replace(Some(START_MS));
     while !state.exists() && started.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -304,13 +315,7 @@ async fn a_slow_rule_file_never_holds_up_an_append_a_collection_or_a_scrape() {
     let engine = engine(&rules);
     let (_appended_tx, appended_rx) = watch::channel(Some(last_ms));
     let clock: task::Clock = Arc::new(move || last_ms + 1);
-    let (stop, handle) = start(
-        &engine,
-        &history,
-        clock,
-        appended_rx,
-        Landing::default().into(),
-    );
+    let (stop, handle) = start_in_scratch(&engine, &history, clock, appended_rx);
 
     // While the first evaluation runs: ticks are appended, the `history` and `rules`
     // collectors answer, and so does a scrape served from the exposition cache.
