@@ -19,16 +19,6 @@ const MINUTE: i64 = 60_000;
 const START_MS: i64 = 1_700_000_000_000;
 const NEVER: &str = "0001-01-01T00:00:00Z";
 
-fn key(name: &str, labels: &[(&str, &str)]) -> SeriesKey {
-    SeriesKey {
-        name: name.to_owned(),
-        labels: labels
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-    }
-}
-
 fn engine(rule_file: &str) -> SharedEngine {
     let groups = parse_file(rule_file, "rules.yml", Default::default()).unwrap();
     Arc::new(Mutex::new(RuleEngine::new(
@@ -105,7 +95,7 @@ fn start(
 #[tokio::test(start_paused = true)]
 async fn a_10s_group_runs_every_10s_under_a_60s_collection_and_the_first_evaluation_is_at_start() {
     let mut store = History::new(i64::MAX / 4, 10_000);
-    let m = store.intern(key("m", &[]));
+    let m = store.intern(SeriesKey::new("m", &[]));
     store.append(START_MS, &[(m, 1.0)]);
     let history: SharedHistory = Arc::new(RwLock::new(store));
     let engine = engine(
@@ -136,7 +126,7 @@ async fn a_10s_group_runs_every_10s_under_a_60s_collection_and_the_first_evaluat
         ticked.elapsed()
     );
     let recorded = recorder::read(&history)
-        .points(&key("m_fast", &[]), START_MS, START_MS)
+        .points(&SeriesKey::new("m_fast", &[]), START_MS, START_MS)
         .unwrap();
     assert_eq!(
         recorded,
@@ -168,7 +158,7 @@ async fn a_10s_group_runs_every_10s_under_a_60s_collection_and_the_first_evaluat
 #[tokio::test(start_paused = true)]
 async fn no_recorded_sample_lands_before_the_floor_the_rules_task_gives() {
     let mut store = History::new(i64::MAX / 4, 10_000);
-    let m = store.intern(key("m", &[]));
+    let m = store.intern(SeriesKey::new("m", &[]));
     for t in 0..10 {
         store.append(
             START_MS - 600_000 + t * 60_000,
@@ -214,7 +204,7 @@ async fn no_recorded_sample_lands_before_the_floor_the_rules_task_gives() {
     // The late group's samples carry its offset: the first evaluation queried two minutes
     // back, and they landed in the tick then, at or after the floor said before it.
     let late = recorder::read(&history)
-        .points(&key("m_late", &[]), i64::MIN, i64::MAX)
+        .points(&SeriesKey::new("m_late", &[]), i64::MIN, i64::MAX)
         .unwrap();
     assert!(!late.is_empty());
     assert!(late[0].0 <= START_MS - 2 * MINUTE, "{late:?}");
@@ -234,7 +224,7 @@ fn saved_alerts(path: &std::path::Path) -> Vec<usize> {
 #[tokio::test(start_paused = true)]
 async fn alert_states_are_saved_while_there_are_alerts_and_a_state_with_none_only_once() {
     let mut store = History::new(i64::MAX / 4, 10_000);
-    let m = store.intern(key("m", &[]));
+    let m = store.intern(SeriesKey::new("m", &[]));
     store.append(START_MS, &[(Arc::clone(&m), 1.0)]);
     let history: SharedHistory = Arc::new(RwLock::new(store));
     let engine = engine(
@@ -287,7 +277,7 @@ async fn alert_states_are_saved_while_there_are_alerts_and_a_state_with_none_onl
 fn big_history(series: usize, ticks: usize) -> (History, i64) {
     let mut store = History::new(i64::MAX / 4, ticks + 10);
     let keys: Vec<_> = (0..series)
-        .map(|i| store.intern(key("load", &[("instance", &i.to_string())])))
+        .map(|i| store.intern(SeriesKey::new("load", &[("instance", &i.to_string())])))
         .collect();
     let mut at = START_MS;
     for t in 0..ticks {
@@ -327,7 +317,7 @@ async fn a_slow_rule_file_never_holds_up_an_append_a_collection_or_a_scrape() {
     let mut rules_collector = RulesCollector::new(Arc::clone(&engine));
     let extra = {
         let mut h = recorder::write(&history);
-        h.intern(key("appended", &[]))
+        h.intern(SeriesKey::new("appended", &[]))
     };
     let evaluated = || last_evaluations(&engine).iter().all(|(_, at)| at != NEVER);
     let mut slowest = Duration::ZERO;

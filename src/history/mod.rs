@@ -47,6 +47,26 @@ pub struct SeriesKey {
 }
 
 impl SeriesKey {
+    /// A key from a metric name and label pairs in any order (kept sorted by name).
+    ///
+    /// ```
+    /// use ipfs_sentinel::history::SeriesKey;
+    /// let key = SeriesKey::new("ipfs_up", &[("node", "b"), ("instance", "a")]);
+    /// assert_eq!(key.labels[0], ("instance".to_owned(), "a".to_owned()));
+    /// assert_eq!(key.label("__name__"), Some("ipfs_up"));
+    /// ```
+    pub fn new(name: &str, labels: &[(&str, &str)]) -> Self {
+        let mut labels: Vec<(String, String)> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        labels.sort();
+        Self {
+            name: name.to_owned(),
+            labels,
+        }
+    }
+
     /// The value of label `name` (`__name__` is the metric name).
     pub fn label(&self, name: &str) -> Option<&str> {
         if name == "__name__" {

@@ -338,19 +338,9 @@ impl WindowParams<'_> {
 mod tests {
     use super::*;
 
-    fn key(name: &str, labels: &[(&str, &str)]) -> SeriesKey {
-        SeriesKey {
-            name: name.into(),
-            labels: labels
-                .iter()
-                .map(|(a, b)| ((*a).into(), (*b).into()))
-                .collect(),
-        }
-    }
-
     #[test]
     fn selectors_match_like_prometheus() {
-        let k = key(
+        let k = SeriesKey::new(
             "ipfs_sentinel_node_disk_usage_ratio",
             &[("mountpoint", "/data")],
         );
@@ -371,7 +361,7 @@ mod tests {
         );
         assert!(Selector::parse("x{missing=\"\"}")
             .unwrap()
-            .matches(&key("x", &[])));
+            .matches(&SeriesKey::new("x", &[])));
         assert!(Selector::parse("rate(x[5m])")
             .unwrap_err()
             .0

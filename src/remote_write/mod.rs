@@ -959,21 +959,11 @@ impl RemoteWriteStats {
 mod tests {
     use super::*;
 
-    fn key(name: &str, labels: &[(&str, &str)]) -> SeriesKey {
-        SeriesKey {
-            name: name.into(),
-            labels: labels
-                .iter()
-                .map(|(a, b)| ((*a).into(), (*b).into()))
-                .collect(),
-        }
-    }
-
     /// A history with ticks at 1000, 2000, ... and `series` series, each valued by tick.
     fn history(ticks: i64, series: usize, block: usize) -> History {
         let mut h = History::new(i64::MAX / 4, block);
         let keys: Vec<_> = (0..series)
-            .map(|i| h.intern(key("m", &[("i", &i.to_string())])))
+            .map(|i| h.intern(SeriesKey::new("m", &[("i", &i.to_string())])))
             .collect();
         for t in 1..=ticks {
             let samples: Vec<_> = keys.iter().map(|k| (Arc::clone(k), t as f64)).collect();
@@ -1044,7 +1034,7 @@ mod tests {
     #[test]
     fn what_aged_out_before_it_was_sent_is_reported_and_skipped() {
         let mut h = History::new(5_000, 2);
-        let k = h.intern(key("m", &[]));
+        let k = h.intern(SeriesKey::new("m", &[]));
         for t in 1..=20 {
             h.take_full_block();
             h.append(t * 1000, &[(Arc::clone(&k), t as f64)]);
