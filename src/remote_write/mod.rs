@@ -454,6 +454,14 @@ fn plan(
     window
 }
 
+/// The tick after the oldest one not yet sent: once it is at or before the landing floor, the
+/// oldest one is final. `None` while fewer than two ticks are unsent.
+fn next_unsent(history: &History, cursor: Option<i64>) -> Option<i64> {
+    let newest = history.last_tick()?;
+    let from = cursor.map_or(i64::MIN, |c| c.saturating_add(1));
+    history.ticks(from, newest).get(1).copied()
+}
+
 /// The requests of a window: whole ticks per request while they fit in `max_samples`, a tick
 /// split across requests by series when it alone does not; each with the last tick it
 /// completes (`None` while a tick is still incomplete).
@@ -710,8 +718,26 @@ pub async fn run(
         );
         let floor = landing.floor();
         let window = match tokio::task::spawn_blocking(move || {
-            let view = recorder::read(&h).view();
-            plan(&view, cursor, floor, pacing, max, deadline)
+            // A read view copies the series index: taken only when a tick is final to send.
+            let unfinished = match next_unsent(&recorder::read(&h), cursor) {
+                Some(next) if next <= floor => None,
+                Some(_) => Some(true),
+                None => Some(false),
+            };
+            match unfinished {
+                Some(unfinished) => Window {
+                    unfinished,
+                    ..Window::default()
+                },
+                None => plan(
+                    &recorder::read(&h).view(),
+                    cursor,
+                    floor,
+                    pacing,
+                    max,
+                    deadline,
+                ),
+            }
         })
         .await
         {
