@@ -13,7 +13,6 @@
 //! (comma-separated) adds those processes' CPU over the rounds (the datasource's work).
 //! `ROUNDS_ONLY=1` stops after the rounds with CPU and peak RSS only, for a heap profiler.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -108,7 +107,6 @@ fn main() {
     let mut n_samples = 0u64;
     if datasource.is_none() {
         let file = std::fs::File::open(&samples).expect("the SAMPLES file");
-        let mut interned: HashMap<SeriesKey, Arc<SeriesKey>> = HashMap::new();
         // The file goes tick by tick: each tick is appended once the next one begins.
         let mut tick: Vec<(Arc<SeriesKey>, f64)> = Vec::new();
         let mut tick_at = None;
@@ -129,22 +127,16 @@ fn main() {
                 tick.clear();
                 tick_at = Some(at);
             }
-            let key = match interned.get(&key) {
-                Some(k) => Arc::clone(k),
-                None => {
-                    let k = history.intern(key.clone());
-                    interned.insert(key, Arc::clone(&k));
-                    k
-                }
-            };
-            tick.push((key, value));
+            // The history's own index finds a key it holds: no second map of keys here, which
+            // `serve` does not have either and which would stay through the rounds.
+            tick.push((history.intern(key), value));
             n_samples += 1;
         }
         if let Some(t) = tick_at {
             history.append(t, &tick);
             history.take_full_block();
         }
-        n_series = interned.len();
+        n_series = history.stats().series;
     }
     // The peak from here on: the engine's rounds over the history, not the text file's
     // parsing (as the script resets the other engines' peaks once they have loaded).

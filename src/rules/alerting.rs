@@ -10,9 +10,10 @@
 //! template expander in. It never reads the clock either: every call takes the evaluation
 //! time in milliseconds since the Unix epoch, so tests drive it with plain numbers.
 //!
-//! Memory: a rule holds its alerts in one vector ordered by labels, each alert's labels in
-//! one shared allocation ([`AlertLabels`]), since a rule may hold hundreds of thousands of
-//! them; each evaluation merges the sorted result into the sorted alerts in one pass.
+//! Memory: a rule holds its alerts in one vector ordered by labels, each alert's label values
+//! in one allocation and the label names shared by the alerts that have the same
+//! ([`AlertLabels`]), since a rule may hold hundreds of thousands of them; each evaluation
+//! merges the sorted result into the sorted alerts in one pass.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -31,15 +32,18 @@ pub type Sample = (LabelSet, f64);
 /// expression's result until the rules have taken it in).
 pub type ResultSample = (AlertLabels, f64);
 
-/// A label set held compactly, as alerts and the round's query results hold theirs: every
-/// name and value in one immutable, shared text, so a label set is one allocation instead of a
-/// tree node and two strings per label, and copying it is a reference count. Ordered as a
-/// [`LabelSet`] is (pair by pair), so alerts keep Prometheus's order.
+/// A label set held compactly, as alerts and the round's query results hold theirs: the
+/// values in one allocation of their own, the names in a second one shared by every label set
+/// built with the same names through one [`SharedNames`] (the alerts of a rule, the samples
+/// of an answer), so that a label set costs about its values' bytes instead of a tree node and
+/// two strings per label. Ordered as a [`LabelSet`] is (pair by pair), so alerts keep
+/// Prometheus's order. Copying one copies its values and shares its names.
 ///
-/// The text holds each name and value followed by a NUL, so that comparing two texts byte by
-/// byte orders them as their label sets (NUL sorts below every other character). A set with a
-/// NUL in a name or value, or an empty first name, is written instead as a NUL then each name
-/// and value as its byte length in decimal, `:`, and its bytes, and compared pair by pair.
+/// Each name and each value is followed by a NUL, so that two label sets with the same names
+/// compare as their values' bytes (NUL sorts below every other character). A set with a NUL in
+/// a name or value, or an empty first name, is written instead with each name and value as its
+/// byte length in decimal, `:`, and its bytes (the names behind one NUL, which marks the form),
+/// and compared pair by pair.
 ///
 /// ```
 /// use ipfs_sentinel::rules::alerting::{AlertLabels, LabelSet};
@@ -52,20 +56,50 @@ pub type ResultSample = (AlertLabels, f64);
 /// assert_eq!(labels.to_label_set(), set);
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct AlertLabels(Arc<str>);
+pub struct AlertLabels {
+    names: Arc<LabelNames>,
+    values: Box<str>,
+}
 
-/// Ends each name and value in the usual form; starts the text of the length-prefixed form.
+/// The names of a label set, in [`AlertLabels`]'s text form. Boxed inside its `Arc` so that
+/// an alert holds an 8-byte pointer to them.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct LabelNames(Box<str>);
+
+/// Ends each name and value in the usual form; starts the names of the length-prefixed form.
 const NUL: char = '\0';
 
-impl AlertLabels {
+/// How many different name lists a [`SharedNames`] remembers.
+const SHARED_NAMES_KEPT: usize = 4;
+
+/// Builds [`AlertLabels`], sharing one copy of the names between the label sets that have the
+/// same names (it remembers the last few name lists it built or was shown). Label sets built
+/// through one of these also compare faster: equal names are found by pointer.
+///
+/// ```
+/// use ipfs_sentinel::rules::alerting::{LabelSet, SharedNames};
+///
+/// let mut shared = SharedNames::default();
+/// let a = shared.label_set(&LabelSet::from([("instance".into(), "a".into())]));
+/// let b = shared.labels([("instance", "b")]);
+/// assert!(a < b);
+/// assert_eq!(b.get("instance"), Some("b"));
+/// ```
+#[derive(Debug, Default)]
+pub struct SharedNames {
+    recent: Vec<Arc<LabelNames>>,
+    /// The names of the set being built, reused from one set to the next.
+    text: String,
+}
+
+impl SharedNames {
     /// Labels from `(name, value)` pairs already ordered by name, without duplicate names.
-    pub fn from_sorted<'a, I>(pairs: I) -> Self
+    pub fn labels<'a, I>(&mut self, pairs: I) -> AlertLabels
     where
         I: IntoIterator<Item = (&'a str, &'a str)>,
         I::IntoIter: Clone,
     {
         let pairs = pairs.into_iter();
-        let mut text = String::new();
         let empty_first_name = pairs
             .clone()
             .next()
@@ -74,53 +108,88 @@ impl AlertLabels {
             && !pairs
                 .clone()
                 .any(|(name, value)| name.contains(NUL) || value.contains(NUL));
-        if plain {
+        self.text.clear();
+        let values = if plain {
+            let mut values =
+                String::with_capacity(pairs.clone().map(|(_, value)| value.len() + 1).sum());
             for (name, value) in pairs {
-                for item in [name, value] {
-                    text.push_str(item);
-                    text.push(NUL);
-                }
+                self.text.push_str(name);
+                self.text.push(NUL);
+                values.push_str(value);
+                values.push(NUL);
             }
+            values
         } else {
-            text.push(NUL);
+            let mut values = String::new();
+            self.text.push(NUL);
             for (name, value) in pairs {
-                for item in [name, value] {
+                for (text, item) in [(&mut self.text, name), (&mut values, value)] {
                     text.push_str(&item.len().to_string());
                     text.push(':');
                     text.push_str(item);
                 }
             }
-        }
-        AlertLabels(Arc::from(text))
-    }
-
-    /// Whether the text is in the length-prefixed form.
-    fn length_prefixed(&self) -> bool {
-        self.0.starts_with(NUL)
-    }
-
-    /// Every name and value, in turn.
-    fn items(&self) -> impl Iterator<Item = &str> + '_ {
-        let (mut plain, mut rest) = match self.0.strip_prefix(NUL) {
-            Some(rest) => ("".split_terminator(NUL), rest),
-            None => (self.0.split_terminator(NUL), ""),
+            values
         };
-        std::iter::from_fn(move || {
-            if let Some(item) = plain.next() {
-                return Some(item);
-            }
-            let (len, tail) = rest.split_once(':')?;
-            let len: usize = len.parse().ok()?;
-            let item = tail.get(..len)?;
-            rest = tail.get(len..)?;
-            Some(item)
-        })
+        AlertLabels {
+            names: self.names(),
+            values: values.into_boxed_str(),
+        }
+    }
+
+    /// Labels from a [`LabelSet`].
+    pub fn label_set(&mut self, set: &LabelSet) -> AlertLabels {
+        self.labels(set.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+    }
+
+    /// Remembers the names of `labels`, so that sets built next with the same names share
+    /// them (and compare with `labels` by pointer).
+    pub fn remember(&mut self, labels: &AlertLabels) {
+        if !self.recent.iter().any(|n| Arc::ptr_eq(n, &labels.names)) {
+            self.keep(Arc::clone(&labels.names));
+        }
+    }
+
+    /// The names just written to `text`: a remembered copy, or a new one.
+    fn names(&mut self) -> Arc<LabelNames> {
+        if let Some(names) = self.recent.iter().find(|n| *n.0 == *self.text) {
+            return Arc::clone(names);
+        }
+        let names = Arc::new(LabelNames(self.text.as_str().into()));
+        self.keep(Arc::clone(&names));
+        names
+    }
+
+    fn keep(&mut self, names: Arc<LabelNames>) {
+        if self.recent.len() == SHARED_NAMES_KEPT {
+            self.recent.remove(0);
+        }
+        self.recent.push(names);
+    }
+}
+
+impl AlertLabels {
+    /// Labels from `(name, value)` pairs already ordered by name, without duplicate names.
+    pub fn from_sorted<'a, I>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+        I::IntoIter: Clone,
+    {
+        SharedNames::default().labels(pairs)
+    }
+
+    /// Whether the texts are in the length-prefixed form.
+    fn length_prefixed(&self) -> bool {
+        self.names.0.starts_with(NUL)
     }
 
     /// The `(name, value)` pairs, ordered by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        let mut items = self.items();
-        std::iter::from_fn(move || Some((items.next()?, items.next()?)))
+        let (names, values) = match self.names.0.strip_prefix(NUL) {
+            Some(names) => (items(names, true), items(&self.values, true)),
+            None => (items(&self.names.0, false), items(&self.values, false)),
+        };
+        names.zip(values)
     }
 
     /// The value of label `name`, if the alert has it.
@@ -138,19 +207,37 @@ impl AlertLabels {
     }
 }
 
+/// Every name (or value) of a text in turn: NUL-terminated, or length-prefixed.
+fn items(text: &str, length_prefixed: bool) -> impl Iterator<Item = &str> + '_ {
+    let (mut plain, mut rest) = if length_prefixed {
+        ("".split_terminator(NUL), text)
+    } else {
+        (text.split_terminator(NUL), "")
+    };
+    std::iter::from_fn(move || {
+        if let Some(item) = plain.next() {
+            return Some(item);
+        }
+        let (len, tail) = rest.split_once(':')?;
+        let len: usize = len.parse().ok()?;
+        let item = tail.get(..len)?;
+        rest = tail.get(len..)?;
+        Some(item)
+    })
+}
+
 impl From<&LabelSet> for AlertLabels {
     fn from(set: &LabelSet) -> Self {
-        AlertLabels::from_sorted(set.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        SharedNames::default().label_set(set)
     }
 }
 
 impl Ord for AlertLabels {
     fn cmp(&self, other: &Self) -> Ordering {
-        if Arc::ptr_eq(&self.0, &other.0) {
-            return Ordering::Equal;
-        }
-        if !self.length_prefixed() && !other.length_prefixed() {
-            return self.0.cmp(&other.0);
+        // With the same names, the first difference is in a value: the values' texts order
+        // the sets (in the usual form).
+        if !self.length_prefixed() && self.names == other.names {
+            return self.values.cmp(&other.values);
         }
         self.iter().cmp(other.iter())
     }
@@ -578,8 +665,9 @@ impl AlertingRule {
         }
         // By labels, the last of any two alike winning, as a saved file may say anything.
         let mut restored = BTreeMap::new();
+        let mut shared = SharedNames::default();
         for saved in snapshot.alerts {
-            let mut alert = saved.into_alert();
+            let mut alert = saved.into_alert(&mut shared);
             if alert.state == AlertState::Pending {
                 match self.restored_active_at(alert.active_at_ms, down_at_ms, now_ms, grace_ms) {
                     Some(active_at_ms) => alert.active_at_ms = active_at_ms,
@@ -627,9 +715,15 @@ impl AlertingRule {
         // Alerts that expand the annotations alike, one after another (all of them when the
         // annotations hold no template), share them.
         let mut previous: Option<Arc<LabelSet>> = None;
+        // The alerts' names, shared with the known alerts that have the same.
+        let mut shared = SharedNames::default();
+        for alert in &self.active {
+            shared.remember(&alert.labels);
+        }
         let mut seen: Vec<Alert> = Vec::with_capacity(result.len());
         for (sample_labels, value) in result {
-            let mut alert = self.alert_for_sample(ts_ms, sample_labels, *value, expand);
+            let mut alert =
+                self.alert_for_sample(ts_ms, sample_labels, *value, expand, &mut shared);
             match &previous {
                 Some(shared) if *shared == alert.annotations => {
                     alert.annotations = Arc::clone(shared)
@@ -657,6 +751,7 @@ impl AlertingRule {
         sample_labels: &AlertLabels,
         value: f64,
         expand: &Expand<'_>,
+        shared: &mut SharedNames,
     ) -> Alert {
         let full_labels = std::cell::OnceCell::new();
         let expand_here = |template: &str| {
@@ -679,7 +774,7 @@ impl AlertingRule {
             labels.insert(name, expand_here(template).into());
         }
         labels.insert(ALERT_NAME_LABEL, self.name.as_str().into());
-        let labels = AlertLabels::from_sorted(
+        let labels = shared.labels(
             labels
                 .iter()
                 .filter(|(_, value)| !value.is_empty())
@@ -801,9 +896,9 @@ impl From<&Alert> for AlertSnapshot {
 
 impl AlertSnapshot {
     /// The alert again; its value is unknown (NaN) and it counts as never sent.
-    fn into_alert(self) -> Alert {
+    fn into_alert(self, shared: &mut SharedNames) -> Alert {
         Alert {
-            labels: AlertLabels::from(&self.labels),
+            labels: shared.label_set(&self.labels),
             annotations: Arc::new(self.annotations),
             state: self.state,
             value: f64::NAN,
@@ -910,7 +1005,22 @@ mod tests {
             labels(&[("", "x"), ("a", "1")]),
             labels(&[("", "")]),
             labels(&[("a\0", "1")]),
+            labels(&[("a", "1"), ("b", "3")]),
+            labels(&[("a", "10"), ("b", "")]),
+            labels(&[("a", "1\0"), ("b", "x")]),
         ];
+        // Built one after another through one `SharedNames`, sets with the same names share
+        // them and compare by their values' texts: the same order.
+        let mut shared = SharedNames::default();
+        let built: Vec<AlertLabels> = sets.iter().map(|x| shared.label_set(x)).collect();
+        for (x, compact) in sets.iter().zip(&built) {
+            assert_eq!(&compact.to_label_set(), x);
+            for (y, other) in sets.iter().zip(&built) {
+                assert_eq!(compact.cmp(other), x.cmp(y), "{x:?} against {y:?}");
+                assert_eq!(*compact == *other, x == y);
+                assert_eq!(*compact == AlertLabels::from(y), x == y);
+            }
+        }
         for x in &sets {
             let compact = AlertLabels::from(x);
             assert_eq!(&compact.to_label_set(), x);
@@ -923,6 +1033,23 @@ mod tests {
                 assert_eq!(compact == other, x == y);
             }
         }
+    }
+
+    /// A rule's alerts with the same label names hold one copy of the names, across
+    /// evaluations too; the values are their own.
+    #[test]
+    fn alerts_with_the_same_label_names_share_them() {
+        let mut rule = rule(0, 0);
+        let at = |node: &str| sample(&[("__name__", "up"), ("node", node)], 1.0);
+        eval(&mut rule, 0, vec![at("a"), at("b")]);
+        eval(&mut rule, MIN, vec![at("a"), at("b"), at("c")]);
+        let alerts = rule.active_alerts();
+        assert_eq!(alerts.len(), 3);
+        for pair in alerts.windows(2) {
+            assert!(Arc::ptr_eq(&pair[0].labels.names, &pair[1].labels.names));
+            assert_ne!(pair[0].labels.values, pair[1].labels.values);
+        }
+        assert_eq!(alerts[2].labels.get("node"), Some("c"));
     }
 
     /// Mirrors manager_test.go `TestAlertingRule`: `http_requests < 100`, for 1m, every 5m.
