@@ -15,6 +15,7 @@
 //! ([`AlertLabels`]), since a rule may hold hundreds of thousands of them; each evaluation
 //! merges the sorted result into the sorted alerts in one pass.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -32,18 +33,19 @@ pub type Sample = (LabelSet, f64);
 /// expression's result until the rules have taken it in).
 pub type ResultSample = (AlertLabels, f64);
 
-/// A label set held compactly, as alerts and the round's query results hold theirs: the
-/// values in one allocation of their own, the names in a second one shared by every label set
-/// built with the same names through one [`SharedNames`] (the alerts of a rule, the samples
-/// of an answer), so that a label set costs about its values' bytes instead of a tree node and
-/// two strings per label. Ordered as a [`LabelSet`] is (pair by pair), so alerts keep
-/// Prometheus's order. Copying one copies its values and shares its names.
+/// A label set held compactly, as alerts and the round's query results hold theirs: a shape
+/// (the label names, and the values every set of that shape has, such as a rule's own labels
+/// and `alertname`) shared by every label set built alike through one [`SharedNames`] (the
+/// alerts of a rule, the samples of an answer), and the other values, kept in the label set
+/// itself when they are short (22 bytes) and in one allocation otherwise. So an alert's labels
+/// usually cost no allocation of their own, where a [`LabelSet`] costs a tree node and two
+/// strings per label. Ordered as a [`LabelSet`] is (pair by pair), so alerts keep Prometheus's
+/// order.
 ///
-/// Each name and each value is followed by a NUL, so that two label sets with the same names
-/// compare as their values' bytes (NUL sorts below every other character). A set with a NUL in
-/// a name or value, or an empty first name, is written instead with each name and value as its
-/// byte length in decimal, `:`, and its bytes (the names behind one NUL, which marks the form),
-/// and compared pair by pair.
+/// Each value held is followed by a NUL, so that two label sets of the same shape compare as
+/// those values' bytes (NUL sorts below every other character). When a value held contains a
+/// NUL, each is written instead as its byte length in decimal, `:`, and its bytes (the shape
+/// says which form), and such sets compare pair by pair.
 ///
 /// ```
 /// use ipfs_sentinel::rules::alerting::{AlertLabels, LabelSet};
@@ -55,26 +57,70 @@ pub type ResultSample = (AlertLabels, f64);
 /// assert_eq!(labels.iter().collect::<Vec<_>>(), [("a", "1"), ("b", "2:x")]);
 /// assert_eq!(labels.to_label_set(), set);
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub struct AlertLabels {
-    names: Arc<LabelNames>,
-    values: Box<str>,
+    shape: Arc<LabelShape>,
+    values: Values,
 }
 
-/// The names of a label set, in [`AlertLabels`]'s text form. Boxed inside its `Arc` so that
-/// an alert holds an 8-byte pointer to them.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct LabelNames(Box<str>);
+/// The names of a label set, each with its value when every set of this shape has the same
+/// (`None`: the label set holds it), and the form of the values the label sets hold.
+#[derive(Debug, PartialEq, Eq)]
+struct LabelShape {
+    labels: Box<[(Box<str>, Option<Box<str>>)]>,
+    length_prefixed: bool,
+}
 
-/// Ends each name and value in the usual form; starts the names of the length-prefixed form.
+/// How many bytes of values a label set holds without an allocation.
+const INLINE_VALUES: usize = 22;
+
+/// The values a label set holds, in their text form: inline when short.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Values {
+    /// The length and the bytes (zero after the length).
+    Inline(u8, [u8; INLINE_VALUES]),
+    Heap(Box<str>),
+}
+
+impl Values {
+    fn new(text: &str) -> Values {
+        let bytes = text.as_bytes();
+        match u8::try_from(bytes.len()) {
+            Ok(len) if bytes.len() <= INLINE_VALUES => {
+                let mut inline = [0; INLINE_VALUES];
+                inline[..bytes.len()].copy_from_slice(bytes);
+                Values::Inline(len, inline)
+            }
+            _ => Values::Heap(text.into()),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Values::Inline(len, bytes) => &bytes[..usize::from(*len)],
+            Values::Heap(text) => text.as_bytes(),
+        }
+    }
+
+    fn text(&self) -> &str {
+        match self {
+            // Copied from a `str` whole: always UTF-8.
+            Values::Inline(..) => std::str::from_utf8(self.bytes()).unwrap_or_default(),
+            Values::Heap(text) => text,
+        }
+    }
+}
+
+/// Ends each value in the usual form.
 const NUL: char = '\0';
 
-/// How many different name lists a [`SharedNames`] remembers.
-const SHARED_NAMES_KEPT: usize = 4;
+/// How many different shapes a [`SharedNames`] remembers.
+const SHARED_SHAPES_KEPT: usize = 4;
 
-/// Builds [`AlertLabels`], sharing one copy of the names between the label sets that have the
-/// same names (it remembers the last few name lists it built or was shown). Label sets built
-/// through one of these also compare faster: equal names are found by pointer.
+/// Builds [`AlertLabels`], sharing one copy of the names (and of the values every set of the
+/// kind has) between the label sets that have the same (it remembers the last few shapes it
+/// built or was shown). Label sets built through one of these compare faster too: equal shapes
+/// are found by pointer.
 ///
 /// ```
 /// use ipfs_sentinel::rules::alerting::{LabelSet, SharedNames};
@@ -87,8 +133,8 @@ const SHARED_NAMES_KEPT: usize = 4;
 /// ```
 #[derive(Debug, Default)]
 pub struct SharedNames {
-    recent: Vec<Arc<LabelNames>>,
-    /// The names of the set being built, reused from one set to the next.
+    recent: Vec<Arc<LabelShape>>,
+    /// The values of the set being built, reused from one set to the next.
     text: String,
 }
 
@@ -99,42 +145,7 @@ impl SharedNames {
         I: IntoIterator<Item = (&'a str, &'a str)>,
         I::IntoIter: Clone,
     {
-        let pairs = pairs.into_iter();
-        let empty_first_name = pairs
-            .clone()
-            .next()
-            .is_some_and(|(name, _)| name.is_empty());
-        let plain = !empty_first_name
-            && !pairs
-                .clone()
-                .any(|(name, value)| name.contains(NUL) || value.contains(NUL));
-        self.text.clear();
-        let values = if plain {
-            let mut values =
-                String::with_capacity(pairs.clone().map(|(_, value)| value.len() + 1).sum());
-            for (name, value) in pairs {
-                self.text.push_str(name);
-                self.text.push(NUL);
-                values.push_str(value);
-                values.push(NUL);
-            }
-            values
-        } else {
-            let mut values = String::new();
-            self.text.push(NUL);
-            for (name, value) in pairs {
-                for (text, item) in [(&mut self.text, name), (&mut values, value)] {
-                    text.push_str(&item.len().to_string());
-                    text.push(':');
-                    text.push_str(item);
-                }
-            }
-            values
-        };
-        AlertLabels {
-            names: self.names(),
-            values: values.into_boxed_str(),
-        }
+        self.labels_of_kind(pairs.into_iter().map(|(name, value)| (name, value, false)))
     }
 
     /// Labels from a [`LabelSet`].
@@ -142,29 +153,72 @@ impl SharedNames {
         self.labels(set.iter().map(|(n, v)| (n.as_str(), v.as_str())))
     }
 
-    /// Remembers the names of `labels`, so that sets built next with the same names share
-    /// them (and compare with `labels` by pointer).
+    /// Labels from `(name, value, fixed)` triples already ordered by name, without duplicate
+    /// names, where `fixed` says that every label set built alike has this value (a rule's
+    /// own label without a template, `alertname`): the shape holds it, once.
+    fn labels_of_kind<'a, I>(&mut self, labels: I) -> AlertLabels
+    where
+        I: Iterator<Item = (&'a str, &'a str, bool)> + Clone,
+    {
+        let held = labels
+            .clone()
+            .filter(|(_, _, fixed)| !fixed)
+            .map(|(_, value, _)| value);
+        let length_prefixed = held.clone().any(|value| value.contains(NUL));
+        self.text.clear();
+        for value in held {
+            if length_prefixed {
+                self.text.push_str(&value.len().to_string());
+                self.text.push(':');
+                self.text.push_str(value);
+            } else {
+                self.text.push_str(value);
+                self.text.push(NUL);
+            }
+        }
+        let values = Values::new(&self.text);
+        let same = |shape: &&Arc<LabelShape>| {
+            shape.length_prefixed == length_prefixed
+                && shape.labels.len() == labels.clone().count()
+                && shape.labels.iter().zip(labels.clone()).all(
+                    |((name, kept), (new_name, value, fixed))| {
+                        **name == *new_name
+                            && match kept {
+                                Some(kept) => fixed && **kept == *value,
+                                None => !fixed,
+                            }
+                    },
+                )
+        };
+        let shape = match self.recent.iter().find(same) {
+            Some(shape) => Arc::clone(shape),
+            None => {
+                let shape = Arc::new(LabelShape {
+                    labels: labels
+                        .map(|(name, value, fixed)| (name.into(), fixed.then(|| value.into())))
+                        .collect(),
+                    length_prefixed,
+                });
+                self.keep(Arc::clone(&shape));
+                shape
+            }
+        };
+        AlertLabels { shape, values }
+    }
+
+    /// Remembers the shape of `labels`, so that sets built next alike share it (and compare
+    /// with `labels` by pointer).
     pub fn remember(&mut self, labels: &AlertLabels) {
-        if !self.recent.iter().any(|n| Arc::ptr_eq(n, &labels.names)) {
-            self.keep(Arc::clone(&labels.names));
+        if !self.recent.iter().any(|s| Arc::ptr_eq(s, &labels.shape)) {
+            self.keep(Arc::clone(&labels.shape));
         }
     }
 
-    /// The names just written to `text`: a remembered copy, or a new one.
-    fn names(&mut self) -> Arc<LabelNames> {
-        if let Some(names) = self.recent.iter().find(|n| *n.0 == *self.text) {
-            return Arc::clone(names);
-        }
-        let names = Arc::new(LabelNames(self.text.as_str().into()));
-        self.keep(Arc::clone(&names));
-        names
-    }
-
-    fn keep(&mut self, names: Arc<LabelNames>) {
-        if self.recent.len() == SHARED_NAMES_KEPT {
+    fn keep(&mut self, shape: Arc<LabelShape>) {
+        if self.recent.len() == SHARED_SHAPES_KEPT {
             self.recent.remove(0);
         }
-        self.recent.push(names);
+        self.recent.push(shape);
     }
 }
 
@@ -178,18 +232,16 @@ impl AlertLabels {
         SharedNames::default().labels(pairs)
     }
 
-    /// Whether the texts are in the length-prefixed form.
-    fn length_prefixed(&self) -> bool {
-        self.names.0.starts_with(NUL)
-    }
-
     /// The `(name, value)` pairs, ordered by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        let (names, values) = match self.names.0.strip_prefix(NUL) {
-            Some(names) => (items(names, true), items(&self.values, true)),
-            None => (items(&self.names.0, false), items(&self.values, false)),
-        };
-        names.zip(values)
+        let mut held = items(self.values.text(), self.shape.length_prefixed);
+        self.shape.labels.iter().map_while(move |(name, kept)| {
+            let value = match kept {
+                Some(kept) => kept,
+                None => held.next()?,
+            };
+            Some((&**name, value))
+        })
     }
 
     /// The value of label `name`, if the alert has it.
@@ -205,9 +257,15 @@ impl AlertLabels {
             .map(|(name, value)| (name.to_owned(), value.to_owned()))
             .collect()
     }
+
+    /// Whether the two sets are of one shape and compare as the bytes of their values.
+    fn same_plain_shape(&self, other: &Self) -> bool {
+        !self.shape.length_prefixed
+            && (Arc::ptr_eq(&self.shape, &other.shape) || self.shape == other.shape)
+    }
 }
 
-/// Every name (or value) of a text in turn: NUL-terminated, or length-prefixed.
+/// Every value of a text in turn: NUL-terminated, or length-prefixed.
 fn items(text: &str, length_prefixed: bool) -> impl Iterator<Item = &str> + '_ {
     let (mut plain, mut rest) = if length_prefixed {
         ("".split_terminator(NUL), text)
@@ -234,10 +292,9 @@ impl From<&LabelSet> for AlertLabels {
 
 impl Ord for AlertLabels {
     fn cmp(&self, other: &Self) -> Ordering {
-        // With the same names, the first difference is in a value: the values' texts order
-        // the sets (in the usual form).
-        if !self.length_prefixed() && self.names == other.names {
-            return self.values.cmp(&other.values);
+        // In one shape, the first difference is in a value held: their texts order the sets.
+        if self.same_plain_shape(other) {
+            return self.values.bytes().cmp(other.values.bytes());
         }
         self.iter().cmp(other.iter())
     }
@@ -246,6 +303,27 @@ impl Ord for AlertLabels {
 impl PartialOrd for AlertLabels {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
+    }
+}
+
+/// Equal when the label sets are, whatever their shapes (a restored alert's labels hold every
+/// value; the same alert's evaluated anew share its rule's fixed ones).
+impl PartialEq for AlertLabels {
+    fn eq(&self, other: &Self) -> bool {
+        if self.same_plain_shape(other) {
+            return self.values == other.values;
+        }
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for AlertLabels {}
+
+impl std::hash::Hash for AlertLabels {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for pair in self.iter() {
+            pair.hash(state);
+        }
     }
 }
 
@@ -765,20 +843,27 @@ impl AlertingRule {
                 template.to_owned()
             }
         };
-        let mut labels: BTreeMap<&str, std::borrow::Cow<'_, str>> = sample_labels
+        // Each label's value, and whether every alert of the rule has it (the rule's own
+        // labels without a template, `alertname`): those are kept once, in the shape.
+        let mut labels: BTreeMap<&str, (Cow<'_, str>, bool)> = sample_labels
             .iter()
             .filter(|(name, _)| *name != METRIC_NAME_LABEL)
-            .map(|(name, value)| (name, value.into()))
+            .map(|(name, value)| (name, (value.into(), false)))
             .collect();
         for (name, template) in &self.labels {
-            labels.insert(name, expand_here(template).into());
+            let value = if template.contains("{{") {
+                (expand_here(template).into(), false)
+            } else {
+                (Cow::Borrowed(template.as_str()), true)
+            };
+            labels.insert(name, value);
         }
-        labels.insert(ALERT_NAME_LABEL, self.name.as_str().into());
-        let labels = shared.labels(
+        labels.insert(ALERT_NAME_LABEL, (self.name.as_str().into(), true));
+        let labels = shared.labels_of_kind(
             labels
                 .iter()
-                .filter(|(_, value)| !value.is_empty())
-                .map(|(name, value)| (*name, value.as_ref())),
+                .filter(|(_, (value, _))| !value.is_empty())
+                .map(|(name, (value, fixed))| (*name, value.as_ref(), *fixed)),
         );
         let annotations = self
             .annotations
@@ -821,6 +906,10 @@ impl AlertingRule {
                     old
                 }
                 (Some(mut old), Some(fresh)) if old.is_active() => {
+                    if !Arc::ptr_eq(&old.labels.shape, &fresh.labels.shape) {
+                        // The same labels in the rule's shape (a restored alert held all).
+                        old.labels = fresh.labels;
+                    }
                     old.value = fresh.value;
                     if old.annotations != fresh.annotations {
                         old.annotations = fresh.annotations;
@@ -1035,21 +1124,52 @@ mod tests {
         }
     }
 
-    /// A rule's alerts with the same label names hold one copy of the names, across
-    /// evaluations too; the values are their own.
+    /// A rule's alerts with the same label names hold one copy of the names and of the
+    /// values they all have (`alertname`, the rule's labels without a template), across
+    /// evaluations too, and after a restore from the next evaluation on; each holds its other
+    /// values, in itself when short.
     #[test]
-    fn alerts_with_the_same_label_names_share_them() {
+    fn alerts_share_their_label_names_and_the_rules_values() {
         let mut rule = rule(0, 0);
-        let at = |node: &str| sample(&[("__name__", "up"), ("node", node)], 1.0);
-        eval(&mut rule, 0, vec![at("a"), at("b")]);
-        eval(&mut rule, MIN, vec![at("a"), at("b"), at("c")]);
-        let alerts = rule.active_alerts();
-        assert_eq!(alerts.len(), 3);
-        for pair in alerts.windows(2) {
-            assert!(Arc::ptr_eq(&pair[0].labels.names, &pair[1].labels.names));
-            assert_ne!(pair[0].labels.values, pair[1].labels.values);
-        }
-        assert_eq!(alerts[2].labels.get("node"), Some("c"));
+        rule.labels = labels(&[("severity", "page"), ("summary", "{{ $labels.instance }}")]);
+        let at = |i: &str| sample(&[("__name__", "up"), ("instance", i), ("job", "j")], 1.0);
+        let evaluate = |rule: &mut AlertingRule, ts_ms: i64, result: Vec<ResultSample>| {
+            rule.eval(ts_ms, MIN, &result, 0, &template).unwrap();
+        };
+        evaluate(&mut rule, 0, vec![at("a"), at("b")]);
+        evaluate(&mut rule, MIN, vec![at("a"), at("b"), at("c")]);
+        let shared = |rule: &AlertingRule| {
+            let alerts = rule.active_alerts();
+            assert_eq!(alerts.len(), 3);
+            for pair in alerts.windows(2) {
+                assert!(Arc::ptr_eq(&pair[0].labels.shape, &pair[1].labels.shape));
+                assert_ne!(pair[0].labels.values, pair[1].labels.values);
+            }
+            let c = &alerts[2].labels;
+            assert_eq!(c.values, Values::new("c\0j\0c\0"));
+            assert!(matches!(c.values, Values::Inline(..)));
+            let want = labels(&[
+                ("alertname", "Test"),
+                ("instance", "c"),
+                ("job", "j"),
+                ("severity", "page"),
+                ("summary", "c"),
+            ]);
+            assert_eq!(c.to_label_set(), want);
+        };
+        shared(&rule);
+        let mut restored = rule.clone();
+        restored.restore(rule.snapshot(), MIN + 1, 0);
+        let restored_labels = |r: &AlertingRule| -> Vec<LabelSet> {
+            r.active_alerts()
+                .iter()
+                .map(|a| a.labels.to_label_set())
+                .collect()
+        };
+        assert_eq!(restored_labels(&restored), restored_labels(&rule));
+        evaluate(&mut restored, 2 * MIN, vec![at("a"), at("b"), at("c")]);
+        shared(&restored);
+        assert_eq!(std::mem::size_of::<Alert>(), 104);
     }
 
     /// Mirrors manager_test.go `TestAlertingRule`: `http_requests < 100`, for 1m, every 5m.
