@@ -67,9 +67,12 @@ pub struct AlertLabels {
 /// (`None`: the label set holds it), and the form of the values the label sets hold.
 #[derive(Debug, PartialEq, Eq)]
 struct LabelShape {
-    labels: Box<[(Box<str>, Option<Box<str>>)]>,
+    labels: Box<[ShapeLabel]>,
     length_prefixed: bool,
 }
+
+/// A label's name, and its value if the shape holds it.
+type ShapeLabel = (Box<str>, Option<Box<str>>);
 
 /// How many bytes of values a label set holds without an allocation.
 const INLINE_VALUES: usize = 22;
