@@ -794,24 +794,17 @@ impl AlertingRule {
         expand: &Expand<'_>,
     ) -> Result<Vec<Alert>, EvalError> {
         // Alerts that expand the annotations alike, one after another (all of them when the
-        // annotations hold no template), share them.
-        let mut previous: Option<Arc<LabelSet>> = None;
+        // annotations hold no template), share them, with the known alerts too.
+        let mut annotations = self.active.first().map(|a| Arc::clone(&a.annotations));
         // The alerts' names, shared with the known alerts that have the same.
-        let mut shared = SharedNames::default();
+        let mut names = SharedNames::default();
         for alert in &self.active {
-            shared.remember(&alert.labels);
+            names.remember(&alert.labels);
         }
         let mut seen: Vec<Alert> = Vec::with_capacity(result.len());
         for (sample_labels, value) in result {
-            let mut alert =
-                self.alert_for_sample(ts_ms, sample_labels, *value, expand, &mut shared);
-            match &previous {
-                Some(shared) if *shared == alert.annotations => {
-                    alert.annotations = Arc::clone(shared)
-                }
-                _ => previous = Some(Arc::clone(&alert.annotations)),
-            }
-            seen.push(alert);
+            let shared = (&mut names, &mut annotations);
+            seen.push(self.alert_for_sample(ts_ms, sample_labels, *value, expand, shared));
         }
         seen.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
         if seen.windows(2).any(|pair| pair[0].labels == pair[1].labels) {
@@ -825,14 +818,16 @@ impl AlertingRule {
     ///
     /// Text without a template action (`{{`) is its own expansion, as in Go's templates
     /// (`severity: warning`): only text with one is given to `expand`, with the sample's
-    /// labels as a [`LabelSet`] built for it on first use.
+    /// labels as a [`LabelSet`] built for it on first use. The labels' shape comes from
+    /// `names`; the annotations are `previous`'s when they expand alike, and become
+    /// `previous` otherwise.
     fn alert_for_sample(
         &self,
         ts_ms: i64,
         sample_labels: &AlertLabels,
         value: f64,
         expand: &Expand<'_>,
-        shared: &mut SharedNames,
+        (names, previous): (&mut SharedNames, &mut Option<Arc<LabelSet>>),
     ) -> Alert {
         let full_labels = std::cell::OnceCell::new();
         let expand_here = |template: &str| {
@@ -862,18 +857,22 @@ impl AlertingRule {
             labels.insert(name, value);
         }
         labels.insert(ALERT_NAME_LABEL, (self.name.as_str().into(), true));
-        let labels = shared.labels_of_kind(
+        let labels = names.labels_of_kind(
             labels
                 .iter()
                 .filter(|(_, (value, _))| !value.is_empty())
                 .map(|(name, (value, fixed))| (*name, value.as_ref(), *fixed)),
         );
-        let annotations = self
+        let annotations: LabelSet = self
             .annotations
             .iter()
             .map(|(name, template)| (name.clone(), expand_here(template)))
             .collect();
-        Alert::pending(labels, Arc::new(annotations), value, ts_ms)
+        let annotations = match previous {
+            Some(shared) if **shared == annotations => Arc::clone(shared),
+            _ => previous.insert(Arc::new(annotations)).clone(),
+        };
+        Alert::pending(labels, annotations, value, ts_ms)
     }
 
     /// Merges `seen` (this evaluation's alerts, ordered by labels) into the rule's alerts and
