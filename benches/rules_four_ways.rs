@@ -40,6 +40,9 @@ fn parse_line(line: &str) -> Option<(SeriesKey, f64, i64)> {
         })
         .collect();
     labels.sort();
+    // Exactly as long as it is, as the keys `serve` makes (clones of a sample's labels) are:
+    // the history keeps the first key of each series through the rounds.
+    labels.shrink_to_fit();
     Some((
         SeriesKey {
             name: name.to_owned(),
