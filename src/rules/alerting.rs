@@ -226,15 +226,6 @@ impl SharedNames {
 }
 
 impl AlertLabels {
-    /// Labels from `(name, value)` pairs already ordered by name, without duplicate names.
-    pub fn from_sorted<'a, I>(pairs: I) -> Self
-    where
-        I: IntoIterator<Item = (&'a str, &'a str)>,
-        I::IntoIter: Clone,
-    {
-        SharedNames::default().labels(pairs)
-    }
-
     /// The `(name, value)` pairs, ordered by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         let mut held = items(self.values.text(), self.shape.length_prefixed);
