@@ -13,7 +13,6 @@
 //! (comma-separated) adds those processes' CPU over the rounds (the datasource's work).
 //! `ROUNDS_ONLY=1` stops after the rounds with CPU and peak RSS only, for a heap profiler.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,6 +40,9 @@ fn parse_line(line: &str) -> Option<(SeriesKey, f64, i64)> {
         })
         .collect();
     labels.sort();
+    // Exactly as long as it is, as the keys `serve` makes (clones of a sample's labels) are:
+    // the history keeps the first key of each series through the rounds.
+    labels.shrink_to_fit();
     Some((
         SeriesKey {
             name: name.to_owned(),
@@ -108,7 +110,6 @@ fn main() {
     let mut n_samples = 0u64;
     if datasource.is_none() {
         let file = std::fs::File::open(&samples).expect("the SAMPLES file");
-        let mut interned: HashMap<SeriesKey, Arc<SeriesKey>> = HashMap::new();
         // The file goes tick by tick: each tick is appended once the next one begins.
         let mut tick: Vec<(Arc<SeriesKey>, f64)> = Vec::new();
         let mut tick_at = None;
@@ -129,22 +130,16 @@ fn main() {
                 tick.clear();
                 tick_at = Some(at);
             }
-            let key = match interned.get(&key) {
-                Some(k) => Arc::clone(k),
-                None => {
-                    let k = history.intern(key.clone());
-                    interned.insert(key, Arc::clone(&k));
-                    k
-                }
-            };
-            tick.push((key, value));
+            // The history's own index finds a key it holds: no second map of keys here, which
+            // `serve` does not have either and which would stay through the rounds.
+            tick.push((history.intern(key), value));
             n_samples += 1;
         }
         if let Some(t) = tick_at {
             history.append(t, &tick);
             history.take_full_block();
         }
-        n_series = interned.len();
+        n_series = history.stats().series;
     }
     // The peak from here on: the engine's rounds over the history, not the text file's
     // parsing (as the script resets the other engines' peaks once they have loaded).

@@ -10,10 +10,12 @@
 //! template expander in. It never reads the clock either: every call takes the evaluation
 //! time in milliseconds since the Unix epoch, so tests drive it with plain numbers.
 //!
-//! Memory: a rule holds its alerts in one vector ordered by labels, each alert's labels in
-//! one shared allocation ([`AlertLabels`]), since a rule may hold hundreds of thousands of
-//! them; each evaluation merges the sorted result into the sorted alerts in one pass.
+//! Memory: a rule holds its alerts in one vector ordered by labels, each alert's label values
+//! in one allocation and the label names shared by the alerts that have the same
+//! ([`AlertLabels`]), since a rule may hold hundreds of thousands of them; each evaluation
+//! merges the sorted result into the sorted alerts in one pass.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,15 +33,19 @@ pub type Sample = (LabelSet, f64);
 /// expression's result until the rules have taken it in).
 pub type ResultSample = (AlertLabels, f64);
 
-/// A label set held compactly, as alerts and the round's query results hold theirs: every
-/// name and value in one immutable, shared text, so a label set is one allocation instead of a
-/// tree node and two strings per label, and copying it is a reference count. Ordered as a
-/// [`LabelSet`] is (pair by pair), so alerts keep Prometheus's order.
+/// A label set held compactly, as alerts and the round's query results hold theirs: a shape
+/// (the label names, and the values every set of that shape has, such as a rule's own labels
+/// and `alertname`) shared by every label set built alike through one [`SharedNames`] (the
+/// alerts of a rule, the samples of an answer), and the other values, kept in the label set
+/// itself when they are short (22 bytes) and in one allocation otherwise. So an alert's labels
+/// usually cost no allocation of their own, where a [`LabelSet`] costs a tree node and two
+/// strings per label. Ordered as a [`LabelSet`] is (pair by pair), so alerts keep Prometheus's
+/// order.
 ///
-/// The text holds each name and value followed by a NUL, so that comparing two texts byte by
-/// byte orders them as their label sets (NUL sorts below every other character). A set with a
-/// NUL in a name or value, or an empty first name, is written instead as a NUL then each name
-/// and value as its byte length in decimal, `:`, and its bytes, and compared pair by pair.
+/// Each value held is followed by a NUL, so that two label sets of the same shape compare as
+/// those values' bytes (NUL sorts below every other character). When a value held contains a
+/// NUL, each is written instead as its byte length in decimal, `:`, and its bytes (the shape
+/// says which form), and such sets compare pair by pair.
 ///
 /// ```
 /// use ipfs_sentinel::rules::alerting::{AlertLabels, LabelSet};
@@ -51,76 +57,185 @@ pub type ResultSample = (AlertLabels, f64);
 /// assert_eq!(labels.iter().collect::<Vec<_>>(), [("a", "1"), ("b", "2:x")]);
 /// assert_eq!(labels.to_label_set(), set);
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct AlertLabels(Arc<str>);
+#[derive(Clone)]
+pub struct AlertLabels {
+    shape: Arc<LabelShape>,
+    values: Values,
+}
 
-/// Ends each name and value in the usual form; starts the text of the length-prefixed form.
+/// The names of a label set, each with its value when every set of this shape has the same
+/// (`None`: the label set holds it), and the form of the values the label sets hold.
+#[derive(Debug, PartialEq, Eq)]
+struct LabelShape {
+    labels: Box<[ShapeLabel]>,
+    length_prefixed: bool,
+}
+
+/// A label's name, and its value if the shape holds it.
+type ShapeLabel = (Box<str>, Option<Box<str>>);
+
+/// How many bytes of values a label set holds without an allocation.
+const INLINE_VALUES: usize = 22;
+
+/// The values a label set holds, in their text form: inline when short.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Values {
+    /// The length and the bytes (zero after the length).
+    Inline(u8, [u8; INLINE_VALUES]),
+    Heap(Box<str>),
+}
+
+impl Values {
+    fn new(text: &str) -> Values {
+        let bytes = text.as_bytes();
+        match u8::try_from(bytes.len()) {
+            Ok(len) if bytes.len() <= INLINE_VALUES => {
+                let mut inline = [0; INLINE_VALUES];
+                inline[..bytes.len()].copy_from_slice(bytes);
+                Values::Inline(len, inline)
+            }
+            _ => Values::Heap(text.into()),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Values::Inline(len, bytes) => &bytes[..usize::from(*len)],
+            Values::Heap(text) => text.as_bytes(),
+        }
+    }
+
+    fn text(&self) -> &str {
+        match self {
+            // Copied from a `str` whole: always UTF-8.
+            Values::Inline(..) => std::str::from_utf8(self.bytes()).unwrap_or_default(),
+            Values::Heap(text) => text,
+        }
+    }
+}
+
+/// Ends each value in the usual form.
 const NUL: char = '\0';
 
-impl AlertLabels {
+/// How many different shapes a [`SharedNames`] remembers.
+const SHARED_SHAPES_KEPT: usize = 4;
+
+/// Builds [`AlertLabels`], sharing one copy of the names (and of the values every set of the
+/// kind has) between the label sets that have the same (it remembers the last few shapes it
+/// built or was shown). Label sets built through one of these compare faster too: equal shapes
+/// are found by pointer.
+///
+/// ```
+/// use ipfs_sentinel::rules::alerting::{LabelSet, SharedNames};
+///
+/// let mut shared = SharedNames::default();
+/// let a = shared.label_set(&LabelSet::from([("instance".into(), "a".into())]));
+/// let b = shared.labels([("instance", "b")]);
+/// assert!(a < b);
+/// assert_eq!(b.get("instance"), Some("b"));
+/// ```
+#[derive(Debug, Default)]
+pub struct SharedNames {
+    recent: Vec<Arc<LabelShape>>,
+    /// The values of the set being built, reused from one set to the next.
+    text: String,
+}
+
+impl SharedNames {
     /// Labels from `(name, value)` pairs already ordered by name, without duplicate names.
-    pub fn from_sorted<'a, I>(pairs: I) -> Self
+    pub fn labels<'a, I>(&mut self, pairs: I) -> AlertLabels
     where
         I: IntoIterator<Item = (&'a str, &'a str)>,
         I::IntoIter: Clone,
     {
-        let pairs = pairs.into_iter();
-        let mut text = String::new();
-        let empty_first_name = pairs
+        self.labels_of_kind(pairs.into_iter().map(|(name, value)| (name, value, false)))
+    }
+
+    /// Labels from a [`LabelSet`].
+    pub fn label_set(&mut self, set: &LabelSet) -> AlertLabels {
+        self.labels(set.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+    }
+
+    /// Labels from `(name, value, fixed)` triples already ordered by name, without duplicate
+    /// names, where `fixed` says that every label set built alike has this value (a rule's
+    /// own label without a template, `alertname`): the shape holds it, once.
+    fn labels_of_kind<'a, I>(&mut self, labels: I) -> AlertLabels
+    where
+        I: Iterator<Item = (&'a str, &'a str, bool)> + Clone,
+    {
+        let held = labels
             .clone()
-            .next()
-            .is_some_and(|(name, _)| name.is_empty());
-        let plain = !empty_first_name
-            && !pairs
-                .clone()
-                .any(|(name, value)| name.contains(NUL) || value.contains(NUL));
-        if plain {
-            for (name, value) in pairs {
-                for item in [name, value] {
-                    text.push_str(item);
-                    text.push(NUL);
-                }
-            }
-        } else {
-            text.push(NUL);
-            for (name, value) in pairs {
-                for item in [name, value] {
-                    text.push_str(&item.len().to_string());
-                    text.push(':');
-                    text.push_str(item);
-                }
+            .filter(|(_, _, fixed)| !fixed)
+            .map(|(_, value, _)| value);
+        let length_prefixed = held.clone().any(|value| value.contains(NUL));
+        self.text.clear();
+        for value in held {
+            if length_prefixed {
+                self.text.push_str(&value.len().to_string());
+                self.text.push(':');
+                self.text.push_str(value);
+            } else {
+                self.text.push_str(value);
+                self.text.push(NUL);
             }
         }
-        AlertLabels(Arc::from(text))
-    }
-
-    /// Whether the text is in the length-prefixed form.
-    fn length_prefixed(&self) -> bool {
-        self.0.starts_with(NUL)
-    }
-
-    /// Every name and value, in turn.
-    fn items(&self) -> impl Iterator<Item = &str> + '_ {
-        let (mut plain, mut rest) = match self.0.strip_prefix(NUL) {
-            Some(rest) => ("".split_terminator(NUL), rest),
-            None => (self.0.split_terminator(NUL), ""),
+        let values = Values::new(&self.text);
+        let same = |shape: &&Arc<LabelShape>| {
+            shape.length_prefixed == length_prefixed
+                && shape.labels.len() == labels.clone().count()
+                && shape.labels.iter().zip(labels.clone()).all(
+                    |((name, kept), (new_name, value, fixed))| {
+                        **name == *new_name
+                            && match kept {
+                                Some(kept) => fixed && **kept == *value,
+                                None => !fixed,
+                            }
+                    },
+                )
         };
-        std::iter::from_fn(move || {
-            if let Some(item) = plain.next() {
-                return Some(item);
+        let shape = match self.recent.iter().find(same) {
+            Some(shape) => Arc::clone(shape),
+            None => {
+                let shape = Arc::new(LabelShape {
+                    labels: labels
+                        .map(|(name, value, fixed)| (name.into(), fixed.then(|| value.into())))
+                        .collect(),
+                    length_prefixed,
+                });
+                self.keep(Arc::clone(&shape));
+                shape
             }
-            let (len, tail) = rest.split_once(':')?;
-            let len: usize = len.parse().ok()?;
-            let item = tail.get(..len)?;
-            rest = tail.get(len..)?;
-            Some(item)
-        })
+        };
+        AlertLabels { shape, values }
     }
 
+    /// Remembers the shape of `labels`, so that sets built next alike share it (and compare
+    /// with `labels` by pointer).
+    pub fn remember(&mut self, labels: &AlertLabels) {
+        if !self.recent.iter().any(|s| Arc::ptr_eq(s, &labels.shape)) {
+            self.keep(Arc::clone(&labels.shape));
+        }
+    }
+
+    fn keep(&mut self, shape: Arc<LabelShape>) {
+        if self.recent.len() == SHARED_SHAPES_KEPT {
+            self.recent.remove(0);
+        }
+        self.recent.push(shape);
+    }
+}
+
+impl AlertLabels {
     /// The `(name, value)` pairs, ordered by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        let mut items = self.items();
-        std::iter::from_fn(move || Some((items.next()?, items.next()?)))
+        let mut held = items(self.values.text(), self.shape.length_prefixed);
+        self.shape.labels.iter().map_while(move |(name, kept)| {
+            let value = match kept {
+                Some(kept) => kept,
+                None => held.next()?,
+            };
+            Some((&**name, value))
+        })
     }
 
     /// The value of label `name`, if the alert has it.
@@ -136,21 +251,44 @@ impl AlertLabels {
             .map(|(name, value)| (name.to_owned(), value.to_owned()))
             .collect()
     }
+
+    /// Whether the two sets are of one shape and compare as the bytes of their values.
+    fn same_plain_shape(&self, other: &Self) -> bool {
+        !self.shape.length_prefixed
+            && (Arc::ptr_eq(&self.shape, &other.shape) || self.shape == other.shape)
+    }
+}
+
+/// Every value of a text in turn: NUL-terminated, or length-prefixed.
+fn items(text: &str, length_prefixed: bool) -> impl Iterator<Item = &str> + '_ {
+    let (mut plain, mut rest) = if length_prefixed {
+        ("".split_terminator(NUL), text)
+    } else {
+        (text.split_terminator(NUL), "")
+    };
+    std::iter::from_fn(move || {
+        if let Some(item) = plain.next() {
+            return Some(item);
+        }
+        let (len, tail) = rest.split_once(':')?;
+        let len: usize = len.parse().ok()?;
+        let item = tail.get(..len)?;
+        rest = tail.get(len..)?;
+        Some(item)
+    })
 }
 
 impl From<&LabelSet> for AlertLabels {
     fn from(set: &LabelSet) -> Self {
-        AlertLabels::from_sorted(set.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        SharedNames::default().label_set(set)
     }
 }
 
 impl Ord for AlertLabels {
     fn cmp(&self, other: &Self) -> Ordering {
-        if Arc::ptr_eq(&self.0, &other.0) {
-            return Ordering::Equal;
-        }
-        if !self.length_prefixed() && !other.length_prefixed() {
-            return self.0.cmp(&other.0);
+        // In one shape, the first difference is in a value held: their texts order the sets.
+        if self.same_plain_shape(other) {
+            return self.values.bytes().cmp(other.values.bytes());
         }
         self.iter().cmp(other.iter())
     }
@@ -159,6 +297,27 @@ impl Ord for AlertLabels {
 impl PartialOrd for AlertLabels {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
+    }
+}
+
+/// Equal when the label sets are, whatever their shapes (a restored alert's labels hold every
+/// value; the same alert's evaluated anew share its rule's fixed ones).
+impl PartialEq for AlertLabels {
+    fn eq(&self, other: &Self) -> bool {
+        if self.same_plain_shape(other) {
+            return self.values == other.values;
+        }
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for AlertLabels {}
+
+impl std::hash::Hash for AlertLabels {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for pair in self.iter() {
+            pair.hash(state);
+        }
     }
 }
 
@@ -578,8 +737,9 @@ impl AlertingRule {
         }
         // By labels, the last of any two alike winning, as a saved file may say anything.
         let mut restored = BTreeMap::new();
+        let mut shared = SharedNames::default();
         for saved in snapshot.alerts {
-            let mut alert = saved.into_alert();
+            let mut alert = saved.into_alert(&mut shared);
             if alert.state == AlertState::Pending {
                 match self.restored_active_at(alert.active_at_ms, down_at_ms, now_ms, grace_ms) {
                     Some(active_at_ms) => alert.active_at_ms = active_at_ms,
@@ -625,18 +785,17 @@ impl AlertingRule {
         expand: &Expand<'_>,
     ) -> Result<Vec<Alert>, EvalError> {
         // Alerts that expand the annotations alike, one after another (all of them when the
-        // annotations hold no template), share them.
-        let mut previous: Option<Arc<LabelSet>> = None;
+        // annotations hold no template), share them, with the known alerts too.
+        let mut annotations = self.active.first().map(|a| Arc::clone(&a.annotations));
+        // The alerts' names, shared with the known alerts that have the same.
+        let mut names = SharedNames::default();
+        for alert in &self.active {
+            names.remember(&alert.labels);
+        }
         let mut seen: Vec<Alert> = Vec::with_capacity(result.len());
         for (sample_labels, value) in result {
-            let mut alert = self.alert_for_sample(ts_ms, sample_labels, *value, expand);
-            match &previous {
-                Some(shared) if *shared == alert.annotations => {
-                    alert.annotations = Arc::clone(shared)
-                }
-                _ => previous = Some(Arc::clone(&alert.annotations)),
-            }
-            seen.push(alert);
+            let shared = (&mut names, &mut annotations);
+            seen.push(self.alert_for_sample(ts_ms, sample_labels, *value, expand, shared));
         }
         seen.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
         if seen.windows(2).any(|pair| pair[0].labels == pair[1].labels) {
@@ -650,13 +809,16 @@ impl AlertingRule {
     ///
     /// Text without a template action (`{{`) is its own expansion, as in Go's templates
     /// (`severity: warning`): only text with one is given to `expand`, with the sample's
-    /// labels as a [`LabelSet`] built for it on first use.
+    /// labels as a [`LabelSet`] built for it on first use. The labels' shape comes from
+    /// `names`; the annotations are `previous`'s when they expand alike, and become
+    /// `previous` otherwise.
     fn alert_for_sample(
         &self,
         ts_ms: i64,
         sample_labels: &AlertLabels,
         value: f64,
         expand: &Expand<'_>,
+        (names, previous): (&mut SharedNames, &mut Option<Arc<LabelSet>>),
     ) -> Alert {
         let full_labels = std::cell::OnceCell::new();
         let expand_here = |template: &str| {
@@ -670,27 +832,38 @@ impl AlertingRule {
                 template.to_owned()
             }
         };
-        let mut labels: BTreeMap<&str, std::borrow::Cow<'_, str>> = sample_labels
+        // Each label's value, and whether every alert of the rule has it (the rule's own
+        // labels without a template, `alertname`): those are kept once, in the shape.
+        let mut labels: BTreeMap<&str, (Cow<'_, str>, bool)> = sample_labels
             .iter()
             .filter(|(name, _)| *name != METRIC_NAME_LABEL)
-            .map(|(name, value)| (name, value.into()))
+            .map(|(name, value)| (name, (value.into(), false)))
             .collect();
         for (name, template) in &self.labels {
-            labels.insert(name, expand_here(template).into());
+            let value = if template.contains("{{") {
+                (expand_here(template).into(), false)
+            } else {
+                (Cow::Borrowed(template.as_str()), true)
+            };
+            labels.insert(name, value);
         }
-        labels.insert(ALERT_NAME_LABEL, self.name.as_str().into());
-        let labels = AlertLabels::from_sorted(
+        labels.insert(ALERT_NAME_LABEL, (self.name.as_str().into(), true));
+        let labels = names.labels_of_kind(
             labels
                 .iter()
-                .filter(|(_, value)| !value.is_empty())
-                .map(|(name, value)| (*name, value.as_ref())),
+                .filter(|(_, (value, _))| !value.is_empty())
+                .map(|(name, (value, fixed))| (*name, value.as_ref(), *fixed)),
         );
-        let annotations = self
+        let annotations: LabelSet = self
             .annotations
             .iter()
             .map(|(name, template)| (name.clone(), expand_here(template)))
             .collect();
-        Alert::pending(labels, Arc::new(annotations), value, ts_ms)
+        let annotations = match previous {
+            Some(shared) if **shared == annotations => Arc::clone(shared),
+            _ => previous.insert(Arc::new(annotations)).clone(),
+        };
+        Alert::pending(labels, annotations, value, ts_ms)
     }
 
     /// Merges `seen` (this evaluation's alerts, ordered by labels) into the rule's alerts and
@@ -726,6 +899,10 @@ impl AlertingRule {
                     old
                 }
                 (Some(mut old), Some(fresh)) if old.is_active() => {
+                    if !Arc::ptr_eq(&old.labels.shape, &fresh.labels.shape) {
+                        // The same labels in the rule's shape (a restored alert held all).
+                        old.labels = fresh.labels;
+                    }
                     old.value = fresh.value;
                     if old.annotations != fresh.annotations {
                         old.annotations = fresh.annotations;
@@ -801,9 +978,9 @@ impl From<&Alert> for AlertSnapshot {
 
 impl AlertSnapshot {
     /// The alert again; its value is unknown (NaN) and it counts as never sent.
-    fn into_alert(self) -> Alert {
+    fn into_alert(self, shared: &mut SharedNames) -> Alert {
         Alert {
-            labels: AlertLabels::from(&self.labels),
+            labels: shared.label_set(&self.labels),
             annotations: Arc::new(self.annotations),
             state: self.state,
             value: f64::NAN,
@@ -910,7 +1087,22 @@ mod tests {
             labels(&[("", "x"), ("a", "1")]),
             labels(&[("", "")]),
             labels(&[("a\0", "1")]),
+            labels(&[("a", "1"), ("b", "3")]),
+            labels(&[("a", "10"), ("b", "")]),
+            labels(&[("a", "1\0"), ("b", "x")]),
         ];
+        // Built one after another through one `SharedNames`, sets with the same names share
+        // them and compare by their values' texts: the same order.
+        let mut shared = SharedNames::default();
+        let built: Vec<AlertLabels> = sets.iter().map(|x| shared.label_set(x)).collect();
+        for (x, compact) in sets.iter().zip(&built) {
+            assert_eq!(&compact.to_label_set(), x);
+            for (y, other) in sets.iter().zip(&built) {
+                assert_eq!(compact.cmp(other), x.cmp(y), "{x:?} against {y:?}");
+                assert_eq!(*compact == *other, x == y);
+                assert_eq!(*compact == AlertLabels::from(y), x == y);
+            }
+        }
         for x in &sets {
             let compact = AlertLabels::from(x);
             assert_eq!(&compact.to_label_set(), x);
@@ -923,6 +1115,54 @@ mod tests {
                 assert_eq!(compact == other, x == y);
             }
         }
+    }
+
+    /// A rule's alerts with the same label names hold one copy of the names and of the
+    /// values they all have (`alertname`, the rule's labels without a template), across
+    /// evaluations too, and after a restore from the next evaluation on; each holds its other
+    /// values, in itself when short.
+    #[test]
+    fn alerts_share_their_label_names_and_the_rules_values() {
+        let mut rule = rule(0, 0);
+        rule.labels = labels(&[("severity", "page"), ("summary", "{{ $labels.instance }}")]);
+        let at = |i: &str| sample(&[("__name__", "up"), ("instance", i), ("job", "j")], 1.0);
+        let evaluate = |rule: &mut AlertingRule, ts_ms: i64, result: Vec<ResultSample>| {
+            rule.eval(ts_ms, MIN, &result, 0, &template).unwrap();
+        };
+        evaluate(&mut rule, 0, vec![at("a"), at("b")]);
+        evaluate(&mut rule, MIN, vec![at("a"), at("b"), at("c")]);
+        let shared = |rule: &AlertingRule| {
+            let alerts = rule.active_alerts();
+            assert_eq!(alerts.len(), 3);
+            for pair in alerts.windows(2) {
+                assert!(Arc::ptr_eq(&pair[0].labels.shape, &pair[1].labels.shape));
+                assert_ne!(pair[0].labels.values, pair[1].labels.values);
+            }
+            let c = &alerts[2].labels;
+            assert_eq!(c.values, Values::new("c\0j\0c\0"));
+            assert!(matches!(c.values, Values::Inline(..)));
+            let want = labels(&[
+                ("alertname", "Test"),
+                ("instance", "c"),
+                ("job", "j"),
+                ("severity", "page"),
+                ("summary", "c"),
+            ]);
+            assert_eq!(c.to_label_set(), want);
+        };
+        shared(&rule);
+        let mut restored = rule.clone();
+        restored.restore(rule.snapshot(), MIN + 1, 0);
+        let restored_labels = |r: &AlertingRule| -> Vec<LabelSet> {
+            r.active_alerts()
+                .iter()
+                .map(|a| a.labels.to_label_set())
+                .collect()
+        };
+        assert_eq!(restored_labels(&restored), restored_labels(&rule));
+        evaluate(&mut restored, 2 * MIN, vec![at("a"), at("b"), at("c")]);
+        shared(&restored);
+        assert_eq!(std::mem::size_of::<Alert>(), 104);
     }
 
     /// Mirrors manager_test.go `TestAlertingRule`: `http_requests < 100`, for 1m, every 5m.

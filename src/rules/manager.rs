@@ -19,7 +19,7 @@ use promql_parser::parser::Expr;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 
-use super::alerting::{AlertLabels, AlertState, AlertingRule, ResultSample, RuleStateSnapshot};
+use super::alerting::{AlertState, AlertingRule, ResultSample, RuleStateSnapshot, SharedNames};
 use super::load::{Group, Rule, RuleError, RuleKind};
 use super::promql::{EvalError, Evaluator, Labels, Queryable, Value, NAME};
 use super::remote::{RemoteAnswers, RemoteDatasource};
@@ -145,11 +145,13 @@ impl Queries {
 /// holds every expression's answer until its rules have taken it in.
 pub type Answer = Result<Vec<ResultSample>, EvalError>;
 
-/// Samples with their labels held compactly.
+/// Samples with their labels held compactly, the samples with the same label names sharing
+/// them.
 fn compact<'a>(samples: impl IntoIterator<Item = (&'a Labels, f64)>) -> Vec<ResultSample> {
+    let mut shared = SharedNames::default();
     samples
         .into_iter()
-        .map(|(labels, value)| (AlertLabels::from(labels), value))
+        .map(|(labels, value)| (shared.label_set(labels), value))
         .collect()
 }
 
