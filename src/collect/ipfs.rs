@@ -647,7 +647,7 @@ fn present(families: impl IntoIterator<Item = Family>) -> Vec<Family> {
 }
 
 /// A family with one unlabelled sample when there is a value, else none.
-fn optional_gauge(name: &str, help: &str, value: Option<f64>) -> Family {
+fn optional_gauge(name: &'static str, help: &'static str, value: Option<f64>) -> Family {
     let mut f = Family::gauge(name, help);
     if let Some(v) = value {
         f.push(&[], v);
@@ -656,7 +656,7 @@ fn optional_gauge(name: &str, help: &str, value: Option<f64>) -> Family {
 }
 
 /// A counter with one unlabelled sample when there is a value, else none.
-fn optional_counter(name: &str, help: &str, value: Option<f64>) -> Family {
+fn optional_counter(name: &'static str, help: &'static str, value: Option<f64>) -> Family {
     let mut f = Family::counter(name, help);
     if let Some(v) = value {
         f.push(&[], v);
@@ -665,7 +665,12 @@ fn optional_counter(name: &str, help: &str, value: Option<f64>) -> Family {
 }
 
 /// A family with one sample per present `(label value, value)`.
-fn labelled_gauge(name: &str, help: &str, label: &str, values: &[(&str, Option<f64>)]) -> Family {
+fn labelled_gauge(
+    name: &'static str,
+    help: &'static str,
+    label: &str,
+    values: &[(&str, Option<f64>)],
+) -> Family {
     let mut f = Family::gauge(name, help);
     for (v, x) in values {
         if let Some(x) = x {

@@ -421,12 +421,12 @@ mod tests {
             let r = self.1;
             let name = format!("test_{}", self.0);
             Box::pin(async move {
-                r.map(|v| vec![Family::single_gauge(&name, "t", v)])
+                r.map(|v| vec![Family::single_gauge(name, "t", v)])
                     .map_err(|_| CollectError::Source("broken".into()))
             })
         }
         fn on_failure(&mut self) -> Vec<Family> {
-            vec![Family::single_gauge(&format!("test_{}", self.0), "t", -1.0)]
+            vec![Family::single_gauge(format!("test_{}", self.0), "t", -1.0)]
         }
     }
 
