@@ -325,6 +325,34 @@ pub fn publisher(
 /// snapshot is published: at most this, and a tenth of the interval.
 const PARTIAL_WAIT: Duration = Duration::from_millis(250);
 
+/// Starts [`run`] on a thread of its own, under a single-threaded runtime, and returns a handle
+/// that resolves when it stops. A round's work (ten HTTP calls and their connections, the
+/// collectors, the snapshot) then stays on that thread: on the shared multi-threaded runtime
+/// each call's connection task was handed to the other worker, woken through the I/O driver,
+/// some forty cross-thread wake-ups a second at one collection a second. The server, the
+/// recorder and the rules keep the shared runtime; blocking reads go to this runtime's own pool.
+pub fn spawn(
+    collectors: Vec<Box<dyn Collector>>,
+    interval: Duration,
+    timeout: Duration,
+    publish: impl FnMut(Snapshot, Progress) + Send + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<tokio::task::JoinHandle<()>, CollectError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("collection")
+        .build()
+        .map_err(|e| {
+            CollectError::Source(format!("cannot start the collection's runtime: {e}"))
+        })?;
+    Ok(tokio::task::spawn_blocking(move || {
+        // A task of the runtime rather than the future `block_on` polls: a wake-up of that one
+        // writes to the runtime's eventfd each time (each answer of each call), a task's does not.
+        let collecting = runtime.spawn(run(collectors, interval, timeout, publish, shutdown));
+        let _ = runtime.block_on(collecting);
+    }))
+}
+
 /// A collector between two runs, with its health.
 type Idle = (Box<dyn Collector>, SourceHealth);
 
