@@ -342,9 +342,7 @@ pub fn spawn(
         .enable_all()
         .thread_name("collection")
         .build()
-        .map_err(|e| {
-            CollectError::Source(format!("cannot start the collection's runtime: {e}"))
-        })?;
+        .map_err(|e| CollectError::Source(format!("cannot start the collection's runtime: {e}")))?;
     Ok(tokio::task::spawn_blocking(move || {
         // A task of the runtime rather than the future `block_on` polls: a wake-up of that one
         // writes to the runtime's eventfd each time (each answer of each call), a task's does not.
