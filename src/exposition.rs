@@ -251,7 +251,7 @@ impl ClientCollector for SnapshotMetrics {
                     family.name.strip_suffix("_total").unwrap_or(&family.name),
                     MetricType::Counter,
                 ),
-                MetricKind::Gauge => (family.name.as_str(), MetricType::Gauge),
+                MetricKind::Gauge => (&*family.name, MetricType::Gauge),
             };
             let mut metric = encoder.encode_descriptor(name, &family.help, None, metric_type)?;
             for sample in &family.samples {

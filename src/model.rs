@@ -7,6 +7,7 @@
 //! read them. Keeping the alert types here is what lets `rules/` hand alerts on without
 //! importing `actions/`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
@@ -34,12 +35,15 @@ pub struct Sample {
 }
 
 /// A metric family: one name, one help text, one type, any number of samples.
+///
+/// The name and help text are nearly always literals: they are borrowed then, so building,
+/// copying and dropping the families of a collection every second allocates nothing for them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Family {
     /// Full metric name, e.g. `ipfs_sentinel_ipfs_up` (counters end in `_total`).
-    pub name: String,
+    pub name: Cow<'static, str>,
     /// The `# HELP` text.
-    pub help: String,
+    pub help: Cow<'static, str>,
     /// Gauge or counter.
     pub kind: MetricKind,
     /// The samples.
@@ -47,24 +51,25 @@ pub struct Family {
 }
 
 impl Family {
-    /// A gauge family with no samples yet.
-    pub fn gauge(name: &str, help: &str) -> Self {
-        Self::new(name, help, MetricKind::Gauge)
+    /// A gauge family with no samples yet (a `&'static str` is borrowed, a `String` taken).
+    pub fn gauge(name: impl Into<Cow<'static, str>>, help: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(name.into(), help.into(), MetricKind::Gauge)
     }
 
     /// A counter family with no samples yet; `name` must end in `_total`.
-    pub fn counter(name: &str, help: &str) -> Self {
+    pub fn counter(name: impl Into<Cow<'static, str>>, help: impl Into<Cow<'static, str>>) -> Self {
+        let name = name.into();
         debug_assert!(
             name.ends_with("_total"),
             "counter {name} must end in _total"
         );
-        Self::new(name, help, MetricKind::Counter)
+        Self::new(name, help.into(), MetricKind::Counter)
     }
 
-    fn new(name: &str, help: &str, kind: MetricKind) -> Self {
+    fn new(name: Cow<'static, str>, help: Cow<'static, str>, kind: MetricKind) -> Self {
         Self {
-            name: name.to_owned(),
-            help: help.to_owned(),
+            name,
+            help,
             kind,
             samples: Vec::new(),
         }
@@ -88,7 +93,11 @@ impl Family {
     }
 
     /// A gauge family holding one unlabelled value.
-    pub fn single_gauge(name: &str, help: &str, value: f64) -> Self {
+    pub fn single_gauge(
+        name: impl Into<Cow<'static, str>>,
+        help: impl Into<Cow<'static, str>>,
+        value: f64,
+    ) -> Self {
         Self::gauge(name, help).with(&[], value)
     }
 }

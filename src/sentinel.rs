@@ -236,13 +236,13 @@ pub async fn serve(
         )));
         let (collections_tx, collections_rx) = mpsc::channel(COLLECTIONS_CAPACITY);
         let (appended_tx, appended_rx) = watch::channel(None);
-        let collecting = tokio::spawn(collect::run(
+        let collecting = collect::spawn(
             collectors,
             monitoring.collection_interval_seconds.duration(),
             monitoring.collector_timeout_seconds.duration(),
             collect::publisher(cache.clone(), collections_tx),
             stopped(stop_rx.clone()),
-        ));
+        )?;
         let recording = tokio::spawn(recorder::run(
             Arc::clone(&history),
             persistence,

@@ -4,7 +4,9 @@
 //! and inodes of the filesystem holding the repo.
 //!
 //! Owns the slow schedules (pin and object counts and the datastore configuration keep their
-//! last value between reads), which provide statistics endpoint the node serves (tried newest
+//! last value between reads; the node's `version`, which only a restart changes, is read at the
+//! first collection, again whenever `id` gives another agent string, and every
+//! [`VERSION_REFRESH_EVERY`] collections), which provide statistics endpoint the node serves (tried newest
 //! first, remembered, probed again every [`PROVIDE_PROBE_EVERY`] collections when it serves
 //! none), the repo's growth over the last hour ([`RepoGrowth`]) and what each answer becomes
 //! as metrics; the calls and the response shapes are the client's. All calls of a round run
@@ -30,7 +32,7 @@ use super::node::FilesystemStat;
 use super::{CollectError, Collector};
 use crate::clients::kubo::{
     nanos_to_seconds, DatastoreConfig, KuboClient, LegacyProvideStats, PinType, ProvideStats,
-    SweepStats, DEFAULT_BLOCK_KEY_CACHE_ENTRIES, PROVIDE_ENDPOINTS,
+    SweepStats, Version, DEFAULT_BLOCK_KEY_CACHE_ENTRIES, PROVIDE_ENDPOINTS,
 };
 use crate::clients::ClientError;
 use crate::config::IpfsConfig;
@@ -55,6 +57,11 @@ const ENDPOINTS: &[&str] = &[
 /// A node that served no provide statistics is asked again after this many collections (it may
 /// have been upgraded or brought online).
 pub const PROVIDE_PROBE_EVERY: u64 = 30;
+
+/// The node's `version` answer is asked again after this many collections even when its `id`
+/// still gives the same agent (a daemon's version only changes with a restart, which changes
+/// its agent string; this is a safety net for a node that does not say its version there).
+pub const VERSION_REFRESH_EVERY: u64 = 60;
 
 /// How far back the repo's growth is measured, as `deriv(...[1h])` would.
 pub const GROWTH_WINDOW_MS: i64 = 3_600_000;
@@ -268,6 +275,8 @@ pub struct IpfsCollector {
     object_count_every: u64,
     repo_path: Option<PathBuf>,
     round: u64,
+    /// The last `version` answer, the agent `id` gave alongside, and the round it was read.
+    version: Option<(Version, String, u64)>,
     pins: Option<(f64, f64)>,
     objects: Option<f64>,
     datastore: Option<DatastoreConfig>,
@@ -288,6 +297,7 @@ impl IpfsCollector {
             object_count_every: config.object_count_every_collections.0,
             repo_path: config.repo_path.clone(),
             round: 0,
+            version: None,
             pins: None,
             objects: None,
             datastore: None,
@@ -349,12 +359,24 @@ impl IpfsCollector {
         self.round += 1;
         let now_ms = crate::clock::system_ms(SystemTime::now());
         let provide_plan = self.provide.plan(round);
+        // What the node runs changes only with a restart: `version` is asked at the first
+        // collection, every VERSION_REFRESH_EVERY, and when `id` gives another agent (below).
+        let ask_version = self
+            .version
+            .as_ref()
+            .is_none_or(|(_, _, read_at)| round - read_at >= VERSION_REFRESH_EVERY);
 
         let this = &*self;
         let kubo = &this.kubo;
         let (id, version, repo, bw, bitswap, peers, pins, objects, cache, datastore, provide) = futures::join!(
             kubo.id(),
-            kubo.version(),
+            async {
+                if ask_version {
+                    Some(kubo.version().await)
+                } else {
+                    None
+                }
+            },
             kubo.repo_stat(true),
             kubo.bandwidth(),
             kubo.bitswap_stat(),
@@ -399,9 +421,24 @@ impl IpfsCollector {
             }
         };
         let mut out = vec![ipfs_up(1.0)];
-        let version = self.keep("version", version);
+        let version = match version {
+            Some(answer) => Some(answer),
+            None if self
+                .version
+                .as_ref()
+                .is_some_and(|(_, agent, _)| *agent != id.agent_version) =>
+            {
+                Some(self.kubo.version().await)
+            }
+            None => None,
+        };
+        if let Some(answer) = version {
+            self.version = self
+                .keep("version", answer)
+                .map(|v| (v, id.agent_version.clone(), round));
+        }
+        let version = self.version.as_ref().map(|(v, _, _)| v);
         let version_label = version
-            .as_ref()
             .map(|v| v.version.clone())
             .unwrap_or_else(|| id.agent_version.clone());
         out.push(
@@ -411,7 +448,7 @@ impl IpfsCollector {
             )
             .with(&[("version", &version_label), ("peer_id", &id.id)], 1.0),
         );
-        if let Some(v) = &version {
+        if let Some(v) = version {
             out.push(
                 Family::gauge(
                     "ipfs_sentinel_ipfs_version_info",
@@ -610,7 +647,7 @@ fn present(families: impl IntoIterator<Item = Family>) -> Vec<Family> {
 }
 
 /// A family with one unlabelled sample when there is a value, else none.
-fn optional_gauge(name: &str, help: &str, value: Option<f64>) -> Family {
+fn optional_gauge(name: &'static str, help: &'static str, value: Option<f64>) -> Family {
     let mut f = Family::gauge(name, help);
     if let Some(v) = value {
         f.push(&[], v);
@@ -619,7 +656,7 @@ fn optional_gauge(name: &str, help: &str, value: Option<f64>) -> Family {
 }
 
 /// A counter with one unlabelled sample when there is a value, else none.
-fn optional_counter(name: &str, help: &str, value: Option<f64>) -> Family {
+fn optional_counter(name: &'static str, help: &'static str, value: Option<f64>) -> Family {
     let mut f = Family::counter(name, help);
     if let Some(v) = value {
         f.push(&[], v);
@@ -628,7 +665,12 @@ fn optional_counter(name: &str, help: &str, value: Option<f64>) -> Family {
 }
 
 /// A family with one sample per present `(label value, value)`.
-fn labelled_gauge(name: &str, help: &str, label: &str, values: &[(&str, Option<f64>)]) -> Family {
+fn labelled_gauge(
+    name: &'static str,
+    help: &'static str,
+    label: &str,
+    values: &[(&str, Option<f64>)],
+) -> Family {
     let mut f = Family::gauge(name, help);
     for (v, x) in values {
         if let Some(x) = x {
@@ -1318,6 +1360,82 @@ mod tests {
         assert_eq!(
             second["ipfs_sentinel_ipfs_api_errors_total{endpoint=provide/stat}"],
             0.0
+        );
+        server.abort();
+    }
+
+    /// A node whose `id` gives the agent in `agent` and whose `version` answers `0.29.0`, or
+    /// `0.30.0` once the agent says so; counts the `version` calls.
+    async fn upgradable_node(
+        agent: Arc<std::sync::Mutex<String>>,
+        calls: Arc<AtomicUsize>,
+    ) -> (reqwest::Url, tokio::task::JoinHandle<()>) {
+        use axum::routing::post;
+        let id_agent = Arc::clone(&agent);
+        let app = axum::Router::new()
+            .route(
+                "/api/v0/id",
+                post(move || {
+                    let agent = id_agent.lock().unwrap().clone();
+                    async move { format!(r#"{{"ID":"12D3KooW","AgentVersion":"{agent}"}}"#) }
+                }),
+            )
+            .route(
+                "/api/v0/version",
+                post(move || {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    let version = if agent.lock().unwrap().contains("0.30.0") {
+                        "0.30.0"
+                    } else {
+                        "0.29.0"
+                    };
+                    async move { format!(r#"{{"Version":"{version}","System":"amd64/linux"}}"#) }
+                }),
+            );
+        crate::clients::tests::serve(app).await
+    }
+
+    #[tokio::test]
+    async fn the_version_is_asked_again_only_when_the_agent_changes_or_after_a_while() {
+        let agent = Arc::new(std::sync::Mutex::new("kubo/0.29.0/".to_owned()));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (base, server) = upgradable_node(Arc::clone(&agent), Arc::clone(&calls)).await;
+        let mut c = collector(&base);
+        let version_of = |families: &[Family]| -> Vec<String> {
+            values(families)
+                .into_keys()
+                .filter(|k| k.starts_with("ipfs_sentinel_ipfs_version_info{"))
+                .collect()
+        };
+        let first = c.collect().await.unwrap();
+        let expected = "ipfs_sentinel_ipfs_version_info{version=0.29.0,commit=,golang=,system=amd64/linux,agent=kubo/0.29.0/}";
+        assert_eq!(version_of(&first), vec![expected]);
+        for _ in 1..5 {
+            let again = c.collect().await.unwrap();
+            assert_eq!(version_of(&again), vec![expected], "kept between reads");
+            assert_eq!(
+                values(&again)["ipfs_sentinel_ipfs_info{version=0.29.0,peer_id=12D3KooW}"],
+                1.0
+            );
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "asked once in five rounds");
+
+        *agent.lock().unwrap() = "kubo/0.30.0/".to_owned();
+        let upgraded = c.collect().await.unwrap();
+        assert_eq!(
+            version_of(&upgraded),
+            vec!["ipfs_sentinel_ipfs_version_info{version=0.30.0,commit=,golang=,system=amd64/linux,agent=kubo/0.30.0/}"],
+            "a new agent: asked again in the same round"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        for _ in 0..VERSION_REFRESH_EVERY {
+            c.collect().await.unwrap();
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            3,
+            "asked again after VERSION_REFRESH_EVERY rounds"
         );
         server.abort();
     }

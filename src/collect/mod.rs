@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -52,7 +53,9 @@ pub trait Collector: Send {
     /// Short name, the value of the `collector` label.
     fn name(&self) -> &'static str;
 
-    /// Reads the source once. May keep state between calls (rates, slow schedules).
+    /// Reads the source once. May keep state between calls (rates, slow schedules). All
+    /// collectors run in one task: a read that can block the thread (a file, a lock another
+    /// thread holds for long) goes through [`read_blocking`].
     fn collect(&mut self) -> BoxFuture<'_, Result<Vec<Family>, CollectError>>;
 
     /// What to expose when `collect` failed or timed out (e.g. `ipfs_up 0`).
@@ -322,14 +325,47 @@ pub fn publisher(
 /// snapshot is published: at most this, and a tenth of the interval.
 const PARTIAL_WAIT: Duration = Duration::from_millis(250);
 
-/// Runs each collector on its own schedule (every `interval`, the first at once) until
-/// `shutdown` resolves. The snapshot is rebuilt from every collector's latest outcome and handed
-/// to `publish` with its [`Progress`] as soon as the last collector of a collection reports,
-/// and otherwise [`PARTIAL_WAIT`] (or a tenth of the interval) after the first outcome not yet
-/// published: a slow source never holds back the others for longer, each collection is marked
-/// complete exactly once, and a round whose collectors all answer at once is encoded once, not
-/// once per collector (at one collection a second, the nine encodings were a fifth of the
-/// sentinel's CPU).
+/// Starts [`run`] on a thread of its own, under a single-threaded runtime, and returns a handle
+/// that resolves when it stops. A round's work (ten HTTP calls and their connections, the
+/// collectors, the snapshot) then stays on that thread: on the shared multi-threaded runtime
+/// each call's connection task was handed to the other worker, woken through the I/O driver,
+/// some forty cross-thread wake-ups a second at one collection a second. The server, the
+/// recorder and the rules keep the shared runtime; blocking reads go to this runtime's own pool.
+pub fn spawn(
+    collectors: Vec<Box<dyn Collector>>,
+    interval: Duration,
+    timeout: Duration,
+    publish: impl FnMut(Snapshot, Progress) + Send + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<tokio::task::JoinHandle<()>, CollectError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("collection")
+        .build()
+        .map_err(|e| CollectError::Source(format!("cannot start the collection's runtime: {e}")))?;
+    Ok(tokio::task::spawn_blocking(move || {
+        // A task of the runtime rather than the future `block_on` polls: a wake-up of that one
+        // writes to the runtime's eventfd each time (each answer of each call), a task's does not.
+        let collecting = runtime.spawn(run(collectors, interval, timeout, publish, shutdown));
+        let _ = runtime.block_on(collecting);
+    }))
+}
+
+/// A collector between two runs, with its health.
+type Idle = (Box<dyn Collector>, SourceHealth);
+
+/// Runs every collector every `interval` (the first time at once) until `shutdown` resolves,
+/// all of them driven by this one task and one timer: at each tick every collector that is not
+/// still busy with its previous run starts a run under `timeout`; one still busy starts again
+/// at the first tick after it reports. (Nine tasks, each with its own timer and a channel to
+/// this one, woke the runtime some thirty times a second more at one collection a second.)
+/// The snapshot is rebuilt from every collector's latest outcome and handed to `publish` with
+/// its [`Progress`] as soon as the last collector of a collection reports, and otherwise
+/// [`PARTIAL_WAIT`] (or a tenth of the interval) after the first outcome not yet published: a
+/// slow source never holds back the others for longer, each collection is marked complete
+/// exactly once, and a round whose collectors all answer at once is encoded once, not once per
+/// collector (at one collection a second, the nine encodings were a fifth of the sentinel's
+/// CPU). Collectors share this task, so none may block its thread (see [`Collector`]).
 pub async fn run(
     collectors: Vec<Box<dyn Collector>>,
     interval: Duration,
@@ -337,31 +373,19 @@ pub async fn run(
     mut publish: impl FnMut(Snapshot, Progress) + Send,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, Outcome)>(collectors.len().max(1));
-    let mut latest: Vec<Option<Outcome>> = vec![None; collectors.len()];
-    let mut runs: Vec<u64> = vec![0; collectors.len()];
-    let mut completed = 0;
-    let tasks: Vec<_> = collectors
+    if collectors.is_empty() {
+        return;
+    }
+    let mut idle: Vec<Option<Idle>> = collectors
         .into_iter()
-        .enumerate()
-        .map(|(index, mut collector)| {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut ticker = tokio::time::interval(interval);
-                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                let mut health = SourceHealth::default();
-                loop {
-                    ticker.tick().await;
-                    let mut outcome = run_one(collector.as_mut(), timeout).await;
-                    health.observe(&mut outcome, Instant::now());
-                    if tx.send((index, outcome)).await.is_err() {
-                        return;
-                    }
-                }
-            })
-        })
+        .map(|c| Some((c, SourceHealth::default())))
         .collect();
-    drop(tx);
+    let mut running = FuturesUnordered::new();
+    let mut latest: Vec<Option<Outcome>> = vec![None; idle.len()];
+    let mut runs: Vec<u64> = vec![0; idle.len()];
+    let mut completed = 0;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     let partial_wait = PARTIAL_WAIT.min(interval / 10);
     // When the outcomes received since the last publish are published without the others.
@@ -375,31 +399,37 @@ pub async fn run(
         };
         tokio::select! {
             _ = &mut shutdown => break,
+            _ = ticker.tick() => {
+                for (index, slot) in idle.iter_mut().enumerate() {
+                    if let Some((mut collector, mut health)) = slot.take() {
+                        running.push(async move {
+                            let mut outcome = run_one(collector.as_mut(), timeout).await;
+                            health.observe(&mut outcome, Instant::now());
+                            (index, (collector, health), outcome)
+                        });
+                    }
+                }
+            }
             () = partial => {
                 partial_due = None;
                 let progress = Progress { ready: completed > 0, completes: None };
                 publish(assemble(latest.iter().flatten()), progress);
             }
-            received = rx.recv() => match received {
-                Some((index, outcome)) => {
-                    latest[index] = Some(outcome);
-                    runs[index] += 1;
-                    let done = runs.iter().copied().min().unwrap_or(0);
-                    if done > completed {
-                        completed = done;
-                        partial_due = None;
-                        let progress = Progress { ready: true, completes: Some(done) };
-                        publish(assemble(latest.iter().flatten()), progress);
-                    } else if partial_due.is_none() {
-                        partial_due = Some(tokio::time::Instant::now() + partial_wait);
-                    }
+            Some((index, collector, outcome)) = running.next(), if !running.is_empty() => {
+                idle[index] = Some(collector);
+                latest[index] = Some(outcome);
+                runs[index] += 1;
+                let done = runs.iter().copied().min().unwrap_or(0);
+                if done > completed {
+                    completed = done;
+                    partial_due = None;
+                    let progress = Progress { ready: true, completes: Some(done) };
+                    publish(assemble(latest.iter().flatten()), progress);
+                } else if partial_due.is_none() {
+                    partial_due = Some(tokio::time::Instant::now() + partial_wait);
                 }
-                None => break,
-            },
+            }
         }
-    }
-    for task in tasks {
-        task.abort();
     }
 }
 
@@ -417,12 +447,12 @@ mod tests {
             let r = self.1;
             let name = format!("test_{}", self.0);
             Box::pin(async move {
-                r.map(|v| vec![Family::single_gauge(&name, "t", v)])
+                r.map(|v| vec![Family::single_gauge(name, "t", v)])
                     .map_err(|_| CollectError::Source("broken".into()))
             })
         }
         fn on_failure(&mut self) -> Vec<Family> {
-            vec![Family::single_gauge(&format!("test_{}", self.0), "t", -1.0)]
+            vec![Family::single_gauge(format!("test_{}", self.0), "t", -1.0)]
         }
     }
 
@@ -735,6 +765,49 @@ mod tests {
             published[0].0,
             Duration::from_millis(250),
             "published the partial wait after the first outcome, with the second: {published:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_collector_slower_than_the_interval_starts_again_at_the_tick_after_it_reports() {
+        let collectors: Vec<Box<dyn Collector>> = vec![
+            Box::new(Slow("slow", Duration::from_secs(15))),
+            Box::new(Fixed("good", Ok(1.0))),
+        ];
+        let started = Instant::now();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let loop_task = tokio::spawn(run(
+            collectors,
+            Duration::from_secs(10),
+            Duration::from_secs(30),
+            move |_, progress| tx.send((started.elapsed(), progress)).unwrap(),
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        tokio::time::sleep(Duration::from_millis(61_500)).await;
+        stop_tx.send(()).unwrap();
+        loop_task.await.unwrap();
+        let mut published = Vec::new();
+        while let Ok(p) = rx.try_recv() {
+            published.push(p);
+        }
+        let completed: Vec<(u64, u64)> = published
+            .iter()
+            .filter_map(|(at, p)| p.completes.map(|n| (at.as_secs(), n)))
+            .collect();
+        assert_eq!(
+            completed,
+            vec![(15, 1), (35, 2), (55, 3)],
+            "the slow one runs at 0, 20 and 40 s (not at once when it reports late)"
+        );
+        let partial = published.iter().filter(|(_, p)| p.completes.is_none());
+        assert_eq!(
+            partial.count(),
+            7,
+            "the quick one still reports every 10 s, at 0 to 60 s, each published after the \
+             partial wait; the slow one's reports complete the collections"
         );
     }
 }

@@ -272,7 +272,7 @@ fn headline_families(rows: &[Row]) -> Vec<Family> {
     let mut out: Vec<Family> = table
         .iter()
         .map(|(name, help, pick)| {
-            let mut family = Family::gauge(name, help);
+            let mut family = Family::gauge(*name, *help);
             for row in rows {
                 if let Some(v) = row.headline.as_ref().and_then(pick) {
                     family.push(&[("node_id", &row.node_id)], v);

@@ -256,7 +256,7 @@ impl History {
                 labels.sort();
                 (
                     self.intern(SeriesKey {
-                        name: f.name.clone(),
+                        name: f.name.to_string(),
                         labels,
                     }),
                     s.value,

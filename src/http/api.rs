@@ -230,7 +230,7 @@ pub async fn export(State(state): State<AppState>, Query(p): Params) -> Response
             .snapshot
             .families
             .iter()
-            .map(|f| (f.name.clone(), f.kind))
+            .map(|f| (f.name.to_string(), f.kind))
             .collect();
         Arc::new(
             Export::new(format, window, history.series(|k| selector.matches(k))).with_kinds(&kinds),

@@ -1050,7 +1050,7 @@ pub fn last_tick_snapshot(history: &History) -> Result<Snapshot, DecodeError> {
                 .collect();
             families
                 .entry(key.name.clone())
-                .or_insert_with(|| Family::gauge(&key.name, ""))
+                .or_insert_with(|| Family::gauge(key.name.clone(), ""))
                 .push(&labels, *v);
         }
     }
