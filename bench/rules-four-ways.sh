@@ -91,6 +91,12 @@ sentinel_pass() {
 }
 
 remote_pass() {
+  # VictoriaMetrics leaves out samples newer than its -search.latencyOffset (30 s) before the
+  # wall clock; the fixed evaluation times start at the samples' "now", so wait until the last
+  # of them is further back than that, as it is when the other engines ran first
+  local last_ms=$((FIRST_EVAL_MS + (ROUNDS - 1) * 15000 + 31000)) now_ms
+  now_ms=$(date +%s%3N)
+  [ "$now_ms" -lt "$last_ms" ] && sleep "$(((last_ms - now_ms) / 1000 + 1))"
   echo 5 >"/proc/$vm_pid/clear_refs"
   log "$(SAMPLES="$work/samples.prom" RULES="$work/rules.yml" FIRST_EVAL_MS=$FIRST_EVAL_MS ROUNDS=$ROUNDS \
     ANSWER_OUT="$work/answer-remote" DATASOURCE_URL="http://127.0.0.1:$vm_port" ALSO_PIDS=$vm_pid "$harness") (VictoriaMetrics VmHWM $(kb "$vm_pid" VmHWM) kB)"
