@@ -714,6 +714,37 @@ mod tests {
         }
     }
 
+    /// Runs the collection loop over `collectors` (at `interval`, each call bounded by
+    /// `timeout`) in fake time for `how_long`, and returns what it published, each with the
+    /// time since the start.
+    async fn published_over(
+        collectors: Vec<Box<dyn Collector>>,
+        interval: Duration,
+        timeout: Duration,
+        how_long: Duration,
+    ) -> Vec<(Duration, Progress)> {
+        let started = Instant::now();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let loop_task = tokio::spawn(run(
+            collectors,
+            interval,
+            timeout,
+            move |_, progress| tx.send((started.elapsed(), progress)).unwrap(),
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        tokio::time::sleep(how_long).await;
+        stop_tx.send(()).unwrap();
+        loop_task.await.unwrap();
+        let mut published = Vec::new();
+        while let Ok(p) = rx.try_recv() {
+            published.push(p);
+        }
+        published
+    }
+
     #[tokio::test(start_paused = true)]
     async fn each_collection_completes_once_in_order_the_first_at_start() {
         let collectors: Vec<Box<dyn Collector>> = vec![
@@ -721,25 +752,13 @@ mod tests {
             Box::new(Slow("slow", Duration::from_secs(5))),
             Box::new(Fixed("good", Ok(1.0))),
         ];
-        let started = Instant::now();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let loop_task = tokio::spawn(run(
+        let published = published_over(
             collectors,
             Duration::from_secs(60),
             Duration::from_secs(10),
-            move |_, progress| tx.send((started.elapsed(), progress)).unwrap(),
-            async move {
-                let _ = stop_rx.await;
-            },
-        ));
-        tokio::time::sleep(Duration::from_secs(186)).await;
-        stop_tx.send(()).unwrap();
-        loop_task.await.unwrap();
-        let mut published = Vec::new();
-        while let Ok(p) = rx.try_recv() {
-            published.push(p);
-        }
+            Duration::from_secs(186),
+        )
+        .await;
         assert_eq!(
             published.len(),
             4 * 2,
@@ -774,25 +793,13 @@ mod tests {
             Box::new(Slow("slow", Duration::from_secs(15))),
             Box::new(Fixed("good", Ok(1.0))),
         ];
-        let started = Instant::now();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let loop_task = tokio::spawn(run(
+        let published = published_over(
             collectors,
             Duration::from_secs(10),
             Duration::from_secs(30),
-            move |_, progress| tx.send((started.elapsed(), progress)).unwrap(),
-            async move {
-                let _ = stop_rx.await;
-            },
-        ));
-        tokio::time::sleep(Duration::from_millis(61_500)).await;
-        stop_tx.send(()).unwrap();
-        loop_task.await.unwrap();
-        let mut published = Vec::new();
-        while let Ok(p) = rx.try_recv() {
-            published.push(p);
-        }
+            Duration::from_millis(61_500),
+        )
+        .await;
         let completed: Vec<(u64, u64)> = published
             .iter()
             .filter_map(|(at, p)| p.completes.map(|n| (at.as_secs(), n)))
