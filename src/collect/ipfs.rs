@@ -6,9 +6,9 @@
 //! Owns the slow schedules (pin and object counts and the datastore configuration keep their
 //! last value between reads; the node's `version`, which only a restart changes, is read at the
 //! first collection, again whenever `id` gives another agent string, and every
-//! [`VERSION_REFRESH_EVERY`] collections), which provide statistics endpoint the node serves (tried newest
-//! first, remembered, probed again every [`PROVIDE_PROBE_EVERY`] collections when it serves
-//! none), the repo's growth over the last hour ([`RepoGrowth`]) and what each answer becomes
+//! [`VERSION_REFRESH_EVERY`] collections), which of the provider's statistics endpoints the
+//! node serves (tried newest first, remembered, probed again every [`PROVIDE_PROBE_EVERY`]
+//! collections when it serves none), the repo's growth over the last hour ([`RepoGrowth`]) and what each answer becomes
 //! as metrics; the calls and the response shapes are the client's. All calls of a round run
 //! concurrently, each under the client's timeout, so a hung node costs one timeout, not one per
 //! call. If `id` fails the node counts as down (`ipfs_up 0`); any other failing call only drops
